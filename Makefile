@@ -1,0 +1,53 @@
+# extract — build, test, demo. `make demo` and `make test` install what they need.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+FIXTURES := testdata/fixtures
+
+.PHONY: all build bootstraps test test-short lint bench demo deps fixtures fuzz clean tidy-check
+
+all: build
+
+# System packages and tools the tests and the demo need (apt, pip); idempotent.
+deps:
+	@bash scripts/install-deps.sh
+
+# Static Lambda bootstraps for both architectures, embedded by `make build`.
+bootstraps:
+	@mkdir -p pkg/lambda/bootstraps
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w' -o pkg/lambda/bootstraps/bootstrap-amd64 ./cmd/bootstrap
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w' -o pkg/lambda/bootstraps/bootstrap-arm64 ./cmd/bootstrap
+
+build: bootstraps
+	CGO_ENABLED=0 $(GO) build -trimpath -tags embedbootstrap -ldflags '$(LDFLAGS)' -o $(BIN)/extract ./cmd/extract
+
+# Real fixtures from Debian packages and gfortran (nothing large is committed).
+fixtures: deps
+	@bash testdata/make-fixtures.sh $(FIXTURES)
+
+test: deps fixtures tidy-check lint
+	EXTRACT_FIXTURES=$(CURDIR)/$(FIXTURES) $(GO) test -race -count=1 -timeout 40m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+tidy-check:
+	$(GO) mod tidy -diff
+
+fuzz:
+	@bash scripts/fuzz.sh 30s
+
+bench: deps fixtures
+	EXTRACT_FIXTURES=$(CURDIR)/$(FIXTURES) bash scripts/bench.sh
+
+demo: deps fixtures build
+	@bash examples/fortran-momentum/demo.sh
+
+clean:
+	rm -rf $(BIN) pkg/lambda/bootstraps $(FIXTURES)

@@ -1,0 +1,6 @@
+package main
+
+import "github.com/urfave/cli/v2"
+
+// TODO(owner): replace with the real command.
+var inspectCommand = &cli.Command{Name: "inspect"}

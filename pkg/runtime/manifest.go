@@ -1,0 +1,77 @@
+package runtime
+
+// ManifestPath is where the manifest lives inside a package, relative to the
+// task root (LAMBDA_TASK_ROOT, /var/task on Lambda).
+const ManifestPath = "extract.json"
+
+// RootDir is the directory, relative to the task root, that holds the image's
+// files at their image paths: /usr/bin/momentum in the image is
+// rootfs/usr/bin/momentum in the package.
+const RootDir = "rootfs"
+
+// Manifest is the contract between `extract package` (which writes it) and
+// the bootstrap (which reads it at start). Paths in it are image paths
+// (absolute, as inside the image) unless a field says otherwise.
+type Manifest struct {
+	// Version of the manifest format; the bootstrap refuses newer majors.
+	Version int `json:"version"`
+	// Tool is the version of extract that wrote the package.
+	Tool string `json:"tool"`
+
+	// Image is the reference the package was made from, Digest its manifest
+	// digest and Platform "os/arch[/variant]".
+	Image    string `json:"image"`
+	Digest   string `json:"digest"`
+	Platform string `json:"platform"`
+
+	// Program is the image path of the file the kernel executes (an ELF
+	// program or a script) and Args its full argv, Args[0] included, exactly
+	// as the image's ENTRYPOINT+CMD gave it. "{input}" in Args is replaced by
+	// the input file's path when Input.Mode is "file".
+	Program string   `json:"program"`
+	Args    []string `json:"args"`
+	// Env is the image's ENV (K=V), applied over Lambda's environment.
+	// PATH entries are mapped into the bundle by the bootstrap.
+	Env []string `json:"env,omitempty"`
+	// WorkDir is the image's WORKDIR; WritableWorkDir asks for a writable copy
+	// of it under /tmp (Lambda's task root is read-only).
+	WorkDir         string `json:"workdir,omitempty"`
+	WritableWorkDir bool   `json:"writable_workdir,omitempty"`
+	// User is the image's USER, recorded for reference (Lambda chooses the uid).
+	User string `json:"user,omitempty"`
+
+	// LibraryPath lists the image directories holding the closure's shared
+	// libraries, in search order; the bootstrap sets LD_LIBRARY_PATH to them,
+	// mapped into the bundle, so the bundled loader never consults the
+	// host's /etc/ld.so.cache.
+	LibraryPath []string `json:"library_path,omitempty"`
+	// LinkDir is the absolute path of the symlink the bootstrap creates at
+	// start, pointing at the task root. Bundled ELF programs have their
+	// PT_INTERP rewritten to LinkDir+"/"+a loader alias, and bundled scripts
+	// their #! line rewritten under LinkDir, so the kernel starts the bundled
+	// loader and interpreters, never the host's. Empty for packages with no
+	// dynamic program or script.
+	LinkDir string `json:"link_dir,omitempty"`
+
+	Input  Input  `json:"input"`
+	Output Output `json:"output"`
+}
+
+// Input says how an S3 object reaches the program.
+type Input struct {
+	// Mode is "stdin" (default: the object is streamed to the program's
+	// stdin) or "file" (downloaded under /tmp; its path replaces "{input}").
+	Mode string `json:"mode"`
+	// Suffix filters keys (default ".csv"); keys not ending in it are skipped.
+	Suffix string `json:"suffix,omitempty"`
+}
+
+// Output says where the program's stdout goes.
+type Output struct {
+	// Bucket defaults to the input object's bucket.
+	Bucket string `json:"bucket,omitempty"`
+	// Prefix defaults to "output/"; keys under it are never processed.
+	Prefix string `json:"prefix"`
+	// Suffix is appended to the output key (default none).
+	Suffix string `json:"suffix,omitempty"`
+}
