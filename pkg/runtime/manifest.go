@@ -62,6 +62,10 @@ type Input struct {
 	// Mode is "stdin" (default: the object is streamed to the program's
 	// stdin) or "file" (downloaded under /tmp; its path replaces "{input}").
 	Mode string `json:"mode"`
+	// Prefix is the trigger's key prefix (default "input/"); keys not under
+	// it are skipped, and it is removed from the key to form the output key:
+	// input/day1.csv → output/day1.csv.
+	Prefix string `json:"prefix,omitempty"`
 	// Suffix filters keys (default ".csv"); keys not ending in it are skipped.
 	Suffix string `json:"suffix,omitempty"`
 }
@@ -70,7 +74,8 @@ type Input struct {
 type Output struct {
 	// Bucket defaults to the input object's bucket.
 	Bucket string `json:"bucket,omitempty"`
-	// Prefix defaults to "output/"; keys under it are never processed.
+	// Prefix defaults to "output/"; keys under it are never processed. The
+	// output key is Prefix + (input key without Input.Prefix) + Suffix.
 	Prefix string `json:"prefix"`
 	// Suffix is appended to the output key (default none).
 	Suffix string `json:"suffix,omitempty"`
