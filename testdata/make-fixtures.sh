@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# make-fixtures.sh OUTDIR — builds the root filesystems the tests, the demo and
+# the benchmarks use, from real Debian packages (apt-get download + dpkg-deb -x)
+# and the momentum program compiled with the host's gfortran.
+#
+# Each fixture is OUTDIR/NAME (the root filesystem, usable with chroot) plus
+# OUTDIR/NAME.json (the image config to build it with: entrypoint, env,
+# workdir, platform, and how to split it into layers; read by
+# internal/imagebuild.Fixture). See testdata/README.md.
+#
+# Idempotent and fast on re-run: nothing is rebuilt while OUTDIR/.stamp holds
+# the hash of this script and of the Fortran source. Downloaded .deb files are
+# cached in OUTDIR/debs/ARCH and survive rebuilds.
+set -euo pipefail
+
+if [ $# -ne 1 ]; then
+	echo "usage: $0 OUTDIR" >&2
+	exit 2
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+src="$repo/examples/fortran-momentum/momentum.f90"
+mkdir -p "$1"
+out=$(cd "$1" && pwd)
+
+hash=$(cat "$0" "$src" | sha256sum | cut -d' ' -f1)
+if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$hash" ]; then
+	exit 0
+fi
+rm -f "$out/.stamp"
+
+log() { echo "make-fixtures: $*" >&2; }
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+# apt lists: fetched once when missing (a fresh container has none), and again
+# when arm64 packages are unknown.
+apt_updated=0
+apt_update() {
+	if [ "$apt_updated" -eq 0 ]; then
+		log "apt-get update"
+		$sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
+		apt_updated=1
+	fi
+}
+if [ -z "$(ls /var/lib/apt/lists/*_Packages* 2>/dev/null | head -1)" ]; then
+	apt_update
+fi
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	log "dpkg --add-architecture arm64"
+	$sudo dpkg --add-architecture arm64
+	apt_update
+fi
+if [ -z "$(ls /var/lib/apt/lists/*binary-arm64_Packages* 2>/dev/null | head -1)" ]; then
+	apt_update
+fi
+
+# fetch ARCH PKG... — downloads each package once into OUTDIR/debs/ARCH.
+fetch() {
+	local arch=$1
+	shift
+	local dir="$out/debs/$arch" pkg
+	mkdir -p "$dir"
+	for pkg in "$@"; do
+		if [ -z "$(ls "$dir/${pkg}"_*.deb 2>/dev/null | head -1)" ]; then
+			log "apt-get download $pkg:$arch"
+			(cd "$dir" && apt-get download -qq "$pkg:$arch" >/dev/null 2>&1) || {
+				apt_update
+				(cd "$dir" && apt-get download -qq "$pkg:$arch")
+			}
+		fi
+	done
+}
+
+# unpack ROOT ARCH PKG... — dpkg-deb -x of each cached package into ROOT.
+unpack() {
+	local root=$1 arch=$2
+	shift 2
+	local pkg deb
+	for pkg in "$@"; do
+		deb=$(ls "$out/debs/$arch/${pkg}"_*.deb | head -1)
+		dpkg-deb -x "$deb" "$root"
+	done
+}
+
+# merge_usr ROOT — turns a split layout into Debian's merged-/usr layout:
+# /bin, /sbin, /lib and /lib64 become symlinks into /usr, as on a fresh
+# bookworm install.
+merge_usr() {
+	local root=$1 d
+	for d in bin sbin lib lib64; do
+		mkdir -p "$root/usr/$d"
+		if [ -d "$root/$d" ] && [ ! -L "$root/$d" ]; then
+			cp -a "$root/$d/." "$root/usr/$d/"
+			rm -rf "${root:?}/$d"
+		fi
+		ln -sfn "usr/$d" "$root/$d"
+	done
+}
+
+# etc ROOT TRIPLET — the small /etc files glibc reads: ld.so.conf as written by
+# libc-bin (libc6 ships ld.so.conf.d/TRIPLET.conf), Debian's default
+# nsswitch.conf (what libc-bin's postinst installs from
+# /usr/share/libc-bin/nsswitch.conf), and minimal passwd and group.
+etc() {
+	local root=$1
+	mkdir -p "$root/etc/ld.so.conf.d" "$root/tmp" "$root/root"
+	chmod 1777 "$root/tmp"
+	printf 'include /etc/ld.so.conf.d/*.conf\n\n' >"$root/etc/ld.so.conf"
+	cat >"$root/etc/nsswitch.conf" <<'EOF'
+# /etc/nsswitch.conf
+#
+# Example configuration of GNU Name Service Switch functionality.
+# If you have the `glibc-doc-reference' and `info' packages installed, try:
+# `info libc "Name Service Switch"' for information about this file.
+
+passwd:         files
+group:          files
+shadow:         files
+gshadow:        files
+
+hosts:          files dns
+networks:       files
+
+protocols:      db files
+services:       db files
+ethers:         db files
+rpc:            db files
+
+netgroup:       nis
+EOF
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$root/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+}
+
+# config NAME PLATFORM ENTRYPOINT_JSON CMD_JSON WORKDIR LAYERS_JSON — writes
+# OUTDIR/NAME.json, read by internal/imagebuild.Fixture.
+config() {
+	cat >"$out/$1.json" <<EOF
+{
+  "platform": "$2",
+  "config": {
+    "Entrypoint": $3,
+    "Cmd": $4,
+    "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    "WorkingDir": "$5"
+  },
+  "layers": $6
+}
+EOF
+}
+
+# finish NAME — moves the freshly built OUTDIR/NAME.tmp into place.
+finish() {
+	rm -rf "${out:?}/$1"
+	mv "$out/$1.tmp" "$out/$1"
+	log "built $out/$1"
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# momentum for both architectures, compiled once per run.
+gfortran -O2 -o "$work/momentum-amd64" "$src"
+if command -v aarch64-linux-gnu-gfortran >/dev/null; then
+	aarch64-linux-gnu-gfortran -O2 -o "$work/momentum-arm64" "$src"
+	arm64_prog=/usr/local/bin/momentum
+else
+	arm64_prog=/usr/bin/sort
+	log "aarch64-linux-gnu-gfortran not found: the arm64 fixture runs /usr/bin/sort from coreutils:arm64"
+fi
+
+fortran_pkgs=(libc6 libgfortran5 libquadmath0 libgcc-s1)
+fetch amd64 "${fortran_pkgs[@]}"
+layers_fortran='[{"created_by": "COPY momentum /usr/local/bin/momentum", "prefixes": ["/usr/local"]}]'
+
+# (a) fortran-merged: merged-/usr layout, as bookworm images have it.
+root="$out/fortran-merged.tmp"
+rm -rf "$root"
+mkdir -p "$root"
+unpack "$root" amd64 "${fortran_pkgs[@]}"
+merge_usr "$root"
+etc "$root" x86_64-linux-gnu
+install -D -m 0755 "$work/momentum-amd64" "$root/usr/local/bin/momentum"
+finish fortran-merged
+config fortran-merged linux/amd64 '["/usr/local/bin/momentum"]' null / "$layers_fortran"
+
+# (b) fortran-split: the same packages extracted as shipped, without the /usr
+# merge: real /lib, /lib64 (holding the ld-linux-x86-64.so.2 symlink) and
+# /usr/lib directories, as older images have them.
+root="$out/fortran-split.tmp"
+rm -rf "$root"
+mkdir -p "$root"
+unpack "$root" amd64 "${fortran_pkgs[@]}"
+etc "$root" x86_64-linux-gnu
+install -D -m 0755 "$work/momentum-amd64" "$root/usr/local/bin/momentum"
+finish fortran-split
+config fortran-split linux/amd64 '["/usr/local/bin/momentum"]' null / "$layers_fortran"
+
+# (c) arm64: libquadmath does not exist on arm64 (it is x86 and ppc64 only);
+# the cross-compiled momentum needs libgfortran, libgcc_s, libm and libc.
+arm64_pkgs=(libc6 libgfortran5 libgcc-s1)
+if [ "$arm64_prog" = /usr/bin/sort ]; then
+	arm64_pkgs+=(coreutils libacl1 libattr1 libgmp10 libselinux1 libpcre2-8-0)
+fi
+fetch arm64 "${arm64_pkgs[@]}"
+root="$out/arm64.tmp"
+rm -rf "$root"
+mkdir -p "$root"
+unpack "$root" arm64 "${arm64_pkgs[@]}"
+merge_usr "$root"
+etc "$root" aarch64-linux-gnu
+if [ "$arm64_prog" = /usr/local/bin/momentum ]; then
+	install -D -m 0755 "$work/momentum-arm64" "$root/usr/local/bin/momentum"
+fi
+finish arm64
+config arm64 linux/arm64 "[\"$arm64_prog\"]" null / "$layers_fortran"
+
+# (d) sh-tools: dash and coreutils for script entrypoints. /bin/sh -> dash as
+# on Debian; /usr/local/bin/sorted.sh is a "#!/bin/sh" script that sorts CSV
+# rows and /usr/local/bin/count is a "#!/usr/bin/env sh" script.
+sh_pkgs=(libc6 dash coreutils libacl1 libattr1 libgmp10 libselinux1 libpcre2-8-0)
+fetch amd64 "${sh_pkgs[@]}"
+root="$out/sh-tools.tmp"
+rm -rf "$root"
+mkdir -p "$root"
+unpack "$root" amd64 "${sh_pkgs[@]}"
+merge_usr "$root"
+etc "$root" x86_64-linux-gnu
+ln -sfn dash "$root/usr/bin/sh"
+mkdir -p "$root/usr/local/bin" "$root/work"
+cat >"$root/usr/local/bin/sorted.sh" <<'EOF'
+#!/bin/sh
+# Copies the CSV header from stdin, then the remaining rows sorted.
+set -e
+IFS= read -r header
+printf '%s\n' "$header"
+sort -t, -k1,1g
+EOF
+cat >"$root/usr/local/bin/count" <<'EOF'
+#!/usr/bin/env sh
+# Prints the number of data rows (lines after the header) on stdin.
+tail -n +2 | wc -l
+EOF
+chmod 0755 "$root/usr/local/bin/sorted.sh" "$root/usr/local/bin/count"
+finish sh-tools
+config sh-tools linux/amd64 '["/usr/local/bin/sorted.sh"]' null /work \
+	'[{"created_by": "COPY sorted.sh count /usr/local/bin/", "prefixes": ["/usr/local", "/work"]}]'
+
+echo "$hash" >"$out/.stamp"
+log "fixtures ready in $out"
