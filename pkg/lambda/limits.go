@@ -1,0 +1,97 @@
+package lambda
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Lambda's code size limits for a .zip deployment package.
+const (
+	// MaxUnzippedSize is the largest a function's code may be once
+	// unpacked: 250 MB, counted in bytes as Lambda counts it.
+	MaxUnzippedSize int64 = 262144000
+	// MaxDirectUploadSize is the largest zip CreateFunction and
+	// UpdateFunctionCode accept in the request itself (50 MB); larger zips
+	// must go through an S3 object.
+	MaxDirectUploadSize int64 = 50 << 20
+)
+
+// FileSize is one packaged file and its unzipped size.
+type FileSize struct {
+	// Path is the image path of the file ("/usr/lib/x86_64-linux-gnu/libc.so.6").
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// SizeError reports a package over Lambda's unzipped size limit. Biggest lists
+// the largest files, biggest first, to choose --exclude globs from.
+type SizeError struct {
+	Size    int64
+	Limit   int64
+	Biggest []FileSize
+}
+
+func (e *SizeError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "package is %s unzipped, over Lambda's limit of %s (%d bytes): leave files out with --exclude GLOB",
+		humanSize(e.Size), humanSize(e.Limit), e.Limit)
+	if len(e.Biggest) > 0 {
+		b.WriteString("; the biggest files are")
+		for i, f := range e.Biggest {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, " %s (%s)", f.Path, humanSize(f.Size))
+		}
+	}
+	return b.String()
+}
+
+// biggestFiles returns the n largest files, biggest first, ties by path.
+func biggestFiles(files []FileSize, n int) []FileSize {
+	s := append([]FileSize(nil), files...)
+	sort.Slice(s, func(i, j int) bool {
+		if s[i].Size != s[j].Size {
+			return s[i].Size > s[j].Size
+		}
+		return s[i].Path < s[j].Path
+	})
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
+}
+
+// checkUnzipped returns a *SizeError when size exceeds limit.
+func checkUnzipped(size, limit int64, files []FileSize) error {
+	if size <= limit {
+		return nil
+	}
+	return &SizeError{Size: size, Limit: limit, Biggest: biggestFiles(files, 5)}
+}
+
+// zippedWarning returns the warning for a zip too big to upload directly, or
+// "" when it fits.
+func zippedWarning(zipped, limit int64) string {
+	if zipped <= limit {
+		return ""
+	}
+	return fmt.Sprintf("package is %s zipped, over the %s Lambda accepts in a direct upload: deploy it with --code-bucket BUCKET",
+		humanSize(zipped), humanSize(limit))
+}
+
+// humanSize formats n bytes in binary units written the way Lambda's
+// documentation writes them: its "250 MB" is 250 MiB (262144000 bytes).
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "KMGTPE"[exp])
+}
