@@ -1,0 +1,415 @@
+package image
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// ErrNotELF is returned by ParseELF for input that is not an ELF executable
+// or shared object.
+var ErrNotELF = errors.New("not an ELF executable or shared object")
+
+// ELF constants used by the parser (see elf(5)). Only what ld.so reads is
+// needed: the file header, the program headers, PT_INTERP and PT_DYNAMIC.
+const (
+	elfHeader32 = 52
+	elfHeader64 = 64
+	phdrSize32  = 32
+	phdrSize64  = 56
+
+	etExec = 2
+	etDyn  = 3
+
+	ptLoad    = 1
+	ptDynamic = 2
+	ptInterp  = 3
+
+	dtNull    = 0
+	dtNeeded  = 1
+	dtStrtab  = 5
+	dtStrsz   = 10
+	dtSoname  = 14
+	dtRpath   = 15
+	dtRunpath = 29
+
+	emI386    = 3
+	emARM     = 40
+	emX86_64  = 62
+	emAArch64 = 183
+)
+
+// Bounds on hostile input. They follow what the Linux kernel and ld.so
+// accept, with headroom.
+const (
+	maxPhdrTable   = 64 << 10 // the kernel refuses larger program header tables
+	maxInterp      = 4096     // PATH_MAX
+	maxDynamic     = 1 << 20  // bytes of PT_DYNAMIC read
+	maxDynString   = 4096     // one DT_NEEDED/RPATH/... string
+	maxNeeded      = 4096     // DT_NEEDED entries
+	maxDynStrTotal = 1 << 20  // total bytes of strings read per file
+)
+
+// ParseELF reads what the dynamic loader needs from an ELF file: class,
+// machine, type, PT_INTERP (with its file offset and size), and from the
+// dynamic segment DT_NEEDED (in order), DT_RPATH, DT_RUNPATH and DT_SONAME.
+//
+// It uses the program headers only, as ld.so does, so stripped files and
+// files without section headers parse. The DT_STRTAB address is mapped to a
+// file offset through the PT_LOAD segments. Both byte orders and both
+// classes are supported. Every offset and size is checked against size and
+// against fixed bounds; ParseELF never allocates more than a few MiB, even
+// for hostile input. Files that are not ELF, or are ELF but neither
+// ET_EXEC nor ET_DYN (objects, core dumps), yield an error wrapping
+// ErrNotELF.
+func ParseELF(r io.ReaderAt, size int64) (*ELFInfo, error) {
+	var ident [elfHeader64]byte
+	n, err := r.ReadAt(ident[:], 0)
+	if n < elfHeader32 {
+		if err == nil || err == io.EOF {
+			err = ErrNotELF
+		}
+		return nil, fmt.Errorf("reading ELF header: %w", err)
+	}
+	if !bytes.HasPrefix(ident[:], []byte("\x7fELF")) {
+		return nil, ErrNotELF
+	}
+	p := elfParser{r: r, size: size}
+	switch ident[5] {
+	case 1:
+		p.bo = binary.LittleEndian
+	case 2:
+		p.bo = binary.BigEndian
+	default:
+		return nil, fmt.Errorf("%w: bad data encoding %d", ErrNotELF, ident[5])
+	}
+	info := &ELFInfo{}
+	var phoff uint64
+	var phentsize, phnum uint16
+	switch ident[4] {
+	case 1:
+		info.Class = 32
+		phoff = uint64(p.bo.Uint32(ident[28:]))
+		phentsize = p.bo.Uint16(ident[42:])
+		phnum = p.bo.Uint16(ident[44:])
+	case 2:
+		if n < elfHeader64 {
+			return nil, fmt.Errorf("%w: truncated header", ErrNotELF)
+		}
+		info.Class = 64
+		phoff = p.bo.Uint64(ident[32:])
+		phentsize = p.bo.Uint16(ident[54:])
+		phnum = p.bo.Uint16(ident[56:])
+	default:
+		return nil, fmt.Errorf("%w: bad class %d", ErrNotELF, ident[4])
+	}
+	switch t := p.bo.Uint16(ident[16:]); t {
+	case etExec:
+		info.Type = "exec"
+	case etDyn:
+		info.Type = "dyn"
+	default:
+		return nil, fmt.Errorf("%w: type %d", ErrNotELF, t)
+	}
+	info.Machine = machineName(p.bo.Uint16(ident[18:]))
+
+	want := uint16(phdrSize64)
+	if info.Class == 32 {
+		want = phdrSize32
+	}
+	if phnum == 0 {
+		return info, nil
+	}
+	if phentsize < want {
+		return nil, fmt.Errorf("program header entry size %d, want at least %d", phentsize, want)
+	}
+	tableSize := uint64(phentsize) * uint64(phnum)
+	if tableSize > maxPhdrTable {
+		return nil, fmt.Errorf("program header table of %d bytes exceeds %d", tableSize, maxPhdrTable)
+	}
+	table, err := p.read(phoff, tableSize)
+	if err != nil {
+		return nil, fmt.Errorf("reading program headers: %w", err)
+	}
+	var dyn *progHeader
+	for i := range int(phnum) {
+		ph := p.phdr(table[i*int(phentsize):], info.Class)
+		switch ph.typ {
+		case ptLoad:
+			p.loads = append(p.loads, ph)
+		case ptDynamic:
+			if dyn == nil {
+				d := ph
+				dyn = &d
+			}
+		case ptInterp:
+			if info.Interp != "" || info.InterpSize != 0 {
+				continue // the kernel uses the first one
+			}
+			if ph.filesz < 2 || ph.filesz > maxInterp {
+				return nil, fmt.Errorf("PT_INTERP of %d bytes", ph.filesz)
+			}
+			b, err := p.read(ph.offset, ph.filesz)
+			if err != nil {
+				return nil, fmt.Errorf("reading PT_INTERP: %w", err)
+			}
+			if i := bytes.IndexByte(b, 0); i >= 0 {
+				b = b[:i]
+			}
+			info.Interp = string(b)
+			info.InterpOffset = int64(ph.offset)
+			info.InterpSize = int64(ph.filesz)
+		}
+	}
+	if dyn != nil {
+		if err := p.dynamic(info, *dyn); err != nil {
+			return nil, err
+		}
+	}
+	return info, nil
+}
+
+type progHeader struct {
+	typ                          uint32
+	offset, vaddr, filesz, memsz uint64
+}
+
+type elfParser struct {
+	r     io.ReaderAt
+	size  int64
+	bo    binary.ByteOrder
+	loads []progHeader
+	// strBytes counts string bytes read, to bound work on hostile input.
+	strBytes int
+}
+
+// read returns n bytes at off, checking both against the file size.
+func (p *elfParser) read(off, n uint64) ([]byte, error) {
+	if off > uint64(p.size) || n > uint64(p.size)-off {
+		return nil, fmt.Errorf("%d bytes at offset %d beyond end of file (%d bytes)", n, off, p.size)
+	}
+	b := make([]byte, n)
+	if _, err := p.r.ReadAt(b, int64(off)); err != nil && !(err == io.EOF && n > 0) {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (p *elfParser) phdr(b []byte, class int) progHeader {
+	if class == 32 {
+		return progHeader{
+			typ:    p.bo.Uint32(b[0:]),
+			offset: uint64(p.bo.Uint32(b[4:])),
+			vaddr:  uint64(p.bo.Uint32(b[8:])),
+			filesz: uint64(p.bo.Uint32(b[16:])),
+			memsz:  uint64(p.bo.Uint32(b[20:])),
+		}
+	}
+	return progHeader{
+		typ:    p.bo.Uint32(b[0:]),
+		offset: p.bo.Uint64(b[8:]),
+		vaddr:  p.bo.Uint64(b[16:]),
+		filesz: p.bo.Uint64(b[32:]),
+		memsz:  p.bo.Uint64(b[40:]),
+	}
+}
+
+// vaddrToOffset maps a virtual address to a file offset through the PT_LOAD
+// segments, as the loader sees the file once mapped.
+func (p *elfParser) vaddrToOffset(addr uint64) (uint64, uint64, bool) {
+	for _, l := range p.loads {
+		if addr >= l.vaddr && addr-l.vaddr < l.filesz {
+			d := addr - l.vaddr
+			if l.offset > ^uint64(0)-d {
+				continue
+			}
+			return l.offset + d, l.filesz - d, true
+		}
+	}
+	return 0, 0, false
+}
+
+func (p *elfParser) dynamic(info *ELFInfo, ph progHeader) error {
+	n := ph.filesz
+	if n > maxDynamic {
+		n = maxDynamic
+	}
+	// Some files have a PT_DYNAMIC that reaches past the end of the file;
+	// read what is there.
+	if ph.offset >= uint64(p.size) {
+		return fmt.Errorf("PT_DYNAMIC at offset %d beyond end of file (%d bytes)", ph.offset, p.size)
+	}
+	if rest := uint64(p.size) - ph.offset; n > rest {
+		n = rest
+	}
+	b, err := p.read(ph.offset, n)
+	if err != nil {
+		return fmt.Errorf("reading PT_DYNAMIC: %w", err)
+	}
+	entSize := 16
+	if info.Class == 32 {
+		entSize = 8
+	}
+	var (
+		strtab, strsz                uint64
+		haveStrtab                   bool
+		needed                       []uint64
+		rpath, runpath, soname       []uint64
+		haveRpath, haveRunpath, haveSO bool
+	)
+	for i := 0; i+entSize <= len(b); i += entSize {
+		var tag int64
+		var val uint64
+		if info.Class == 32 {
+			tag = int64(int32(p.bo.Uint32(b[i:])))
+			val = uint64(p.bo.Uint32(b[i+4:]))
+		} else {
+			tag = int64(p.bo.Uint64(b[i:]))
+			val = p.bo.Uint64(b[i+8:])
+		}
+		if tag == dtNull {
+			break
+		}
+		switch tag {
+		case dtNeeded:
+			if len(needed) >= maxNeeded {
+				return fmt.Errorf("more than %d DT_NEEDED entries", maxNeeded)
+			}
+			needed = append(needed, val)
+		case dtStrtab:
+			strtab, haveStrtab = val, true
+		case dtStrsz:
+			strsz = val
+		case dtRpath:
+			rpath, haveRpath = append(rpath, val), true
+		case dtRunpath:
+			runpath, haveRunpath = append(runpath, val), true
+		case dtSoname:
+			soname, haveSO = append(soname[:0], val), true
+		}
+		if len(rpath) > 16 || len(runpath) > 16 {
+			return errors.New("too many DT_RPATH/DT_RUNPATH entries")
+		}
+	}
+	if len(needed) == 0 && !haveRpath && !haveRunpath && !haveSO {
+		return nil
+	}
+	if !haveStrtab {
+		return errors.New("dynamic segment has strings but no DT_STRTAB")
+	}
+	base, avail, ok := p.vaddrToOffset(strtab)
+	if !ok {
+		return fmt.Errorf("DT_STRTAB address %#x is in no PT_LOAD segment", strtab)
+	}
+	if strsz != 0 && strsz < avail {
+		avail = strsz
+	}
+	str := func(off uint64) (string, error) {
+		if off >= avail {
+			return "", fmt.Errorf("string offset %d beyond string table (%d bytes)", off, avail)
+		}
+		s, err := p.cstring(base+off, avail-off)
+		if err != nil {
+			return "", fmt.Errorf("reading dynamic string at %d: %w", off, err)
+		}
+		return s, nil
+	}
+	for _, off := range needed {
+		s, err := str(off)
+		if err != nil {
+			return err
+		}
+		info.Needed = append(info.Needed, s)
+	}
+	for _, off := range rpath {
+		s, err := str(off)
+		if err != nil {
+			return err
+		}
+		info.RPath = append(info.RPath, splitPath(s)...)
+	}
+	for _, off := range runpath {
+		s, err := str(off)
+		if err != nil {
+			return err
+		}
+		info.RunPath = append(info.RunPath, splitPath(s)...)
+	}
+	if haveSO {
+		s, err := str(soname[0])
+		if err != nil {
+			return err
+		}
+		info.SOName = s
+	}
+	return nil
+}
+
+// cstring reads a NUL-terminated string at off, at most limit bytes (and at
+// most maxDynString).
+func (p *elfParser) cstring(off, limit uint64) (string, error) {
+	if limit > maxDynString {
+		limit = maxDynString
+	}
+	if off >= uint64(p.size) {
+		return "", fmt.Errorf("offset %d beyond end of file", off)
+	}
+	if rest := uint64(p.size) - off; limit > rest {
+		limit = rest
+	}
+	var sb strings.Builder
+	var buf [256]byte
+	for read := uint64(0); read < limit; {
+		n := min(uint64(len(buf)), limit-read)
+		p.strBytes += int(n)
+		if p.strBytes > maxDynStrTotal {
+			return "", fmt.Errorf("more than %d bytes of dynamic strings", maxDynStrTotal)
+		}
+		m, err := p.r.ReadAt(buf[:n], int64(off+read))
+		if i := bytes.IndexByte(buf[:m], 0); i >= 0 {
+			sb.Write(buf[:i])
+			return sb.String(), nil
+		}
+		sb.Write(buf[:m])
+		read += uint64(m)
+		if err != nil {
+			if err == io.EOF {
+				break
+			}
+			return "", err
+		}
+		if m == 0 {
+			break
+		}
+	}
+	return "", errors.New("unterminated string")
+}
+
+// splitPath splits a DT_RPATH/DT_RUNPATH value on ':' as ld.so does,
+// dropping empty elements.
+func splitPath(s string) []string {
+	var out []string
+	for _, e := range strings.Split(s, ":") {
+		if e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func machineName(m uint16) string {
+	switch m {
+	case emX86_64:
+		return "x86_64"
+	case emAArch64:
+		return "aarch64"
+	case emI386:
+		return "i386"
+	case emARM:
+		return "arm"
+	}
+	return fmt.Sprintf("em-%d", m)
+}

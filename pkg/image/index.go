@@ -1,0 +1,700 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Limits of the index. Images beyond them are refused with an error
+// wrapping ErrLimit rather than exhausting memory or disk.
+const (
+	// MaxEntries is the most paths an index holds (all layers together).
+	MaxEntries = 1 << 20
+	// MaxFileSize is the largest file size a tar header may declare.
+	MaxFileSize = 8 << 30
+	// MaxKeptFile is the largest config file kept in the index
+	// (Index.Content).
+	MaxKeptFile = 64 << 10
+
+	// elfInMemory is the largest ELF file read into memory for parsing;
+	// larger ones are spooled to a temporary file.
+	elfInMemory = 8 << 20
+	// headSize is how much of every regular file is looked at to tell ELF
+	// and "#!" files apart; it covers the kernel's 256-byte "#!" line.
+	headSize = 512
+	// maxPath and maxName bound tar names (PATH_MAX, NAME_MAX).
+	maxPath = 4096
+	maxName = 255
+	// maxSymlinkHops is Linux's limit on symlinks followed in one lookup.
+	maxSymlinkHops = 40
+)
+
+// ErrLimit is wrapped by BuildIndex errors for images beyond the index
+// limits (MaxEntries, MaxFileSize).
+var ErrLimit = errors.New("image exceeds index limits")
+
+// ErrSymlinkLoop is wrapped by Resolve errors when more than 40 symlinks
+// are met in one lookup (ELOOP).
+var ErrSymlinkLoop = errors.New("too many levels of symbolic links")
+
+// keptFiles are the config files whose content BuildIndex keeps (up to
+// MaxKeptFile bytes each), besides the entries of keptDirs.
+var keptFiles = map[string]bool{
+	"/etc/ld.so.conf":     true,
+	"/etc/nsswitch.conf":  true,
+	"/etc/passwd":         true,
+	"/etc/group":          true,
+	"/etc/os-release":     true,
+	"/usr/lib/os-release": true,
+}
+
+// keptDirs are directories whose direct children BuildIndex keeps.
+var keptDirs = map[string]bool{
+	"/etc/ld.so.conf.d": true,
+}
+
+func keepContent(p string) bool {
+	return keptFiles[p] || keptDirs[path.Dir(p)]
+}
+
+// Index is the flattened file tree of an image: every path of the final
+// filesystem with where its bytes are, ELF and "#!" details, and the
+// content of a few small config files. File bodies are not kept. An Index
+// is safe for concurrent reads; Entries it returns must not be modified.
+type Index struct {
+	root   *node
+	layers []Layer
+	count  int
+	// dups records, for tar names that occur more than once as regular
+	// files in one layer, the ordinal (0-based header number) of the last
+	// occurrence, which is the one that counts.
+	dups map[Source]int
+}
+
+type node struct {
+	Entry
+	kids    map[string]*node
+	content []byte
+	// seen is the last layer whose tar named this path or a path below it.
+	seen int
+}
+
+// BuildIndex reads the layers of img bottom-up in one streaming pass and
+// returns the flattened file tree, applying the OCI/overlayfs rules:
+//
+//   - ".wh.NAME" removes NAME from lower layers; ".wh..wh..opq" hides all
+//     lower-layer content of its directory while keeping what the same
+//     layer puts there, whatever the order inside the tar.
+//   - A non-directory replaces whatever was at its path, a directory
+//     included (with everything below it); a directory replaces a
+//     non-directory; a directory over a directory merges.
+//   - A path below a non-directory (a file, a symlink) replaces it with a
+//     directory, as overlayfs does; symlinks in tar names are never
+//     followed.
+//   - Hardlinks become Regular entries whose Source is the layer and tar
+//     name holding the bytes, also when the target is in a lower layer or
+//     is removed later.
+//   - Names are cleaned; names that escape the root with "..", contain NUL
+//     or exceed PATH_MAX/NAME_MAX are skipped (logged at warn level).
+//
+// While streaming, regular files starting with "\x7fELF" are parsed with
+// ParseELF and files starting with "#!" with ParseScript. ELF files up to
+// 8 MiB are read into one reused buffer; larger ones are copied to a
+// temporary file, parsed, and the file is reused for the next one and
+// removed at the end. Memory is bounded by the number of paths (refused
+// beyond MaxEntries) plus that buffer.
+func BuildIndex(ctx context.Context, img *Image) (*Index, error) {
+	ls, err := img.img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("listing layers: %w", err)
+	}
+	b := &builder{
+		idx: &Index{
+			root:   &node{Entry: Entry{Path: "/", Kind: Dir, Mode: 0o755}, kids: map[string]*node{}, seen: -1},
+			layers: append([]Layer(nil), img.Layers...),
+			dups:   map[Source]int{},
+		},
+		log: logger(img),
+	}
+	defer b.close()
+	var progress io.Writer
+	if img.opts != nil {
+		progress = img.opts.progress
+	}
+	for n, l := range ls {
+		digest := ""
+		if n < len(img.Layers) {
+			digest = shortDigest(img.Layers[n].Digest)
+		}
+		progressf(progress, "indexing layer %d/%d %s", n+1, len(ls), digest)
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return nil, fmt.Errorf("reading layer %d %s: %w", n, digest, err)
+		}
+		err = b.layer(ctx, n, rc)
+		if err == nil {
+			// Read the tar's trailing padding too, so that a download
+			// completes and lands in the blob cache.
+			_, err = io.Copy(io.Discard, rc)
+		}
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading layer %d %s: %w", n, digest, err)
+		}
+	}
+	b.log.Debug("indexed image", "paths", b.idx.count, "layers", len(ls))
+	return b.idx, nil
+}
+
+func logger(img *Image) *slog.Logger {
+	if img != nil && img.opts != nil && img.opts.logger != nil {
+		return img.opts.logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+type builder struct {
+	idx   *Index
+	log   *slog.Logger
+	head  [headSize]byte
+	buf   []byte
+	spool *os.File
+}
+
+func (b *builder) close() {
+	if b.spool != nil {
+		name := b.spool.Name()
+		b.spool.Close()
+		os.Remove(name)
+	}
+}
+
+func (b *builder) layer(ctx context.Context, li int, r io.Reader) error {
+	tr := tar.NewReader(r)
+	names := map[string]int{}
+	for ord := 0; ; ord++ {
+		if ord%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := b.entry(li, ord, hdr, tr, names); err != nil {
+			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+	}
+}
+
+// cleanName turns a tar name into a clean absolute path, refusing names
+// that escape the root, contain NUL or are too long.
+func cleanName(name string) (string, bool) {
+	if name == "" || len(name) > maxPath || strings.IndexByte(name, 0) >= 0 {
+		return "", false
+	}
+	c := path.Clean(strings.TrimLeft(name, "/"))
+	if c == "." {
+		return "/", true
+	}
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", false
+	}
+	for _, part := range strings.Split(c, "/") {
+		if len(part) > maxName {
+			return "", false
+		}
+	}
+	return "/" + c, true
+}
+
+func (b *builder) entry(li, ord int, hdr *tar.Header, r io.Reader, names map[string]int) error {
+	p, ok := cleanName(hdr.Name)
+	if !ok {
+		b.log.Warn("skipping tar entry with unsafe name", "layer", li, "name", hdr.Name)
+		return nil
+	}
+	if hdr.Size < 0 || hdr.Size > MaxFileSize {
+		return fmt.Errorf("%w: size %d exceeds %d", ErrLimit, hdr.Size, int64(MaxFileSize))
+	}
+	mode := hdr.Mode & 0o7777
+	if p == "/" {
+		if hdr.Typeflag == tar.TypeDir {
+			b.idx.root.Mode = mode
+		}
+		return nil
+	}
+	dir, base := path.Split(p)
+	if strings.HasPrefix(base, ".wh.") {
+		b.whiteout(li, dir, base)
+		return nil
+	}
+	e := Entry{Path: p, Mode: mode, Layer: li}
+	var src *node
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
+		e.Kind = Regular
+		e.Size = hdr.Size
+		e.Source = Source{Layer: li, Name: hdr.Name}
+		if prev, ok := names[hdr.Name]; ok && prev != ord {
+			b.idx.dups[e.Source] = ord
+		}
+		names[hdr.Name] = ord
+	case tar.TypeDir:
+		e.Kind = Dir
+	case tar.TypeSymlink:
+		if hdr.Linkname == "" || len(hdr.Linkname) > maxPath || strings.IndexByte(hdr.Linkname, 0) >= 0 {
+			b.log.Warn("skipping symlink with unusable target", "layer", li, "name", hdr.Name)
+			return nil
+		}
+		e.Kind = Symlink
+		e.Target = hdr.Linkname
+	case tar.TypeLink:
+		tp, ok := cleanName(hdr.Linkname)
+		if ok {
+			src = b.idx.lookupNode(tp)
+		}
+		if src == nil || src.Kind == Dir {
+			b.log.Warn("skipping hardlink to a missing file", "layer", li, "name", hdr.Name, "target", hdr.Linkname)
+			return nil
+		}
+		e.Kind = src.Kind
+		e.Size = src.Size
+		e.Target = src.Target
+		e.Source = src.Source
+		e.ELF = src.ELF
+		e.Script = src.Script
+		if mode == 0 {
+			e.Mode = src.Mode
+		}
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		e.Kind = Other
+	default:
+		b.log.Debug("skipping tar entry of unsupported type", "layer", li, "name", hdr.Name, "type", string(hdr.Typeflag))
+		return nil
+	}
+	n, err := b.put(li, dir, base, e)
+	if err != nil {
+		return err
+	}
+	switch {
+	case src != nil:
+		if keepContent(p) && src.content != nil {
+			n.content = src.content
+		}
+	case e.Kind == Regular:
+		return b.inspect(n, r, hdr.Size)
+	}
+	return nil
+}
+
+// whiteout applies a ".wh." entry of layer li in directory dir.
+func (b *builder) whiteout(li int, dir, base string) {
+	if base == ".wh..wh..opq" {
+		parent, err := b.parents(li, dir)
+		if err == nil {
+			b.prune(parent, li)
+		}
+		return
+	}
+	if strings.HasPrefix(base, ".wh..wh.") {
+		return // aufs metadata (.wh..wh.plnk, ...)
+	}
+	name := base[len(".wh."):]
+	if name == "" || name == "." || name == ".." {
+		return
+	}
+	parent := b.idx.lookupNode(strings.TrimSuffix(dir, "/"))
+	if parent == nil || parent.Kind != Dir {
+		return
+	}
+	parent.seen = max(parent.seen, li)
+	child := parent.kids[name]
+	if child == nil {
+		return
+	}
+	if child.seen < li {
+		b.idx.count -= child.size()
+		delete(parent.kids, name)
+		return
+	}
+	// The same layer also has the path: the whiteout applies to the lower
+	// layers' content only.
+	b.prune(child, li)
+}
+
+// prune removes everything below n that layer li did not name.
+func (b *builder) prune(n *node, li int) {
+	for name, k := range n.kids {
+		if k.seen < li {
+			b.idx.count -= k.size()
+			delete(n.kids, name)
+			continue
+		}
+		b.prune(k, li)
+	}
+}
+
+// size counts n and the nodes below it.
+func (n *node) size() int {
+	s := 1
+	for _, k := range n.kids {
+		s += k.size()
+	}
+	return s
+}
+
+// parents returns the directory node for dir ("/a/b/"), creating missing
+// directories and replacing non-directories on the way, and marks each as
+// seen in layer li.
+func (b *builder) parents(li int, dir string) (*node, error) {
+	cur := b.idx.root
+	for part := range strings.SplitSeq(strings.Trim(dir, "/"), "/") {
+		if part == "" {
+			continue
+		}
+		k := cur.kids[part]
+		if k == nil || k.Kind != Dir {
+			if k != nil {
+				b.idx.count -= k.size()
+			}
+			if b.idx.count >= MaxEntries {
+				return nil, fmt.Errorf("%w: more than %d paths", ErrLimit, MaxEntries)
+			}
+			k = &node{Entry: Entry{Path: path.Join(cur.Path, part), Kind: Dir, Mode: 0o755, Layer: li}, kids: map[string]*node{}}
+			cur.kids[part] = k
+			b.idx.count++
+		}
+		k.seen = li
+		cur = k
+	}
+	cur.seen = max(cur.seen, li)
+	return cur, nil
+}
+
+// put places e at dir+base for layer li and returns its node.
+func (b *builder) put(li int, dir, base string, e Entry) (*node, error) {
+	parent, err := b.parents(li, dir)
+	if err != nil {
+		return nil, err
+	}
+	old := parent.kids[base]
+	if e.Kind == Dir && old != nil && old.Kind == Dir {
+		old.Mode, old.Layer, old.seen = e.Mode, li, li
+		return old, nil
+	}
+	if old != nil {
+		b.idx.count -= old.size()
+	}
+	if b.idx.count >= MaxEntries {
+		return nil, fmt.Errorf("%w: more than %d paths", ErrLimit, MaxEntries)
+	}
+	n := &node{Entry: e, seen: li}
+	if e.Kind == Dir {
+		n.kids = map[string]*node{}
+	}
+	parent.kids[base] = n
+	b.idx.count++
+	return n, nil
+}
+
+// inspect looks at a regular file's bytes as they stream by: it keeps
+// small config files and parses ELF and "#!" files.
+func (b *builder) inspect(n *node, r io.Reader, size int64) error {
+	keep := keepContent(n.Path) && size <= MaxKeptFile
+	if keep {
+		c := make([]byte, size)
+		if _, err := io.ReadFull(r, c); err != nil {
+			return err
+		}
+		n.content = c
+		return nil
+	}
+	if size < 2 {
+		return nil
+	}
+	head := b.head[:min(size, headSize)]
+	if _, err := io.ReadFull(r, head); err != nil {
+		return err
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte("\x7fELF")):
+		info, err := b.parseELF(head, r, size)
+		var rerr *readError
+		if errors.As(err, &rerr) {
+			return rerr.err
+		}
+		if err != nil {
+			b.log.Debug("not a usable ELF file", "path", n.Path, "err", err)
+			return nil
+		}
+		n.ELF = info
+	case bytes.HasPrefix(head, []byte("#!")):
+		if s, ok := ParseScript(head); ok {
+			n.Script = s
+		}
+	}
+	return nil
+}
+
+// parseELF reads the rest of an ELF file whose first bytes are head into
+// memory (or a temporary file when large) and parses it. I/O errors come
+// back as *readError (they end the pass); other errors are parse errors of
+// this one file.
+func (b *builder) parseELF(head []byte, r io.Reader, size int64) (*ELFInfo, error) {
+	if size <= elfInMemory {
+		if int64(cap(b.buf)) < size {
+			b.buf = make([]byte, size, max(size, 1<<20))
+		}
+		buf := b.buf[:size]
+		copy(buf, head)
+		if _, err := io.ReadFull(r, buf[len(head):]); err != nil {
+			return nil, &readError{err}
+		}
+		return ParseELF(bytes.NewReader(buf), size)
+	}
+	if b.spool == nil {
+		f, err := os.CreateTemp("", "extract-elf-*")
+		if err != nil {
+			return nil, &readError{err}
+		}
+		b.spool = f
+	}
+	f := b.spool
+	if err := f.Truncate(0); err != nil {
+		return nil, &readError{err}
+	}
+	if _, err := f.WriteAt(head, 0); err != nil {
+		return nil, &readError{err}
+	}
+	if _, err := f.Seek(int64(len(head)), io.SeekStart); err != nil {
+		return nil, &readError{err}
+	}
+	if _, err := io.CopyN(f, r, size-int64(len(head))); err != nil {
+		return nil, &readError{err}
+	}
+	return ParseELF(f, size)
+}
+
+// readError marks I/O errors while reading a layer (as opposed to parse
+// errors of one file).
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// lookupNode returns the node at the clean absolute path p, following no
+// symlinks.
+func (x *Index) lookupNode(p string) *node {
+	cur := x.root
+	for part := range strings.SplitSeq(p, "/") {
+		if part == "" {
+			continue
+		}
+		if cur.kids == nil {
+			return nil
+		}
+		cur = cur.kids[part]
+		if cur == nil {
+			return nil
+		}
+	}
+	return cur
+}
+
+// Lookup returns the entry at p, following no symlink (lstat). p is
+// cleaned and taken relative to the image root.
+func (x *Index) Lookup(p string) (*Entry, bool) {
+	n := x.lookupNode(path.Clean("/" + p))
+	if n == nil {
+		return nil, false
+	}
+	return &n.Entry, true
+}
+
+// Resolve follows symlinks in every component of p and in the final one,
+// the way the kernel does inside a chroot at the image root: absolute
+// targets start again at the root, ".." at the root stays at the root, and
+// nothing ever leaves the image. It returns the resolved path and its
+// entry. A missing path yields an error wrapping fs.ErrNotExist (with the
+// path resolved as far as it goes); more than 40 symlinks yield an error
+// wrapping ErrSymlinkLoop.
+func (x *Index) Resolve(p string) (string, *Entry, error) {
+	return x.resolve(p, true)
+}
+
+// ResolveParent is Resolve without following a final symlink (like
+// lstat on a path whose directories are resolved): it returns the path of
+// the last component in its real directory and its entry.
+func (x *Index) ResolveParent(p string) (string, *Entry, error) {
+	return x.resolve(p, false)
+}
+
+func (x *Index) resolve(p string, followLast bool) (string, *Entry, error) {
+	stack := []*node{x.root}
+	parts := strings.Split(p, "/")
+	hops := 0
+	for len(parts) > 0 {
+		part := parts[0]
+		parts = parts[1:]
+		cur := stack[len(stack)-1]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			if len(stack) > 1 {
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		}
+		if cur.Kind != Dir {
+			return path.Join(cur.Path, part, strings.Join(parts, "/")), nil, fmt.Errorf("resolving %q: %s is not a directory: %w", p, cur.Path, fs.ErrNotExist)
+		}
+		k := cur.kids[part]
+		if k == nil {
+			return path.Join(cur.Path, part, strings.Join(parts, "/")), nil, fmt.Errorf("resolving %q: %s: %w", p, path.Join(cur.Path, part), fs.ErrNotExist)
+		}
+		if k.Kind == Symlink && (followLast || hasMore(parts)) {
+			hops++
+			if hops > maxSymlinkHops {
+				return k.Path, nil, fmt.Errorf("resolving %q: %w", p, ErrSymlinkLoop)
+			}
+			if strings.HasPrefix(k.Target, "/") {
+				stack = stack[:1]
+			}
+			parts = append(strings.Split(k.Target, "/"), parts...)
+			continue
+		}
+		stack = append(stack, k)
+	}
+	n := stack[len(stack)-1]
+	return n.Path, &n.Entry, nil
+}
+
+// hasMore reports whether parts has a component that names something
+// (not only "" and ".").
+func hasMore(parts []string) bool {
+	for _, p := range parts {
+		if p != "" && p != "." {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadDir returns the entries of directory dir (symlinks to it followed),
+// sorted by name; nil if dir is not a directory.
+func (x *Index) ReadDir(dir string) []*Entry {
+	_, e, err := x.Resolve(dir)
+	if err != nil || e.Kind != Dir {
+		return nil
+	}
+	n := x.lookupNode(e.Path)
+	out := make([]*Entry, 0, len(n.kids))
+	for _, k := range n.kids {
+		out = append(out, &k.Entry)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// Glob returns the paths matching pattern, each component matched with
+// path.Match, sorted. Directories on the way are reached through symlinks;
+// the returned paths keep the pattern's spelling (like filepath.Glob).
+// A malformed pattern matches nothing.
+func (x *Index) Glob(pattern string) []string {
+	if _, err := path.Match(pattern, ""); err != nil {
+		return nil
+	}
+	var parts []string
+	for part := range strings.SplitSeq(path.Clean("/"+pattern), "/") {
+		if part != "" {
+			parts = append(parts, part)
+		}
+	}
+	var out []string
+	x.glob("/", parts, &out)
+	sort.Strings(out)
+	return out
+}
+
+func (x *Index) glob(dir string, parts []string, out *[]string) {
+	if len(parts) == 0 {
+		*out = append(*out, dir)
+		return
+	}
+	_, e, err := x.Resolve(dir)
+	if err != nil || e.Kind != Dir {
+		return
+	}
+	n := x.lookupNode(e.Path)
+	part := parts[0]
+	if !strings.ContainsAny(part, `*?[\`) {
+		if _, ok := n.kids[part]; ok {
+			x.glob(path.Join(dir, part), parts[1:], out)
+		}
+		return
+	}
+	for name := range n.kids {
+		if ok, _ := path.Match(part, name); ok {
+			x.glob(path.Join(dir, name), parts[1:], out)
+		}
+	}
+}
+
+// Content returns the content of a kept config file (see BuildIndex),
+// following symlinks.
+func (x *Index) Content(p string) ([]byte, bool) {
+	rp, _, err := x.Resolve(p)
+	if err != nil {
+		return nil, false
+	}
+	n := x.lookupNode(rp)
+	if n == nil || n.content == nil {
+		return nil, false
+	}
+	return n.content, true
+}
+
+// Layers returns the image's layers, bottom first.
+func (x *Index) Layers() []Layer { return append([]Layer(nil), x.layers...) }
+
+// Len returns the number of paths in the image, the root excluded.
+func (x *Index) Len() int { return x.count }
+
+// Walk calls fn for every entry, the root excluded, sorted by path; it
+// stops at and returns the first error fn returns.
+func (x *Index) Walk(fn func(*Entry) error) error {
+	all := make([]*Entry, 0, x.count)
+	var collect func(n *node)
+	collect = func(n *node) {
+		for _, k := range n.kids {
+			all = append(all, &k.Entry)
+			collect(k)
+		}
+	}
+	collect(x.root)
+	sort.Slice(all, func(i, j int) bool { return all[i].Path < all[j].Path })
+	for _, e := range all {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,503 @@
+package image
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/daemon"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// Image is one platform's image, opened lazily: Open reads the manifest and
+// the config; layers are read by BuildIndex and Extract.
+type Image struct {
+	// Ref is the reference as given to Open, transport prefix included.
+	Ref string
+	// Digest is the manifest digest ("sha256:…").
+	Digest string
+	// Platform is the image's platform from its config (or the requested
+	// one when the config does not say).
+	Platform v1.Platform
+	// Config is the parsed image config.
+	Config *v1.ConfigFile
+	// Layers describes the layers, bottom first.
+	Layers []Layer
+
+	img     v1.Image
+	opts    *options
+	cleanup []func() error
+}
+
+// V1 returns the go-containerregistry image. For remote images its layers
+// read through the blob cache.
+func (i *Image) V1() v1.Image { return i.img }
+
+// Close removes temporary files Open made (the unpacked oci-archive). It is
+// safe to call on any Image, more than once. The Image must not be used
+// after Close.
+func (i *Image) Close() error {
+	var errs []error
+	for _, f := range i.cleanup {
+		errs = append(errs, f())
+	}
+	i.cleanup = nil
+	return errors.Join(errs...)
+}
+
+// Transports lists the transports Open accepts, in skopeo syntax.
+var Transports = []string{"docker://REF (or plain REF)", "docker-daemon:NAME[:TAG]", "docker-archive:FILE.tar[:REF]", "oci:DIR[:TAG]", "oci-archive:FILE.tar[:TAG]"}
+
+// knownUnsupported are containers-image transports Open recognizes but does
+// not read.
+var knownUnsupported = []string{"containers-storage", "dir", "ostree", "sif", "tarball"}
+
+// Open resolves ref to one platform's image. ref uses the skopeo transport
+// syntax: "REF" or "docker://REF" (a registry), "docker-daemon:NAME[:TAG]",
+// "docker-archive:FILE.tar[:REF]" (docker save), "oci:DIR[:TAG]" (an OCI
+// layout; TAG matches the org.opencontainers.image.ref.name annotation),
+// "oci-archive:FILE.tar[:TAG]" (a tar of an OCI layout). Multi-platform
+// indexes are resolved with WithPlatform; a single-platform image of another
+// platform is an error naming its platform.
+//
+// Only the manifest and the config are read; layers are downloaded (and
+// cached, for registries) when first read.
+func Open(ctx context.Context, ref string, opts ...Option) (*Image, error) {
+	o, err := makeOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	if ref == "" {
+		return nil, errors.New("empty image reference")
+	}
+	i := &Image{Ref: ref, opts: o}
+	transport, rest := splitTransport(ref)
+	switch transport {
+	case "docker":
+		err = i.openRemote(ctx, strings.TrimPrefix(rest, "//"))
+	case "docker-daemon":
+		err = i.openDaemon(ctx, rest)
+	case "docker-archive":
+		err = i.openDockerArchive(rest)
+	case "oci":
+		file, tag, _ := strings.Cut(rest, ":")
+		err = i.openLayout(file, tag)
+	case "oci-archive":
+		err = i.openOCIArchive(ctx, rest)
+	default:
+		err = fmt.Errorf("unsupported transport %q; supported: %s", transport, strings.Join(Transports, ", "))
+	}
+	if err != nil {
+		i.Close()
+		return nil, fmt.Errorf("opening %q: %w", ref, err)
+	}
+	if err := i.describe(); err != nil {
+		i.Close()
+		return nil, fmt.Errorf("opening %q: %w", ref, err)
+	}
+	o.logger.Debug("opened image", "ref", ref, "digest", i.Digest, "platform", i.Platform.String(), "layers", len(i.Layers))
+	return i, nil
+}
+
+// splitTransport returns the transport named by ref's prefix ("docker" when
+// there is none) and the rest.
+func splitTransport(ref string) (string, string) {
+	if rest, ok := strings.CutPrefix(ref, "docker://"); ok {
+		return "docker", rest
+	}
+	prefix, rest, ok := strings.Cut(ref, ":")
+	if !ok {
+		return "docker", ref
+	}
+	switch prefix {
+	case "docker-daemon", "docker-archive", "oci", "oci-archive":
+		return prefix, rest
+	}
+	for _, u := range knownUnsupported {
+		if prefix == u {
+			return prefix, rest
+		}
+	}
+	if strings.HasPrefix(rest, "//") {
+		// "scheme://..." that is not docker://.
+		return prefix, rest
+	}
+	return "docker", ref
+}
+
+func (i *Image) openRemote(ctx context.Context, ref string) error {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	ropts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(i.opts.keychain),
+		remote.WithPlatform(i.opts.platform),
+	}
+	if i.opts.transport != nil {
+		ropts = append(ropts, remote.WithTransport(i.opts.transport))
+	}
+	desc, err := remote.Get(r, ropts...)
+	if err != nil {
+		return err
+	}
+	var img v1.Image
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return err
+		}
+		if img, err = selectPlatform(idx, i.opts.platform); err != nil {
+			return err
+		}
+	} else if img, err = desc.Image(); err != nil {
+		return err
+	}
+	cached, err := newCachedImage(img, i.opts)
+	if err != nil {
+		return err
+	}
+	i.img = cached
+	return nil
+}
+
+func (i *Image) openDaemon(ctx context.Context, ref string) error {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	// The file-buffered opener saves the image once to a temp file instead
+	// of holding the whole tar in memory.
+	img, err := daemon.Image(r, daemon.WithContext(ctx), daemon.WithFileBufferedOpener())
+	if err != nil {
+		return err
+	}
+	i.img = img
+	return nil
+}
+
+func (i *Image) openDockerArchive(spec string) error {
+	file, ref, _ := strings.Cut(spec, ":")
+	if file == "" {
+		return errors.New("docker-archive: missing file name")
+	}
+	if _, err := os.Stat(file); err != nil {
+		return err
+	}
+	var tag *name.Tag
+	if ref != "" {
+		t, err := name.NewTag(ref)
+		if err != nil {
+			return fmt.Errorf("docker-archive reference %q: %w", ref, err)
+		}
+		tag = &t
+	}
+	img, err := tarball.ImageFromPath(file, tag)
+	if err != nil {
+		return err
+	}
+	i.img = img
+	return nil
+}
+
+func (i *Image) openLayout(dir, tag string) error {
+	if dir == "" {
+		return errors.New("oci: missing directory")
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return err
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return err
+	}
+	if tag == "" {
+		img, err := selectPlatform(idx, i.opts.platform)
+		if err != nil {
+			return err
+		}
+		i.img = img
+		return nil
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, d := range m.Manifests {
+		n := d.Annotations["org.opencontainers.image.ref.name"]
+		if n != tag {
+			if n != "" {
+				names = append(names, n)
+			}
+			continue
+		}
+		switch {
+		case d.MediaType.IsIndex():
+			sub, err := idx.ImageIndex(d.Digest)
+			if err != nil {
+				return err
+			}
+			img, err := selectPlatform(sub, i.opts.platform)
+			if err != nil {
+				return err
+			}
+			i.img = img
+		case d.MediaType.IsImage():
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				return err
+			}
+			i.img = img
+		default:
+			return fmt.Errorf("tag %q: unsupported media type %q", tag, d.MediaType)
+		}
+		return nil
+	}
+	sort.Strings(names)
+	return fmt.Errorf("no image tagged %q in %s (tags: %s)", tag, dir, strings.Join(names, ", "))
+}
+
+func (i *Image) openOCIArchive(ctx context.Context, spec string) error {
+	file, tag, _ := strings.Cut(spec, ":")
+	if file == "" {
+		return errors.New("oci-archive: missing file name")
+	}
+	dir, err := os.MkdirTemp("", "extract-oci-")
+	if err != nil {
+		return err
+	}
+	i.cleanup = append(i.cleanup, func() error { return os.RemoveAll(dir) })
+	if err := untarLayout(ctx, file, dir); err != nil {
+		return fmt.Errorf("unpacking %s: %w", file, err)
+	}
+	return i.openLayout(dir, tag)
+}
+
+// selectPlatform picks want from a (possibly nested) index.
+func selectPlatform(idx v1.ImageIndex, want v1.Platform) (v1.Image, error) {
+	var seen []string
+	img, err := findPlatform(idx, want, &seen, 0)
+	if err != nil {
+		return nil, err
+	}
+	if img == nil {
+		sort.Strings(seen)
+		return nil, &PlatformError{Want: want.String(), Available: seen}
+	}
+	return img, nil
+}
+
+func findPlatform(idx v1.ImageIndex, want v1.Platform, seen *[]string, depth int) (v1.Image, error) {
+	if depth > 4 {
+		return nil, errors.New("image indexes nested too deep")
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range m.Manifests {
+		switch {
+		case d.MediaType.IsIndex():
+			sub, err := idx.ImageIndex(d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			img, err := findPlatform(sub, want, seen, depth+1)
+			if err != nil || img != nil {
+				return img, err
+			}
+		case d.MediaType.IsImage():
+			if d.Platform == nil {
+				// A layout holding one image without a platform.
+				if len(m.Manifests) == 1 {
+					return idx.Image(d.Digest)
+				}
+				continue
+			}
+			if d.Platform.OS == "unknown" {
+				continue // attestations
+			}
+			*seen = append(*seen, d.Platform.String())
+			if platformMatches(*d.Platform, want) {
+				return idx.Image(d.Digest)
+			}
+		}
+	}
+	return nil, nil
+}
+
+// platformMatches reports whether have satisfies want. An empty wanted
+// variant matches any variant; arm64's "v8" equals no variant.
+func platformMatches(have, want v1.Platform) bool {
+	if have.OS != want.OS || have.Architecture != want.Architecture {
+		return false
+	}
+	if want.Variant == "" {
+		return true
+	}
+	hv, wv := have.Variant, want.Variant
+	if have.Architecture == "arm64" {
+		if hv == "" {
+			hv = "v8"
+		}
+		if wv == "" {
+			wv = "v8"
+		}
+	}
+	return hv == wv
+}
+
+// PlatformError says the image has no manifest for the requested platform.
+type PlatformError struct {
+	Want string
+	// Available lists the platforms the image has.
+	Available []string
+}
+
+func (e *PlatformError) Error() string {
+	if len(e.Available) == 1 {
+		return fmt.Sprintf("image is %s; pass --platform %s", e.Available[0], e.Available[0])
+	}
+	if len(e.Available) == 0 {
+		return fmt.Sprintf("image has no %s manifest", e.Want)
+	}
+	return fmt.Sprintf("image has no %s manifest; available: %s", e.Want, strings.Join(e.Available, ", "))
+}
+
+// describe fills Digest, Config, Platform and Layers from i.img, and checks
+// the platform of a single-platform image.
+func (i *Image) describe() error {
+	d, err := i.img.Digest()
+	if err != nil {
+		return fmt.Errorf("manifest digest: %w", err)
+	}
+	i.Digest = d.String()
+	cfg, err := i.img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	if cfg == nil {
+		return errors.New("image has no config")
+	}
+	i.Config = cfg
+	want := i.opts.platform
+	if cfg.Architecture == "" {
+		i.Platform = want
+		i.opts.logger.Debug("image config names no platform; assuming the requested one", "platform", want.String())
+	} else {
+		i.Platform = v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+		if i.Platform.OS == "" {
+			i.Platform.OS = "linux"
+		}
+		if !platformMatches(i.Platform, want) {
+			return &PlatformError{Want: want.String(), Available: []string{i.Platform.String()}}
+		}
+	}
+	layers, err := i.img.Layers()
+	if err != nil {
+		return fmt.Errorf("listing layers: %w", err)
+	}
+	var history []string
+	for _, h := range cfg.History {
+		if !h.EmptyLayer {
+			history = append(history, h.CreatedBy)
+		}
+	}
+	if len(history) != len(layers) {
+		history = nil
+	}
+	i.Layers = make([]Layer, len(layers))
+	for n, l := range layers {
+		dg, err := l.Digest()
+		if err != nil {
+			return fmt.Errorf("layer %d digest: %w", n, err)
+		}
+		diff, err := l.DiffID()
+		if err != nil {
+			return fmt.Errorf("layer %d diff ID: %w", n, err)
+		}
+		size, err := l.Size()
+		if err != nil {
+			return fmt.Errorf("layer %d size: %w", n, err)
+		}
+		i.Layers[n] = Layer{Digest: dg.String(), DiffID: diff.String(), Size: size}
+		if history != nil {
+			i.Layers[n].CreatedBy = history[n]
+		}
+	}
+	return nil
+}
+
+// cleanCacheName turns a digest into a file name.
+func cleanCacheName(h v1.Hash) string {
+	return filepath.Join(h.Algorithm, h.Hex)
+}
+
+// untarLayout unpacks the OCI layout tar file into dir. Only directories
+// and regular files are written; names are cleaned and must stay inside
+// dir; links and devices are refused.
+func untarLayout(ctx context.Context, file, dir string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for n := 0; ; n++ {
+		if n%256 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rel := path.Clean("/" + hdr.Name)
+		if rel == "/" {
+			continue
+		}
+		if strings.Contains(hdr.Name, "..") && path.Clean(hdr.Name) != strings.TrimPrefix(rel, "/") {
+			return fmt.Errorf("entry %q escapes the archive", hdr.Name)
+		}
+		target := filepath.Join(dir, filepath.FromSlash(rel))
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(out, tr)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("entry %q: unsupported type %q in an OCI archive", hdr.Name, hdr.Typeflag)
+		}
+	}
+}
