@@ -254,10 +254,10 @@ func (p *elfParser) dynamic(info *ELFInfo, ph progHeader) error {
 		entSize = 8
 	}
 	var (
-		strtab, strsz                uint64
-		haveStrtab                   bool
-		needed                       []uint64
-		rpath, runpath, soname       []uint64
+		strtab, strsz                  uint64
+		haveStrtab                     bool
+		needed                         []uint64
+		rpath, runpath, soname         []uint64
 		haveRpath, haveRunpath, haveSO bool
 	)
 	for i := 0; i+entSize <= len(b); i += entSize {
