@@ -1,0 +1,44 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// TaskRoot returns the directory the package was unpacked in:
+// LAMBDA_TASK_ROOT, else the directory of the running executable.
+func TaskRoot() (string, error) {
+	if d := os.Getenv("LAMBDA_TASK_ROOT"); d != "" {
+		return d, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding the task root: %w", err)
+	}
+	return filepath.Dir(exe), nil
+}
+
+// InitErrorType is the error type the bootstrap reports when it cannot
+// start (bad manifest, link dir, workdir).
+const InitErrorType = "Runtime.ExtractInitError"
+
+// ReportInitError posts err to the Runtime API's init error path
+// (/2018-06-01/runtime/init/error) at api (host:port, as in
+// AWS_LAMBDA_RUNTIME_API), with the error type InitErrorType.
+func ReportInitError(ctx context.Context, api string, err error) error {
+	if api == "" {
+		return errors.New("reporting init error: AWS_LAMBDA_RUNTIME_API is not set")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c := &apiClient{base: "http://" + api + apiPrefix, http: &http.Client{Transport: &http.Transport{Proxy: nil}}}
+	if perr := c.post(ctx, "/init/error", &ErrorResponse{ErrorMessage: err.Error(), ErrorType: InitErrorType}, InitErrorType); perr != nil {
+		return fmt.Errorf("reporting init error: %w", perr)
+	}
+	return nil
+}

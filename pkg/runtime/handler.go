@@ -1,0 +1,620 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// S3API is the part of the S3 client the handler uses: GetObject for the
+// input and the multipart calls of the upload manager for the output.
+type S3API interface {
+	manager.UploadAPIClient
+	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+}
+
+// Defaults of the handler's options.
+const (
+	DefaultKillMargin        = 500 * time.Millisecond
+	DefaultPartSize          = 8 << 20
+	DefaultUploadConcurrency = 2
+	// StderrLines is how many of the program's last stderr lines an error
+	// carries.
+	StderrLines = 20
+	// maxLineLen bounds one logged stderr line.
+	maxLineLen = 16 << 10
+)
+
+// Option configures a Handler.
+type Option func(*options) error
+
+type options struct {
+	s3          S3API
+	logger      *slog.Logger
+	programLog  io.Writer
+	killMargin  time.Duration
+	partSize    int64
+	concurrency int
+	environ     []string
+}
+
+// WithS3Client sets the S3 client (default: NewS3Client, from the
+// environment).
+func WithS3Client(c S3API) Option {
+	return func(o *options) error {
+		if c == nil {
+			return errors.New("nil S3 client")
+		}
+		o.s3 = c
+		return nil
+	}
+}
+
+// WithLogger sets the logger for the handler's own messages (default:
+// discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("nil logger")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// WithProgramLog sets where the program's stderr goes, line by line,
+// each prefixed with the input key (default: discarded; the bootstrap
+// passes its own stderr, which is the function's log).
+func WithProgramLog(w io.Writer) Option {
+	return func(o *options) error {
+		if w == nil {
+			return errors.New("nil program log writer")
+		}
+		o.programLog = w
+		return nil
+	}
+}
+
+// WithKillMargin sets how long before the invocation deadline the program's
+// process group is killed, leaving time to report the error (default
+// 500ms).
+func WithKillMargin(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("negative kill margin %v", d)
+		}
+		o.killMargin = d
+		return nil
+	}
+}
+
+// WithPartSize sets the multipart upload part size (default 8 MiB,
+// minimum 5 MiB, S3's limit).
+func WithPartSize(n int64) Option {
+	return func(o *options) error {
+		if n < manager.MinUploadPartSize {
+			return fmt.Errorf("part size %d is below S3's minimum %d", n, manager.MinUploadPartSize)
+		}
+		o.partSize = n
+		return nil
+	}
+}
+
+// WithUploadConcurrency sets how many parts are uploaded at once (default
+// 2); memory use is about (concurrency+1) × part size.
+func WithUploadConcurrency(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("upload concurrency %d is below 1", n)
+		}
+		o.concurrency = n
+		return nil
+	}
+}
+
+// WithEnviron sets the base environment the program's is computed from
+// (default: os.Environ(), Lambda's environment).
+func WithEnviron(env []string) Option {
+	return func(o *options) error {
+		o.environ = append([]string(nil), env...)
+		return nil
+	}
+}
+
+// Handler runs the manifest's program on the objects of S3 events.
+type Handler struct {
+	m        *Manifest
+	program  string
+	dir      string
+	env      []string
+	opts     options
+	uploader *manager.Uploader
+}
+
+// NewHandler returns the handler for the package at taskRoot described by m.
+// Call Setup first.
+func NewHandler(ctx context.Context, m *Manifest, taskRoot string, opts ...Option) (*Handler, error) {
+	o := options{
+		logger:      slog.New(slog.DiscardHandler),
+		programLog:  io.Discard,
+		killMargin:  DefaultKillMargin,
+		partSize:    DefaultPartSize,
+		concurrency: DefaultUploadConcurrency,
+	}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.check(); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	if o.environ == nil {
+		o.environ = os.Environ()
+	}
+	if o.s3 == nil {
+		c, err := NewS3Client(ctx)
+		if err != nil {
+			return nil, err
+		}
+		o.s3 = c
+	}
+	prog, err := ProgramPath(m, taskRoot)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		m:       m,
+		program: prog,
+		dir:     WorkDir(m, taskRoot),
+		env:     Environ(m, taskRoot, o.environ),
+		opts:    o,
+	}
+	h.uploader = manager.NewUploader(o.s3, func(u *manager.Uploader) {
+		u.PartSize = o.partSize
+		u.Concurrency = o.concurrency
+	})
+	return h, nil
+}
+
+// Result is what an invocation returns: one entry per record of the event.
+type Result struct {
+	Records []RecordResult `json:"records"`
+}
+
+// RecordResult describes what was done with one record.
+type RecordResult struct {
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
+	// Skipped gives the reason a record was not processed.
+	Skipped      string `json:"skipped,omitempty"`
+	OutputBucket string `json:"output_bucket,omitempty"`
+	OutputKey    string `json:"output_key,omitempty"`
+	InputBytes   int64  `json:"input_bytes"`
+	OutputBytes  int64  `json:"output_bytes"`
+	DurationMS   int64  `json:"duration_ms"`
+}
+
+// Handle processes every record of ev in order. An s3:TestEvent (no
+// records) succeeds doing nothing. Keys under the output prefix or not
+// ending in the input suffix are skipped. The error, if any, holds a
+// *RecordError for each record that failed.
+func (h *Handler) Handle(ctx context.Context, ev events.S3Event) (Result, error) {
+	res := Result{Records: []RecordResult{}}
+	if len(ev.Records) == 0 {
+		h.opts.logger.InfoContext(ctx, "event without records ignored (s3:TestEvent)")
+		return res, nil
+	}
+	var errs []error
+	for _, rec := range ev.Records {
+		r, err := h.record(ctx, rec)
+		res.Records = append(res.Records, r)
+		if err != nil {
+			h.opts.logger.ErrorContext(ctx, "record failed", "bucket", r.Bucket, "key", r.Key, "err", err)
+			errs = append(errs, err)
+		}
+	}
+	switch len(errs) {
+	case 0:
+		return res, nil
+	case 1:
+		return res, errs[0]
+	default:
+		return res, fmt.Errorf("%d of %d records failed: %w", len(errs), len(ev.Records), errors.Join(errs...))
+	}
+}
+
+func (h *Handler) record(ctx context.Context, rec events.S3EventRecord) (RecordResult, error) {
+	start := time.Now()
+	r := RecordResult{Bucket: rec.S3.Bucket.Name, Key: rec.S3.Object.Key}
+	key, err := url.QueryUnescape(rec.S3.Object.Key)
+	if err != nil {
+		return r, &RecordError{Bucket: r.Bucket, Key: r.Key, Op: "decoding key", ExitCode: -1, Err: err}
+	}
+	r.Key = key
+	log := h.opts.logger.With("bucket", r.Bucket, "key", key)
+	switch {
+	case r.Bucket == "" || key == "":
+		r.Skipped = "no bucket or key"
+	case strings.HasPrefix(key, h.m.Output.Prefix):
+		r.Skipped = fmt.Sprintf("key is under the output prefix %q", h.m.Output.Prefix)
+	case !strings.HasSuffix(key, h.m.Input.Suffix):
+		r.Skipped = fmt.Sprintf("key does not end in %q", h.m.Input.Suffix)
+	}
+	if r.Skipped != "" {
+		log.InfoContext(ctx, "record skipped", "reason", r.Skipped)
+		return r, nil
+	}
+	r.OutputBucket = h.m.Output.Bucket
+	if r.OutputBucket == "" {
+		r.OutputBucket = r.Bucket
+	}
+	r.OutputKey = h.m.Output.Prefix + key + h.m.Output.Suffix
+	log.InfoContext(ctx, "processing", "output", "s3://"+r.OutputBucket+"/"+r.OutputKey)
+	err = h.run(ctx, &r)
+	r.DurationMS = time.Since(start).Milliseconds()
+	if err == nil {
+		log.InfoContext(ctx, "done", "input_bytes", r.InputBytes, "output_bytes", r.OutputBytes, "ms", r.DurationMS)
+	}
+	return r, err
+}
+
+// run streams the object through the program into the output object.
+func (h *Handler) run(ctx context.Context, r *RecordResult) error {
+	fail := func(op string, err error) *RecordError {
+		return &RecordError{Bucket: r.Bucket, Key: r.Key, Op: op, ExitCode: -1, Err: err}
+	}
+	obj, err := h.opts.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &r.Bucket, Key: &r.Key})
+	if err != nil {
+		return fail("reading input", err)
+	}
+	body := &countingReader{r: obj.Body}
+	defer obj.Body.Close()
+
+	args := h.m.Args
+	var stdin *os.File
+	var stdinW *os.File
+	if h.m.Input.Mode == InputFile {
+		dir, err := os.MkdirTemp("", "extract-input-")
+		if err != nil {
+			return fail("reading input", err)
+		}
+		defer os.RemoveAll(dir)
+		name := filepath.Join(dir, path.Base(r.Key))
+		if err := download(name, body); err != nil {
+			return fail("reading input", err)
+		}
+		args = make([]string, len(h.m.Args))
+		for i, a := range h.m.Args {
+			args[i] = strings.ReplaceAll(a, InputPlaceholder, name)
+		}
+	} else {
+		stdin, stdinW, err = os.Pipe()
+		if err != nil {
+			return fail("running program", err)
+		}
+		defer stdinW.Close()
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return fail("running program", err)
+	}
+	defer outR.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outW.Close()
+		return fail("running program", err)
+	}
+	defer errR.Close()
+
+	cmd := &exec.Cmd{
+		Path:        h.program,
+		Args:        args,
+		Env:         h.env,
+		Dir:         h.dir,
+		Stdout:      outW,
+		Stderr:      errW,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if stdin != nil {
+		stdin.Close()
+	}
+	if err != nil {
+		return fail("running program", fmt.Errorf("starting %s: %w", h.m.Program, err))
+	}
+	pgid := cmd.Process.Pid
+	killGroup := func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
+
+	// stderr: logged line by line, the last lines kept.
+	tail := newLineTail(StderrLines)
+	stderrDone := make(chan struct{})
+	go func() {
+		defer close(stderrDone)
+		h.logLines(errR, r.Key, tail)
+	}()
+
+	// stdin: the object's body, copied until it ends or the program stops
+	// reading. Only a read error (from S3) fails the record.
+	var readErr error
+	stdinDone := make(chan struct{})
+	if stdinW != nil {
+		go func() {
+			defer close(stdinDone)
+			_, readErr = copyToPipe(stdinW, body)
+			stdinW.Close()
+		}()
+	} else {
+		close(stdinDone)
+	}
+
+	// The deadline kills the whole process group killMargin before it.
+	var timedOut atomic.Bool
+	waitDone := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		killGroup() // leftovers of the group would hold the pipes open
+		close(waitDone)
+	}()
+	var timer <-chan time.Time
+	if dl, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(time.Until(dl) - h.opts.killMargin)
+		defer t.Stop()
+		timer = t.C
+	}
+	go func() {
+		select {
+		case <-timer:
+			timedOut.Store(true)
+			killGroup()
+		case <-ctx.Done():
+			killGroup()
+		case <-waitDone:
+		}
+	}()
+
+	// The upload only completes when the program succeeded: at the end of
+	// its stdout, the gate waits for its exit and turns a failure into a
+	// read error, which makes the uploader abort.
+	var progErr error
+	gate := &gateReader{r: outR, wait: func() error {
+		<-waitDone
+		<-stdinDone
+		progErr = h.status(r, waitErr, readErr, timedOut.Load())
+		if progErr != nil {
+			return errProgramFailed
+		}
+		return nil
+	}}
+	_, upErr := h.uploader.Upload(ctx, &s3.PutObjectInput{
+		Bucket: &r.OutputBucket,
+		Key:    &r.OutputKey,
+		Body:   gate,
+	})
+	if upErr != nil {
+		killGroup()
+		outR.Close()
+	}
+	<-waitDone
+	<-stdinDone
+	select {
+	case <-stderrDone:
+	case <-time.After(time.Second):
+	}
+	r.InputBytes = body.n.Load()
+	r.OutputBytes = gate.n
+	if !gate.checked {
+		// The upload failed before the end of the program's output.
+		e := fail("writing output", fmt.Errorf("s3://%s/%s: %w", r.OutputBucket, r.OutputKey, upErr))
+		if upErr == nil {
+			e.Err = errors.New("upload ended before the program's output did")
+		}
+		e.Stderr = tail.lines()
+		return e
+	}
+	if progErr != nil {
+		var re *RecordError
+		if errors.As(progErr, &re) {
+			re.Stderr = tail.lines()
+		}
+		return progErr
+	}
+	if upErr != nil {
+		e := fail("writing output", fmt.Errorf("s3://%s/%s: %w", r.OutputBucket, r.OutputKey, upErr))
+		e.Stderr = tail.lines()
+		return e
+	}
+	return nil
+}
+
+// status turns the program's exit into the record's error, nil on success.
+func (h *Handler) status(r *RecordResult, waitErr, readErr error, timedOut bool) error {
+	e := &RecordError{Bucket: r.Bucket, Key: r.Key, Op: "running program", ExitCode: -1, TimedOut: timedOut, KillMargin: h.opts.killMargin}
+	var exitErr *exec.ExitError
+	switch {
+	case timedOut:
+		if waitErr != nil {
+			e.Err = waitErr
+		}
+		if errors.As(waitErr, &exitErr) {
+			e.ExitCode = exitErr.ExitCode()
+		}
+		return e
+	case errors.As(waitErr, &exitErr):
+		e.ExitCode = exitErr.ExitCode()
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			e.Signal = ws.Signal().String()
+		}
+		if readErr != nil {
+			e.Op, e.Err = "reading input", readErr
+		}
+		return e
+	case waitErr != nil:
+		e.Err = waitErr
+		return e
+	case readErr != nil:
+		e.Op, e.Err = "reading input", readErr
+		return e
+	}
+	return nil
+}
+
+var errProgramFailed = errors.New("program failed")
+
+// gateReader passes r through and, at its end, returns wait's error
+// instead of io.EOF when there is one.
+type gateReader struct {
+	r       io.Reader
+	wait    func() error
+	n       int64
+	checked bool
+	err     error
+}
+
+func (g *gateReader) Read(p []byte) (int, error) {
+	if g.checked {
+		return 0, g.err
+	}
+	n, err := g.r.Read(p)
+	g.n += int64(n)
+	if err == io.EOF {
+		g.checked = true
+		g.err = io.EOF
+		if werr := g.wait(); werr != nil {
+			g.err = werr
+		}
+		return n, g.err
+	}
+	return n, err
+}
+
+// countingReader counts the bytes read and marks read errors as such.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// copyToPipe copies src to the program's stdin and returns src's read
+// error; a write error (the program stopped reading) is not an error.
+func copyToPipe(w io.Writer, src io.Reader) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var total int64
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				// Drain nothing more: the program has closed its stdin.
+				return total, nil
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// download writes src to a new file at name.
+func download(name string, src io.Reader) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, src); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// logLines writes each line of r to the program log, prefixed with key,
+// and keeps the last ones in tail.
+func (h *Handler) logLines(r io.Reader, key string, tail *lineTail) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var line []byte
+	for {
+		chunk, isPrefix, err := br.ReadLine()
+		if len(line)+len(chunk) <= maxLineLen {
+			line = append(line, chunk...)
+		}
+		if err != nil {
+			if len(line) > 0 {
+				h.emit(key, line, tail)
+			}
+			return
+		}
+		if isPrefix {
+			continue
+		}
+		h.emit(key, line, tail)
+		line = line[:0]
+	}
+}
+
+func (h *Handler) emit(key string, line []byte, tail *lineTail) {
+	s := string(line)
+	tail.add(s)
+	fmt.Fprintf(h.opts.programLog, "%s: %s\n", key, s)
+}
+
+// lineTail keeps the last n lines.
+type lineTail struct {
+	mu   sync.Mutex
+	n    int
+	buf  []string
+	next int
+	full bool
+}
+
+func newLineTail(n int) *lineTail { return &lineTail{n: n, buf: make([]string, n)} }
+
+func (t *lineTail) add(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf[t.next] = s
+	t.next = (t.next + 1) % t.n
+	if t.next == 0 {
+		t.full = true
+	}
+}
+
+func (t *lineTail) lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.full {
+		return append([]string(nil), t.buf[:t.next]...)
+	}
+	return append(append([]string(nil), t.buf[t.next:]...), t.buf[:t.next]...)
+}
