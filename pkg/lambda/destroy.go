@@ -1,0 +1,158 @@
+package lambda
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// DestroyResult is what Destroy removed (or, in a dry run, would remove).
+type DestroyResult struct {
+	FunctionName string `json:"function_name"`
+	Bucket       string `json:"bucket"`
+	// Changes lists what was removed, in order; empty when there was
+	// nothing to remove.
+	Changes []string `json:"changes"`
+	DryRun  bool     `json:"dry_run"`
+}
+
+// Destroy removes what Deploy created for function and bucket, and nothing
+// else: the rule extract-NAME from the bucket's notification configuration
+// (every other rule kept), the function's permission for the bucket, the
+// function, its role when extract created it (tag managed-by=extract), and
+// with WithCodeBucket the code objects under extract/NAME/. What is already
+// gone is skipped, so running it twice is fine. A function of that name not
+// created by extract is a *NotManagedError and nothing is removed.
+func Destroy(ctx context.Context, function, bucket string, opts ...DeployOption) (*DestroyResult, error) {
+	o, err := makeDeployOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNames(function, bucket); err != nil {
+		return nil, err
+	}
+	if o.clients == nil {
+		cfg, err := LoadAWSConfig(ctx, "", "")
+		if err != nil {
+			return nil, err
+		}
+		o.clients = NewClients(cfg)
+	}
+	c := o.clients
+	res := &DestroyResult{FunctionName: function, Bucket: bucket, Changes: []string{}, DryRun: o.dryRun}
+	change := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		res.Changes = append(res.Changes, msg)
+		if o.dryRun {
+			o.log.Info("would " + msg)
+		} else {
+			o.log.Info(msg)
+		}
+	}
+
+	// The function first: refuse before touching anything if it is not ours.
+	fn, err := c.Lambda.GetFunction(ctx, &awslambda.GetFunctionInput{FunctionName: &function})
+	switch {
+	case isCode(err, "ResourceNotFoundException"):
+		fn = nil
+	case err != nil:
+		return res, wrapAWS(err, "reading function %q", function)
+	case fn.Tags[ManagedByTag] != ManagedByValue:
+		return res, &NotManagedError{Kind: "function", Name: function}
+	}
+	roleName := RoleName(function)
+	if fn != nil && fn.Configuration != nil {
+		if arn := deref(fn.Configuration.Role); strings.Contains(arn, ":role/") {
+			roleName = arn[strings.LastIndex(arn, "/")+1:]
+		}
+	}
+
+	// The notification rule.
+	id := ruleID(function)
+	nc, err := readNotification(ctx, c.S3, bucket)
+	switch {
+	case isCode(err, "NoSuchBucket"):
+		o.log.Debug("trigger bucket does not exist", "bucket", bucket)
+	case err != nil:
+		return res, err
+	default:
+		if rest, removed := removeNotification(nc, id); removed {
+			change("remove notification rule %s from bucket %s", id, bucket)
+			if !o.dryRun {
+				if err := writeNotification(ctx, c.S3, bucket, rest); err != nil {
+					return res, err
+				}
+			}
+		}
+	}
+
+	if fn != nil {
+		// The permission.
+		sid := statementID(bucket)
+		found, _, err := readPermission(ctx, c.Lambda, function, permissionStatement{Sid: sid})
+		if err != nil {
+			return res, err
+		}
+		if found {
+			change("remove permission %s from function %s", sid, function)
+			if !o.dryRun {
+				_, err := c.Lambda.RemovePermission(ctx, &awslambda.RemovePermissionInput{FunctionName: &function, StatementId: &sid})
+				if err != nil && !isCode(err, "ResourceNotFoundException") {
+					return res, wrapAWS(err, "removing permission %q of function %q", sid, function)
+				}
+			}
+		}
+		// The function, all its versions and aliases.
+		change("delete function %s", function)
+		if !o.dryRun {
+			_, err := c.Lambda.DeleteFunction(ctx, &awslambda.DeleteFunctionInput{FunctionName: &function})
+			if err != nil && !isCode(err, "ResourceNotFoundException") {
+				return res, wrapAWS(err, "deleting function %q", function)
+			}
+		}
+	}
+
+	// The role, only when extract made it.
+	if err := deleteRole(ctx, c.IAM, roleName, o.dryRun, change); err != nil {
+		return res, err
+	}
+
+	// The code objects.
+	if o.codeBucket != "" {
+		if err := deleteCode(ctx, c.S3, o.codeBucket, "extract/"+function+"/", o.dryRun, change); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// deleteCode deletes the objects under prefix in bucket.
+func deleteCode(ctx context.Context, c S3API, bucket, prefix string, dryRun bool, change func(string, ...any)) error {
+	var token *string
+	for {
+		out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix, ContinuationToken: token})
+		if isCode(err, "NoSuchBucket") {
+			return nil
+		}
+		if err != nil {
+			return wrapAWS(err, "listing s3://%s/%s", bucket, prefix)
+		}
+		for _, obj := range out.Contents {
+			key := deref(obj.Key)
+			change("delete code object s3://%s/%s", bucket, key)
+			if dryRun {
+				continue
+			}
+			if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key}); err != nil {
+				return wrapAWS(err, "deleting s3://%s/%s", bucket, key)
+			}
+		}
+		if out.IsTruncated == nil || !*out.IsTruncated || out.NextContinuationToken == nil {
+			return nil
+		}
+		token = out.NextContinuationToken
+	}
+}
