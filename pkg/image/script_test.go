@@ -1,0 +1,41 @@
+package image
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseScript(t *testing.T) {
+	long := "#!/bin/" + strings.Repeat("x", 300)
+	tests := []struct {
+		in   string
+		want *ScriptInfo
+	}{
+		{"#!/bin/sh\necho hi\n", &ScriptInfo{Interpreter: "/bin/sh"}},
+		{"#! /usr/bin/env python3\n", &ScriptInfo{Interpreter: "/usr/bin/env", Arg: "python3"}},
+		{"#!/usr/bin/env -S python3 -u  \n", &ScriptInfo{Interpreter: "/usr/bin/env", Arg: "-S python3 -u"}},
+		{"#!\t/bin/bash\t-e\t\nrest", &ScriptInfo{Interpreter: "/bin/bash", Arg: "-e"}},
+		{"#!/bin/sh", &ScriptInfo{Interpreter: "/bin/sh"}},
+		{"#!/bin/sh\r\n", &ScriptInfo{Interpreter: "/bin/sh\r"}},
+		{"#!/bin/sh -x" + strings.Repeat(" y", 200) + "\n", &ScriptInfo{Interpreter: "/bin/sh", Arg: ("-x" + strings.Repeat(" y", 200))[:256-len("#!/bin/sh ")]}},
+		{"#!/bin/sh\x00junk\n", &ScriptInfo{Interpreter: "/bin/sh"}},
+		{long, nil},
+		{"#!\n", nil},
+		{"#!   \n/bin/sh", nil},
+		{"# comment", nil},
+		{"\x7fELF", nil},
+		{"", nil},
+	}
+	for _, tt := range tests {
+		got, ok := ParseScript([]byte(tt.in))
+		if ok != (tt.want != nil) {
+			t.Errorf("ParseScript(%q) ok = %v, want %v", tt.in, ok, tt.want != nil)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("ParseScript(%q) (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
