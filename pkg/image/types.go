@@ -98,6 +98,9 @@ type Command struct {
 	Env        []string `json:"env,omitempty"`
 	WorkingDir string   `json:"workdir,omitempty"`
 	User       string   `json:"user,omitempty"`
+	// Platform is the image's platform ("linux/amd64"); Closure checks the
+	// program's ELF machine against it. Empty skips the check.
+	Platform string `json:"platform,omitempty"`
 }
 
 // Reason says why a file is in the closure.

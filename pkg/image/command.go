@@ -1,0 +1,192 @@
+package image
+
+import (
+	"errors"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+)
+
+// DefaultPath is the PATH Docker and containerd give a container whose
+// image ENV sets none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Override replaces parts of the image config, like `docker run
+// --entrypoint` and the arguments after the image name. Setting Entrypoint
+// clears the image's CMD unless Cmd is set too, as Docker does.
+type Override struct {
+	Entrypoint, Cmd []string
+	// EntrypointSet and CmdSet say that the fields above are to be used,
+	// even when empty (an empty Entrypoint override runs CMD alone).
+	EntrypointSet, CmdSet bool
+}
+
+// ResolveCommand works out the program the image runs: ENTRYPOINT followed
+// by CMD (CMD alone when there is no ENTRYPOINT); shell forms need no
+// special care since Docker stores them as ["/bin/sh", "-c", "..."]. A bare
+// program name is looked up in the image's PATH (its ENV, or DefaultPath),
+// taking the first executable regular file, as execvp does; a relative
+// path containing "/" is taken from WORKDIR. ENV, WORKDIR and USER are kept.
+//
+// The program must exist in the index, be a regular file after symlinks and
+// have an execute bit; otherwise the result is an *EntrypointError saying
+// what the config said, where the name was looked up and which similar
+// names exist there.
+func ResolveCommand(img *Image, idx *Index, o Override) (*Command, error) {
+	if img == nil || img.Config == nil {
+		return nil, errors.New("resolving command: image has no config")
+	}
+	cfg := img.Config.Config
+	ep, cmdArgs := cfg.Entrypoint, cfg.Cmd
+	if o.EntrypointSet {
+		ep, cmdArgs = o.Entrypoint, nil
+	}
+	if o.CmdSet {
+		cmdArgs = o.Cmd
+	}
+	c := &Command{
+		Entrypoint: append([]string(nil), ep...),
+		Cmd:        append([]string(nil), cmdArgs...),
+		Args:       append(append([]string(nil), ep...), cmdArgs...),
+		Env:        append([]string(nil), cfg.Env...),
+		WorkingDir: cfg.WorkingDir,
+		User:       cfg.User,
+		Platform:   img.Platform.String(),
+	}
+	config := c.Args
+	if len(c.Args) == 0 || c.Args[0] == "" {
+		return nil, &EntrypointError{Config: config, Problem: "the image config has no ENTRYPOINT or CMD"}
+	}
+	p, err := lookPath(idx, c.Args[0], c.Env, c.WorkingDir)
+	if err != nil {
+		var ee *EntrypointError
+		if errors.As(err, &ee) {
+			ee.Config = config
+		}
+		return nil, err
+	}
+	c.Path = p
+	return c, nil
+}
+
+// lookPath finds the image path of program name: absolute names as they
+// are, names with a "/" from workdir, bare names through PATH.
+func lookPath(idx *Index, name string, env []string, workdir string) (string, error) {
+	if strings.Contains(name, "/") {
+		p := name
+		if !path.IsAbs(p) {
+			wd := workdir
+			if wd == "" {
+				wd = "/"
+			}
+			p = path.Join(wd, p)
+		}
+		p = path.Clean(p)
+		if problem, err := checkProgram(idx, p); problem != "" {
+			return "", &EntrypointError{Name: name, Problem: problem, Looked: []string{p}, Nearby: nearby(idx, []string{path.Dir(p)}, path.Base(p)), Err: err}
+		}
+		return p, nil
+	}
+	pathVar, ok := envValue(env, "PATH")
+	if !ok {
+		pathVar = DefaultPath
+	}
+	var looked, dirs []string
+	firstProblem := ""
+	for _, dir := range strings.Split(pathVar, ":") {
+		if dir == "" || !path.IsAbs(dir) {
+			continue // a relative PATH entry depends on the cwd; skip it
+		}
+		p := path.Join(dir, name)
+		looked = append(looked, p)
+		dirs = append(dirs, dir)
+		problem, _ := checkProgram(idx, p)
+		if problem == "" {
+			return p, nil
+		}
+		if problem != "not found" && firstProblem == "" {
+			firstProblem = problem
+		}
+	}
+	if firstProblem == "" {
+		firstProblem = "not found"
+	}
+	return "", &EntrypointError{Name: name, Problem: firstProblem, Looked: looked, Nearby: nearby(idx, dirs, name)}
+}
+
+// checkProgram returns "" when p resolves to an executable regular file,
+// otherwise the problem.
+func checkProgram(idx *Index, p string) (string, error) {
+	_, e, err := idx.Resolve(p)
+	switch {
+	case errors.Is(err, ErrSymlinkLoop):
+		return "symlink loop", err
+	case err != nil && errors.Is(err, fs.ErrNotExist):
+		return "not found", nil
+	case err != nil:
+		return "not found", err
+	case e.Kind == Dir:
+		return "is a directory", nil
+	case e.Kind != Regular:
+		return "not a regular file", nil
+	case e.Mode&0o111 == 0:
+		return "not executable", nil
+	}
+	return "", nil
+}
+
+// maxNearby bounds the suggestions of an EntrypointError.
+const maxNearby = 8
+
+// nearby lists paths in dirs whose names resemble name: same name in
+// another case, one containing the other, or within two edits.
+func nearby(idx *Index, dirs []string, name string) []string {
+	var out []string
+	seen := map[string]bool{}
+	lname := strings.ToLower(name)
+	for _, dir := range dirs {
+		for _, e := range idx.ReadDir(dir) {
+			base := path.Base(e.Path)
+			lb := strings.ToLower(base)
+			similar := lb == lname ||
+				(len(lname) >= 3 && strings.Contains(lb, lname)) ||
+				(len(lb) >= 3 && strings.Contains(lname, lb)) ||
+				editDistance(lb, lname) <= 2
+			if !similar {
+				continue
+			}
+			p := path.Join(dir, base)
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	sort.Strings(out)
+	if len(out) > maxNearby {
+		out = out[:maxNearby]
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,128 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrArchMismatch is wrapped by *ArchError: the program's ELF machine is not
+// the image platform's architecture.
+var ErrArchMismatch = errors.New("architecture mismatch")
+
+// ArchError says that the program the image runs is built for another
+// architecture than the platform the image was selected for.
+type ArchError struct {
+	// Path is the image path of the ELF file.
+	Path string
+	// Machine is the file's ELF machine ("aarch64"), Platform the image's
+	// platform ("linux/amd64") and Want the ELF machine it implies.
+	Machine, Platform, Want string
+}
+
+// Error implements error.
+func (e *ArchError) Error() string {
+	return fmt.Sprintf("%s is built for %s but the image platform is %s (%s): select the matching image with --platform",
+		e.Path, e.Machine, e.Platform, e.Want)
+}
+
+// Unwrap returns ErrArchMismatch, for errors.Is.
+func (e *ArchError) Unwrap() error { return ErrArchMismatch }
+
+// MissingLib is one shared library no search directory holds.
+type MissingLib struct {
+	// Soname is the DT_NEEDED name (or NSS module name) looked up.
+	Soname string
+	// NeededBy lists the image paths of the files that need it, sorted.
+	NeededBy []string
+	// Searched lists every directory looked in, in search order.
+	Searched []string
+}
+
+// MissingLibraryError lists every shared library of the closure that the
+// image does not hold (or holds only for another ELF class or machine), all
+// at once.
+type MissingLibraryError struct {
+	Missing []MissingLib
+}
+
+// Error implements error.
+func (e *MissingLibraryError) Error() string {
+	var b strings.Builder
+	if len(e.Missing) == 1 {
+		b.WriteString("1 shared library is missing from the image")
+	} else {
+		fmt.Fprintf(&b, "%d shared libraries are missing from the image", len(e.Missing))
+	}
+	for _, m := range e.Missing {
+		fmt.Fprintf(&b, "\n  %s, needed by %s; searched %s",
+			m.Soname, strings.Join(m.NeededBy, ", "), strings.Join(m.Searched, ":"))
+	}
+	b.WriteString("\nadd the libraries to the image, or pass --include with their image paths")
+	return b.String()
+}
+
+// EntrypointError says that the program the image's config names cannot be
+// run: it is missing, a directory, not executable, or (for a script) its
+// interpreter is missing.
+type EntrypointError struct {
+	// Config is what the image config (or override) said: ENTRYPOINT/CMD
+	// as written.
+	Config []string
+	// Name is the program name looked up (Args[0], or a "#!" interpreter).
+	Name string
+	// Problem is "not found", "is a directory", "not executable",
+	// "not a regular file" or "symlink loop".
+	Problem string
+	// Looked lists the image paths tried, in order.
+	Looked []string
+	// Nearby lists existing image paths with similar names in the
+	// directories looked in.
+	Nearby []string
+	// Err is an underlying error, if any.
+	Err error
+}
+
+// Error implements error.
+func (e *EntrypointError) Error() string {
+	var b strings.Builder
+	if e.Name == "" {
+		return "entrypoint: " + e.Problem + "; pass --entrypoint with the program's path in the image"
+	}
+	fmt.Fprintf(&b, "entrypoint %q: %s", e.Name, e.Problem)
+	if len(e.Config) > 0 {
+		fmt.Fprintf(&b, " (config says %q)", e.Config)
+	}
+	if len(e.Looked) > 0 {
+		fmt.Fprintf(&b, "; looked at %s", strings.Join(e.Looked, ", "))
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if len(e.Nearby) > 0 {
+		fmt.Fprintf(&b, "; the image has %s", strings.Join(e.Nearby, ", "))
+	}
+	switch e.Problem {
+	case "not found", "is a directory", "not a regular file":
+		b.WriteString("; pass --entrypoint with the program's path in the image")
+	case "not executable":
+		b.WriteString("; make it executable in the image (chmod +x) or pass --entrypoint")
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *EntrypointError) Unwrap() error { return e.Err }
+
+// ExcludeError says that --exclude would remove a file the program cannot
+// start without (the entrypoint or its loader).
+type ExcludeError struct {
+	// Pattern is the exclude glob, Path the file it matched and Kind why the
+	// file is needed ("entrypoint", "loader", "interpreter").
+	Pattern, Path, Kind string
+}
+
+// Error implements error.
+func (e *ExcludeError) Error() string {
+	return fmt.Sprintf("--exclude %q would remove %s, the program's %s: narrow the pattern", e.Pattern, e.Path, e.Kind)
+}
