@@ -1,0 +1,403 @@
+package lambda
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Runtime API limits and headers, as AWS documents them (version 2018-06-01).
+const (
+	runtimeAPIPrefix        = "/2018-06-01/runtime"
+	maxResponseSize         = 6 << 20 // synchronous invocation payload limit
+	headerRequestID         = "Lambda-Runtime-Aws-Request-Id"
+	headerDeadlineMS        = "Lambda-Runtime-Deadline-Ms"
+	headerFunctionARN       = "Lambda-Runtime-Invoked-Function-Arn"
+	headerTraceID           = "Lambda-Runtime-Trace-Id"
+	headerFunctionErrorType = "Lambda-Runtime-Function-Error-Type"
+	// timeoutGrace is how long past the deadline Invoke waits for an
+	// answer before it calls the invocation timed out.
+	timeoutGrace = 250 * time.Millisecond
+)
+
+// Error types of failures the Runtime API itself reports, named like
+// Lambda's own.
+const (
+	ErrorTypeTimeout   = "Sandbox.Timedout"
+	ErrorTypeInitError = "Runtime.InitError"
+	ErrorTypeExitError = "Runtime.ExitError"
+)
+
+// RuntimeAPIOptions configures a RuntimeAPI. Zero values get the
+// documented defaults.
+type RuntimeAPIOptions struct {
+	// FunctionName names the function in the invoked ARN (default "extract").
+	FunctionName string
+	// Region goes into the invoked ARN (default "us-east-1").
+	Region string
+	// Logger receives the server's debug messages (default: discard).
+	Logger *slog.Logger
+}
+
+// InvokeResult is the outcome of one invocation.
+type InvokeResult struct {
+	// RequestID is the invocation's Lambda-Runtime-Aws-Request-Id.
+	RequestID string `json:"request_id"`
+	// Response is the function's response (JSON from the extract
+	// bootstrap); empty when the invocation failed.
+	Response json.RawMessage `json:"response,omitempty"`
+	// Error is set when the invocation failed: the function reported an
+	// error, timed out, or its runtime failed to start.
+	Error *FunctionError `json:"error,omitempty"`
+	// Duration runs from queueing the event to the function's answer.
+	Duration time.Duration `json:"duration_ns"`
+	// Output is the output object's content, fetched after an invocation
+	// made with WithCSV; OutputBucket and OutputKey name it.
+	Output       []byte `json:"-"`
+	OutputBucket string `json:"output_bucket,omitempty"`
+	OutputKey    string `json:"output_key,omitempty"`
+}
+
+// FunctionError is an invocation error as the Runtime API reports it.
+type FunctionError struct {
+	// Type is the Lambda-Runtime-Function-Error-Type header, else the
+	// body's errorType.
+	Type    string `json:"errorType"`
+	Message string `json:"errorMessage"`
+}
+
+// Error reads like "RecordError: processing s3://in/a.csv: ...".
+func (e *FunctionError) Error() string {
+	if e.Type == "" {
+		return e.Message
+	}
+	return e.Type + ": " + e.Message
+}
+
+// RuntimeAPI is a local server of the Lambda Runtime API (2018-06-01), on
+// 127.0.0.1 and a free port, for one runtime process: Invoke queues an
+// event, the runtime fetches it with GET /runtime/invocation/next and
+// answers with POST /runtime/invocation/{id}/response or /error; an init
+// failure arrives on POST /runtime/init/error.
+type RuntimeAPI struct {
+	ln     net.Listener
+	srv    *http.Server
+	arn    string
+	logger *slog.Logger
+
+	queue  chan *pendingInvoke
+	closed chan struct{}
+	once   sync.Once
+
+	mu        sync.Mutex
+	inflight  map[string]*pendingInvoke
+	firstNext time.Time
+	initErr   *FunctionError
+	initDone  chan struct{} // closed when an init error arrives
+}
+
+type pendingInvoke struct {
+	id       string
+	payload  []byte
+	deadline time.Time
+	done     chan *InvokeResult // buffered, one answer
+	answered bool
+}
+
+// NewRuntimeAPI starts a Runtime API server on 127.0.0.1 and a free port.
+func NewRuntimeAPI(opts RuntimeAPIOptions) (*RuntimeAPI, error) {
+	if opts.FunctionName == "" {
+		opts.FunctionName = "extract"
+	}
+	if opts.Region == "" {
+		opts.Region = "us-east-1"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("starting the runtime API: %w", err)
+	}
+	a := &RuntimeAPI{
+		ln:       ln,
+		arn:      fmt.Sprintf("arn:aws:lambda:%s:000000000000:function:%s", opts.Region, opts.FunctionName),
+		logger:   opts.Logger,
+		queue:    make(chan *pendingInvoke, 64),
+		closed:   make(chan struct{}),
+		inflight: map[string]*pendingInvoke{},
+		initDone: make(chan struct{}),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+runtimeAPIPrefix+"/invocation/next", a.next)
+	mux.HandleFunc("POST "+runtimeAPIPrefix+"/invocation/{id}/response", a.response)
+	mux.HandleFunc("POST "+runtimeAPIPrefix+"/invocation/{id}/error", a.invocationError)
+	mux.HandleFunc("POST "+runtimeAPIPrefix+"/init/error", a.initError)
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = a.srv.Serve(ln) }()
+	return a, nil
+}
+
+// Addr is the server's host:port, the value of AWS_LAMBDA_RUNTIME_API.
+func (a *RuntimeAPI) Addr() string { return a.ln.Addr().String() }
+
+// FirstNext is when the runtime first asked for an invocation (zero until
+// it does): the end of its initialization.
+func (a *RuntimeAPI) FirstNext() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.firstNext
+}
+
+// InitError returns the error the runtime reported on /runtime/init/error,
+// if any.
+func (a *RuntimeAPI) InitError() *FunctionError {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.initErr
+}
+
+// Invoke queues payload as an invocation with the given timeout and waits
+// for the runtime's answer. The deadline the runtime sees is timeout after
+// the event was queued. A function error, a timeout (no answer by the
+// deadline) or an init error is reported in the result's Error; the error
+// return is for ctx ending or the server closing.
+func (a *RuntimeAPI) Invoke(ctx context.Context, payload []byte, timeout time.Duration) (*InvokeResult, error) {
+	if timeout <= 0 {
+		return nil, fmt.Errorf("invocation timeout %v is not positive", timeout)
+	}
+	p := &pendingInvoke{id: newRequestID(), payload: payload, done: make(chan *InvokeResult, 1)}
+	start := time.Now()
+	p.deadline = start.Add(timeout)
+	select {
+	case a.queue <- p:
+	case <-a.closed:
+		return nil, errors.New("runtime API closed")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	a.logger.Debug("invocation queued", "request_id", p.id, "timeout", timeout)
+	timer := time.NewTimer(timeout + timeoutGrace)
+	defer timer.Stop()
+	select {
+	case res := <-p.done:
+		res.Duration = time.Since(start)
+		return res, nil
+	case <-a.initDone:
+		return &InvokeResult{RequestID: p.id, Error: a.InitError(), Duration: time.Since(start)}, nil
+	case <-timer.C:
+		a.forget(p)
+		return &InvokeResult{RequestID: p.id, Duration: time.Since(start), Error: &FunctionError{
+			Type:    ErrorTypeTimeout,
+			Message: fmt.Sprintf("task timed out after %.2f seconds", timeout.Seconds()),
+		}}, nil
+	case <-a.closed:
+		return nil, errors.New("runtime API closed")
+	case <-ctx.Done():
+		a.forget(p)
+		return nil, context.Cause(ctx)
+	}
+}
+
+// forget drops p so a late answer is refused.
+func (a *RuntimeAPI) forget(p *pendingInvoke) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p.answered = true
+	delete(a.inflight, p.id)
+}
+
+// Close stops the server; pending Invoke calls return an error.
+func (a *RuntimeAPI) Close() error {
+	a.once.Do(func() { close(a.closed) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		return a.srv.Close()
+	}
+	return nil
+}
+
+func (a *RuntimeAPI) next(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	if a.firstNext.IsZero() {
+		a.firstNext = time.Now()
+	}
+	a.mu.Unlock()
+	for {
+		select {
+		case p := <-a.queue:
+			a.mu.Lock()
+			if p.answered { // its Invoke gave up while queued
+				a.mu.Unlock()
+				continue
+			}
+			a.inflight[p.id] = p
+			a.mu.Unlock()
+			h := w.Header()
+			h.Set(headerRequestID, p.id)
+			h.Set(headerDeadlineMS, strconv.FormatInt(p.deadline.UnixMilli(), 10))
+			h.Set(headerFunctionARN, a.arn)
+			h.Set(headerTraceID, traceID())
+			h.Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(p.payload)
+			a.logger.Debug("invocation delivered", "request_id", p.id)
+			return
+		case <-r.Context().Done():
+			return
+		case <-a.closed:
+			apiError(w, http.StatusGone, "Runtime.Closed", "the runtime API is closing")
+			return
+		}
+	}
+}
+
+// take returns the in-flight invocation id names and marks it answered.
+func (a *RuntimeAPI) take(w http.ResponseWriter, id string) *pendingInvoke {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p, ok := a.inflight[id]
+	if !ok || p.answered {
+		apiError(w, http.StatusBadRequest, "InvalidRequestID", fmt.Sprintf("no invocation %q is waiting for an answer", id))
+		return nil
+	}
+	p.answered = true
+	delete(a.inflight, id)
+	return p
+}
+
+func (a *RuntimeAPI) response(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxResponseSize+1))
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "InvalidRequest", err.Error())
+		return
+	}
+	p := a.take(w, r.PathValue("id"))
+	if p == nil {
+		return
+	}
+	res := &InvokeResult{RequestID: p.id}
+	if len(body) > maxResponseSize {
+		res.Error = &FunctionError{Type: "Function.ResponseSizeTooLarge", Message: fmt.Sprintf("response payload size exceeded maximum allowed payload size (%d bytes)", maxResponseSize)}
+		apiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", res.Error.Message)
+	} else {
+		res.Response = asJSON(body)
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"status":"OK"}`)
+	}
+	p.done <- res
+}
+
+func (a *RuntimeAPI) invocationError(w http.ResponseWriter, r *http.Request) {
+	fe, err := readFunctionError(r)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "InvalidRequest", err.Error())
+		return
+	}
+	p := a.take(w, r.PathValue("id"))
+	if p == nil {
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = io.WriteString(w, `{"status":"OK"}`)
+	p.done <- &InvokeResult{RequestID: p.id, Error: fe}
+}
+
+func (a *RuntimeAPI) initError(w http.ResponseWriter, r *http.Request) {
+	fe, err := readFunctionError(r)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "InvalidRequest", err.Error())
+		return
+	}
+	a.mu.Lock()
+	first := a.initErr == nil
+	if first {
+		a.initErr = fe
+	}
+	a.mu.Unlock()
+	if !first {
+		apiError(w, http.StatusForbidden, "InvalidStateTransition", "an init error was already reported")
+		return
+	}
+	close(a.initDone)
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = io.WriteString(w, `{"status":"OK"}`)
+}
+
+// readFunctionError reads an error body ({"errorMessage", "errorType"});
+// the error type header wins over the body's, and a trailer of that name
+// (aws-lambda-go sends one when its body fails) over both.
+func readFunctionError(r *http.Request) (*FunctionError, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxResponseSize))
+	if err != nil {
+		return nil, err
+	}
+	fe := &FunctionError{}
+	var b struct {
+		ErrorMessage string `json:"errorMessage"`
+		ErrorType    string `json:"errorType"`
+	}
+	if json.Unmarshal(body, &b) == nil && (b.ErrorMessage != "" || b.ErrorType != "") {
+		fe.Message, fe.Type = b.ErrorMessage, b.ErrorType
+	} else {
+		fe.Message = strings.TrimSpace(string(body))
+	}
+	if t := r.Header.Get(headerFunctionErrorType); t != "" {
+		fe.Type = t
+	}
+	if t := r.Trailer.Get(headerFunctionErrorType); t != "" {
+		fe.Type = t
+	}
+	if fe.Type == "" {
+		fe.Type = "Unhandled"
+	}
+	return fe, nil
+}
+
+func apiError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"errorType": typ, "errorMessage": msg})
+}
+
+// asJSON returns b when it is JSON, else b as a JSON string.
+func asJSON(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	if json.Valid(b) {
+		return json.RawMessage(b)
+	}
+	s, _ := json.Marshal(string(b))
+	return s
+}
+
+// newRequestID returns a random UUID (version 4), as Lambda's request IDs.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// traceID returns an X-Ray trace header value like Lambda's.
+func traceID() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return fmt.Sprintf("Root=1-%08x-%s;Parent=%s;Sampled=0", time.Now().Unix(), h[:24], h[24:40])
+}
