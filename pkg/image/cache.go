@@ -37,7 +37,7 @@ func newCachedImage(img v1.Image, o *options) (*cachedImage, error) {
 	}
 	c := &cachedImage{Image: img, opts: o}
 	for n, l := range ls {
-		cl := &cachedLayer{inner: l, dir: o.cacheDir, opts: o, index: n, count: len(ls)}
+		cl := &cachedLayer{inner: l, img: c, dir: o.cacheDir, opts: o, index: n, count: len(ls)}
 		wrapped, err := partial.CompressedToLayer(cl)
 		if err != nil {
 			return nil, err
@@ -73,10 +73,11 @@ func (c *cachedImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
 // RawConfigFile implements v1.Image, reading the config blob through the
 // cache.
 func (c *cachedImage) RawConfigFile() ([]byte, error) {
-	h, err := c.Image.ConfigName()
+	m, err := c.Image.Manifest()
 	if err != nil {
 		return nil, err
 	}
+	h := m.Config.Digest
 	p := filepath.Join(c.opts.cacheDir, cleanCacheName(h))
 	if b, err := os.ReadFile(p); err == nil {
 		if sum := sha256.Sum256(b); h.Algorithm == "sha256" && hex.EncodeToString(sum[:]) == h.Hex {
@@ -91,6 +92,15 @@ func (c *cachedImage) RawConfigFile() ([]byte, error) {
 		c.opts.logger.Debug("caching config", "digest", h.String(), "err", err)
 	}
 	return b, nil
+}
+
+// ConfigName implements v1.Image, from the manifest.
+func (c *cachedImage) ConfigName() (v1.Hash, error) {
+	m, err := c.Image.Manifest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return m.Config.Digest, nil
 }
 
 // ConfigFile implements v1.Image.
@@ -126,16 +136,25 @@ func writeFileAtomic(p string, b []byte) error {
 // cache, or downloads it into the cache as it is read.
 type cachedLayer struct {
 	inner        v1.Layer
+	img          *cachedImage
 	dir          string
 	opts         *options
 	index, count int
 }
 
 func (l *cachedLayer) Digest() (v1.Hash, error)            { return l.inner.Digest() }
-func (l *cachedLayer) DiffID() (v1.Hash, error)            { return l.inner.DiffID() }
 func (l *cachedLayer) Size() (int64, error)                { return l.inner.Size() }
 func (l *cachedLayer) MediaType() (types.MediaType, error) { return l.inner.MediaType() }
 
+// DiffID reads the diff ID from the config through the cache (the remote
+// layer would fetch the config blob again).
+func (l *cachedLayer) DiffID() (v1.Hash, error) {
+	d, err := l.inner.Digest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return partial.BlobToDiffID(l.img, d)
+}
 // Compressed returns the cached blob, or the remote blob teed into the
 // cache.
 func (l *cachedLayer) Compressed() (io.ReadCloser, error) {
