@@ -155,6 +155,7 @@ func (l *cachedLayer) DiffID() (v1.Hash, error) {
 	}
 	return partial.BlobToDiffID(l.img, d)
 }
+
 // Compressed returns the cached blob, or the remote blob teed into the
 // cache.
 func (l *cachedLayer) Compressed() (io.ReadCloser, error) {
