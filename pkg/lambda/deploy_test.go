@@ -1,0 +1,598 @@
+package lambda
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/comingout/extract/internal/mototest"
+	xruntime "github.com/comingout/extract/pkg/runtime"
+)
+
+// testManifest is a manifest with the project's default input and output
+// settings: trigger input/*.csv, outputs under output/.
+func testManifest(platform string) xruntime.Manifest {
+	return xruntime.Manifest{
+		Version:  1,
+		Tool:     "test",
+		Image:    "example.com/momentum:v1",
+		Digest:   "sha256:0123",
+		Platform: platform,
+		Program:  "/usr/bin/momentum",
+		Args:     []string{"/usr/bin/momentum"},
+		Input:    xruntime.Input{Mode: "stdin", Prefix: "input/", Suffix: ".csv"},
+		Output:   xruntime.Output{Prefix: "output/"},
+	}
+}
+
+// mustZip builds a small valid package: a bootstrap, the manifest, and
+// extra files (name → content).
+func mustZip(t *testing.T, m xruntime.Manifest, extra map[string][]byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	add := func(name string, mode uint32, method uint16, body []byte) {
+		h := &zip.FileHeader{Name: name, Method: method}
+		h.SetMode(0o755)
+		if mode != 0 {
+			h.SetMode(0o644)
+		}
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("bootstrap", 0, zip.Deflate, []byte("#!/bin/sh\necho bootstrap\n"))
+	mj, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(xruntime.ManifestPath, 1, zip.Deflate, mj)
+	names := make([]string, 0, len(extra))
+	for n := range extra {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		add(n, 1, zip.Store, extra[n])
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func codeSha(b []byte) string {
+	s := sha256.Sum256(b)
+	return base64.StdEncoding.EncodeToString(s[:])
+}
+
+// env is one moto server with clients loaded through the standard AWS
+// configuration chain (AWS_ENDPOINT_URL and friends, as users set them).
+type env struct {
+	t       *testing.T
+	server  *mototest.Server
+	clients *Clients
+}
+
+func newEnv(t *testing.T, buckets ...string) *env {
+	t.Helper()
+	s := mototest.Start(t)
+	s.Setenv(t)
+	cfg, err := LoadAWSConfig(context.Background(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, server: s, clients: NewClients(cfg)}
+	for _, b := range buckets {
+		e.mustBucket(b)
+	}
+	return e
+}
+
+func (e *env) mustBucket(name string) {
+	e.t.Helper()
+	if _, err := e.clients.S3.(*s3.Client).CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &name}); err != nil {
+		e.t.Fatalf("CreateBucket(%q): %v", name, err)
+	}
+}
+
+// deploy runs Deploy on zip with fast waiters and the env's clients.
+func (e *env) deploy(zip []byte, function, bucket string, opts ...DeployOption) (*DeployResult, error) {
+	e.t.Helper()
+	opts = append([]DeployOption{WithClients(e.clients), fastWaits}, opts...)
+	return Deploy(context.Background(), bytes.NewReader(zip), int64(len(zip)), function, bucket, opts...)
+}
+
+func (e *env) mustDeploy(zip []byte, function, bucket string, opts ...DeployOption) *DeployResult {
+	e.t.Helper()
+	res, err := e.deploy(zip, function, bucket, opts...)
+	if err != nil {
+		e.t.Fatalf("Deploy(%q, %q): %v", function, bucket, err)
+	}
+	return res
+}
+
+func (e *env) destroy(function, bucket string, opts ...DeployOption) *DestroyResult {
+	e.t.Helper()
+	opts = append([]DeployOption{WithClients(e.clients)}, opts...)
+	res, err := Destroy(context.Background(), function, bucket, opts...)
+	if err != nil {
+		e.t.Fatalf("Destroy(%q, %q): %v", function, bucket, err)
+	}
+	return res
+}
+
+func fastWaits(o *deployOptions) error {
+	o.waitMinDelay = 10 * time.Millisecond
+	o.waitTimeout = 20 * time.Second
+	o.sleep = func(context.Context, time.Duration) error { return nil }
+	return nil
+}
+
+func (e *env) function(name string) *awslambda.GetFunctionOutput {
+	e.t.Helper()
+	out, err := e.clients.Lambda.GetFunction(context.Background(), &awslambda.GetFunctionInput{FunctionName: &name})
+	if isCode(err, "ResourceNotFoundException") {
+		return nil
+	}
+	if err != nil {
+		e.t.Fatalf("GetFunction(%q): %v", name, err)
+	}
+	return out
+}
+
+func (e *env) roleExists(name string) bool {
+	e.t.Helper()
+	_, err := e.clients.IAM.GetRole(context.Background(), &iam.GetRoleInput{RoleName: &name})
+	if isCode(err, "NoSuchEntity") {
+		return false
+	}
+	if err != nil {
+		e.t.Fatalf("GetRole(%q): %v", name, err)
+	}
+	return true
+}
+
+func (e *env) notification(bucket string) *s3types.NotificationConfiguration {
+	e.t.Helper()
+	nc, err := readNotification(context.Background(), e.clients.S3, bucket)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return nc
+}
+
+// ruleSummary lists a bucket's rules as comparable strings.
+func (e *env) ruleSummary(bucket string) []string {
+	e.t.Helper()
+	var out []string
+	for _, r := range rules(e.notification(bucket)) {
+		evs := slices.Clone(r.Events)
+		slices.Sort(evs)
+		out = append(out, r.Kind+" "+r.ID+" "+r.Target+" "+strings.Join(evs, ",")+" prefix="+r.Prefix+" suffix="+r.Suffix)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (e *env) putNotification(bucket string, nc *s3types.NotificationConfiguration) {
+	e.t.Helper()
+	if err := writeNotification(context.Background(), e.clients.S3, bucket, nc); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func filter(prefix, suffix string) *s3types.NotificationConfigurationFilter {
+	var frs []s3types.FilterRule
+	if prefix != "" {
+		frs = append(frs, s3types.FilterRule{Name: s3types.FilterRuleNamePrefix, Value: aws.String(prefix)})
+	}
+	if suffix != "" {
+		frs = append(frs, s3types.FilterRule{Name: s3types.FilterRuleNameSuffix, Value: aws.String(suffix)})
+	}
+	return &s3types.NotificationConfigurationFilter{Key: &s3types.S3KeyFilter{FilterRules: frs}}
+}
+
+const (
+	otherFunctionARN = "arn:aws:lambda:us-east-1:123456789012:function:other"
+	queueARN         = "arn:aws:sqs:us-east-1:123456789012:uploads"
+)
+
+// TestDeployLifecycle walks one function through create, no-op, config
+// change, code change, dry run and destroy against moto.
+func TestDeployLifecycle(t *testing.T) {
+	e := newEnv(t, "inbox")
+	m := testManifest("linux/arm64")
+	zip1 := mustZip(t, m, map[string][]byte{"rootfs/usr/bin/momentum": []byte("v1")})
+	zip2 := mustZip(t, m, map[string][]byte{"rootfs/usr/bin/momentum": []byte("v2")})
+
+	// Create.
+	res := e.mustDeploy(zip1, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}))
+	wantChanges := []string{
+		`create role extract-momentum (trust lambda.amazonaws.com, inline policy "extract")`,
+		"create function momentum (arm64, 512 MB, 60s)",
+		"add permission extract-s3-inbox (s3.amazonaws.com may invoke momentum for arn:aws:s3:::inbox in account 123456789012)",
+		`set notification rule extract-momentum on bucket inbox (s3:ObjectCreated:*, prefix "input/", suffix ".csv" → momentum)`,
+	}
+	if diff := cmp.Diff(wantChanges, res.Changes); diff != "" {
+		t.Errorf("first Deploy changes (-want +got):\n%s", diff)
+	}
+	if res.CodeSha256 != codeSha(zip1) {
+		t.Errorf("CodeSha256 = %q, want %q", res.CodeSha256, codeSha(zip1))
+	}
+	if want := "arn:aws:iam::123456789012:role/extract-momentum"; res.RoleARN != want {
+		t.Errorf("RoleARN = %q, want %q", res.RoleARN, want)
+	}
+	fn := e.function("momentum")
+	if fn == nil {
+		t.Fatal("function not created")
+	}
+	c := fn.Configuration
+	got := map[string]any{
+		"runtime": string(c.Runtime), "handler": deref(c.Handler), "memory": deref(c.MemorySize),
+		"timeout": deref(c.Timeout), "arch": string(c.Architectures[0]), "sha": deref(c.CodeSha256),
+		"role": deref(c.Role), "tag": fn.Tags[ManagedByTag], "env": c.Environment.Variables["MODE"],
+		"arn": deref(c.FunctionArn),
+	}
+	want := map[string]any{
+		"runtime": "provided.al2023", "handler": "bootstrap", "memory": int32(512),
+		"timeout": int32(60), "arch": "arm64", "sha": codeSha(zip1),
+		"role": res.RoleARN, "tag": "extract", "env": "fast", "arn": res.FunctionARN,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("function configuration (-want +got):\n%s", diff)
+	}
+
+	// The role: tagged, trusted by Lambda, least privilege.
+	tags, err := e.clients.IAM.ListRoleTags(context.Background(), &iam.ListRoleTagsInput{RoleName: aws.String("extract-momentum")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tags.Tags) != 1 || deref(tags.Tags[0].Key) != "managed-by" || deref(tags.Tags[0].Value) != "extract" {
+		t.Errorf("role tags = %+v, want managed-by=extract", tags.Tags)
+	}
+	pol, err := e.clients.IAM.GetRolePolicy(context.Background(), &iam.GetRolePolicyInput{RoleName: aws.String("extract-momentum"), PolicyName: aws.String("extract")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := deref(pol.PolicyDocument)
+	if u, err := url.PathUnescape(doc); err == nil {
+		doc = u
+	}
+	for _, s := range []string{
+		`"Action":"s3:GetObject","Resource":"arn:aws:s3:::inbox/input/*"`,
+		`"Action":"s3:PutObject","Resource":"arn:aws:s3:::inbox/output/*"`,
+		`arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/momentum:log-stream:*`,
+	} {
+		if !strings.Contains(doc, s) {
+			t.Errorf("role policy %s lacks %s", doc, s)
+		}
+	}
+
+	// The permission and the rule.
+	found, ok, err := readPermission(context.Background(), e.clients.Lambda, "momentum",
+		permissionStatement{Sid: "extract-s3-inbox", SourceARN: "arn:aws:s3:::inbox", Account: "123456789012"})
+	if err != nil || !found || !ok {
+		t.Errorf("permission statement found=%v matches=%v err=%v, want found and matching", found, ok, err)
+	}
+	wantRules := []string{"Lambda extract-momentum " + res.FunctionARN + " s3:ObjectCreated:* prefix=input/ suffix=.csv"}
+	if diff := cmp.Diff(wantRules, e.ruleSummary("inbox")); diff != "" {
+		t.Errorf("notification rules (-want +got):\n%s", diff)
+	}
+
+	// Same deploy again: no changes.
+	res = e.mustDeploy(zip1, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}))
+	if len(res.Changes) != 0 {
+		t.Errorf("second Deploy changes = %q, want none", res.Changes)
+	}
+
+	// Memory changes: configuration only.
+	res = e.mustDeploy(zip1, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithMemorySize(1024))
+	if diff := cmp.Diff([]string{"update function configuration: memory 512 MB → 1024 MB"}, res.Changes); diff != "" {
+		t.Errorf("memory Deploy changes (-want +got):\n%s", diff)
+	}
+	if got := deref(e.function("momentum").Configuration.MemorySize); got != 1024 {
+		t.Errorf("memory after update = %d, want 1024", got)
+	}
+
+	// New code: code only.
+	res = e.mustDeploy(zip2, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithMemorySize(1024))
+	if diff := cmp.Diff([]string{"update function code (CodeSha256 " + codeSha(zip1) + " → " + codeSha(zip2) + ")"}, res.Changes); diff != "" {
+		t.Errorf("code Deploy changes (-want +got):\n%s", diff)
+	}
+	if got := deref(e.function("momentum").Configuration.CodeSha256); got != codeSha(zip2) {
+		t.Errorf("CodeSha256 after update = %q, want %q", got, codeSha(zip2))
+	}
+
+	// Dry run of a change: reported, not made.
+	res, err = e.deploy(zip1, "momentum", "inbox", WithMemorySize(2048), WithDryRun(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Changes) != 2 || !strings.HasPrefix(res.Changes[0], "update function code") ||
+		res.Changes[1] != "update function configuration: memory 1024 MB → 2048 MB, environment [MODE] → (none)" {
+		t.Errorf("dry-run changes = %q, want code and configuration updates", res.Changes)
+	}
+	fc := e.function("momentum").Configuration
+	if deref(fc.MemorySize) != 1024 || deref(fc.CodeSha256) != codeSha(zip2) {
+		t.Errorf("after dry run memory = %d, sha = %s; want unchanged 1024, %s", deref(fc.MemorySize), deref(fc.CodeSha256), codeSha(zip2))
+	}
+
+	// Publish and alias; idempotent too.
+	res = e.mustDeploy(zip2, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithMemorySize(1024), WithPublish(true), WithAlias("live"))
+	if diff := cmp.Diff([]string{"publish version 1", "create alias live → 1"}, res.Changes); diff != "" {
+		t.Errorf("publish Deploy changes (-want +got):\n%s", diff)
+	}
+	res = e.mustDeploy(zip2, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithMemorySize(1024), WithPublish(true), WithAlias("live"))
+	if len(res.Changes) != 0 || res.Version != "1" {
+		t.Errorf("second publish Deploy changes = %q, version %q; want none, 1", res.Changes, res.Version)
+	}
+
+	// Destroy, then destroy again.
+	dres := e.destroy("momentum", "inbox")
+	wantDestroy := []string{
+		"remove notification rule extract-momentum from bucket inbox",
+		"remove permission extract-s3-inbox from function momentum",
+		"delete function momentum",
+		`delete role extract-momentum (policies: extract)`,
+	}
+	if diff := cmp.Diff(wantDestroy, dres.Changes); diff != "" {
+		t.Errorf("Destroy changes (-want +got):\n%s", diff)
+	}
+	if e.function("momentum") != nil || e.roleExists("extract-momentum") || len(e.ruleSummary("inbox")) != 0 {
+		t.Error("Destroy left the function, role or rule behind")
+	}
+	if dres = e.destroy("momentum", "inbox"); len(dres.Changes) != 0 {
+		t.Errorf("second Destroy changes = %q, want none", dres.Changes)
+	}
+}
+
+func TestDeployDryRunCreatesNothing(t *testing.T) {
+	e := newEnv(t, "inbox")
+	foreign := &s3types.NotificationConfiguration{
+		QueueConfigurations: []s3types.QueueConfiguration{{Id: aws.String("q"), QueueArn: aws.String(queueARN), Events: []s3types.Event{"s3:ObjectCreated:*"}, Filter: filter("", ".json")}},
+	}
+	e.putNotification("inbox", foreign)
+	before := e.ruleSummary("inbox")
+	zip := mustZip(t, testManifest("linux/amd64"), nil)
+	res, err := e.deploy(zip, "dry", "inbox", WithDryRun(true), WithPublish(true), WithAlias("live"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`create role extract-dry (trust lambda.amazonaws.com, inline policy "extract")`,
+		"create function dry (x86_64, 512 MB, 60s)",
+		"publish a new version",
+		"create alias live → (new version)",
+		"add permission extract-s3-inbox (s3.amazonaws.com may invoke dry for arn:aws:s3:::inbox in account 123456789012)",
+		`set notification rule extract-dry on bucket inbox (s3:ObjectCreated:*, prefix "input/", suffix ".csv" → dry)`,
+	}
+	if diff := cmp.Diff(want, res.Changes); diff != "" {
+		t.Errorf("dry-run changes (-want +got):\n%s", diff)
+	}
+	if !res.DryRun {
+		t.Error("DryRun = false, want true")
+	}
+	if e.function("dry") != nil || e.roleExists("extract-dry") {
+		t.Error("dry run created the function or the role")
+	}
+	if diff := cmp.Diff(before, e.ruleSummary("inbox")); diff != "" {
+		t.Errorf("dry run changed the notification (-before +after):\n%s", diff)
+	}
+}
+
+func TestDeployMergesAndDestroyKeepsForeignRules(t *testing.T) {
+	e := newEnv(t, "inbox")
+	e.putNotification("inbox", &s3types.NotificationConfiguration{
+		LambdaFunctionConfigurations: []s3types.LambdaFunctionConfiguration{{
+			Id: aws.String("theirs"), LambdaFunctionArn: aws.String(otherFunctionARN),
+			Events: []s3types.Event{"s3:ObjectCreated:*"}, Filter: filter("other/", ""),
+		}},
+		QueueConfigurations: []s3types.QueueConfiguration{{
+			Id: aws.String("queue"), QueueArn: aws.String(queueARN),
+			Events: []s3types.Event{"s3:ObjectCreated:Put"}, Filter: filter("", ".json"),
+		}},
+	})
+	foreign := e.ruleSummary("inbox")
+	zip := mustZip(t, testManifest("linux/amd64"), nil)
+	res := e.mustDeploy(zip, "momentum", "inbox")
+	want := append(slices.Clone(foreign), "Lambda extract-momentum "+res.FunctionARN+" s3:ObjectCreated:* prefix=input/ suffix=.csv")
+	slices.Sort(want)
+	if diff := cmp.Diff(want, e.ruleSummary("inbox")); diff != "" {
+		t.Errorf("rules after Deploy (-want +got):\n%s", diff)
+	}
+	if res = e.mustDeploy(zip, "momentum", "inbox"); len(res.Changes) != 0 {
+		t.Errorf("second Deploy changes = %q, want none", res.Changes)
+	}
+	e.destroy("momentum", "inbox")
+	if diff := cmp.Diff(foreign, e.ruleSummary("inbox")); diff != "" {
+		t.Errorf("rules after Destroy (-want +got):\n%s", diff)
+	}
+}
+
+func TestDeployRefusals(t *testing.T) {
+	e := newEnv(t, "inbox", "outbox")
+	e.putNotification("inbox", &s3types.NotificationConfiguration{
+		QueueConfigurations: []s3types.QueueConfiguration{{
+			Id: aws.String("queue"), QueueArn: aws.String(queueARN),
+			Events: []s3types.Event{"s3:ObjectCreated:Put"}, Filter: filter("input/2026/", ".csv"),
+		}},
+	})
+	recursive := testManifest("linux/amd64")
+	recursive.Input.Prefix = ""
+	disjoint := testManifest("linux/amd64")
+	disjoint.Input.Prefix = "other/"
+
+	tests := []struct {
+		name     string
+		manifest xruntime.Manifest
+		want     any
+	}{
+		{"overlap with a queue rule", testManifest("linux/amd64"), &OverlapError{}},
+		{"output would re-trigger", recursive, &RecursionError{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.deploy(mustZip(t, tc.manifest, nil), "refused", "inbox")
+			switch tc.want.(type) {
+			case *OverlapError:
+				var oe *OverlapError
+				if !errors.As(err, &oe) || !strings.Contains(err.Error(), queueARN) {
+					t.Fatalf("Deploy error = %v, want *OverlapError naming %s", err, queueARN)
+				}
+			case *RecursionError:
+				var re *RecursionError
+				if !errors.As(err, &re) {
+					t.Fatalf("Deploy error = %v, want *RecursionError", err)
+				}
+			}
+			if !IsRefused(err) {
+				t.Errorf("IsRefused(%v) = false", err)
+			}
+			if e.function("refused") != nil || e.roleExists("extract-refused") {
+				t.Error("a refused deploy created the function or role")
+			}
+		})
+	}
+
+	// The same trigger with the output in another bucket, or a disjoint
+	// prefix, deploys.
+	other := recursive
+	other.Output.Bucket = "outbox"
+	other.Input.Suffix = ".tsv"
+	if _, err := e.deploy(mustZip(t, other, nil), "elsewhere", "inbox"); err != nil {
+		t.Errorf("Deploy with the output in another bucket: %v", err)
+	}
+	if _, err := e.deploy(mustZip(t, disjoint, nil), "disjoint", "inbox"); err != nil {
+		t.Errorf("Deploy with a disjoint prefix: %v", err)
+	}
+
+	// A function of that name not made by extract.
+	role := e.mustUserRole("user-role")
+	_, err := e.clients.Lambda.CreateFunction(context.Background(), &awslambda.CreateFunctionInput{
+		FunctionName: aws.String("handmade"), Role: &role, Runtime: "provided.al2023", Handler: aws.String("bootstrap"),
+		Code: &lambdatypes.FunctionCode{ZipFile: mustZip(t, disjoint, nil)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ne *NotManagedError
+	if _, err := e.deploy(mustZip(t, disjoint, nil), "handmade", "outbox"); !errors.As(err, &ne) {
+		t.Errorf("Deploy over a foreign function: error %v, want *NotManagedError", err)
+	}
+	if _, err := Destroy(context.Background(), "handmade", "outbox", WithClients(e.clients)); !errors.As(err, &ne) {
+		t.Errorf("Destroy of a foreign function: error %v, want *NotManagedError", err)
+	}
+	if e.function("handmade") == nil {
+		t.Error("the foreign function was deleted")
+	}
+}
+
+// TestDestroyKeepsUserRole deploys with --role and checks destroy leaves
+// that role alone.
+func TestDestroyKeepsUserRole(t *testing.T) {
+	e := newEnv(t, "inbox")
+	role := e.mustUserRole("mine")
+	zip := mustZip(t, testManifest("linux/amd64"), nil)
+	res := e.mustDeploy(zip, "momentum", "inbox", WithRoleARN(role))
+	if res.RoleARN != role || slices.ContainsFunc(res.Changes, func(s string) bool { return strings.Contains(s, "role") }) {
+		t.Errorf("Deploy with a role: RoleARN %q, changes %q; want %q and no role change", res.RoleARN, res.Changes, role)
+	}
+	dres := e.destroy("momentum", "inbox")
+	if slices.ContainsFunc(dres.Changes, func(s string) bool { return strings.Contains(s, "role") }) {
+		t.Errorf("Destroy changes = %q, want no role deleted", dres.Changes)
+	}
+	if !e.roleExists("mine") {
+		t.Error("Destroy deleted the user's role")
+	}
+}
+
+func TestDeployThroughCodeBucket(t *testing.T) {
+	e := newEnv(t, "inbox", "code")
+	big := make([]byte, 8192)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
+	zip := mustZip(t, testManifest("linux/amd64"), map[string][]byte{"rootfs/data": big})
+	limits := WithLimits(CodeLimits{DirectUpload: 4096, Unzipped: 1 << 20})
+
+	_, err := e.deploy(zip, "big", "inbox", limits)
+	var de *DirectUploadError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "--code-bucket") {
+		t.Fatalf("Deploy without a code bucket: error %v, want *DirectUploadError saying --code-bucket", err)
+	}
+	_, err = e.deploy(zip, "big", "inbox", WithLimits(CodeLimits{DirectUpload: 1 << 20, Unzipped: 4096}))
+	var se *SizeError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "/data") {
+		t.Fatalf("Deploy over the unzipped limit: error %v, want *SizeError naming /data", err)
+	}
+	if e.function("big") != nil {
+		t.Fatal("a refused deploy created the function")
+	}
+
+	res := e.mustDeploy(zip, "big", "inbox", limits, WithCodeBucket("code"))
+	sum := sha256.Sum256(zip)
+	key := "extract/big/" + hex.EncodeToString(sum[:]) + ".zip"
+	if res.CodeLocation != "s3://code/"+key {
+		t.Errorf("CodeLocation = %q, want s3://code/%s", res.CodeLocation, key)
+	}
+	obj, err := e.clients.S3.(*s3.Client).GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("code"), Key: &key})
+	if err != nil {
+		t.Fatalf("code object: %v", err)
+	}
+	body, _ := io.ReadAll(obj.Body)
+	obj.Body.Close()
+	if !bytes.Equal(body, zip) {
+		t.Error("code object differs from the zip")
+	}
+	if got := deref(e.function("big").Configuration.CodeSha256); got != codeSha(zip) {
+		t.Errorf("CodeSha256 = %q, want %q", got, codeSha(zip))
+	}
+	if res = e.mustDeploy(zip, "big", "inbox", limits, WithCodeBucket("code")); len(res.Changes) != 0 {
+		t.Errorf("second Deploy changes = %q, want none", res.Changes)
+	}
+	dres := e.destroy("big", "inbox", WithCodeBucket("code"))
+	if !slices.Contains(dres.Changes, "delete code object s3://code/"+key) {
+		t.Errorf("Destroy changes = %q, want the code object deleted", dres.Changes)
+	}
+	if _, err := e.clients.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("code"), Key: &key}); err == nil {
+		t.Error("code object still there after Destroy")
+	}
+}
+
+func (e *env) mustUserRole(name string) string {
+	e.t.Helper()
+	out, err := e.clients.IAM.CreateRole(context.Background(), &iam.CreateRoleInput{
+		RoleName: &name, AssumeRolePolicyDocument: aws.String(trustPolicy()),
+		Tags: []iamtypes.Tag{{Key: aws.String("team"), Value: aws.String("science")}},
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return deref(out.Role.Arn)
+}
