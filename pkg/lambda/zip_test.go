@@ -29,7 +29,7 @@ type zipFile struct {
 	Content string
 }
 
-func mustReadZip(t *testing.T, b []byte) []zipFile {
+func mustReadZip(t testing.TB, b []byte) []zipFile {
 	t.Helper()
 	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {

@@ -1,0 +1,227 @@
+package lambda
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+
+	"github.com/comingout/extract/pkg/image"
+	xruntime "github.com/comingout/extract/pkg/runtime"
+)
+
+// PackageOption configures Package.
+type PackageOption func(*packageOptions) error
+
+type packageOptions struct {
+	override        image.Override
+	closure         []image.ClosureOption
+	input           xruntime.Input
+	output          xruntime.Output
+	writableWorkDir bool
+	bootstrap       func(arch string) ([]byte, error)
+	logger          *slog.Logger
+	tool            string
+	// maxUnzipped is Lambda's unzipped limit; tests lower it.
+	maxUnzipped int64
+}
+
+// Defaults of the package options, as recorded in the manifest.
+const (
+	DefaultInputPrefix  = "input/"
+	DefaultInputSuffix  = xruntime.DefaultInputSuffix
+	DefaultOutputPrefix = xruntime.DefaultOutputPrefix
+)
+
+func makePackageOptions(opts ...PackageOption) (*packageOptions, error) {
+	o := &packageOptions{
+		input:       xruntime.Input{Mode: xruntime.InputStdin, Prefix: DefaultInputPrefix, Suffix: DefaultInputSuffix},
+		output:      xruntime.Output{Prefix: DefaultOutputPrefix},
+		logger:      slog.New(slog.DiscardHandler),
+		tool:        "dev",
+		maxUnzipped: MaxUnzippedSize,
+	}
+	var errs []error
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := checkKeys(o.input, o.output); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// checkKeys refuses an output location that can match the trigger's filter:
+// every output written would run the function again.
+func checkKeys(in xruntime.Input, out xruntime.Output) error {
+	if out.Bucket != "" {
+		return nil
+	}
+	prefixes := strings.HasPrefix(out.Prefix, in.Prefix) || strings.HasPrefix(in.Prefix, out.Prefix)
+	// The output key ends with the input key (which ends with in.Suffix)
+	// followed by out.Suffix.
+	suffixes := in.Suffix == "" || out.Suffix == "" || strings.HasSuffix(out.Suffix, in.Suffix) || strings.HasSuffix(in.Suffix, out.Suffix)
+	if prefixes && suffixes {
+		return fmt.Errorf("output keys %q+KEY+%q in the input bucket would match the trigger (prefix %q, suffix %q) and run the function again: use disjoint prefixes, another --output-suffix or --output-bucket",
+			out.Prefix, out.Suffix, in.Prefix, in.Suffix)
+	}
+	return nil
+}
+
+// WithCommandOverride replaces the image's ENTRYPOINT and/or CMD, as `docker
+// run --entrypoint` and arguments do. Default: the image config's.
+func WithCommandOverride(ov image.Override) PackageOption {
+	return func(o *packageOptions) error {
+		if ov.EntrypointSet && len(ov.Entrypoint) > 0 && ov.Entrypoint[0] == "" {
+			return errors.New("entrypoint override: empty program name")
+		}
+		o.override = ov
+		return nil
+	}
+}
+
+// WithClosureOptions passes options to image.Closure (--include and
+// --exclude globs). Options accumulate over calls. Default: none.
+func WithClosureOptions(opts ...image.ClosureOption) PackageOption {
+	return func(o *packageOptions) error {
+		for _, c := range opts {
+			if c == nil {
+				return errors.New("nil closure option")
+			}
+		}
+		o.closure = append(o.closure, opts...)
+		return nil
+	}
+}
+
+// WithInput sets how an S3 object reaches the program: "stdin" (default:
+// streamed to its standard input) or "file" (downloaded under /tmp; its path
+// replaces "{input}" in the arguments).
+func WithInput(mode string) PackageOption {
+	return func(o *packageOptions) error {
+		if mode != xruntime.InputStdin && mode != xruntime.InputFile {
+			return fmt.Errorf("input mode %q: want %q or %q", mode, xruntime.InputStdin, xruntime.InputFile)
+		}
+		o.input.Mode = mode
+		return nil
+	}
+}
+
+// WithPrefix sets the key prefix of the objects that trigger the function
+// (default "input/"); it is removed from the key to form the output key. ""
+// means every key.
+func WithPrefix(prefix string) PackageOption {
+	return func(o *packageOptions) error {
+		if err := checkKeyPart("input prefix", prefix); err != nil {
+			return err
+		}
+		o.input.Prefix = prefix
+		return nil
+	}
+}
+
+// WithSuffix sets the key suffix of the objects that trigger the function
+// (default ".csv"). "" means every key.
+func WithSuffix(suffix string) PackageOption {
+	return func(o *packageOptions) error {
+		if err := checkKeyPart("input suffix", suffix); err != nil {
+			return err
+		}
+		o.input.Suffix = suffix
+		return nil
+	}
+}
+
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// WithOutput sets where the program's standard output goes: the object
+// bucket/prefix+(input key without the input prefix)+suffix. Defaults: the
+// input object's bucket (bucket ""), prefix "output/", no suffix. The prefix
+// must not be empty.
+func WithOutput(bucket, prefix, suffix string) PackageOption {
+	return func(o *packageOptions) error {
+		var errs []error
+		if bucket != "" && (!bucketName.MatchString(bucket) || strings.Contains(bucket, "..")) {
+			errs = append(errs, fmt.Errorf("output bucket %q is not a valid S3 bucket name", bucket))
+		}
+		if prefix == "" {
+			errs = append(errs, errors.New("output prefix must not be empty"))
+		}
+		errs = append(errs, checkKeyPart("output prefix", prefix), checkKeyPart("output suffix", suffix))
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		o.output = xruntime.Output{Bucket: bucket, Prefix: prefix, Suffix: suffix}
+		return nil
+	}
+}
+
+func checkKeyPart(what, s string) error {
+	if len(s) > 512 {
+		return fmt.Errorf("%s is %d bytes long, S3 keys are at most 1024", what, len(s))
+	}
+	if strings.ContainsAny(s, "\x00\n\r") {
+		return fmt.Errorf("%s %q holds a control character", what, s)
+	}
+	return nil
+}
+
+// WithWritableWorkDir asks the bootstrap to run the program in a writable
+// copy of its WORKDIR under /tmp, for programs that write next to
+// themselves (Lambda's task root is read-only). Default: false.
+func WithWritableWorkDir(writable bool) PackageOption {
+	return func(o *packageOptions) error {
+		o.writableWorkDir = writable
+		return nil
+	}
+}
+
+// WithBootstrap sets the function returning the bootstrap program for a Go
+// architecture ("amd64" or "arm64"). Default: [Bootstrap].
+func WithBootstrap(fn func(arch string) ([]byte, error)) PackageOption {
+	return func(o *packageOptions) error {
+		if fn == nil {
+			return errors.New("bootstrap provider must not be nil")
+		}
+		o.bootstrap = fn
+		return nil
+	}
+}
+
+// WithLogger sets the logger for progress and debug details. Default:
+// discard.
+func WithLogger(l *slog.Logger) PackageOption {
+	return func(o *packageOptions) error {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// WithToolVersion sets the extract version recorded in the manifest.
+// Default: "dev".
+func WithToolVersion(v string) PackageOption {
+	return func(o *packageOptions) error {
+		if v == "" {
+			return errors.New("tool version must not be empty")
+		}
+		o.tool = v
+		return nil
+	}
+}
+
+// withMaxUnzipped lowers the unzipped size limit, for tests.
+func withMaxUnzipped(n int64) PackageOption {
+	return func(o *packageOptions) error {
+		o.maxUnzipped = n
+		return nil
+	}
+}

@@ -1,0 +1,595 @@
+package lambda
+
+// How a bundled program is kept from the host's loader, libc and /bin/sh.
+//
+// Lambda runs the package on Amazon Linux (provided.al2023: glibc 2.34);
+// the image's programs were linked against the image's glibc, often newer.
+// A loader and a libc of different builds must never meet, so the package
+// carries the image's loader and libc and nothing bundled may start the
+// host's /lib64 loader, read the host's /etc/ld.so.cache or run the host's
+// /bin/sh.
+//
+// Package rewrites the PT_INTERP of every bundled ELF file in place, rather
+// than starting programs as "ld.so --library-path ... program": going
+// through the loader changes /proc/self/exe and argv[0] and does not carry
+// over to child processes (a script's `sort` would start the host's loader
+// with the bundle's libc), while a rewritten PT_INTERP makes the kernel start
+// the bundled loader for every bundled program, the entrypoint and its
+// children alike, with their identity untouched.
+//
+// PT_INTERP must be an absolute path no longer than the original (27 bytes
+// for /lib64/ld-linux-x86-64.so.2, 26 for /lib/ld-linux-aarch64.so.1), and
+// the package is unpacked at /var/task on Lambda but anywhere by `extract
+// invoke` and in tests. So each package has a link directory, LinkDir =
+// "/tmp/x" + 10 hex digits of a hash of the image digest, the closure's
+// paths and the manifest's settings (16 bytes, deterministic), and PT_INTERP
+// becomes LinkDir+"/ld.so" (22 bytes; "ld1.so"… for further loaders), padded
+// with NULs. ld.so is a symlink in the zip to the loader file under rootfs/
+// (the PT_INTERP path with the image's symlinks resolved). At start
+// the bootstrap makes LinkDir a symlink to the task root (only /tmp is
+// writable on Lambda). Scripts' "#!" lines are rewritten to
+// LinkDir+"/rootfs"+interpreter the same way, so they run the bundled shell.
+// The bootstrap sets LD_LIBRARY_PATH to the closure's library directories
+// in the bundle, so the loader finds every library there and never needs an
+// ld.so.cache.
+//
+// Symlinks are kept as symlinks, and absolute targets (and relative ones
+// climbing above the image root) are rewritten to relative ones: an
+// absolute target would name a host file, wherever the package is unpacked.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/comingout/extract/pkg/image"
+	xruntime "github.com/comingout/extract/pkg/runtime"
+)
+
+// PackageResult describes a package Package wrote.
+type PackageResult struct {
+	// Files counts the zip's files and symlinks (bootstrap, manifest and
+	// loader aliases included; directories not).
+	Files int `json:"files"`
+	// UnzippedSize is the sum of the entries' sizes, what Lambda's 250 MB
+	// limit counts, and ZippedSize the zip's size.
+	UnzippedSize int64 `json:"unzipped_size"`
+	ZippedSize   int64 `json:"zipped_size"`
+	// CodeSHA256 is the base64 SHA-256 of the zip, as Lambda reports it in
+	// CodeSha256; SHA256 is the same digest in hex.
+	CodeSHA256 string `json:"code_sha256"`
+	SHA256     string `json:"sha256"`
+	// Manifest is the package's extract.json.
+	Manifest xruntime.Manifest `json:"manifest"`
+	// Closure is the set of image files packaged, with why each is needed.
+	Closure *image.ClosureResult `json:"closure"`
+	// Arch is the Lambda architecture the package runs on: "x86_64" or
+	// "arm64".
+	Arch string `json:"arch"`
+	// Warnings are problems that did not stop packaging.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Package writes the Lambda deployment zip of img to w: the closure of the
+// program the image runs (see image.Closure) under rootfs/, the bootstrap
+// for its architecture, the manifest (extract.json) and the loader aliases,
+// with every bundled ELF's PT_INTERP and every bundled script's "#!" line
+// rewritten to the bundle (see the comment at the top of package.go). The
+// zip is deterministic: the same image and options give the same bytes.
+//
+// Package reads the image's layers twice: once to index them, once to
+// extract the closure's files, which are kept in a temporary directory while
+// the zip is written in sorted order. A package over Lambda's unzipped limit
+// is a *SizeError; one too big for a direct upload is a warning.
+func Package(ctx context.Context, img *image.Image, w io.Writer, opts ...PackageOption) (*PackageResult, error) {
+	o, err := makePackageOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	if img == nil {
+		return nil, errors.New("packaging: no image")
+	}
+	log := o.logger
+	log.Debug("indexing image", "image", img.Ref, "layers", len(img.Layers))
+	idx, err := image.BuildIndex(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := image.ResolveCommand(img, idx, o.override)
+	if err != nil {
+		return nil, err
+	}
+	closure, err := image.Closure(ctx, idx, cmd, o.closure...)
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("closure", "program", cmd.Path, "files", len(closure.Files))
+
+	p := &packer{o: o, img: img, idx: idx, cmd: cmd, closure: closure}
+	if err := p.plan(ctx); err != nil {
+		return nil, err
+	}
+	spool, err := os.MkdirTemp("", "extract-package-")
+	if err != nil {
+		return nil, fmt.Errorf("creating the spool directory: %w", err)
+	}
+	defer os.RemoveAll(spool)
+	if err := p.extract(ctx, spool); err != nil {
+		return nil, err
+	}
+	return p.write(ctx, w)
+}
+
+// PackageFile is Package writing to the file at path. The zip is written to
+// a temporary file in the same directory and renamed to path only once
+// complete, so path never holds a partial package.
+func PackageFile(ctx context.Context, img *image.Image, path string, opts ...PackageOption) (*PackageResult, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating %q: %w", path, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	res, err := Package(ctx, img, tmp, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return nil, fmt.Errorf("writing %q: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("writing %q: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, fmt.Errorf("writing %q: %w", path, err)
+	}
+	done = true
+	return res, nil
+}
+
+// packer holds one Package run.
+type packer struct {
+	o       *packageOptions
+	img     *image.Image
+	idx     *image.Index
+	cmd     *image.Command
+	closure *image.ClosureResult
+
+	arch, goarch string
+	manifest     xruntime.Manifest
+	bootstrap    []byte
+	// loaders maps each PT_INTERP to its alias ("ld.so", "ld1.so", …).
+	loaders map[string]string
+	// files are the closure's regular files, in closure order, and
+	// spooled the spool file and size of each after rewriting.
+	files   []*image.Entry
+	spooled map[string]spooledFile
+	// entries are the zip's entries other than regular closure files.
+	entries  []zipEntry
+	warnings []string
+}
+
+type spooledFile struct {
+	name string
+	size int64
+}
+
+// plan works out everything but the files' contents: the architecture,
+// the manifest and LinkDir, the loader aliases, the symlinks.
+func (p *packer) plan(ctx context.Context) error {
+	var err error
+	p.arch, p.goarch, err = lambdaArch(p.closure.Arch, p.img.Platform.Architecture)
+	if err != nil {
+		return err
+	}
+	prog, progEntry, err := p.idx.Resolve(p.cmd.Path)
+	if err != nil {
+		return fmt.Errorf("resolving program %q: %w", p.cmd.Path, err)
+	}
+	if progEntry.Kind != image.Regular {
+		return fmt.Errorf("program %q is not a regular file", prog)
+	}
+
+	inClosure := make(map[string]*image.File, len(p.closure.Files))
+	var sizes []FileSize
+	var rewritten bool
+	for i := range p.closure.Files {
+		f := &p.closure.Files[i]
+		inClosure[f.Path] = f
+		name := xruntime.RootDir + f.Path
+		switch f.Kind {
+		case image.Regular:
+			p.files = append(p.files, &f.Entry)
+			sizes = append(sizes, FileSize{Path: f.Path, Size: f.Size})
+			if (f.ELF != nil && f.ELF.InterpSize > 0) || f.Script != nil {
+				rewritten = true
+			}
+		case image.Symlink:
+			target := bundleTarget(f.Path, f.Target)
+			p.entries = append(p.entries, zipEntry{Name: name, Mode: fs.ModeSymlink | 0o777, Target: target})
+			sizes = append(sizes, FileSize{Path: f.Path, Size: int64(len(target))})
+		case image.Dir:
+			p.entries = append(p.entries, zipEntry{Name: name, Mode: fs.ModeDir | 0o755})
+		default:
+			p.warn("left out %q: not a regular file, directory or symlink", f.Path)
+		}
+	}
+	if f, ok := inClosure[prog]; !ok || f.Kind != image.Regular {
+		return fmt.Errorf("program %q is not in the closure", prog)
+	}
+
+	m := xruntime.Manifest{
+		Version:         xruntime.ManifestVersion,
+		Tool:            p.o.tool,
+		Image:           p.img.Ref,
+		Digest:          p.img.Digest,
+		Platform:        p.img.Platform.String(),
+		Program:         prog,
+		Args:            append([]string(nil), p.cmd.Args...),
+		Env:             append([]string(nil), p.cmd.Env...),
+		WorkDir:         p.cmd.WorkingDir,
+		WritableWorkDir: p.o.writableWorkDir,
+		User:            p.cmd.User,
+		LibraryPath:     append([]string(nil), p.closure.LibraryPath...),
+		Input:           p.o.input,
+		Output:          p.o.output,
+	}
+	if m.Input.Mode == xruntime.InputFile && !containsPlaceholder(m.Args) {
+		p.warn("input mode %q but no %q in the arguments %q: the program is not told where the input is", m.Input.Mode, xruntime.InputPlaceholder, m.Args)
+	}
+	if rewritten {
+		m.LinkDir = linkDir(p.img.Digest, p.closure.Files, m)
+	}
+	p.manifest = m
+
+	// One alias per distinct loader, in sorted order.
+	p.loaders = map[string]string{}
+	var interps []string
+	for _, f := range p.files {
+		if f.ELF != nil && f.ELF.InterpSize > 0 {
+			if _, ok := p.loaders[f.ELF.Interp]; !ok {
+				p.loaders[f.ELF.Interp] = ""
+				interps = append(interps, f.ELF.Interp)
+			}
+		}
+	}
+	sort.Strings(interps)
+	var missing []string
+	for i, interp := range interps {
+		alias := "ld.so"
+		if i > 0 {
+			alias = "ld" + strconv.Itoa(i) + ".so"
+		}
+		p.loaders[interp] = alias
+		if !path.IsAbs(interp) {
+			return fmt.Errorf("loader %q is not an absolute path", interp)
+		}
+		// The alias points at the loader file itself, symlinks resolved
+		// inside the image, so it does not depend on the links on the way.
+		real, e, err := p.idx.Resolve(interp)
+		if f, ok := inClosure[real]; err != nil || !ok || e.Kind != image.Regular || f.Kind != image.Regular {
+			missing = append(missing, interp)
+			continue
+		}
+		p.entries = append(p.entries, zipEntry{Name: alias, Mode: fs.ModeSymlink | 0o777, Target: xruntime.RootDir + real})
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("loaders %q are not in the closure", missing)
+	}
+
+	if p.o.bootstrap != nil {
+		p.bootstrap, err = p.o.bootstrap(p.goarch)
+	} else {
+		p.bootstrap, err = Bootstrap(ctx, p.goarch)
+	}
+	if err != nil {
+		return fmt.Errorf("getting the %s bootstrap: %w", p.goarch, err)
+	}
+	if len(p.bootstrap) == 0 {
+		return fmt.Errorf("getting the %s bootstrap: empty program", p.goarch)
+	}
+
+	// Fail before reading the layers again when the files alone are too
+	// big.
+	var total int64
+	for _, s := range sizes {
+		total += s.Size
+	}
+	return checkUnzipped(total+int64(len(p.bootstrap)), p.o.maxUnzipped, sizes)
+}
+
+// extract reads the closure's regular files from the image (the second
+// pass, in layer order), rewrites loaders and "#!" lines, and spools each to
+// a file in dir.
+func (p *packer) extract(ctx context.Context, dir string) error {
+	p.spooled = make(map[string]spooledFile, len(p.files))
+	want := make(map[string]int, len(p.files))
+	for i, f := range p.files {
+		want[f.Path] = i
+	}
+	var mu sync.Mutex
+	err := image.Extract(ctx, p.img, p.idx, p.files, func(e *image.Entry, r io.Reader) error {
+		i, ok := want[e.Path]
+		if !ok {
+			return fmt.Errorf("extracting: %q was not asked for", e.Path)
+		}
+		f := p.files[i]
+		name := filepath.Join(dir, strconv.Itoa(i))
+		out, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("spooling %q: %w", e.Path, err)
+		}
+		cw := &countWriter{w: out}
+		err = p.rewrite(cw, r, f)
+		if cerr := out.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("spooling %q: %w", e.Path, cerr)
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		p.spooled[e.Path] = spooledFile{name: name, size: cw.n}
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("extracting the closure: %w", err)
+	}
+	var missing []string
+	for _, f := range p.files {
+		if _, ok := p.spooled[f.Path]; !ok {
+			missing = append(missing, f.Path)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("extracting the closure: no content for %q", missing)
+	}
+	return nil
+}
+
+// rewrite copies f's content from r to w, pointing its PT_INTERP or "#!"
+// interpreter into the bundle.
+func (p *packer) rewrite(w io.Writer, r io.Reader, f *image.Entry) error {
+	switch {
+	case f.ELF != nil && f.ELF.InterpSize > 0:
+		return patchInterp(w, r, f.Path, f.ELF, p.manifest.LinkDir+"/"+p.loaders[f.ELF.Interp])
+	case f.Script != nil && path.IsAbs(f.Script.Interpreter):
+		_, err := rewriteShebang(w, r, f.Path, p.manifest.LinkDir+"/"+xruntime.RootDir+path.Clean(f.Script.Interpreter))
+		return err
+	case f.Script != nil:
+		p.warn("script %q names a relative interpreter %q: left as is", f.Path, f.Script.Interpreter)
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		return fmt.Errorf("extracting %q: %w", f.Path, err)
+	}
+	return nil
+}
+
+// write writes the zip.
+func (p *packer) write(ctx context.Context, w io.Writer) (*PackageResult, error) {
+	mj, err := json.MarshalIndent(p.manifest, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding the manifest: %w", err)
+	}
+	mj = append(mj, '\n')
+	entries := append([]zipEntry(nil), p.entries...)
+	entries = append(entries,
+		zipEntry{Name: "bootstrap", Mode: 0o755, Size: int64(len(p.bootstrap)), Open: bytesOpener(p.bootstrap)},
+		zipEntry{Name: xruntime.ManifestPath, Mode: 0o644, Size: int64(len(mj)), Open: bytesOpener(mj)},
+	)
+	var sizes []FileSize
+	var total int64
+	for _, e := range entries {
+		total += e.Size + int64(len(e.Target))
+	}
+	for _, f := range p.files {
+		s := p.spooled[f.Path]
+		name := s.name
+		entries = append(entries, zipEntry{
+			Name: xruntime.RootDir + f.Path,
+			Mode: fileMode(f.Mode),
+			Size: s.size,
+			Open: func() (io.ReadCloser, error) { return os.Open(name) },
+		})
+		sizes = append(sizes, FileSize{Path: f.Path, Size: s.size})
+		total += s.size
+	}
+	if err := checkUnzipped(total, p.o.maxUnzipped, sizes); err != nil {
+		return nil, err
+	}
+
+	sum := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(w, sum)}
+	st, err := writeZip(ctx, cw, entries)
+	if err != nil {
+		return nil, err
+	}
+	res := &PackageResult{
+		Files:        st.Files,
+		UnzippedSize: st.Unzipped,
+		ZippedSize:   cw.n,
+		CodeSHA256:   base64.StdEncoding.EncodeToString(sum.Sum(nil)),
+		SHA256:       hex.EncodeToString(sum.Sum(nil)),
+		Manifest:     p.manifest,
+		Closure:      p.closure,
+		Arch:         p.arch,
+	}
+	if wz := zippedWarning(cw.n, MaxDirectUploadSize); wz != "" {
+		p.warn("%s", wz)
+	}
+	res.Warnings = p.warnings
+	p.o.logger.Debug("packaged", "files", res.Files, "unzipped", res.UnzippedSize, "zipped", res.ZippedSize, "code_sha256", res.CodeSHA256)
+	return res, nil
+}
+
+func (p *packer) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.warnings = append(p.warnings, msg)
+	p.o.logger.Warn(msg)
+}
+
+// lambdaArch maps an ELF machine (or, when the closure has no ELF file, the
+// image platform's architecture) to Lambda's and Go's names for it.
+func lambdaArch(machine, platformArch string) (arch, goarch string, err error) {
+	a := machine
+	if a == "" {
+		a = platformArch
+	}
+	switch a {
+	case "x86_64", "amd64":
+		return "x86_64", "amd64", nil
+	case "aarch64", "arm64":
+		return "arm64", "arm64", nil
+	}
+	return "", "", fmt.Errorf("lambda runs x86_64 and arm64 programs, not %q", a)
+}
+
+// linkDir derives the package's link directory from the image digest, the
+// closure's paths and the manifest's settings: "/tmp/x" and 10 hex digits.
+// Two packages of one image with different settings get different links,
+// so both can be run on one machine.
+func linkDir(digest string, files []image.File, m xruntime.Manifest) string {
+	h := sha256.New()
+	io.WriteString(h, digest+"\n")
+	paths := make([]string, 0, len(files))
+	for _, f := range files {
+		paths = append(paths, f.Path)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		io.WriteString(h, p+"\n")
+	}
+	// The settings, not where the image came from or which extract wrote
+	// the package: the same image and flags give the same LinkDir.
+	m.LinkDir, m.Image, m.Tool = "", "", ""
+	writeJSON(h, m)
+	return "/tmp/x" + hex.EncodeToString(h.Sum(nil))[:10]
+}
+
+func writeJSON(h hash.Hash, v any) {
+	b, _ := json.Marshal(v) // a Manifest always encodes
+	h.Write(b)
+}
+
+func containsPlaceholder(args []string) bool {
+	for _, a := range args {
+		if strings.Contains(a, xruntime.InputPlaceholder) {
+			return true
+		}
+	}
+	return false
+}
+
+// fileMode is the mode a regular file gets in the zip: its permission bits
+// (setuid, setgid and sticky dropped, Lambda ignores them), made readable by
+// all, and executable by all when executable by anyone: Lambda runs the
+// function as a user that owns none of the files.
+func fileMode(mode int64) fs.FileMode {
+	perm := fs.FileMode(mode) & 0o777
+	perm |= 0o444
+	if perm&0o111 != 0 {
+		perm |= 0o111
+	}
+	return perm
+}
+
+// bundleTarget returns the target a symlink at the image path link gets in
+// the bundle: relative targets that stay inside the image root are kept;
+// absolute ones, and relative ones climbing above the root (which the
+// kernel stops at the root inside the image), become relative to the link's
+// directory.
+func bundleTarget(link, target string) string {
+	dir := path.Dir(link)
+	if !path.IsAbs(target) {
+		if !climbsAbove(dir, target) {
+			return target
+		}
+		target = path.Join(dir, target)
+	}
+	return relPath(dir, path.Clean(target))
+}
+
+// climbsAbove reports whether the relative path rel, taken from the
+// absolute directory dir, goes above the root.
+func climbsAbove(dir, rel string) bool {
+	depth := 0
+	if dir != "/" {
+		depth = strings.Count(dir, "/")
+	}
+	for _, part := range strings.Split(rel, "/") {
+		switch part {
+		case "", ".":
+		case "..":
+			if depth--; depth < 0 {
+				return true
+			}
+		default:
+			depth++
+		}
+	}
+	return false
+}
+
+// relPath returns the relative path from the absolute clean directory from
+// to the absolute clean path to.
+func relPath(from, to string) string {
+	split := func(p string) []string {
+		if p == "/" {
+			return nil
+		}
+		return strings.Split(p[1:], "/")
+	}
+	f, t := split(from), split(to)
+	i := 0
+	for i < len(f) && i < len(t) && f[i] == t[i] {
+		i++
+	}
+	parts := make([]string, 0, len(f)-i+len(t)-i)
+	for range f[i:] {
+		parts = append(parts, "..")
+	}
+	parts = append(parts, t[i:]...)
+	if len(parts) == 0 {
+		return "."
+	}
+	return strings.Join(parts, "/")
+}
+
+func bytesOpener(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
