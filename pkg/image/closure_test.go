@@ -243,7 +243,7 @@ func openImage(t *testing.T, img v1.Image, platform string) (*image.Image, *imag
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := fmt.Sprintf("%s/closure/%s:latest", testRegistry(t), strings.ToLower(strings.NewReplacer("/", "-", " ", "-", "#", "").Replace(t.Name()))+"-"+d.Hex[:8])
+	ref := fmt.Sprintf("%s/closure/%s:latest", testRegistry(t), d.Hex[:16])
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)

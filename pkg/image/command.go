@@ -136,8 +136,8 @@ func checkProgram(idx *Index, p string) (string, error) {
 	return "", nil
 }
 
-// maxNearby bounds the suggestions of an EntrypointError.
-const maxNearby = 8
+// maxSimilarNames bounds the suggestions of an EntrypointError.
+const maxSimilarNames = 8
 
 // nearby lists paths in dirs whose names resemble name: same name in
 // another case, one containing the other, or within two edits.
@@ -152,7 +152,7 @@ func nearby(idx *Index, dirs []string, name string) []string {
 			similar := lb == lname ||
 				(len(lname) >= 3 && strings.Contains(lb, lname)) ||
 				(len(lb) >= 3 && strings.Contains(lname, lb)) ||
-				editDistance(lb, lname) <= 2
+				nameDistance(lb, lname) <= 2
 			if !similar {
 				continue
 			}
@@ -164,14 +164,14 @@ func nearby(idx *Index, dirs []string, name string) []string {
 		}
 	}
 	sort.Strings(out)
-	if len(out) > maxNearby {
-		out = out[:maxNearby]
+	if len(out) > maxSimilarNames {
+		out = out[:maxSimilarNames]
 	}
 	return out
 }
 
-// editDistance is the Levenshtein distance of a and b (bytes).
-func editDistance(a, b string) int {
+// nameDistance is the Levenshtein distance of a and b (bytes).
+func nameDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
