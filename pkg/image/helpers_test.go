@@ -229,3 +229,17 @@ func contents(t testing.TB, img *Image, idx *Index) map[string]string {
 	}
 	return out
 }
+
+// mustV1Raw builds a one-layer image from raw (possibly broken) tar bytes.
+func mustV1Raw(t testing.TB, b []byte) v1.Image {
+	t.Helper()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
