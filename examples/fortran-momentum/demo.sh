@@ -164,9 +164,10 @@ run extract deploy "momentum.zip" --function "$function" --bucket "$bucket" --js
 python3 - "redeploy.json" <<'EOF' || die "the second deploy was not a no-op"
 import json, sys
 doc = json.load(open(sys.argv[1]))
-changes = doc.get("changes")
-if changes is None or len(changes) != 0:
-    sys.exit("changes: %r, want []" % (changes,))
+if "changes" not in doc:
+    sys.exit("no \"changes\" in the deploy result")
+if doc["changes"]:
+    sys.exit("changes: %r, want none" % (doc["changes"],))
 EOF
 echo "${green}second deploy: no changes${reset}"
 

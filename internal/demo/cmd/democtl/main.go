@@ -167,6 +167,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		r := ev.Records[0]
+		fmt.Fprintf(os.Stderr, "event: %s s3://%s/%s (%d bytes), notification %q\n",
+			r.EventName, r.S3.Bucket.Name, r.S3.Object.Key, r.S3.Object.Size, r.S3.ConfigurationID)
 		b, err := json.MarshalIndent(ev, "", "  ")
 		if err != nil {
 			return err
