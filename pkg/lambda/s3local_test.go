@@ -1,0 +1,249 @@
+package lambda
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/google/go-cmp/cmp"
+)
+
+func mustLocalS3(t *testing.T) *LocalS3 {
+	t.Helper()
+	s, err := NewLocalS3("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// sdkClient returns a real SDK client for endpoint; checksums "when
+// supported" make it send aws-chunked bodies with checksum trailers.
+func sdkClient(endpoint string, checksum aws.RequestChecksumCalculation) *s3.Client {
+	return s3.NewFromConfig(aws.Config{
+		Region:                     "us-east-1",
+		Credentials:                credentials.NewStaticCredentialsProvider("test", "test", ""),
+		RequestChecksumCalculation: checksum,
+	}, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.UsePathStyle = true
+	})
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func getAll(t *testing.T, c *s3.Client, bucket, key string) []byte {
+	t.Helper()
+	out, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		t.Fatalf("GetObject(%s/%s): %v", bucket, key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestLocalS3WithSDK(t *testing.T) {
+	ctx := context.Background()
+	for _, cs := range []aws.RequestChecksumCalculation{aws.RequestChecksumCalculationWhenSupported, aws.RequestChecksumCalculationWhenRequired} {
+		t.Run(map[aws.RequestChecksumCalculation]string{1: "checksums", 2: "no-checksums"}[cs], func(t *testing.T) {
+			s := mustLocalS3(t)
+			c := sdkClient(s.URL(), cs)
+			bucket := "in"
+			if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+				t.Fatalf("CreateBucket: %v", err)
+			}
+			if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &bucket}); err != nil {
+				t.Fatalf("HeadBucket: %v", err)
+			}
+			if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("nope")}); err == nil {
+				t.Error("HeadBucket(nope) = nil error, want not found")
+			}
+
+			small := []byte("a,b\n1,2\n")
+			key := "dir/red flower+1.csv"
+			if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(small)}); err != nil {
+				t.Fatalf("PutObject: %v", err)
+			}
+			if got := getAll(t, c, bucket, key); !bytes.Equal(got, small) {
+				t.Errorf("GetObject = %q, want %q", got, small)
+			}
+			head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+			if err != nil {
+				t.Fatalf("HeadObject: %v", err)
+			}
+			if aws.ToInt64(head.ContentLength) != int64(len(small)) {
+				t.Errorf("HeadObject length = %d, want %d", aws.ToInt64(head.ContentLength), len(small))
+			}
+			rng, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, Range: aws.String("bytes=2-4")})
+			if err != nil {
+				t.Fatalf("ranged GetObject: %v", err)
+			}
+			rb, _ := io.ReadAll(rng.Body)
+			rng.Body.Close()
+			if string(rb) != "b\n1" {
+				t.Errorf("ranged GetObject = %q, want %q", rb, "b\n1")
+			}
+
+			// Streamed, unknown size, larger than a part: multipart.
+			big := randomBytes(t, 12<<20+12345)
+			up := manager.NewUploader(c, func(u *manager.Uploader) { u.PartSize = 5 << 20; u.Concurrency = 2 })
+			if _, err := up.Upload(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("big.csv"), Body: io.MultiReader(bytes.NewReader(big))}); err != nil {
+				t.Fatalf("multipart Upload: %v", err)
+			}
+			if got := getAll(t, c, bucket, "big.csv"); !bytes.Equal(got, big) {
+				t.Errorf("multipart object differs: %d bytes, want %d", len(got), len(big))
+			}
+
+			// A failing stream aborts the upload and leaves no object.
+			boom := errors.New("boom")
+			_, err = up.Upload(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("failed.csv"),
+				Body: io.MultiReader(bytes.NewReader(big[:11<<20]), errReader{boom})})
+			if !errors.Is(err, boom) {
+				t.Errorf("failing Upload = %v, want %v", err, boom)
+			}
+			if n := s.Uploads(); n != 0 {
+				t.Errorf("%d multipart uploads left after abort, want 0", n)
+			}
+			_, err = c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("failed.csv")})
+			var nf *types.NotFound
+			if !errors.As(err, &nf) {
+				t.Errorf("HeadObject(failed.csv) = %v, want NotFound", err)
+			}
+			_, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("failed.csv")})
+			var nsk *types.NoSuchKey
+			if !errors.As(err, &nsk) {
+				t.Errorf("GetObject(failed.csv) = %v, want NoSuchKey", err)
+			}
+
+			list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket})
+			if err != nil {
+				t.Fatalf("ListObjectsV2: %v", err)
+			}
+			var keys []string
+			for _, o := range list.Contents {
+				keys = append(keys, aws.ToString(o.Key))
+			}
+			if diff := cmp.Diff([]string{"big.csv", key}, keys); diff != "" {
+				t.Errorf("ListObjectsV2 keys (-want +got):\n%s", diff)
+			}
+			page, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, MaxKeys: aws.Int32(1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !aws.ToBool(page.IsTruncated) || len(page.Contents) != 1 {
+				t.Fatalf("ListObjectsV2(max 1) = %d keys truncated=%v, want 1 and truncated", len(page.Contents), aws.ToBool(page.IsTruncated))
+			}
+			page, err = c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, ContinuationToken: page.NextContinuationToken})
+			if err != nil || len(page.Contents) != 1 || aws.ToString(page.Contents[0].Key) != key {
+				t.Errorf("second page = %v, %v; want [%s]", page, err, key)
+			}
+
+			if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key}); err != nil {
+				t.Fatalf("DeleteObject: %v", err)
+			}
+			if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key}); err == nil {
+				t.Error("HeadObject after delete = nil error")
+			}
+		})
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+func TestAWSChunkedReader(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		wantErr        bool
+	}{
+		{"unsigned with trailer", "5\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n", "hello world", false},
+		{"signed", "5;chunk-signature=abc\r\nhello\r\n0;chunk-signature=def\r\n\r\n", "hello", false},
+		{"empty", "0\r\n\r\n", "", false},
+		{"truncated", "a\r\nhello", "hello", true},
+		{"bad size", "zz\r\nhello\r\n", "", true},
+		{"missing CRLF", "5\r\nhelloXX0\r\n\r\n", "hello", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &awsChunkedReader{r: bufioReader(tt.in)}
+			got, err := io.ReadAll(r)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("decoding %q: err = %v, wantErr %v", tt.in, err, tt.wantErr)
+			}
+			if string(got) != tt.want {
+				t.Errorf("decoding %q = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+// TestLocalS3AWSChunked sends through TLS, where the SDK streams bodies
+// with Content-Encoding aws-chunked and a checksum trailer.
+func TestLocalS3AWSChunked(t *testing.T) {
+	ctx := context.Background()
+	s := mustLocalS3(t)
+	var chunked atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("Content-Encoding"), "aws-chunked") {
+			chunked.Add(1)
+		}
+		s.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c := s3.NewFromConfig(aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		HTTPClient:  srv.Client(),
+	}, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(srv.URL)
+		o.UsePathStyle = true
+	})
+	if err := s.CreateBucket("b"); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(t, 6<<20+7)
+	up := manager.NewUploader(c, func(u *manager.Uploader) { u.PartSize = 5 << 20 })
+	if _, err := up.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("k"), Body: io.MultiReader(bytes.NewReader(data))}); err != nil {
+		t.Fatalf("Upload: %v", err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("small"), Body: strings.NewReader("hello")}); err != nil {
+		t.Fatalf("PutObject: %v", err)
+	}
+	if chunked.Load() == 0 {
+		t.Fatal("the SDK sent no aws-chunked body; the test does not test what it should")
+	}
+	if got := getAll(t, c, "b", "k"); !bytes.Equal(got, data) {
+		t.Errorf("object differs: %d bytes, want %d", len(got), len(data))
+	}
+	if got := getAll(t, c, "b", "small"); string(got) != "hello" {
+		t.Errorf("small object = %q, want hello", got)
+	}
+}
