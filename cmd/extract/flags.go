@@ -1,0 +1,122 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/comingout/extract/pkg/image"
+	"github.com/comingout/extract/pkg/lambda"
+	"github.com/urfave/cli/v2"
+)
+
+// Categories of the image flags in --help.
+const (
+	categoryImage  = "Image"
+	categoryEvents = "S3 events"
+)
+
+// imageFlags are the flags of the commands that package an image (package,
+// deploy): which platform and program, which files, and how the function
+// meets S3. They map to image.Open and lambda.Package options through
+// openOptions and packageOptions.
+func imageFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "platform", Category: categoryImage, DefaultText: image.DefaultPlatform,
+			Usage: "platform `OS/ARCH[/VARIANT]` to select from a multi-platform image (linux/amd64 or linux/arm64 run on Lambda)"},
+		&cli.StringFlag{Name: "entrypoint", Category: categoryImage,
+			Usage:  "override the image's ENTRYPOINT: a `PROGRAM` or a JSON array '[\"/bin/sh\",\"-c\"]'; clears CMD unless --cmd is given too",
+			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--entrypoint", s, false); return err }},
+		&cli.StringFlag{Name: "cmd", Category: categoryImage,
+			Usage:  "override the image's CMD: `ARGS` split on spaces, or a JSON array '[\"--fast\",\"{input}\"]'",
+			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--cmd", s, true); return err }},
+		&cli.StringSliceFlag{Name: "include", Category: categoryImage,
+			Usage: "also package the image files matching `GLOB` (absolute, ** for any depth; repeatable)"},
+		&cli.StringSliceFlag{Name: "exclude", Category: categoryImage,
+			Usage: "leave out the image files matching `GLOB` (repeatable), e.g. to get under Lambda's 250 MB"},
+		&cli.BoolFlag{Name: "writable-workdir", Category: categoryImage,
+			Usage: "run the program in a writable copy of its WORKDIR under /tmp (Lambda's /var/task is read-only)"},
+		&cli.StringFlag{Name: "input", Category: categoryEvents, Value: "stdin",
+			Usage: "how the uploaded object reaches the program: `MODE` stdin, or file (its path replaces {input} in the arguments)",
+			Action: func(_ *cli.Context, s string) error {
+				if s != "stdin" && s != "file" {
+					return usageError{fmt.Sprintf("--input %q: want stdin or file", s)}
+				}
+				return nil
+			}},
+		&cli.StringFlag{Name: "prefix", Category: categoryEvents, Value: lambda.DefaultInputPrefix,
+			Usage: "run on uploads whose key starts with `PREFIX`; it is removed from the output key"},
+		&cli.StringFlag{Name: "suffix", Category: categoryEvents, Value: lambda.DefaultInputSuffix,
+			Usage: "run on uploads whose key ends with `SUFFIX`"},
+		&cli.StringFlag{Name: "output-bucket", Category: categoryEvents,
+			Usage: "write the program's output to `BUCKET` (default: the upload's bucket)"},
+		&cli.StringFlag{Name: "output-prefix", Category: categoryEvents, Value: lambda.DefaultOutputPrefix,
+			Usage: "output key `PREFIX`: PREFIX + key without --prefix + --output-suffix"},
+		&cli.StringFlag{Name: "output-suffix", Category: categoryEvents,
+			Usage: "`SUFFIX` appended to output keys"},
+	}
+}
+
+// openOptions maps the image flags to image.Open options; progress and
+// logs go to stderr.
+func openOptions(c *cli.Context) []image.Option {
+	opts := []image.Option{image.WithProgress(stderr(c)), image.WithLogger(logger(c))}
+	if c.IsSet("platform") {
+		opts = append(opts, image.WithPlatform(c.String("platform")))
+	}
+	return opts
+}
+
+// packageOptions maps the image flags to lambda.Package options. The
+// --entrypoint and --cmd values were checked when the flags were parsed.
+func packageOptions(c *cli.Context) []lambda.PackageOption {
+	var ov image.Override
+	if c.IsSet("entrypoint") {
+		ov.Entrypoint, _ = parseCommand("--entrypoint", c.String("entrypoint"), false)
+		ov.EntrypointSet = true
+	}
+	if c.IsSet("cmd") {
+		ov.Cmd, _ = parseCommand("--cmd", c.String("cmd"), true)
+		ov.CmdSet = true
+	}
+	var closure []image.ClosureOption
+	if g := c.StringSlice("include"); len(g) > 0 {
+		closure = append(closure, image.WithInclude(g...))
+	}
+	if g := c.StringSlice("exclude"); len(g) > 0 {
+		closure = append(closure, image.WithExclude(g...))
+	}
+	closure = append(closure, image.WithClosureLogger(logger(c)))
+	return []lambda.PackageOption{
+		lambda.WithCommandOverride(ov),
+		lambda.WithClosureOptions(closure...),
+		lambda.WithInput(c.String("input")),
+		lambda.WithPrefix(c.String("prefix")),
+		lambda.WithSuffix(c.String("suffix")),
+		lambda.WithOutput(c.String("output-bucket"), c.String("output-prefix"), c.String("output-suffix")),
+		lambda.WithWritableWorkDir(c.Bool("writable-workdir")),
+		lambda.WithLogger(logger(c)),
+		lambda.WithToolVersion(c.App.Version),
+	}
+}
+
+// parseCommand reads an --entrypoint or --cmd value: a JSON array of
+// strings when it starts with "[", else one program (split: false) or
+// arguments split on white space (split: true). "" is an empty list.
+func parseCommand(flag, s string, split bool) ([]string, error) {
+	t := strings.TrimSpace(s)
+	if strings.HasPrefix(t, "[") {
+		var v []string
+		if err := json.Unmarshal([]byte(t), &v); err != nil {
+			return nil, usageError{fmt.Sprintf("%s %q: not a JSON array of strings: %v", flag, s, err)}
+		}
+		return v, nil
+	}
+	if t == "" {
+		return []string{}, nil
+	}
+	if split {
+		return strings.Fields(t), nil
+	}
+	return []string{s}, nil
+}
