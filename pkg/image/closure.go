@@ -314,6 +314,15 @@ func (c *closer) program(p string, r Reason, argv []string, depth int) error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
+	err := c.program1(p, r, argv, depth)
+	var ee *EntrypointError
+	if r.Kind == "interpreter" && errors.As(err, &ee) && ee.Script == "" && ee.Name == p {
+		ee.Script = r.By
+	}
+	return err
+}
+
+func (c *closer) program1(p string, r Reason, argv []string, depth int) error {
 	e, links, err := c.follow(p)
 	if err != nil {
 		problem := "not found"
@@ -362,8 +371,9 @@ func (c *closer) program(p string, r Reason, argv []string, depth int) error {
 					var ee *EntrypointError
 					if errors.As(err, &ee) {
 						ee.Config = c.cmd.Args
+						ee.Script = e.Path + " (" + line + ")"
 					}
-					return fmt.Errorf("%s: %w", line, err)
+					return err
 				}
 				return c.program(found, Reason{Kind: "interpreter", By: e.Path, Detail: line + " (through PATH)"}, []string{name}, depth+1)
 			}

@@ -157,6 +157,9 @@ func nearby(idx *Index, dirs []string, name string) []string {
 				continue
 			}
 			p := path.Join(dir, base)
+			if base == name && dir == dirs[0] && len(dirs) == 1 {
+				continue // the path looked at itself
+			}
 			if !seen[p] {
 				seen[p] = true
 				out = append(out, p)

@@ -79,6 +79,9 @@ type EntrypointError struct {
 	// Nearby lists existing image paths with similar names in the
 	// directories looked in.
 	Nearby []string
+	// Script is set when Name is the "#!" interpreter of a script (or the
+	// program "#!/usr/bin/env NAME" runs): the script's image path.
+	Script string
 	// Err is an underlying error, if any.
 	Err error
 }
@@ -89,7 +92,11 @@ func (e *EntrypointError) Error() string {
 	if e.Name == "" {
 		return "entrypoint: " + e.Problem + "; pass --entrypoint with the program's path in the image"
 	}
-	fmt.Fprintf(&b, "entrypoint %q: %s", e.Name, e.Problem)
+	if e.Script != "" {
+		fmt.Fprintf(&b, "interpreter %q of %s: %s", e.Name, e.Script, e.Problem)
+	} else {
+		fmt.Fprintf(&b, "entrypoint %q: %s", e.Name, e.Problem)
+	}
 	if len(e.Config) > 0 {
 		fmt.Fprintf(&b, " (config says %q)", e.Config)
 	}
@@ -104,7 +111,11 @@ func (e *EntrypointError) Error() string {
 	}
 	switch e.Problem {
 	case "not found", "is a directory", "not a regular file":
-		b.WriteString("; pass --entrypoint with the program's path in the image")
+		if e.Script != "" {
+			b.WriteString("; add the interpreter to the image or fix the script's #! line")
+		} else {
+			b.WriteString("; pass --entrypoint with the program's path in the image")
+		}
 	case "not executable":
 		b.WriteString("; make it executable in the image (chmod +x) or pass --entrypoint")
 	}
