@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/comingout/extract/pkg/image"
 	"github.com/urfave/cli/v2"
@@ -38,14 +39,21 @@ Examples:
   # a whole directory out of a "docker save" archive
   extract files docker-archive:app.tar /etc/ssl/certs -o certs`,
 	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "directory to write into, or - for a tar stream on stdout"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to write into, or - for a tar stream on stdout (required)"},
 		&cli.StringFlag{Name: "platform", Value: image.DefaultPlatform, Usage: "platform to select from a multi-platform image, os/arch[/variant]"},
 		&cli.StringFlag{Name: "cache-dir", Usage: "where registry layers are cached (default: the user cache dir + extract/blobs)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on stderr"},
 	},
 	Action: func(c *cli.Context) error {
-		if c.NArg() < 2 {
+		args, err := moveTrailingFlags(c)
+		if err != nil {
+			return err
+		}
+		if len(args) < 2 {
 			return usageError{"files: want IMAGE and at least one PATH (see extract files --help)"}
+		}
+		if c.String("output") == "" {
+			return usageError{"files: -o DIR (or -o - for a tar on stdout) is required"}
 		}
 		opts := []image.Option{image.WithPlatform(c.String("platform")), image.WithLogger(logger(c))}
 		if !c.Bool("quiet") {
@@ -54,7 +62,7 @@ Examples:
 		if dir := c.String("cache-dir"); dir != "" {
 			opts = append(opts, image.WithCacheDir(dir))
 		}
-		img, err := image.Open(c.Context, c.Args().First(), opts...)
+		img, err := image.Open(c.Context, args[0], opts...)
 		if err != nil {
 			return err
 		}
@@ -63,7 +71,7 @@ Examples:
 		if err != nil {
 			return err
 		}
-		paths := c.Args().Tail()
+		paths := args[1:]
 		if out := c.String("output"); out == "-" {
 			err = image.WriteTar(c.Context, img, idx, paths, stdout(c))
 		} else {
@@ -76,4 +84,55 @@ Examples:
 		}
 		return err
 	},
+}
+
+// moveTrailingFlags applies the command's flags written after its
+// arguments ("extract files IMAGE PATH -o DIR"; urfave/cli v2 stops
+// parsing flags at the first argument) and returns the arguments left.
+// "--" ends flag parsing; "-" alone is an argument.
+func moveTrailingFlags(c *cli.Context) ([]string, error) {
+	type flagInfo struct {
+		name   string
+		isBool bool
+	}
+	known := map[string]flagInfo{}
+	for _, f := range c.Command.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		names := f.Names()
+		for _, n := range names {
+			known[n] = flagInfo{names[0], isBool}
+		}
+	}
+	var args []string
+	in := c.Args().Slice()
+	for i := 0; i < len(in); i++ {
+		a := in[i]
+		if a == "--" {
+			args = append(args, in[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			args = append(args, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f, ok := known[name]
+		if !ok {
+			return nil, usageError{fmt.Sprintf("%s: unknown flag %s", c.Command.Name, a)}
+		}
+		switch {
+		case f.isBool && !hasValue:
+			value = "true"
+		case !hasValue:
+			if i+1 >= len(in) {
+				return nil, usageError{fmt.Sprintf("%s: flag %s needs a value", c.Command.Name, a)}
+			}
+			i++
+			value = in[i]
+		}
+		if err := c.Set(f.name, value); err != nil {
+			return nil, usageError{fmt.Sprintf("%s: flag %s: %v", c.Command.Name, a, err)}
+		}
+	}
+	return args, nil
 }

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// writeArchive writes a docker-archive with /usr/bin/app, a symlink
+// /bin -> usr/bin and /etc/hostname.
+func writeArchive(t *testing.T) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "usr/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/bin/app", Typeflag: tar.TypeReg, Mode: 0o755, Size: 5},
+		{Name: "bin", Typeflag: tar.TypeSymlink, Linkname: "usr/bin"},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("hello"))
+		}
+	}
+	tw.Close()
+	b := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "img.tar")
+	tag, _ := name.NewTag("example.com/app:v1")
+	if err := tarball.WriteToFile(p, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func runApp(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	app := newApp()
+	// app.go's -v (verbose) collides with urfave/cli's default --version
+	// alias -v; hide the version flag until app.go settles that.
+	app.HideVersion = true
+	var out, errOut bytes.Buffer
+	app.Writer, app.ErrWriter = &out, &errOut
+	err := app.Run(append([]string{"extract"}, args...))
+	return out.String(), errOut.String(), err
+}
+
+func TestFilesCommand(t *testing.T) {
+	archive := writeArchive(t)
+	dir := filepath.Join(t.TempDir(), "out")
+	_, stderr, err := runApp(t, "files", "docker-archive:"+archive, "/bin/app", "-o", dir)
+	if err != nil {
+		t.Fatalf("files: %v\n%s", err, stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "bin", "app"))
+	if err != nil || string(b) != "hello" {
+		t.Errorf("bin/app = %q, %v; want hello", b, err)
+	}
+	if !strings.Contains(stderr, "indexing layer 1/1") {
+		t.Errorf("no progress on stderr: %q", stderr)
+	}
+
+	stdout, _, err := runApp(t, "files", "-q", "docker-archive:"+archive, "/usr/bin/app", "-o", "-")
+	if err != nil {
+		t.Fatalf("files -o -: %v", err)
+	}
+	tr := tar.NewReader(strings.NewReader(stdout))
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, h.Name)
+	}
+	if strings.Join(names, " ") != "usr/ usr/bin/ usr/bin/app" {
+		t.Errorf("tar names = %v", names)
+	}
+
+	_, _, err = runApp(t, "files", "docker-archive:"+archive, "/bin/ap", "-o", dir)
+	if err == nil || exitCode(err) != exitNotFound || !strings.Contains(err.Error(), "/bin/ap: not found in the image; /bin has app") {
+		t.Errorf("missing path: err = %v (exit %d), want exit %d naming app", err, exitCode(err), exitNotFound)
+	}
+	_, _, err = runApp(t, "files", "docker-archive:"+archive, "-o", dir)
+	var u usageError
+	if !errors.As(err, &u) {
+		t.Errorf("no PATH: err = %v, want a usage error", err)
+	}
+}
