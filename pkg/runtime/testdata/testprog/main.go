@@ -1,0 +1,93 @@
+// Command testprog stands in for a packaged program in the runtime's tests.
+// It is built static by TestMain; its first argument picks a behaviour:
+//
+//	cat                 copy stdin to stdout
+//	catfile PATH        copy the file at PATH to stdout
+//	fail N LINES [OUT]  write OUT bytes to stdout, LINES numbered lines to stderr, exit N
+//	stderr LINES        write LINES lines to stderr, then cat
+//	head N              copy the first N bytes of stdin to stdout and exit 0
+//	sleep               start a child in the same process group, print its
+//	                    pid on stderr, then sleep (both until killed)
+//	env                 print argv, the working directory and the environment
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "testprog: no mode")
+		os.Exit(2)
+	}
+	arg := func(i int) int {
+		n, err := strconv.Atoi(os.Args[i])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testprog:", err)
+			os.Exit(2)
+		}
+		return n
+	}
+	switch os.Args[1] {
+	case "cat":
+		copyOut(os.Stdin)
+	case "catfile":
+		f, err := os.Open(os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testprog:", err)
+			os.Exit(1)
+		}
+		copyOut(f)
+	case "fail":
+		if len(os.Args) > 4 {
+			buf := make([]byte, arg(4))
+			os.Stdout.Write(buf)
+		}
+		for i := 1; i <= arg(3); i++ {
+			fmt.Fprintf(os.Stderr, "error line %d\n", i)
+		}
+		os.Exit(arg(2))
+	case "stderr":
+		for i := 1; i <= arg(2); i++ {
+			fmt.Fprintf(os.Stderr, "note %d\n", i)
+		}
+		copyOut(os.Stdin)
+	case "head":
+		copyOut(io.LimitReader(os.Stdin, int64(arg(2))))
+	case "sleep":
+		if len(os.Args) > 2 && os.Args[2] == "child" {
+			time.Sleep(time.Hour)
+			return
+		}
+		c := exec.Command(os.Args[0], "sleep", "child")
+		c.Path = "/proc/self/exe"
+		c.Stdout = os.Stdout
+		if err := c.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "testprog:", err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "child %d\n", c.Process.Pid)
+		time.Sleep(time.Hour)
+	case "env":
+		wd, _ := os.Getwd()
+		fmt.Printf("argv=%q\nwd=%s\n", os.Args, wd)
+		for _, kv := range os.Environ() {
+			fmt.Println(kv)
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "testprog: unknown mode", os.Args[1])
+		os.Exit(2)
+	}
+}
+
+func copyOut(r io.Reader) {
+	if _, err := io.Copy(os.Stdout, r); err != nil {
+		fmt.Fprintln(os.Stderr, "testprog:", err)
+		os.Exit(1)
+	}
+}
