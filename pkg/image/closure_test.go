@@ -239,6 +239,18 @@ func testRegistry(t *testing.T) string {
 // image.Open and indexes it, as the CLI does.
 func openImage(t *testing.T, img v1.Image, platform string) (*image.Image, *image.Index) {
 	t.Helper()
+	im := pushOpen(t, img, platform)
+	idx, err := image.BuildIndex(context.Background(), im)
+	if err != nil {
+		t.Fatalf("BuildIndex(%q): %v", im.Ref, err)
+	}
+	return im, idx
+}
+
+// pushOpen pushes img to the in-process registry and opens it with
+// image.Open.
+func pushOpen(t *testing.T, img v1.Image, platform string) *image.Image {
+	t.Helper()
 	d, err := img.Digest()
 	if err != nil {
 		t.Fatal(err)
@@ -257,11 +269,7 @@ func openImage(t *testing.T, img v1.Image, platform string) (*image.Image, *imag
 		t.Fatalf("Open(%q): %v", ref, err)
 	}
 	t.Cleanup(func() { im.Close() })
-	idx, err := image.BuildIndex(ctx, im)
-	if err != nil {
-		t.Fatalf("BuildIndex(%q): %v", ref, err)
-	}
-	return im, idx
+	return im
 }
 
 // treeImage builds, pushes, opens and indexes the image of a hand-made

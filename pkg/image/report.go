@@ -1,0 +1,163 @@
+package image
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+
+	"github.com/wagoodman/dive/dive/filetree"
+)
+
+// Report is dive's view of an image: how much each layer adds and how
+// many bytes are wasted on files that later layers overwrite or delete.
+// It is informational only (shown by `extract inspect`); the closure never
+// depends on it.
+type Report struct {
+	Layers []LayerStat `json:"layers"`
+	// Efficiency is dive's score, 0 to 1: the bytes of the smallest copy of
+	// every path over the bytes of all copies (1 means nothing is wasted).
+	Efficiency float64 `json:"efficiency"`
+	// WastedBytes adds up every copy of each path found in more than one
+	// layer (dive counts all copies, the kept one included, as dive's UI
+	// does).
+	WastedBytes int64 `json:"wasted_bytes"`
+	// UserBytes is the content of every layer above the first; WastedPercent
+	// is WastedBytes over UserBytes, as dive reports it.
+	UserBytes     int64   `json:"user_bytes"`
+	WastedPercent float64 `json:"wasted_percent"`
+	// Wasted lists the paths wasting the most bytes, largest first (at most
+	// MaxReportedWaste).
+	Wasted []Waste `json:"wasted,omitempty"`
+}
+
+// LayerStat describes one layer for the report.
+type LayerStat struct {
+	Index  int    `json:"index"`
+	Digest string `json:"digest"`
+	// Size is the compressed size, ContentBytes the sum of the sizes of the
+	// files in the layer's tar, Files the number of tar entries.
+	Size         int64  `json:"size"`
+	ContentBytes int64  `json:"content_bytes"`
+	Files        int    `json:"files"`
+	CreatedBy    string `json:"created_by,omitempty"`
+}
+
+// Waste is one path present in several layers.
+type Waste struct {
+	Path   string `json:"path"`
+	Copies int    `json:"copies"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// MaxReportedWaste bounds Report.Wasted.
+const MaxReportedWaste = 10
+
+// LayerReport reads every layer of img once and builds the dive report:
+// one filetree.FileTree per layer from its tar (as dive's image readers
+// do), then filetree.Efficiency over them. dive's filetree panics on some
+// inputs; a panic is turned into an error.
+func LayerReport(ctx context.Context, img *Image) (rep *Report, err error) {
+	if img == nil || img.V1() == nil {
+		return nil, errors.New("layer report: no image")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			rep, err = nil, fmt.Errorf("layer report: dive filetree failed: %v", r)
+		}
+	}()
+	layers, err := img.V1().Layers()
+	if err != nil {
+		return nil, fmt.Errorf("layer report: listing layers: %w", err)
+	}
+	rep = &Report{}
+	trees := make([]*filetree.FileTree, 0, len(layers))
+	for i, l := range layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		st := LayerStat{Index: i}
+		if i < len(img.Layers) {
+			st.Digest, st.Size, st.CreatedBy = img.Layers[i].Digest, img.Layers[i].Size, img.Layers[i].CreatedBy
+		} else if d, err := l.Digest(); err == nil {
+			st.Digest = d.String()
+		}
+		tree, files, err := layerTree(ctx, l, st.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("layer report: layer %d (%s): %w", i, st.Digest, err)
+		}
+		st.ContentBytes = int64(tree.FileSize)
+		st.Files = files
+		if i > 0 {
+			rep.UserBytes += st.ContentBytes
+		}
+		rep.Layers = append(rep.Layers, st)
+		trees = append(trees, tree)
+	}
+	score, waste := filetree.Efficiency(trees)
+	rep.Efficiency = score
+	for _, w := range waste {
+		rep.WastedBytes += w.CumulativeSize
+		rep.Wasted = append(rep.Wasted, Waste{Path: w.Path, Copies: len(w.Nodes), Bytes: w.CumulativeSize})
+	}
+	sort.SliceStable(rep.Wasted, func(i, j int) bool {
+		if rep.Wasted[i].Bytes != rep.Wasted[j].Bytes {
+			return rep.Wasted[i].Bytes > rep.Wasted[j].Bytes
+		}
+		return rep.Wasted[i].Path < rep.Wasted[j].Path
+	})
+	if len(rep.Wasted) > MaxReportedWaste {
+		rep.Wasted = rep.Wasted[:MaxReportedWaste]
+	}
+	if rep.UserBytes > 0 {
+		rep.WastedPercent = 100 * float64(rep.WastedBytes) / float64(rep.UserBytes)
+	}
+	return rep, nil
+}
+
+// layerOpener is the part of v1.Layer the report reads.
+type layerOpener interface {
+	Uncompressed() (io.ReadCloser, error)
+}
+
+// layerTree reads a layer's tar into a dive file tree, the way dive's
+// docker and podman readers do, and counts its entries.
+func layerTree(ctx context.Context, l layerOpener, name string) (*filetree.FileTree, int, error) {
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rc.Close()
+	tree := filetree.NewFileTree()
+	tree.Name = name
+	tr := tar.NewReader(rc)
+	files := 0
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if files%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, 0, err
+			}
+		}
+		name := path.Clean(hdr.Name)
+		if name == "." || hdr.Typeflag == tar.TypeXGlobalHeader || hdr.Typeflag == tar.TypeXHeader {
+			continue
+		}
+		info := filetree.NewFileInfoFromTarHeader(tr, hdr, name)
+		tree.FileSize += uint64(info.Size)
+		if _, _, err := tree.AddPath(info.Path, info); err != nil {
+			return nil, 0, fmt.Errorf("adding %q: %w", name, err)
+		}
+		files++
+	}
+	return tree, files, nil
+}
