@@ -1,0 +1,287 @@
+package lambda
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/comingout/extract/internal/imagebuild"
+	xruntime "github.com/comingout/extract/pkg/runtime"
+	"github.com/google/go-cmp/cmp"
+)
+
+// poisonSource is the program planted where a bundle must never look: the
+// host's loader and /bin/sh. Whatever runs it fails loudly.
+const poisonSource = `package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Fprintln(os.Stderr, "POISON")
+	os.Exit(99)
+}
+`
+
+// nobody is the unprivileged user the chrooted programs run as, like
+// Lambda's sandbox user that owns none of the files.
+var nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
+
+// TestChrootFortran is the end-to-end test of self-containment: the
+// momentum program (gfortran-built, from Debian packages) is packaged,
+// unpacked at /var/task of an otherwise poisoned root (the host loader,
+// ld.so.cache, libc and /bin/sh replaced by programs that print POISON and
+// fail) and run there by the real bootstrap as an unprivileged user, against
+// the local Runtime API and S3. Its output must equal the program's own
+// output in its own root and the example's expected.csv.
+func TestChrootFortran(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chroot needs root: run the tests as root (make test)")
+	}
+	fixtures := os.Getenv("EXTRACT_FIXTURES")
+	if fixtures == "" {
+		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fixture := filepath.Join(fixtures, "fortran-merged")
+	example := filepath.Join("..", "..", "examples", "fortran-momentum", "data")
+	sample := mustRead(t, filepath.Join(example, "sample.csv"))
+	expected := mustRead(t, filepath.Join(example, "expected.csv"))
+
+	// The reference: momentum run in its own root.
+	direct := exec.CommandContext(ctx, "/usr/local/bin/momentum")
+	direct.SysProcAttr = &syscall.SysProcAttr{Chroot: fixture, Credential: nobody}
+	direct.Dir = "/"
+	direct.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	direct.Stdin = bytes.NewReader(sample)
+	want, err := direct.Output()
+	if err != nil {
+		t.Fatalf("momentum in its own root: %v", err)
+	}
+	if diff := cmp.Diff(string(expected), string(want)); diff != "" {
+		t.Fatalf("momentum in its own root differs from expected.csv (-want +got):\n%s", diff)
+	}
+
+	v1img, err := imagebuild.Fixture(fixtures, "fortran-merged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := mustServe(t, v1img)
+	zipPath := filepath.Join(t.TempDir(), "momentum.zip")
+	res, err := PackageFile(ctx, img, zipPath)
+	if err != nil {
+		t.Fatalf("PackageFile: %v", err)
+	}
+	var layers int64
+	for _, l := range img.Layers {
+		layers += l.Size
+	}
+	t.Logf("momentum.zip: %d bytes zipped, %d unzipped, %d files; image layers: %d bytes compressed in %d layers; closure %d paths",
+		res.ZippedSize, res.UnzippedSize, res.Files, layers, len(img.Layers), len(res.Closure.Files))
+
+	// The poisoned root.
+	root := t.TempDir()
+	mustChmod(t, root, 0o755)
+	task := filepath.Join(root, "var", "task")
+	mustUnzip(t, mustRead(t, zipPath), task)
+	mustMkdir(t, filepath.Join(root, "tmp"), 0o1777)
+	poison := mustRead(t, mustGoBuild(t, poisonSource))
+	for _, p := range []string{"lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "bin/sh", "usr/bin/sh"} {
+		mustWrite(t, filepath.Join(root, p), poison, 0o755)
+	}
+	garbage := bytes.Repeat([]byte("POISON\x00\xff"), 512)
+	for _, p := range []string{"etc/ld.so.cache", "lib/x86_64-linux-gnu/libc.so.6", "lib/x86_64-linux-gnu/libgfortran.so.5", "lib/x86_64-linux-gnu/libm.so.6"} {
+		mustWrite(t, filepath.Join(root, p), garbage, 0o755)
+	}
+
+	// The control: the unpatched program in the poisoned root starts the
+	// poisoned loader. Without this, the test could not tell.
+	mustWrite(t, filepath.Join(root, "tmp", "momentum-unpatched"), mustRead(t, filepath.Join(fixture, "usr", "local", "bin", "momentum")), 0o755)
+	control := exec.CommandContext(ctx, "/tmp/momentum-unpatched")
+	control.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: nobody}
+	control.Dir = "/"
+	var controlErr bytes.Buffer
+	control.Stderr = &controlErr
+	if err := control.Run(); err == nil || !strings.Contains(controlErr.String(), "POISON") {
+		t.Fatalf("unpatched momentum in the poisoned root: %v, stderr %q; want the POISON loader to run", err, controlErr.String())
+	}
+
+	t.Run("bootstrap", func(t *testing.T) {
+		s3, err := NewLocalS3("", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s3.Close()
+		if err := s3.CreateBucket("uploads"); err != nil {
+			t.Fatal(err)
+		}
+		const key = "input/day1.csv"
+		if err := s3.PutObject("uploads", key, bytes.NewReader(sample)); err != nil {
+			t.Fatal(err)
+		}
+		api, err := NewRuntimeAPI(RuntimeAPIOptions{FunctionName: "momentum"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer api.Close()
+
+		boot := exec.Command("/var/task/bootstrap")
+		boot.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: nobody}
+		boot.Dir = "/"
+		boot.Env = []string{
+			"AWS_LAMBDA_RUNTIME_API=" + api.Addr(),
+			"LAMBDA_TASK_ROOT=/var/task",
+			"AWS_ENDPOINT_URL_S3=" + s3.URL(),
+			"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
+			"PATH=/usr/local/bin:/usr/bin:/bin",
+			"HOME=/tmp",
+		}
+		var stderr syncBuffer
+		boot.Stdout, boot.Stderr = &stderr, &stderr
+		if err := boot.Start(); err != nil {
+			t.Fatalf("starting the bootstrap: %v", err)
+		}
+		defer func() {
+			boot.Process.Kill()
+			boot.Wait()
+			if t.Failed() {
+				t.Logf("bootstrap output:\n%s", stderr.String())
+			}
+		}()
+
+		event, err := json.Marshal(events.S3Event{Records: []events.S3EventRecord{{
+			EventSource: "aws:s3", AWSRegion: "us-east-1", EventName: "ObjectCreated:Put",
+			S3: events.S3Entity{Bucket: events.S3Bucket{Name: "uploads"}, Object: events.S3Object{Key: key, Size: int64(len(sample))}},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv, err := api.Invoke(ctx, event, 2*time.Minute)
+		if err != nil {
+			t.Fatalf("Invoke: %v", err)
+		}
+		if inv.Error != nil {
+			t.Fatalf("invocation failed: %v", inv.Error)
+		}
+		var result xruntime.Result
+		if err := json.Unmarshal(inv.Response, &result); err != nil || len(result.Records) != 1 || result.Records[0].OutputKey == "" {
+			t.Fatalf("response %s: %v; want one processed record", inv.Response, err)
+		}
+		rec := result.Records[0]
+		obj, err := s3.Object(rec.OutputBucket, rec.OutputKey)
+		if err != nil {
+			t.Fatalf("output s3://%s/%s: %v", rec.OutputBucket, rec.OutputKey, err)
+		}
+		got, err := io.ReadAll(obj)
+		obj.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+			t.Errorf("output through the bootstrap (-want +got):\n%s", diff)
+		}
+		if strings.Contains(stderr.String(), "POISON") {
+			t.Errorf("something bundled ran a poisoned host file:\n%s", stderr.String())
+		}
+	})
+
+	// Without the bootstrap: the program started directly in the chroot,
+	// through the LinkDir symlink the bootstrap makes, with the environment
+	// it sets.
+	t.Run("direct", func(t *testing.T) {
+		m := res.Manifest
+		link := filepath.Join(root, m.LinkDir)
+		os.Remove(link)
+		if err := os.Symlink("/var/task", link); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.CommandContext(ctx, m.LinkDir+"/"+xruntime.RootDir+m.Program)
+		cmd.Args = m.Args
+		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: nobody}
+		cmd.Dir = "/"
+		cmd.Env = xruntime.Environ(&m, "/var/task", []string{"PATH=/usr/bin:/bin"})
+		cmd.Stdin = bytes.NewReader(sample)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		got, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("momentum from the bundle: %v\n%s", err, stderr.Bytes())
+		}
+		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+			t.Errorf("output of the bundled momentum (-want +got):\n%s", diff)
+		}
+		if strings.Contains(stderr.String(), "POISON") {
+			t.Errorf("the bundled momentum ran a poisoned host file:\n%s", stderr.String())
+		}
+	})
+}
+
+func mustRead(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustWrite(t testing.TB, p string, b []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(p)
+	if err := os.WriteFile(p, b, mode); err != nil {
+		t.Fatal(err)
+	}
+	mustChmod(t, p, mode)
+}
+
+func mustMkdir(t testing.TB, p string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustChmod(t, p, mode)
+}
+
+func mustChmod(t testing.TB, p string, mode os.FileMode) {
+	t.Helper()
+	if mode&0o1000 != 0 {
+		mode = mode&^0o1000 | os.ModeSticky
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's stdout and stderr.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
