@@ -1,6 +1,295 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
 
-// TODO(owner): replace with the real command.
-var inspectCommand = &cli.Command{Name: "inspect"}
+	"github.com/comingout/extract/pkg/image"
+	"github.com/urfave/cli/v2"
+)
+
+var inspectCommand = &cli.Command{
+	Name:      "inspect",
+	Usage:     "show an image's config, its layers (with dive's efficiency) and the files its program needs",
+	ArgsUsage: "IMAGE",
+	Description: `Shows what extract sees in IMAGE: the config (entrypoint, cmd, env, workdir,
+user, platform, digest), the layers with their sizes, commands and dive's
+efficiency score and wasted bytes, and the closure of the program the
+ENTRYPOINT runs: every file, its size, why it is needed and which layer it
+comes from. Nothing from the image is run.
+
+IMAGE: REF or docker://REF, docker-daemon:NAME:TAG, docker-archive:FILE.tar,
+oci:DIR[:TAG], oci-archive:FILE.tar.
+
+The report goes to stdout (one JSON document with --json); download progress
+goes to stderr. A missing entrypoint or library exits with status 3 after
+the config and layers are printed.
+
+Examples:
+  extract inspect gcr.io/my-project/momentum:v1
+  extract inspect --platform linux/arm64 docker-archive:momentum.tar
+  extract inspect python:3.12-slim --entrypoint /usr/local/bin/python3 --include '/app/**'
+  extract inspect oci:./layout:v1 --exclude '/usr/share/**' --json | jq '.closure.files[].path'`,
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "platform", DefaultText: image.DefaultPlatform,
+			Usage: "platform `OS/ARCH[/VARIANT]` to select from a multi-platform image"},
+		&cli.StringFlag{Name: "entrypoint",
+			Usage:  "override the image's ENTRYPOINT: a `PROGRAM` or a JSON array; clears CMD unless --cmd is given too",
+			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--entrypoint", s, false); return err }},
+		&cli.StringFlag{Name: "cmd",
+			Usage:  "override the image's CMD: `ARGS` split on spaces, or a JSON array",
+			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--cmd", s, true); return err }},
+		&cli.StringSliceFlag{Name: "include", Usage: "add the image files matching `GLOB` to the closure (absolute, ** for any depth; repeatable)"},
+		&cli.StringSliceFlag{Name: "exclude", Usage: "leave the image files matching `GLOB` out of the closure (repeatable)"},
+		&cli.BoolFlag{Name: "gconv", Usage: "add glibc's gconv modules (iconv character sets, about 9 MB) to the closure"},
+		&cli.BoolFlag{Name: "no-layers", Usage: "skip dive's layer analysis (it reads every byte of every layer)"},
+		&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
+	},
+	Action: func(c *cli.Context) error {
+		if c.NArg() != 1 {
+			return usageError{"inspect: want exactly one IMAGE argument (see extract inspect --help)"}
+		}
+		ref := c.Args().First()
+		img, err := image.Open(c.Context, ref, openOptions(c)...)
+		if err != nil {
+			return packageExit(err)
+		}
+		defer img.Close()
+		idx, err := image.BuildIndex(c.Context, img)
+		if err != nil {
+			return err
+		}
+		var rep *image.Report
+		if !c.Bool("no-layers") {
+			if rep, err = image.LayerReport(c.Context, img); err != nil {
+				return err
+			}
+		}
+		cmd, closure, cerr := inspectClosure(c, img, idx)
+		if c.Bool("json") {
+			doc := inspectDoc{Image: ref, Digest: img.Digest, Platform: img.Platform.String(), Config: configOf(img),
+				Layers: img.Layers, Report: rep, Command: cmd, Closure: closure}
+			if cerr != nil {
+				doc.Error = cerr.Error()
+			}
+			enc := json.NewEncoder(stdout(c))
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(doc); err != nil {
+				return err
+			}
+		} else {
+			printInspect(stdout(c), ref, img, rep, cmd, closure)
+		}
+		if cerr != nil {
+			return packageExit(cerr)
+		}
+		return nil
+	},
+}
+
+// inspectClosure maps the flags to ResolveCommand and Closure.
+func inspectClosure(c *cli.Context, img *image.Image, idx *image.Index) (*image.Command, *image.ClosureResult, error) {
+	var ov image.Override
+	if c.IsSet("entrypoint") {
+		ov.Entrypoint, _ = parseCommand("--entrypoint", c.String("entrypoint"), false)
+		ov.EntrypointSet = true
+	}
+	if c.IsSet("cmd") {
+		ov.Cmd, _ = parseCommand("--cmd", c.String("cmd"), true)
+		ov.CmdSet = true
+	}
+	cmd, err := image.ResolveCommand(img, idx, ov)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := []image.ClosureOption{image.WithGconv(c.Bool("gconv")), image.WithClosureLogger(logger(c))}
+	if g := c.StringSlice("include"); len(g) > 0 {
+		opts = append(opts, image.WithInclude(g...))
+	}
+	if g := c.StringSlice("exclude"); len(g) > 0 {
+		opts = append(opts, image.WithExclude(g...))
+	}
+	res, err := image.Closure(c.Context, idx, cmd, opts...)
+	return cmd, res, err
+}
+
+// inspectDoc is the --json document.
+type inspectDoc struct {
+	Image    string               `json:"image"`
+	Digest   string               `json:"digest"`
+	Platform string               `json:"platform"`
+	Config   inspectConfig        `json:"config"`
+	Layers   []image.Layer        `json:"layers"`
+	Report   *image.Report        `json:"layer_report,omitempty"`
+	Command  *image.Command       `json:"command,omitempty"`
+	Closure  *image.ClosureResult `json:"closure,omitempty"`
+	Error    string               `json:"error,omitempty"`
+}
+
+// inspectConfig is the part of the image config inspect shows.
+type inspectConfig struct {
+	Entrypoint []string `json:"entrypoint"`
+	Cmd        []string `json:"cmd"`
+	Env        []string `json:"env"`
+	WorkingDir string   `json:"workdir"`
+	User       string   `json:"user"`
+}
+
+func configOf(img *image.Image) inspectConfig {
+	if img.Config == nil {
+		return inspectConfig{}
+	}
+	cfg := img.Config.Config
+	return inspectConfig{Entrypoint: cfg.Entrypoint, Cmd: cfg.Cmd, Env: cfg.Env, WorkingDir: cfg.WorkingDir, User: cfg.User}
+}
+
+// printInspect writes the human report.
+func printInspect(w io.Writer, ref string, img *image.Image, rep *image.Report, cmd *image.Command, res *image.ClosureResult) {
+	cfg := configOf(img)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "image:\t%s\n", ref)
+	fmt.Fprintf(tw, "digest:\t%s\n", img.Digest)
+	fmt.Fprintf(tw, "platform:\t%s\n", img.Platform.String())
+	fmt.Fprintf(tw, "entrypoint:\t%s\n", jsonList(cfg.Entrypoint))
+	fmt.Fprintf(tw, "cmd:\t%s\n", jsonList(cfg.Cmd))
+	if cmd != nil {
+		fmt.Fprintf(tw, "runs:\t%s (%s)\n", jsonList(cmd.Args), cmd.Path)
+	}
+	fmt.Fprintf(tw, "workdir:\t%s\n", orNone(cfg.WorkingDir))
+	fmt.Fprintf(tw, "user:\t%s\n", orNone(cfg.User))
+	if len(cfg.Env) == 0 {
+		fmt.Fprintf(tw, "env:\t(none)\n")
+	}
+	for i, e := range cfg.Env {
+		label := ""
+		if i == 0 {
+			label = "env:"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", label, e)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	if rep != nil {
+		fmt.Fprintf(w, "LAYERS (dive efficiency %.1f%%, wasted %s", 100*rep.Efficiency, humanBytes(rep.WastedBytes))
+		if rep.UserBytes > 0 {
+			fmt.Fprintf(w, ", %.1f%% of the layers above the base", rep.WastedPercent)
+		}
+		fmt.Fprintln(w, ")")
+	} else {
+		fmt.Fprintln(w, "LAYERS")
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  #\tSIZE\tCONTENT\tFILES\tCOMMAND")
+	for i, l := range img.Layers {
+		content, files := "-", "-"
+		if rep != nil && i < len(rep.Layers) {
+			content, files = humanBytes(rep.Layers[i].ContentBytes), fmt.Sprint(rep.Layers[i].Files)
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", i, humanBytes(l.Size), content, files, shorten(orNone(l.CreatedBy), 70))
+	}
+	tw.Flush()
+	if rep != nil && len(rep.Wasted) > 0 {
+		fmt.Fprintln(w, "  wasted on paths in several layers:")
+		for _, wst := range rep.Wasted {
+			fmt.Fprintf(w, "    %s  %d copies  %s\n", wst.Path, wst.Copies, humanBytes(wst.Bytes))
+		}
+	}
+	if res == nil {
+		return
+	}
+
+	var total int64
+	for _, f := range res.Files {
+		if f.Kind == image.Regular {
+			total += f.Size
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "CLOSURE (%d files, %s, arch %s", len(res.Files), humanBytes(total), res.Arch)
+	if len(res.Interpreters) > 0 {
+		fmt.Fprintf(w, ", loader %s", strings.Join(res.Interpreters, " "))
+	}
+	fmt.Fprintln(w, ")")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  PATH\tSIZE\tLAYER\tWHY")
+	for _, f := range res.Files {
+		p, size := f.Path, humanBytes(f.Size)
+		if f.Kind == image.Symlink {
+			p += " -> " + f.Target
+			size = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\n", p, size, f.Layer, reasons(f.Why))
+	}
+	tw.Flush()
+	if len(res.LibraryPath) > 0 {
+		fmt.Fprintf(w, "library path: %s\n", strings.Join(res.LibraryPath, ":"))
+	}
+}
+
+// reasons renders a file's reasons, first first, briefly.
+func reasons(why []image.Reason) string {
+	var parts []string
+	for i, r := range why {
+		if i == 2 {
+			parts = append(parts, fmt.Sprintf("(+%d more)", len(why)-2))
+			break
+		}
+		s := r.Kind
+		switch r.Kind {
+		case "needed":
+			s = fmt.Sprintf("needed %s by %s", r.Detail, r.By)
+		case "symlink":
+			s = "link to " + r.By
+		case "loader":
+			s = "loader of " + r.By
+		case "interpreter":
+			s = fmt.Sprintf("interpreter of %s (%s)", r.By, r.Detail)
+		case "runtime":
+			s = fmt.Sprintf("%s (loaded by %s)", r.Detail, r.By)
+		case "include":
+			s = "--include " + r.Detail
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func jsonList(s []string) string {
+	if len(s) == 0 {
+		return "(none)"
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+// humanBytes renders a size in decimal units, as dive and docker do.
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}

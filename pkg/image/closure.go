@@ -714,7 +714,7 @@ func (c *closer) nss() {
 		}
 		found, e, links, searched := c.search(c.lm, c.libc, name)
 		if e == nil {
-			c.log.Info("NSS module not in the image; glibc will skip the service", "module", name, "searched", strings.Join(searched, ":"))
+			c.log.Debug("NSS module not in the image; glibc will skip the service", "module", name, "searched", strings.Join(searched, ":"))
 			continue
 		}
 		c.addPath(found, e, links, Reason{Kind: "runtime", By: c.libc.entry.Path, Detail: "nsswitch.conf service " + svc})

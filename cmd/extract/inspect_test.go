@@ -1,0 +1,174 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/pkg/image"
+)
+
+// hostTrueArchive writes a docker-archive of a tiny merged-/usr image made
+// of this Debian machine's /usr/bin/true, its loader and libc, with /usr/bin
+// in a layer of its own.
+func hostTrueArchive(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	files := map[string]string{
+		"/usr/bin/true":                                  "/usr/bin/true",
+		"/usr/lib/x86_64-linux-gnu/libc.so.6":            "/lib/x86_64-linux-gnu/libc.so.6",
+		"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+	}
+	for dst, src := range files {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Skipf("skipping: this machine has no %s (a Debian x86_64 host is needed): %v", src, err)
+		}
+		p := filepath.Join(root, dst)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{"/lib": "usr/lib", "/lib64": "usr/lib64", "/bin": "usr/bin",
+		"/usr/lib64/ld-linux-x86-64.so.2": "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"} {
+		p := filepath.Join(root, link)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img, err := imagebuild.FromDir(root, v1.Config{Entrypoint: []string{"true"}, Env: []string{"PATH=/usr/local/bin:/bin"}, WorkingDir: "/"},
+		imagebuild.WithLayer(imagebuild.Layer{CreatedBy: "COPY true /usr/bin/", Prefixes: []string{"/usr/bin"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "true.tar")
+	tag, _ := name.NewTag("example.com/true:v1")
+	if err := tarball.WriteToFile(p, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestInspectCommand(t *testing.T) {
+	archive := hostTrueArchive(t)
+	out, stderr, err := runApp(t, "inspect", "docker-archive:"+archive)
+	if err != nil {
+		t.Fatalf("inspect: %v\n%s", err, stderr)
+	}
+	for _, want := range []string{
+		"platform:    linux/amd64",
+		`entrypoint:  ["true"]`,
+		`runs:        ["true"] (/bin/true)`,
+		"env:         PATH=/usr/local/bin:/bin",
+		"LAYERS (dive efficiency 100.0%, wasted 0 B",
+		"COPY true /usr/bin/",
+		"CLOSURE (7 files",
+		"arch x86_64, loader /lib64/ld-linux-x86-64.so.2",
+		"/bin -> usr/bin",
+		"/usr/bin/true ",
+		"entrypoint",
+		"/usr/lib/x86_64-linux-gnu/libc.so.6",
+		"needed libc.so.6 by /usr/bin/true",
+		"loader of /usr/bin/true",
+		"library path: /lib/x86_64-linux-gnu",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(stderr, "indexing layer") {
+		t.Errorf("no progress on stderr: %q", stderr)
+	}
+}
+
+func TestInspectCommandJSON(t *testing.T) {
+	archive := hostTrueArchive(t)
+	out, stderr, err := runApp(t, "inspect", "--json", "--entrypoint", "/usr/bin/true", "--cmd", `["--version"]`, "docker-archive:"+archive)
+	if err != nil {
+		t.Fatalf("inspect --json: %v\n%s", err, stderr)
+	}
+	var doc struct {
+		Platform string        `json:"platform"`
+		Command  image.Command `json:"command"`
+		Report   image.Report  `json:"layer_report"`
+		Layers   []image.Layer `json:"layers"`
+		Closure  struct {
+			Files []image.File `json:"files"`
+			Arch  string       `json:"arch"`
+		} `json:"closure"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("inspect --json printed invalid JSON: %v\n%s", err, out)
+	}
+	if diff := cmp.Diff([]string{"/usr/bin/true", "--version"}, doc.Command.Args); diff != "" {
+		t.Errorf("command args (-want +got):\n%s", diff)
+	}
+	var paths []string
+	for _, f := range doc.Closure.Files {
+		paths = append(paths, f.Path)
+	}
+	want := []string{"/lib", "/lib64", "/usr/bin/true", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/usr/lib/x86_64-linux-gnu/libc.so.6",
+		"/usr/lib64/ld-linux-x86-64.so.2"}
+	if diff := cmp.Diff(want, paths); diff != "" {
+		t.Errorf("closure paths (-want +got):\n%s", diff)
+	}
+	if doc.Platform != "linux/amd64" || doc.Closure.Arch != "x86_64" || len(doc.Layers) != 2 || len(doc.Report.Layers) != 2 {
+		t.Errorf("document: platform %q arch %q, %d layers, %d in the report", doc.Platform, doc.Closure.Arch, len(doc.Layers), len(doc.Report.Layers))
+	}
+}
+
+func TestInspectCommandErrors(t *testing.T) {
+	archive := hostTrueArchive(t)
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+		wantOut  string
+	}{
+		{"missing entrypoint", []string{"--entrypoint", "/usr/bin/ture"}, exitNotFound, `entrypoint "/usr/bin/ture": not found`, "LAYERS"},
+		{"exclude the loader", []string{"--exclude", "/usr/lib/x86_64-linux-gnu/ld-*"}, exitFailure, "the program's loader", "LAYERS"},
+		{"no image", nil, exitUsage, "want exactly one IMAGE", ""},
+		{"bad --cmd", []string{"--cmd", "[1,2]"}, exitUsage, "not a JSON array of strings", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"inspect"}, tt.args...)
+			if tt.name != "no image" {
+				args = append(args, "docker-archive:"+archive)
+			}
+			out, _, err := runApp(t, args...)
+			if err == nil {
+				t.Fatalf("inspect %q succeeded, want an error", tt.args)
+			}
+			if code := exitCode(err); code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d (error %v)", code, tt.wantCode, err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q does not contain %q", err, tt.wantErr)
+			}
+			if !strings.Contains(out, tt.wantOut) {
+				t.Errorf("stdout lacks %q:\n%s", tt.wantOut, out)
+			}
+			var ue usageError
+			if tt.wantCode == exitUsage && !errors.As(err, &ue) {
+				t.Errorf("error %v is not a usage error", err)
+			}
+		})
+	}
+}
