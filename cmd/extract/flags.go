@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -119,4 +120,74 @@ func parseCommand(flag, s string, split bool) ([]string, error) {
 		return strings.Fields(t), nil
 	}
 	return []string{s}, nil
+}
+
+// errHelpShown is returned by positionalArgs when a --help after the
+// arguments printed the command's help: the command has nothing more to do.
+var errHelpShown = errors.New("help shown")
+
+// positionalArgs returns the command's positional arguments, parsing the
+// flags given after them ("extract package IMAGE -o fn.zip"): urfave/cli v2
+// stops at the first argument and leaves the rest in Args. Flags are those
+// of the command and of the app; "--" ends them. A flag's Action (the
+// validation of --entrypoint, --cmd, --input) runs as it would have.
+func positionalArgs(c *cli.Context) ([]string, error) {
+	args := c.Args().Slice()
+	var pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := findFlag(c, name)
+		if f == nil {
+			return nil, usageError{fmt.Sprintf("flag provided but not defined: %s", a)}
+		}
+		if f == cli.HelpFlag {
+			if err := cli.ShowCommandHelp(c, c.Command.Name); err != nil {
+				return nil, err
+			}
+			return nil, errHelpShown
+		}
+		if _, isBool := f.(*cli.BoolFlag); isBool {
+			if !hasValue {
+				value = "true"
+			}
+		} else if !hasValue {
+			if i+1 >= len(args) {
+				return nil, usageError{fmt.Sprintf("flag needs an argument: %s", a)}
+			}
+			i++
+			value = args[i]
+		}
+		if err := c.Set(f.Names()[0], value); err != nil {
+			return nil, usageError{fmt.Sprintf("invalid value %q for flag %s: %v", value, a, err)}
+		}
+		if af, ok := f.(cli.ActionableFlag); ok {
+			if err := af.RunAction(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return pos, nil
+}
+
+// findFlag finds the command's or the app's flag called name.
+func findFlag(c *cli.Context, name string) cli.Flag {
+	for _, flags := range [][]cli.Flag{c.Command.Flags, c.App.Flags, {cli.HelpFlag}} {
+		for _, f := range flags {
+			for _, n := range f.Names() {
+				if n == name {
+					return f
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -40,10 +40,17 @@ Examples:
 		&cli.BoolFlag{Name: "json", Usage: "print the result as a JSON document"},
 	),
 	Action: func(c *cli.Context) error {
-		if c.NArg() != 1 {
+		args, err := positionalArgs(c)
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(args) != 1 {
 			return usageError{"package: want exactly one IMAGE argument (see extract package --help)"}
 		}
-		ref, out := c.Args().First(), c.String("output")
+		ref, out := args[0], c.String("output")
 		fmt.Fprintf(stderr(c), "I'm coming out… packaging %s\n", ref)
 		img, err := image.Open(c.Context, ref, openOptions(c)...)
 		if err != nil {
