@@ -150,7 +150,11 @@ func positionalArgs(c *cli.Context) ([]string, error) {
 			return nil, usageError{fmt.Sprintf("flag provided but not defined: %s", a)}
 		}
 		if f == cli.HelpFlag {
-			if err := cli.ShowCommandHelp(c, c.Command.Name); err != nil {
+			parent := c
+			if l := c.Lineage(); len(l) > 1 {
+				parent = l[1]
+			}
+			if err := cli.ShowCommandHelp(parent, c.Command.Name); err != nil {
 				return nil, err
 			}
 			return nil, errHelpShown
