@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/comingout/extract/pkg/lambda"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -18,6 +20,7 @@ const (
 	exitFailure  = 1 // any error
 	exitUsage    = 2 // bad flags or arguments
 	exitNotFound = 3 // image, entrypoint or library not found
+	exitRefused  = 4 // deploy/destroy refused before changing AWS: overlapping or recursive trigger, function or role not made by extract, code too large
 )
 
 // usageError marks errors in how the command was called.
@@ -30,11 +33,20 @@ func exitCode(err error) int {
 	if errors.As(err, &u) {
 		return exitUsage
 	}
+	if lambda.IsRefused(err) {
+		return exitRefused
+	}
 	var c cli.ExitCoder
 	if errors.As(err, &c) {
 		return c.ExitCode()
 	}
 	return exitFailure
+}
+
+func init() {
+	// -v is --verbose: urfave's version flag would also claim -v (and
+	// panic with "flag redefined: v"), so it keeps only its long name.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
 }
 
 func newApp() *cli.App {

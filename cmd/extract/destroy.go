@@ -1,6 +1,58 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
 
-// TODO(owner): replace with the real command.
-var destroyCommand = &cli.Command{Name: "destroy"}
+	"github.com/urfave/cli/v2"
+
+	"github.com/comingout/extract/pkg/lambda"
+)
+
+var destroyCommand = &cli.Command{
+	Name:  "destroy",
+	Usage: "remove what deploy created: trigger rule, permission, function, role",
+	Description: `Removes exactly what "extract deploy" created for --function and --bucket, and nothing
+else: the rule extract-FUNCTION from the bucket's notification configuration (every
+other rule is kept), the permission extract-s3-BUCKET, the function (with its
+versions and aliases), the role only when extract created it (tag managed-by=extract;
+a role given with --role is never touched), and with --code-bucket the code objects
+under extract/FUNCTION/. What is already gone is skipped: with nothing to remove it
+says "no changes" and exits 0. A function of that name that extract did not create
+is refused (exit 4) and nothing is removed.
+
+Examples:
+  extract destroy --function momentum --bucket my-uploads
+  extract destroy --function big --bucket my-uploads --code-bucket my-artifacts
+  extract destroy --function momentum --bucket my-uploads --dry-run --json`,
+	Flags: append([]cli.Flag{
+		&cli.StringFlag{Name: "function", Aliases: []string{"f"}, Usage: "Lambda function `NAME` (required)"},
+		&cli.StringFlag{Name: "bucket", Aliases: []string{"b"}, Usage: "trigger `BUCKET` the function was deployed on (required)"},
+		&cli.StringFlag{Name: "code-bucket", Usage: "also delete the code objects deploy uploaded to `BUCKET`"},
+	}, awsFlags()...),
+	SkipFlagParsing: true, // same flag parsing as deploy
+	Action:          interspersed(runDestroy, "function", "bucket"),
+}
+
+func runDestroy(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usageError{"destroy takes no arguments: extract destroy --function NAME --bucket BUCKET"}
+	}
+	opts, err := awsOptions(c)
+	if err != nil {
+		return err
+	}
+	res, err := lambda.Destroy(c.Context, c.String("function"), c.String("bucket"), opts...)
+	if err != nil {
+		return err
+	}
+	verb := "destroyed"
+	if res.DryRun {
+		verb = "dry run of destroying"
+	}
+	fmt.Fprintf(stderr(c), "%s %s (trigger bucket %s)\n", verb, res.FunctionName, res.Bucket)
+	printChanges(stderr(c), res.Changes, res.DryRun)
+	if c.Bool("json") {
+		return deployJSON(stdout(c), res)
+	}
+	return nil
+}

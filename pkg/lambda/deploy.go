@@ -407,6 +407,13 @@ func checkNames(function, bucket string) error {
 
 // DeployFile deploys the package zip at path; see Deploy.
 func DeployFile(ctx context.Context, path, function, bucket string, opts ...DeployOption) (*DeployResult, error) {
+	// Bad options and names are reported before the file is looked at.
+	if _, err := makeDeployOptions(opts); err != nil {
+		return nil, err
+	}
+	if err := checkNames(function, bucket); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening package: %w", err)

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/comingout/extract/internal/mototest"
+	"github.com/comingout/extract/pkg/lambda"
+	xruntime "github.com/comingout/extract/pkg/runtime"
+)
+
+// runCLI runs the extract app with args and returns stdout, stderr and the
+// exit code main would use.
+func runCLI(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	app := newApp()
+	app.Writer = &out
+	app.ErrWriter = &errb
+	err := app.RunContext(context.Background(), append([]string{"extract"}, args...))
+	code := exitOK
+	if err != nil {
+		code = exitCode(err)
+		errb.WriteString("extract: " + err.Error() + "\n")
+	}
+	return out.String(), errb.String(), code
+}
+
+func writeTestZip(t *testing.T, m xruntime.Manifest) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, body := range map[string][]byte{"bootstrap": []byte("#!/bin/sh\n"), xruntime.ManifestPath: must(json.Marshal(m))} {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(body)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "function.zip")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func TestDeployDestroyCLI(t *testing.T) {
+	s := mototest.Start(t)
+	s.Setenv(t)
+	cfg, err := lambda.LoadAWSConfig(context.Background(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3c := lambda.NewClients(cfg).S3.(*s3.Client)
+	if _, err := s3c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("uploads")}); err != nil {
+		t.Fatal(err)
+	}
+	m := xruntime.Manifest{Version: 1, Platform: "linux/amd64", Program: "/p", Args: []string{"/p"},
+		Input: xruntime.Input{Mode: "stdin", Prefix: "input/", Suffix: ".csv"}, Output: xruntime.Output{Prefix: "output/"}}
+	zipPath := writeTestZip(t, m)
+
+	// Dry run: a plan on stderr, JSON on stdout, nothing created.
+	stdout, stderr, code := runCLI(t, "deploy", zipPath, "--function", "momentum", "--bucket", "uploads", "--dry-run", "--json")
+	if code != exitOK {
+		t.Fatalf("deploy --dry-run exit %d, stderr:\n%s", code, stderr)
+	}
+	var res lambda.DeployResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("deploy --json stdout is not JSON: %v\n%s", err, stdout)
+	}
+	if !res.DryRun || len(res.Changes) != 4 || !strings.Contains(stderr, "would make 4 change(s)") {
+		t.Errorf("dry run: dry_run=%v changes=%q stderr:\n%s", res.DryRun, res.Changes, stderr)
+	}
+
+	// Real run, then a no-op run.
+	stdout, stderr, code = runCLI(t, "deploy", zipPath, "--function", "momentum", "--bucket", "uploads", "--memory", "256", "--timeout", "2m", "--env", "A=1", "--json")
+	if code != exitOK {
+		t.Fatalf("deploy exit %d, stderr:\n%s", code, stderr)
+	}
+	res = lambda.DeployResult{}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	want := lambda.DeployResult{
+		FunctionName: "momentum",
+		FunctionARN:  "arn:aws:lambda:us-east-1:123456789012:function:momentum",
+		Version:      "$LATEST",
+		CodeSha256:   res.CodeSha256,
+		RoleARN:      "arn:aws:iam::123456789012:role/extract-momentum",
+		Architecture: "x86_64",
+		CodeLocation: "direct",
+		Trigger: lambda.Trigger{ID: "extract-momentum", Bucket: "uploads", Prefix: "input/", Suffix: ".csv",
+			Events: []string{"s3:ObjectCreated:*"}, StatementID: "extract-s3-uploads"},
+		Changes: res.Changes,
+	}
+	if diff := cmp.Diff(want, res); diff != "" || len(res.Changes) != 4 || res.CodeSha256 == "" {
+		t.Errorf("deploy --json (-want +got):\n%s\nchanges %q", diff, res.Changes)
+	}
+	stdout, stderr, code = runCLI(t, "deploy", zipPath, "--function", "momentum", "--bucket", "uploads", "--memory", "256", "--timeout", "2m", "--env", "A=1")
+	if code != exitOK || strings.TrimSpace(stdout) != want.FunctionARN || !strings.Contains(stderr, "no changes") {
+		t.Errorf("second deploy: exit %d, stdout %q, stderr:\n%s\nwant exit 0, the ARN, and \"no changes\"", code, stdout, stderr)
+	}
+
+	// A recursive trigger is refused with exit 4.
+	m.Input.Prefix = ""
+	_, stderr, code = runCLI(t, "deploy", writeTestZip(t, m), "--function", "loop", "--bucket", "uploads")
+	if code != exitRefused || !strings.Contains(stderr, "re-trigger") {
+		t.Errorf("recursive deploy: exit %d, stderr:\n%s\nwant exit %d", code, stderr, exitRefused)
+	}
+
+	// Usage errors.
+	if _, _, code = runCLI(t, "deploy", "gcr.io/p/momentum:v1", "--function", "x", "--bucket", "uploads"); code != exitUsage {
+		t.Errorf("deploy of a non-zip: exit %d, want %d", code, exitUsage)
+	}
+	if _, _, code = runCLI(t, "deploy", zipPath, "--function", "x", "--bucket", "uploads", "--env", "novalue"); code != exitUsage {
+		t.Errorf("deploy --env novalue: exit %d, want %d", code, exitUsage)
+	}
+
+	// Destroy, twice.
+	stdout, stderr, code = runCLI(t, "destroy", "--function", "momentum", "--bucket", "uploads", "--json")
+	if code != exitOK {
+		t.Fatalf("destroy exit %d, stderr:\n%s", code, stderr)
+	}
+	var dres lambda.DestroyResult
+	if err := json.Unmarshal([]byte(stdout), &dres); err != nil {
+		t.Fatal(err)
+	}
+	if len(dres.Changes) != 4 {
+		t.Errorf("destroy changes = %q, want 4", dres.Changes)
+	}
+	_, stderr, code = runCLI(t, "destroy", "--function", "momentum", "--bucket", "uploads")
+	if code != exitOK || !strings.Contains(stderr, "no changes") {
+		t.Errorf("second destroy: exit %d, stderr:\n%s\nwant exit 0 and \"no changes\"", code, stderr)
+	}
+}
+
+func TestDeployHelpHasExamples(t *testing.T) {
+	for _, cmd := range []string{"deploy", "destroy"} {
+		stdout, _, code := runCLI(t, cmd, "--help")
+		if code != exitOK || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "extract "+cmd+" ") {
+			t.Errorf("extract %s --help: exit %d, output lacks examples:\n%s", cmd, code, stdout)
+		}
+	}
+}
+
+func TestDeployFlagsAnywhere(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.zip")
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"flags after the zip", []string{"deploy", missing, "--function", "f", "--bucket", "bkt", "--region", "us-east-1"}, exitFailure, "opening package"},
+		{"flags around the zip", []string{"deploy", "--function", "f", missing, "--bucket", "bkt", "--region", "us-east-1"}, exitFailure, "opening package"},
+		{"dash-dash ends flags", []string{"deploy", "--function", "f", "--bucket", "bkt", "--region", "us-east-1", "--", missing}, exitFailure, "opening package"},
+		{"missing bucket", []string{"deploy", missing, "--function", "f"}, exitUsage, "--bucket"},
+		{"missing both", []string{"destroy"}, exitUsage, "--function, --bucket"},
+		{"two packages", []string{"deploy", missing, missing, "--function", "f", "--bucket", "bkt"}, exitUsage, "one argument"},
+		{"unknown flag", []string{"deploy", missing, "--functoin", "f"}, exitUsage, "functoin"},
+		{"bad memory", []string{"deploy", missing, "--function", "f", "--bucket", "bkt", "--region", "us-east-1", "--memory", "64"}, exitFailure, "128 to 10240"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+			t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+			_, stderr, code := runCLI(t, tc.args...)
+			if code != tc.wantCode || !strings.Contains(stderr, tc.wantErr) {
+				t.Errorf("extract %q: exit %d, stderr %q; want exit %d and %q", tc.args, code, stderr, tc.wantCode, tc.wantErr)
+			}
+		})
+	}
+}
