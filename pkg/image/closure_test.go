@@ -714,3 +714,49 @@ func TestClosureScripts(t *testing.T) {
 		})
 	}
 }
+
+// TestClosureGconv: WithGconv(true) adds every file of libc6's gconv
+// directory (configuration and modules, with the libraries modules load
+// through $ORIGIN); by default none.
+func TestClosureGconv(t *testing.T) {
+	dir := fixtures(t)
+	im, idx := fixtureImage(t, "fortran-merged")
+	gconvDir := "/usr/lib/x86_64-linux-gnu/gconv"
+	var want []string
+	err := filepath.WalkDir(filepath.Join(dir, "fortran-merged", gconvDir), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(filepath.Join(dir, "fortran-merged"), p)
+			want = append(want, "/"+filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 100 || !contains(want, gconvDir+"/gconv-modules.d/gconv-modules-extra.conf") {
+		t.Fatalf("fixture gconv directory has %d files, want libc6's (over 100, with gconv-modules.d)", len(want))
+	}
+	inGconv := func(res *image.ClosureResult) []string {
+		var out []string
+		for _, f := range res.Files {
+			if strings.HasPrefix(f.Path, gconvDir+"/") {
+				out = append(out, f.Path)
+				if f.Why[0].Kind != "runtime" || f.Why[0].Detail != "gconv" {
+					t.Errorf("%s: first reason %+v, want runtime gconv", f.Path, f.Why[0])
+				}
+			}
+		}
+		return out
+	}
+	if got := inGconv(mustClosure(t, im, idx)); len(got) != 0 {
+		t.Errorf("default closure has %d gconv files, want none", len(got))
+	}
+	got := inGconv(mustClosure(t, im, idx, image.WithGconv(true)))
+	sort.Strings(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("WithGconv(true) gconv files (-want +got):\n%s", diff)
+	}
+}
