@@ -129,7 +129,7 @@ func deployOptions(c *cli.Context) ([]lambda.DeployOption, error) {
 		env[k] = v
 	}
 	opts := []lambda.DeployOption{
-		lambda.WithMemorySize(c.Int("memory")),
+		lambda.WithFunctionMemory(c.Int("memory")),
 		lambda.WithFunctionTimeout(c.Duration("timeout")),
 		lambda.WithEphemeralStorage(c.Int("ephemeral-storage")),
 		lambda.WithFunctionEnv(env),

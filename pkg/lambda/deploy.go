@@ -125,9 +125,9 @@ func WithRoleARN(arn string) DeployOption {
 	}
 }
 
-// WithMemorySize sets the function's memory in MB, 128 to 10240 (default
+// WithFunctionMemory sets the function's memory in MB, 128 to 10240 (default
 // 512).
-func WithMemorySize(mb int) DeployOption {
+func WithFunctionMemory(mb int) DeployOption {
 	return func(o *deployOptions) error {
 		if mb < 128 || mb > 10240 {
 			return fmt.Errorf("memory %d MB is outside Lambda's 128 to 10240 MB", mb)

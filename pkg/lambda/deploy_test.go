@@ -312,7 +312,7 @@ func TestDeployLifecycle(t *testing.T) {
 	}
 
 	// Memory changes: configuration only.
-	res = e.mustDeploy(zip1, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithMemorySize(1024))
+	res = e.mustDeploy(zip1, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithFunctionMemory(1024))
 	if diff := cmp.Diff([]string{"update function configuration: memory 512 MB → 1024 MB"}, res.Changes); diff != "" {
 		t.Errorf("memory Deploy changes (-want +got):\n%s", diff)
 	}
@@ -321,7 +321,7 @@ func TestDeployLifecycle(t *testing.T) {
 	}
 
 	// New code: code only.
-	res = e.mustDeploy(zip2, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithMemorySize(1024))
+	res = e.mustDeploy(zip2, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithFunctionMemory(1024))
 	if diff := cmp.Diff([]string{"update function code (CodeSha256 " + codeSha(zip1) + " → " + codeSha(zip2) + ")"}, res.Changes); diff != "" {
 		t.Errorf("code Deploy changes (-want +got):\n%s", diff)
 	}
@@ -330,7 +330,7 @@ func TestDeployLifecycle(t *testing.T) {
 	}
 
 	// Dry run of a change: reported, not made.
-	res, err = e.deploy(zip1, "momentum", "inbox", WithMemorySize(2048), WithDryRun(true))
+	res, err = e.deploy(zip1, "momentum", "inbox", WithFunctionMemory(2048), WithDryRun(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,11 +344,11 @@ func TestDeployLifecycle(t *testing.T) {
 	}
 
 	// Publish and alias; idempotent too.
-	res = e.mustDeploy(zip2, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithMemorySize(1024), WithPublish(true), WithAlias("live"))
+	res = e.mustDeploy(zip2, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithFunctionMemory(1024), WithPublish(true), WithAlias("live"))
 	if diff := cmp.Diff([]string{"publish version 1", "create alias live → 1"}, res.Changes); diff != "" {
 		t.Errorf("publish Deploy changes (-want +got):\n%s", diff)
 	}
-	res = e.mustDeploy(zip2, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithMemorySize(1024), WithPublish(true), WithAlias("live"))
+	res = e.mustDeploy(zip2, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithFunctionMemory(1024), WithPublish(true), WithAlias("live"))
 	if len(res.Changes) != 0 || res.Version != "1" {
 		t.Errorf("second publish Deploy changes = %q, version %q; want none, 1", res.Changes, res.Version)
 	}
