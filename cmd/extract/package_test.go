@@ -1,0 +1,180 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	xruntime "github.com/comingout/extract/pkg/runtime"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// staticArchive writes a docker-archive holding a static Go program at
+// /usr/local/bin/upper, its ENTRYPOINT.
+func staticArchive(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := "package main\n\nimport (\n\t\"io\"\n\t\"os\"\n)\n\nfunc main() { io.Copy(os.Stdout, os.Stdin) }\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module upper\n\ngo 1.21\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-trimpath", "-o", "upper", ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-mod=mod")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	prog, err := os.ReadFile(filepath.Join(dir, "upper"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(packageTar(t, "usr/local/bin/upper", prog))), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config = v1.Config{Entrypoint: []string{"upper"}, Env: []string{"PATH=/usr/local/bin"}}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "upper.tar")
+	tag, _ := name.NewTag("example.com/upper:v1")
+	if err := tarball.WriteToFile(p, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func runPackage(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	app := newApp()
+	var out, errOut bytes.Buffer
+	app.Writer, app.ErrWriter = &out, &errOut
+	err := app.Run(append([]string{"extract", "package"}, args...))
+	return out.String(), errOut.String(), err
+}
+
+func TestPackageCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a program and the bootstrap")
+	}
+	archive := staticArchive(t)
+	dir := t.TempDir()
+	zipPath := filepath.Join(dir, "fn.zip")
+
+	// Flags after IMAGE, --json.
+	stdout, stderr, err := runPackage(t, "docker-archive:"+archive, "-o", zipPath, "--suffix", ".tsv", "--json")
+	if err != nil {
+		t.Fatalf("package: %v\n%s", err, stderr)
+	}
+	if !strings.HasPrefix(stderr, "I'm coming out") {
+		t.Errorf("stderr does not start with the banner: %q", stderr)
+	}
+	var doc struct {
+		Path       string            `json:"path"`
+		ZippedSize int64             `json:"zipped_size"`
+		CodeSHA256 string            `json:"code_sha256"`
+		Arch       string            `json:"arch"`
+		Manifest   xruntime.Manifest `json:"manifest"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("--json output %q: %v", stdout, err)
+	}
+	zipped, err := os.ReadFile(zipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(zipped)
+	if doc.Path != zipPath || doc.ZippedSize != int64(len(zipped)) || doc.CodeSHA256 != base64.StdEncoding.EncodeToString(sum[:]) || doc.Arch != "x86_64" {
+		t.Errorf("--json = %+v; want path %s, %d bytes, the zip's CodeSha256, x86_64", doc, zipPath, len(zipped))
+	}
+	if doc.Manifest.Program != "/usr/local/bin/upper" || doc.Manifest.Input.Suffix != ".tsv" {
+		t.Errorf("manifest program %q, suffix %q; want /usr/local/bin/upper, .tsv", doc.Manifest.Program, doc.Manifest.Input.Suffix)
+	}
+
+	// Text output: the same zip again, byte for byte.
+	again := filepath.Join(dir, "again.zip")
+	stdout, stderr, err = runPackage(t, "--suffix", ".tsv", "-o", again, "docker-archive:"+archive)
+	if err != nil {
+		t.Fatalf("package: %v\n%s", err, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if lines[0] != again || !strings.Contains(stdout, "CodeSha256: "+doc.CodeSHA256) {
+		t.Errorf("stdout = %q; want the zip path first and CodeSha256 %s", stdout, doc.CodeSHA256)
+	}
+	if b, _ := os.ReadFile(again); !bytes.Equal(b, zipped) {
+		t.Error("packaging the same image with the same flags twice gave different zips")
+	}
+}
+
+func TestPackageCommandErrors(t *testing.T) {
+	archive := staticArchive(t)
+	out := filepath.Join(t.TempDir(), "fn.zip")
+	tests := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"no image", []string{"-o", out}, exitUsage},
+		{"two images", []string{"a", "b"}, exitUsage},
+		{"bad entrypoint JSON", []string{"--entrypoint", "[nope", "docker-archive:" + archive}, exitUsage},
+		{"bad input mode", []string{"docker-archive:" + archive, "--input", "pipe"}, exitUsage},
+		{"unknown flag after image", []string{"docker-archive:" + archive, "--nope"}, exitUsage},
+		{"missing entrypoint", []string{"docker-archive:" + archive, "--entrypoint", "/no/such/program", "-o", out}, exitNotFound},
+		{"looping output", []string{"docker-archive:" + archive, "--prefix", "", "-o", out}, exitFailure},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, err := runPackage(t, tt.args...)
+			if err == nil {
+				t.Fatalf("package %q succeeded, want exit code %d", tt.args, tt.code)
+			}
+			if got := exitCode(err); got != tt.code {
+				t.Errorf("package %q: exit code %d (%v), want %d\n%s", tt.args, got, err, tt.code, stderr)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("package %q left %s behind", tt.args, out)
+			}
+		})
+	}
+}
+
+// packageTar is a tar stream of one executable file.
+func packageTar(t *testing.T, name string, body []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
