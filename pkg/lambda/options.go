@@ -63,10 +63,11 @@ func checkKeys(in xruntime.Input, out xruntime.Output) error {
 	if out.Bucket != "" {
 		return nil
 	}
+	// An output key is out.Prefix + rest + out.Suffix, rest being the input
+	// key without in.Prefix: it can start with in.Prefix iff one prefix is
+	// a prefix of the other, and it ends in in.Suffix + out.Suffix.
 	prefixes := strings.HasPrefix(out.Prefix, in.Prefix) || strings.HasPrefix(in.Prefix, out.Prefix)
-	// The output key ends with the input key (which ends with in.Suffix)
-	// followed by out.Suffix.
-	suffixes := in.Suffix == "" || out.Suffix == "" || strings.HasSuffix(out.Suffix, in.Suffix) || strings.HasSuffix(in.Suffix, out.Suffix)
+	suffixes := strings.HasSuffix(in.Suffix+out.Suffix, in.Suffix)
 	if prefixes && suffixes {
 		return fmt.Errorf("output keys %q+KEY+%q in the input bucket would match the trigger (prefix %q, suffix %q) and run the function again: use disjoint prefixes, another --output-suffix or --output-bucket",
 			out.Prefix, out.Suffix, in.Prefix, in.Suffix)

@@ -406,6 +406,8 @@ func TestPackageOptions(t *testing.T) {
 		{"no input prefix, output suffix leaves the filter", []PackageOption{WithPrefix(""), WithOutput("", "output/", ".out")}, true},
 		{"output under the input prefix", []PackageOption{WithOutput("", "input/results/", "")}, false},
 		{"output suffix ends in the input suffix", []PackageOption{WithPrefix(""), WithOutput("", "output/", ".out.csv")}, false},
+		{"output suffix a tail of the input suffix", []PackageOption{WithPrefix(""), WithOutput("", "output/", "sv")}, true},
+		{"no input suffix", []PackageOption{WithPrefix(""), WithSuffix(""), WithOutput("", "output/", ".out")}, false},
 		{"nil bootstrap", []PackageOption{WithBootstrap(nil)}, false},
 		{"empty tool version", []PackageOption{WithToolVersion("")}, false},
 		{"control character", []PackageOption{WithSuffix(".csv\n")}, false},
