@@ -93,13 +93,13 @@ func codeSha(b []byte) string {
 
 // env is one moto server with clients loaded through the standard AWS
 // configuration chain (AWS_ENDPOINT_URL and friends, as users set them).
-type env struct {
+type motoEnv struct {
 	t       *testing.T
 	server  *mototest.Server
 	clients *Clients
 }
 
-func newEnv(t *testing.T, buckets ...string) *env {
+func newEnv(t *testing.T, buckets ...string) *motoEnv {
 	t.Helper()
 	s := mototest.Start(t)
 	s.Setenv(t)
@@ -107,14 +107,14 @@ func newEnv(t *testing.T, buckets ...string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, server: s, clients: NewClients(cfg)}
+	e := &motoEnv{t: t, server: s, clients: NewClients(cfg)}
 	for _, b := range buckets {
 		e.mustBucket(b)
 	}
 	return e
 }
 
-func (e *env) mustBucket(name string) {
+func (e *motoEnv) mustBucket(name string) {
 	e.t.Helper()
 	if _, err := e.clients.S3.(*s3.Client).CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &name}); err != nil {
 		e.t.Fatalf("CreateBucket(%q): %v", name, err)
@@ -122,13 +122,13 @@ func (e *env) mustBucket(name string) {
 }
 
 // deploy runs Deploy on zip with fast waiters and the env's clients.
-func (e *env) deploy(zip []byte, function, bucket string, opts ...DeployOption) (*DeployResult, error) {
+func (e *motoEnv) deploy(zip []byte, function, bucket string, opts ...DeployOption) (*DeployResult, error) {
 	e.t.Helper()
 	opts = append([]DeployOption{WithClients(e.clients), fastWaits}, opts...)
 	return Deploy(context.Background(), bytes.NewReader(zip), int64(len(zip)), function, bucket, opts...)
 }
 
-func (e *env) mustDeploy(zip []byte, function, bucket string, opts ...DeployOption) *DeployResult {
+func (e *motoEnv) mustDeploy(zip []byte, function, bucket string, opts ...DeployOption) *DeployResult {
 	e.t.Helper()
 	res, err := e.deploy(zip, function, bucket, opts...)
 	if err != nil {
@@ -137,7 +137,7 @@ func (e *env) mustDeploy(zip []byte, function, bucket string, opts ...DeployOpti
 	return res
 }
 
-func (e *env) destroy(function, bucket string, opts ...DeployOption) *DestroyResult {
+func (e *motoEnv) destroy(function, bucket string, opts ...DeployOption) *DestroyResult {
 	e.t.Helper()
 	opts = append([]DeployOption{WithClients(e.clients)}, opts...)
 	res, err := Destroy(context.Background(), function, bucket, opts...)
@@ -154,7 +154,7 @@ func fastWaits(o *deployOptions) error {
 	return nil
 }
 
-func (e *env) function(name string) *awslambda.GetFunctionOutput {
+func (e *motoEnv) function(name string) *awslambda.GetFunctionOutput {
 	e.t.Helper()
 	out, err := e.clients.Lambda.GetFunction(context.Background(), &awslambda.GetFunctionInput{FunctionName: &name})
 	if isCode(err, "ResourceNotFoundException") {
@@ -166,7 +166,7 @@ func (e *env) function(name string) *awslambda.GetFunctionOutput {
 	return out
 }
 
-func (e *env) roleExists(name string) bool {
+func (e *motoEnv) roleExists(name string) bool {
 	e.t.Helper()
 	_, err := e.clients.IAM.GetRole(context.Background(), &iam.GetRoleInput{RoleName: &name})
 	if isCode(err, "NoSuchEntity") {
@@ -178,7 +178,7 @@ func (e *env) roleExists(name string) bool {
 	return true
 }
 
-func (e *env) notification(bucket string) *s3types.NotificationConfiguration {
+func (e *motoEnv) notification(bucket string) *s3types.NotificationConfiguration {
 	e.t.Helper()
 	nc, err := readNotification(context.Background(), e.clients.S3, bucket)
 	if err != nil {
@@ -188,7 +188,7 @@ func (e *env) notification(bucket string) *s3types.NotificationConfiguration {
 }
 
 // ruleSummary lists a bucket's rules as comparable strings.
-func (e *env) ruleSummary(bucket string) []string {
+func (e *motoEnv) ruleSummary(bucket string) []string {
 	e.t.Helper()
 	var out []string
 	for _, r := range rules(e.notification(bucket)) {
@@ -200,14 +200,14 @@ func (e *env) ruleSummary(bucket string) []string {
 	return out
 }
 
-func (e *env) putNotification(bucket string, nc *s3types.NotificationConfiguration) {
+func (e *motoEnv) putNotification(bucket string, nc *s3types.NotificationConfiguration) {
 	e.t.Helper()
 	if err := writeNotification(context.Background(), e.clients.S3, bucket, nc); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
-func filter(prefix, suffix string) *s3types.NotificationConfigurationFilter {
+func keyFilter(prefix, suffix string) *s3types.NotificationConfigurationFilter {
 	var frs []s3types.FilterRule
 	if prefix != "" {
 		frs = append(frs, s3types.FilterRule{Name: s3types.FilterRuleNamePrefix, Value: aws.String(prefix)})
@@ -375,7 +375,7 @@ func TestDeployLifecycle(t *testing.T) {
 func TestDeployDryRunCreatesNothing(t *testing.T) {
 	e := newEnv(t, "inbox")
 	foreign := &s3types.NotificationConfiguration{
-		QueueConfigurations: []s3types.QueueConfiguration{{Id: aws.String("q"), QueueArn: aws.String(queueARN), Events: []s3types.Event{"s3:ObjectCreated:*"}, Filter: filter("", ".json")}},
+		QueueConfigurations: []s3types.QueueConfiguration{{Id: aws.String("q"), QueueArn: aws.String(queueARN), Events: []s3types.Event{"s3:ObjectCreated:*"}, Filter: keyFilter("", ".json")}},
 	}
 	e.putNotification("inbox", foreign)
 	before := e.ruleSummary("inbox")
@@ -411,11 +411,11 @@ func TestDeployMergesAndDestroyKeepsForeignRules(t *testing.T) {
 	e.putNotification("inbox", &s3types.NotificationConfiguration{
 		LambdaFunctionConfigurations: []s3types.LambdaFunctionConfiguration{{
 			Id: aws.String("theirs"), LambdaFunctionArn: aws.String(otherFunctionARN),
-			Events: []s3types.Event{"s3:ObjectCreated:*"}, Filter: filter("other/", ""),
+			Events: []s3types.Event{"s3:ObjectCreated:*"}, Filter: keyFilter("other/", ""),
 		}},
 		QueueConfigurations: []s3types.QueueConfiguration{{
 			Id: aws.String("queue"), QueueArn: aws.String(queueARN),
-			Events: []s3types.Event{"s3:ObjectCreated:Put"}, Filter: filter("", ".json"),
+			Events: []s3types.Event{"s3:ObjectCreated:Put"}, Filter: keyFilter("", ".json"),
 		}},
 	})
 	foreign := e.ruleSummary("inbox")
@@ -440,7 +440,7 @@ func TestDeployRefusals(t *testing.T) {
 	e.putNotification("inbox", &s3types.NotificationConfiguration{
 		QueueConfigurations: []s3types.QueueConfiguration{{
 			Id: aws.String("queue"), QueueArn: aws.String(queueARN),
-			Events: []s3types.Event{"s3:ObjectCreated:Put"}, Filter: filter("input/2026/", ".csv"),
+			Events: []s3types.Event{"s3:ObjectCreated:Put"}, Filter: keyFilter("input/2026/", ".csv"),
 		}},
 	})
 	recursive := testManifest("linux/amd64")
@@ -585,7 +585,7 @@ func TestDeployThroughCodeBucket(t *testing.T) {
 	}
 }
 
-func (e *env) mustUserRole(name string) string {
+func (e *motoEnv) mustUserRole(name string) string {
 	e.t.Helper()
 	out, err := e.clients.IAM.CreateRole(context.Background(), &iam.CreateRoleInput{
 		RoleName: &name, AssumeRolePolicyDocument: aws.String(trustPolicy()),
