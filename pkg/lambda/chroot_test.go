@@ -3,6 +3,7 @@ package lambda
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/pkg/image"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 	"github.com/google/go-cmp/cmp"
 )
@@ -284,4 +286,99 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestChrootFortranARM64 packages the arm64 momentum fixture and runs the
+// bundled program under qemu-user in a poisoned root: qemu loads the
+// PT_INTERP the package rewrote, so the bundled aarch64 loader and libraries
+// must be the ones used. (The arm64 bootstrap cannot run here: without
+// binfmt_misc the kernel cannot start the aarch64 program it execs.)
+func TestChrootFortranARM64(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chroot needs root: run the tests as root (make test)")
+	}
+	fixtures := os.Getenv("EXTRACT_FIXTURES")
+	if fixtures == "" {
+		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
+	}
+	qemu, err := exec.LookPath("qemu-aarch64-static")
+	if err != nil {
+		t.Skip("qemu-aarch64-static is not installed (apt-get install qemu-user-static)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fixture := filepath.Join(fixtures, "arm64")
+	example := filepath.Join("..", "..", "examples", "fortran-momentum", "data")
+	sample := mustRead(t, filepath.Join(example, "sample.csv"))
+	expected := mustRead(t, filepath.Join(example, "expected.csv"))
+
+	v1img, err := imagebuild.Fixture(fixtures, "arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := mustServe(t, v1img, image.WithPlatform("linux/arm64"))
+	var zipped bytes.Buffer
+	res, err := Package(ctx, img, &zipped)
+	if err != nil {
+		t.Fatalf("Package: %v", err)
+	}
+	if res.Arch != "arm64" {
+		t.Errorf("Arch = %q, want arm64", res.Arch)
+	}
+	t.Logf("arm64 momentum.zip: %d bytes zipped, %d unzipped, %d files", res.ZippedSize, res.UnzippedSize, res.Files)
+
+	root := t.TempDir()
+	mustChmod(t, root, 0o755)
+	mustUnzip(t, zipped.Bytes(), filepath.Join(root, "var", "task"))
+	boot, err := elf.Open(filepath.Join(root, "var", "task", "bootstrap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if boot.Machine != elf.EM_AARCH64 {
+		t.Errorf("bootstrap machine = %v, want EM_AARCH64", boot.Machine)
+	}
+	boot.Close()
+	mustMkdir(t, filepath.Join(root, "tmp"), 0o1777)
+	mustWrite(t, filepath.Join(root, "qemu"), mustRead(t, qemu), 0o755)
+	poison := mustRead(t, mustGoBuildArch(t, poisonSource, "arm64"))
+	for _, p := range []string{"lib/ld-linux-aarch64.so.1", "lib/aarch64-linux-gnu/ld-linux-aarch64.so.1", "bin/sh"} {
+		mustWrite(t, filepath.Join(root, p), poison, 0o755)
+	}
+	garbage := bytes.Repeat([]byte("POISON\x00\xff"), 512)
+	for _, p := range []string{"etc/ld.so.cache", "lib/aarch64-linux-gnu/libc.so.6", "lib/aarch64-linux-gnu/libgfortran.so.5"} {
+		mustWrite(t, filepath.Join(root, p), garbage, 0o755)
+	}
+
+	run := func(prog string, env []string) (string, string, error) {
+		cmd := exec.CommandContext(ctx, "/qemu", prog)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: nobody}
+		cmd.Dir = "/"
+		cmd.Env = env
+		cmd.Stdin = bytes.NewReader(sample)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+
+	// The control: the unpatched program starts the poisoned loader.
+	mustWrite(t, filepath.Join(root, "tmp", "momentum-unpatched"), mustRead(t, filepath.Join(fixture, "usr", "local", "bin", "momentum")), 0o755)
+	if _, stderr, err := run("/tmp/momentum-unpatched", nil); err == nil || !strings.Contains(stderr, "POISON") {
+		t.Fatalf("unpatched arm64 momentum in the poisoned root: %v, stderr %q; want the POISON loader to run", err, stderr)
+	}
+
+	m := res.Manifest
+	if err := os.Symlink("/var/task", filepath.Join(root, m.LinkDir)); err != nil {
+		t.Fatal(err)
+	}
+	got, stderr, err := run(m.LinkDir+"/"+xruntime.RootDir+m.Program, xruntime.Environ(&m, "/var/task", []string{"PATH=/usr/bin:/bin"}))
+	if err != nil {
+		t.Fatalf("bundled arm64 momentum: %v\n%s", err, stderr)
+	}
+	if diff := cmp.Diff(string(expected), got); diff != "" {
+		t.Errorf("bundled arm64 momentum output (-want +got):\n%s", diff)
+	}
+	if strings.Contains(stderr, "POISON") {
+		t.Errorf("the bundled arm64 momentum ran a poisoned host file:\n%s", stderr)
+	}
 }

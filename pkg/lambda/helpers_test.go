@@ -108,7 +108,7 @@ func mustImage(t testing.TB, cfg v1.Config, layers ...[]layerFile) v1.Image {
 
 // mustServe pushes img to an in-process registry and opens it with
 // image.Open, as the CLI would.
-func mustServe(t testing.TB, img v1.Image) *image.Image {
+func mustServe(t testing.TB, img v1.Image, opts ...image.Option) *image.Image {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
@@ -120,12 +120,12 @@ func mustServe(t testing.TB, img v1.Image) *image.Image {
 	if err := remote.Write(r, img); err != nil {
 		t.Fatalf("pushing the test image: %v", err)
 	}
-	return mustOpen(t, ref)
+	return mustOpen(t, ref, opts...)
 }
 
-func mustOpen(t testing.TB, ref string) *image.Image {
+func mustOpen(t testing.TB, ref string, opts ...image.Option) *image.Image {
 	t.Helper()
-	i, err := image.Open(context.Background(), ref, image.WithCacheDir(t.TempDir()))
+	i, err := image.Open(context.Background(), ref, append([]image.Option{image.WithCacheDir(t.TempDir())}, opts...)...)
 	if err != nil {
 		t.Fatalf("image.Open(%q): %v", ref, err)
 	}
@@ -133,8 +133,15 @@ func mustOpen(t testing.TB, ref string) *image.Image {
 	return i
 }
 
-// mustGoBuild builds a static program from one Go source file.
+// mustGoBuild builds a static linux/amd64 program from one Go source file.
 func mustGoBuild(t testing.TB, src string) string {
+	t.Helper()
+	return mustGoBuildArch(t, src, "amd64")
+}
+
+// mustGoBuildArch builds a static linux/goarch program from one Go source
+// file.
+func mustGoBuildArch(t testing.TB, src, goarch string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
@@ -146,7 +153,7 @@ func mustGoBuild(t testing.TB, src string) string {
 	out := filepath.Join(dir, "prog")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-mod=mod")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOFLAGS=-mod=mod")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
