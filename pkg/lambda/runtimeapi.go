@@ -62,6 +62,9 @@ type InvokeResult struct {
 	Error *FunctionError `json:"error,omitempty"`
 	// Duration runs from queueing the event to the function's answer.
 	Duration time.Duration `json:"duration_ns"`
+	// InitDuration runs from starting the bootstrap to its first request
+	// for an invocation (set by Invoke).
+	InitDuration time.Duration `json:"init_duration_ns,omitempty"`
 	// Output is the output object's content, fetched after an invocation
 	// made with WithCSV; OutputBucket and OutputKey name it.
 	Output       []byte `json:"-"`

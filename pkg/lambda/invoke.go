@@ -1,0 +1,691 @@
+package lambda
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/logging"
+
+	xruntime "github.com/comingout/extract/pkg/runtime"
+)
+
+// LocalBucket is the bucket WithCSV puts the CSV in.
+const LocalBucket = "local"
+
+// DefaultInvokeTimeout is the invocation timeout unless WithInvokeTimeout
+// sets another.
+const DefaultInvokeTimeout = 30 * time.Second
+
+// maxUnzip bounds what Invoke unpacks: Lambda's own limit is 250 MB.
+const maxUnzip = 2 << 30
+
+// InvokeOption configures Invoke.
+type InvokeOption func(*invokeOptions) error
+
+type invokeOptions struct {
+	event       []byte
+	csv         string
+	bucket, key string
+	timeout     time.Duration
+	logger      *slog.Logger
+	logWriter   io.Writer
+	memoryMB    int
+}
+
+// WithEvent sends event (JSON, usually an S3 event) as the invocation's
+// payload.
+func WithEvent(event []byte) InvokeOption {
+	return func(o *invokeOptions) error {
+		if !json.Valid(event) {
+			return errors.New("the event is not valid JSON")
+		}
+		o.event = event
+		return nil
+	}
+}
+
+// WithCSV runs the function on a local file: it is put at its base name in
+// the bucket "local" of the S3 endpoint AWS_ENDPOINT_URL_S3 names, or of an
+// in-process local S3 when that is unset, and the output object is fetched
+// into the result's Output.
+func WithCSV(path string) InvokeOption {
+	return func(o *invokeOptions) error {
+		if path == "" {
+			return errors.New("empty CSV path")
+		}
+		o.csv = path
+		return nil
+	}
+}
+
+// WithS3Object sends the S3 event S3 would send for a Put of bucket/key,
+// with the key URL-encoded the way S3 does.
+func WithS3Object(bucket, key string) InvokeOption {
+	return func(o *invokeOptions) error {
+		if bucket == "" || key == "" {
+			return errors.New("empty bucket or key")
+		}
+		o.bucket, o.key = bucket, key
+		return nil
+	}
+}
+
+// WithInvokeTimeout sets the invocation timeout (default 30s; Lambda allows
+// up to 15 minutes).
+func WithInvokeTimeout(d time.Duration) InvokeOption {
+	return func(o *invokeOptions) error {
+		if d <= 0 || d > 15*time.Minute {
+			return fmt.Errorf("timeout %v is not between 0 and 15m", d)
+		}
+		o.timeout = d
+		return nil
+	}
+}
+
+// WithInvokeLogger sets the logger for Invoke's own messages (default:
+// discard).
+func WithInvokeLogger(l *slog.Logger) InvokeOption {
+	return func(o *invokeOptions) error {
+		if l == nil {
+			return errors.New("nil logger")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// WithLogWriter receives the function's log: the bootstrap's stdout and
+// stderr, with the program's stderr lines (default: discard).
+func WithLogWriter(w io.Writer) InvokeOption {
+	return func(o *invokeOptions) error {
+		if w == nil {
+			return errors.New("nil log writer")
+		}
+		o.logWriter = w
+		return nil
+	}
+}
+
+// WithMemorySize sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE for the function
+// (default 128; it limits nothing locally).
+func WithMemorySize(mb int) InvokeOption {
+	return func(o *invokeOptions) error {
+		if mb < 128 || mb > 10240 {
+			return fmt.Errorf("memory size %d MB is not between 128 and 10240", mb)
+		}
+		o.memoryMB = mb
+		return nil
+	}
+}
+
+// InvokeError reports an invocation that failed: the function's error, a
+// timeout or a runtime that did not start. Result holds everything known.
+type InvokeError struct {
+	Result *InvokeResult
+}
+
+// Error reads like "invocation failed: RecordError: processing ...".
+func (e *InvokeError) Error() string {
+	return "invocation failed: " + e.Result.Error.Error()
+}
+
+// Invoke runs the package at zipPath the way Lambda would, on this machine:
+// it unpacks it to a temporary directory, serves the Runtime API, starts the
+// package's own bootstrap with a Lambda-like environment, sends one event
+// and returns the answer. Exactly one of WithEvent, WithCSV and
+// WithS3Object says what to send.
+//
+// S3 is the endpoint AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) names when
+// set; else, with WithCSV, an in-process LocalS3; else AWS itself, with the
+// caller's credentials.
+//
+// A failed invocation returns the result and an *InvokeError.
+func Invoke(ctx context.Context, zipPath string, opts ...InvokeOption) (*InvokeResult, error) {
+	o := invokeOptions{
+		timeout:   DefaultInvokeTimeout,
+		logger:    slog.New(slog.DiscardHandler),
+		logWriter: io.Discard,
+		memoryMB:  128,
+	}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("invoke: %w", err)
+		}
+	}
+	n := 0
+	for _, set := range []bool{o.event != nil, o.csv != "", o.bucket != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, errors.New("invoke: give exactly one of an event, a CSV file or a bucket and key")
+	}
+	inv := &invocation{o: o, zipPath: zipPath}
+	defer inv.cleanup()
+	return inv.run(ctx)
+}
+
+// invocation is one run of Invoke and the resources it must release.
+type invocation struct {
+	o       invokeOptions
+	zipPath string
+
+	dir     string // the unpacked package (the task root)
+	tmp     string // TMPDIR of the function
+	work    string // holds dir and tmp
+	linkDir string
+	api     *RuntimeAPI
+	s3local *LocalS3
+	s3      *s3.Client
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	exitErr error
+}
+
+func (inv *invocation) run(ctx context.Context) (*InvokeResult, error) {
+	log := inv.o.logger
+	work, err := os.MkdirTemp("", "extract-invoke-")
+	if err != nil {
+		return nil, fmt.Errorf("invoke: %w", err)
+	}
+	inv.work = work
+	inv.dir = filepath.Join(work, "task")
+	inv.tmp = filepath.Join(work, "tmp")
+	if err := os.Mkdir(inv.tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("invoke: %w", err)
+	}
+	if err := Unzip(inv.zipPath, inv.dir); err != nil {
+		return nil, fmt.Errorf("invoke: %w", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(inv.dir, xruntime.ManifestPath)); err == nil {
+		var m xruntime.Manifest
+		if json.Unmarshal(b, &m) == nil {
+			inv.linkDir = m.LinkDir
+		}
+	}
+	log.Debug("package unpacked", "zip", inv.zipPath, "dir", inv.dir)
+
+	env, err := inv.s3Setup(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("invoke: %w", err)
+	}
+	payload := inv.o.event
+	if payload == nil {
+		if payload, err = inv.eventPayload(ctx); err != nil {
+			return nil, fmt.Errorf("invoke: %w", err)
+		}
+	}
+
+	name := strings.TrimSuffix(filepath.Base(inv.zipPath), filepath.Ext(inv.zipPath))
+	region := regionFromEnv()
+	inv.api, err = NewRuntimeAPI(RuntimeAPIOptions{FunctionName: name, Region: region, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("invoke: %w", err)
+	}
+	env = append(env,
+		"AWS_LAMBDA_RUNTIME_API="+inv.api.Addr(),
+		"LAMBDA_TASK_ROOT="+inv.dir,
+		"LAMBDA_RUNTIME_DIR="+inv.dir,
+		"AWS_LAMBDA_FUNCTION_NAME="+name,
+		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		fmt.Sprintf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%d", inv.o.memoryMB),
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+name,
+		"AWS_LAMBDA_LOG_STREAM_NAME=local",
+		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"_HANDLER=bootstrap",
+		"AWS_REGION="+region,
+		"AWS_DEFAULT_REGION="+region,
+		"TZ=:UTC",
+		"LANG=en_US.UTF-8",
+		// Lambda's own PATH and LD_LIBRARY_PATH: the bootstrap must not
+		// let the program use them.
+		"PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+		"LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+		"TMPDIR="+inv.tmp,
+	)
+
+	started := time.Now()
+	if err := inv.startBootstrap(env); err != nil {
+		return nil, fmt.Errorf("invoke: %w", err)
+	}
+	log.Debug("bootstrap started", "pid", inv.cmd.Process.Pid)
+
+	ictx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-inv.exited:
+			cancel(errBootstrapExited)
+		case <-ictx.Done():
+		}
+	}()
+	res, err := inv.api.Invoke(ictx, payload, inv.o.timeout)
+	if err != nil {
+		if !errors.Is(err, errBootstrapExited) {
+			return nil, fmt.Errorf("invoke: %w", err)
+		}
+		res = &InvokeResult{Error: inv.exitError()}
+		if ie := inv.api.InitError(); ie != nil {
+			res.Error = ie
+		}
+	}
+	if first := inv.api.FirstNext(); !first.IsZero() {
+		res.InitDuration = first.Sub(started)
+	}
+	if res.Error != nil {
+		return res, &InvokeError{Result: res}
+	}
+	if inv.o.csv != "" {
+		if err := inv.fetchOutput(ctx, res); err != nil {
+			return res, fmt.Errorf("invoke: %w", err)
+		}
+	}
+	return res, nil
+}
+
+var errBootstrapExited = errors.New("the bootstrap exited")
+
+// exitError describes how the bootstrap ended.
+func (inv *invocation) exitError() *FunctionError {
+	msg := "the bootstrap exited"
+	if inv.exitErr != nil {
+		msg += ": " + inv.exitErr.Error()
+	}
+	return &FunctionError{Type: ErrorTypeExitError, Message: msg}
+}
+
+// s3Setup prepares S3 for the invocation and returns the S3 part of the
+// function's environment.
+func (inv *invocation) s3Setup(ctx context.Context) ([]string, error) {
+	var env []string
+	endpoint := os.Getenv("AWS_ENDPOINT_URL_S3")
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL")
+	}
+	for _, k := range []string{"AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION"} {
+		if v := os.Getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	if endpoint == "" && inv.o.csv != "" {
+		s, err := NewLocalS3(filepath.Join(inv.work, "s3"), inv.o.logger)
+		if err != nil {
+			return nil, err
+		}
+		inv.s3local = s
+		endpoint = s.URL()
+		inv.o.logger.Debug("local S3 started", "endpoint", endpoint)
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(regionFromEnv()), config.WithLogger(logging.Nop{}))
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if endpoint != "" {
+		env = append(env, "AWS_ENDPOINT_URL_S3="+endpoint)
+	}
+	local := aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}
+	if inv.s3local != nil {
+		// The in-process S3 checks no signature.
+		cfg.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return local, nil })
+		env = append(env, "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local")
+	} else if creds, err := cfg.Credentials.Retrieve(ctx); err == nil {
+		env = append(env, "AWS_ACCESS_KEY_ID="+creds.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+creds.SecretAccessKey)
+		if creds.SessionToken != "" {
+			env = append(env, "AWS_SESSION_TOKEN="+creds.SessionToken)
+		}
+	} else if endpoint != "" {
+		// Local endpoints such as moto accept any credentials.
+		cfg.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return local, nil })
+		env = append(env, "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local")
+	} else {
+		inv.o.logger.Warn("no AWS credentials found; the function's S3 calls will fail", "err", err)
+	}
+	inv.s3 = s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+			o.UsePathStyle = true
+		}
+	})
+	return env, nil
+}
+
+func regionFromEnv() string {
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+	}
+	return "us-east-1"
+}
+
+// eventPayload builds the S3 event for WithCSV (after uploading the file)
+// or WithS3Object.
+func (inv *invocation) eventPayload(ctx context.Context) ([]byte, error) {
+	bucket, key := inv.o.bucket, inv.o.key
+	if inv.o.csv != "" {
+		bucket, key = LocalBucket, filepath.Base(inv.o.csv)
+		if err := inv.putCSV(ctx, bucket, key); err != nil {
+			return nil, err
+		}
+	}
+	return S3PutEvent(bucket, key, regionFromEnv())
+}
+
+func (inv *invocation) putCSV(ctx context.Context, bucket, key string) error {
+	f, err := os.Open(inv.o.csv)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = inv.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	var owned *types.BucketAlreadyOwnedByYou
+	var exists *types.BucketAlreadyExists
+	if err != nil && !errors.As(err, &owned) && !errors.As(err, &exists) {
+		return fmt.Errorf("creating bucket %q: %w", bucket, err)
+	}
+	if _, err := inv.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: f}); err != nil {
+		return fmt.Errorf("putting %s at s3://%s/%s: %w", inv.o.csv, bucket, key, err)
+	}
+	return nil
+}
+
+// S3PutEvent returns the event S3 sends for an ObjectCreated:Put of
+// bucket/key: one record, the key URL-encoded form style ("red+flower.csv").
+func S3PutEvent(bucket, key, region string) ([]byte, error) {
+	now := time.Now().UTC()
+	ev := map[string]any{"Records": []any{map[string]any{
+		"eventVersion": "2.1",
+		"eventSource":  "aws:s3",
+		"awsRegion":    region,
+		"eventTime":    now.Format("2006-01-02T15:04:05.000Z"),
+		"eventName":    "ObjectCreated:Put",
+		"userIdentity": map[string]string{"principalId": "AWS:LOCAL"},
+		"requestParameters": map[string]string{
+			"sourceIPAddress": "127.0.0.1",
+		},
+		"responseElements": map[string]string{
+			"x-amz-request-id": newRequestID()[:16],
+			"x-amz-id-2":       newRequestID(),
+		},
+		"s3": map[string]any{
+			"s3SchemaVersion": "1.0",
+			"configurationId": "extract",
+			"bucket": map[string]any{
+				"name":          bucket,
+				"ownerIdentity": map[string]string{"principalId": "LOCAL"},
+				"arn":           "arn:aws:s3:::" + bucket,
+			},
+			"object": map[string]any{
+				"key":       url.QueryEscape(key),
+				"sequencer": fmt.Sprintf("%016X", now.UnixNano()),
+			},
+		},
+	}}}
+	return json.Marshal(ev)
+}
+
+// fetchOutput reads the output object the function wrote for the CSV.
+func (inv *invocation) fetchOutput(ctx context.Context, res *InvokeResult) error {
+	var r xruntime.Result
+	if err := json.Unmarshal(res.Response, &r); err != nil {
+		return fmt.Errorf("reading the function's response: %w", err)
+	}
+	if len(r.Records) != 1 {
+		return fmt.Errorf("the function's response has %d records, want 1", len(r.Records))
+	}
+	rec := r.Records[0]
+	if rec.Skipped != "" {
+		return fmt.Errorf("the function skipped s3://%s/%s: %s", rec.Bucket, rec.Key, rec.Skipped)
+	}
+	res.OutputBucket, res.OutputKey = rec.OutputBucket, rec.OutputKey
+	out, err := inv.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &rec.OutputBucket, Key: &rec.OutputKey})
+	if err != nil {
+		return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
+	}
+	defer out.Body.Close()
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, out.Body); err != nil {
+		return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
+	}
+	res.Output = buf.Bytes()
+	return nil
+}
+
+// startBootstrap starts the package's bootstrap in its own process group.
+func (inv *invocation) startBootstrap(env []string) error {
+	bin := filepath.Join(inv.dir, "bootstrap")
+	fi, err := os.Stat(bin)
+	if err != nil {
+		return fmt.Errorf("the package has no bootstrap: %w", err)
+	}
+	if fi.Mode()&0o111 == 0 {
+		return errors.New("the package's bootstrap is not executable")
+	}
+	w := &lockedWriter{w: inv.o.logWriter}
+	inv.cmd = &exec.Cmd{
+		Path:        bin,
+		Args:        []string{bin},
+		Env:         env,
+		Dir:         inv.dir,
+		Stdout:      w,
+		Stderr:      w,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		WaitDelay:   time.Second,
+	}
+	if err := inv.cmd.Start(); err != nil {
+		return fmt.Errorf("starting the bootstrap: %w", err)
+	}
+	inv.exited = make(chan struct{})
+	go func() {
+		inv.exitErr = inv.cmd.Wait()
+		close(inv.exited)
+	}()
+	return nil
+}
+
+// cleanup stops the bootstrap and its children, the servers, and removes
+// what the invocation made, the link directory included.
+func (inv *invocation) cleanup() {
+	if inv.cmd != nil && inv.cmd.Process != nil {
+		_ = syscall.Kill(-inv.cmd.Process.Pid, syscall.SIGKILL)
+		<-inv.exited
+	}
+	if inv.api != nil {
+		inv.api.Close()
+	}
+	if inv.s3local != nil {
+		inv.s3local.Close()
+	}
+	if inv.linkDir != "" && inv.dir != "" {
+		if target, err := os.Readlink(inv.linkDir); err == nil && target == inv.dir {
+			os.Remove(inv.linkDir)
+		}
+	}
+	if inv.work != "" {
+		_ = filepath.WalkDir(inv.work, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				_ = os.Chmod(p, 0o700) // read-only copies must not stop removal
+			}
+			return nil
+		})
+		os.RemoveAll(inv.work)
+	}
+}
+
+// lockedWriter serializes writes from the bootstrap's stdout and stderr.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// Unzip unpacks the zip at zipPath into the new directory dir, safely:
+// entries with absolute paths, ".." components or a path through a
+// symlink are refused, symlinks are restored as symlinks (their targets
+// are not followed), permission bits are kept (setuid and setgid dropped)
+// and at most 2 GiB are written.
+func Unzip(zipPath, dir string) error {
+	zr, err := zip.OpenReader(zipPath)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", zipPath, err)
+	}
+	defer zr.Close()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var total int64
+	for _, f := range zr.File {
+		name, err := safeEntryName(f.Name)
+		if err != nil {
+			return fmt.Errorf("unzipping %s: %w", zipPath, err)
+		}
+		if name == "" {
+			continue
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(name))
+		if err := checkNoSymlinkParent(dir, name); err != nil {
+			return fmt.Errorf("unzipping %s: entry %q: %w", zipPath, f.Name, err)
+		}
+		mode := f.Mode()
+		switch {
+		case mode.IsDir():
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return err
+			}
+			continue
+		case mode&fs.ModeSymlink != 0:
+			target, err := readEntry(f, 4096)
+			if err != nil {
+				return fmt.Errorf("unzipping %s: symlink %q: %w", zipPath, f.Name, err)
+			}
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			if err := os.Symlink(string(target), dst); err != nil {
+				return fmt.Errorf("unzipping %s: %w", zipPath, err)
+			}
+			continue
+		case !mode.IsRegular():
+			return fmt.Errorf("unzipping %s: entry %q has unsupported type %v", zipPath, f.Name, mode.Type())
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		n, err := writeEntry(f, dst, mode.Perm(), maxUnzip-total)
+		total += n
+		if err != nil {
+			return fmt.Errorf("unzipping %s: entry %q: %w", zipPath, f.Name, err)
+		}
+	}
+	return nil
+}
+
+// safeEntryName cleans a zip entry name and refuses one escaping the
+// destination.
+func safeEntryName(name string) (string, error) {
+	if strings.Contains(name, `\`) || strings.ContainsRune(name, 0) {
+		return "", fmt.Errorf("entry %q: backslash or NUL in the name", name)
+	}
+	if path.IsAbs(name) {
+		return "", fmt.Errorf("entry %q: absolute path", name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("entry %q: \"..\" in the path", name)
+		}
+	}
+	clean := path.Clean(name)
+	if clean == "." {
+		return "", nil
+	}
+	return clean, nil
+}
+
+// checkNoSymlinkParent refuses a path whose parent directories, inside
+// dir, include a symlink: writing through it could leave dir.
+func checkNoSymlinkParent(dir, name string) error {
+	parts := strings.Split(name, "/")
+	cur := dir
+	for _, p := range parts[:len(parts)-1] {
+		cur = filepath.Join(cur, p)
+		fi, err := os.Lstat(cur)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("path goes through the symlink %q", strings.TrimPrefix(cur, dir+string(filepath.Separator)))
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(name))); err == nil && !fi.IsDir() {
+		return errors.New("duplicate entry")
+	}
+	return nil
+}
+
+func readEntry(f *zip.File, limit int64) ([]byte, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("longer than %d bytes", limit)
+	}
+	return b, nil
+}
+
+func writeEntry(f *zip.File, dst string, perm fs.FileMode, limit int64) (int64, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(out, io.LimitReader(rc, limit+1))
+	if err == nil && n > limit {
+		err = fmt.Errorf("the package unpacks to more than %d bytes", int64(maxUnzip))
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(dst, perm&0o777)
+	}
+	return n, err
+}

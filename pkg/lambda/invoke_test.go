@@ -1,0 +1,444 @@
+package lambda
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	xruntime "github.com/comingout/extract/pkg/runtime"
+)
+
+var invBuilt struct {
+	once                sync.Once
+	dir                 string
+	bootstrap, testProg string
+	err                 error
+}
+
+// mustInvBuilt builds the real bootstrap (./cmd/bootstrap) and the static test
+// program once per test binary.
+func mustInvBuilt(t testing.TB) (bootstrap, testProg string) {
+	t.Helper()
+	invBuilt.once.Do(func() {
+		invBuilt.dir, invBuilt.err = os.MkdirTemp("", "lambda-invoke-test-")
+		if invBuilt.err != nil {
+			return
+		}
+		invBuilt.bootstrap = filepath.Join(invBuilt.dir, "bootstrap")
+		invBuilt.testProg = filepath.Join(invBuilt.dir, "testprog")
+		for out, pkg := range map[string]string{invBuilt.bootstrap: "../../cmd/bootstrap", invBuilt.testProg: "../runtime/testdata/testprog"} {
+			cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				invBuilt.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+				return
+			}
+		}
+	})
+	if invBuilt.err != nil {
+		t.Fatal(invBuilt.err)
+	}
+	return invBuilt.bootstrap, invBuilt.testProg
+}
+
+type invZipEntry struct {
+	name string
+	mode fs.FileMode
+	data []byte
+}
+
+func mustInvZip(t testing.TB, entries []invZipEntry) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, e := range entries {
+		h := &zip.FileHeader{Name: e.name, Method: zip.Deflate}
+		h.SetMode(e.mode)
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(e.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "function.zip")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustReadInv(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// testLinkDir returns a fresh link directory name like the packager's.
+func testLinkDir() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return "/tmp/x" + hex.EncodeToString(b[:])
+}
+
+// mustInvPackage writes a package in the layout of ARCHITECTURE.md: the real
+// bootstrap, extract.json, and the test program at rootfs/usr/bin/testprog
+// reached through the symlink rootfs/bin -> usr/bin.
+func mustInvPackage(t testing.TB, m xruntime.Manifest) string {
+	t.Helper()
+	bootstrap, prog := mustInvBuilt(t)
+	mb, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mustInvZip(t, []invZipEntry{
+		{"bootstrap", 0o755, mustReadInv(t, bootstrap)},
+		{"extract.json", 0o644, mb},
+		{"rootfs/bin", fs.ModeSymlink | 0o777, []byte("usr/bin")},
+		{"rootfs/usr/bin/testprog", 0o755, mustReadInv(t, prog)},
+		{"rootfs/work/", fs.ModeDir | 0o755, nil},
+	})
+}
+
+func invManifest(args ...string) xruntime.Manifest {
+	return xruntime.Manifest{
+		Version: 1,
+		Program: "/bin/testprog",
+		Args:    append([]string{"testprog"}, args...),
+		Env:     []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GREETING=hello"},
+		WorkDir: "/work",
+		LinkDir: testLinkDir(),
+		Input:   xruntime.Input{Mode: "stdin", Suffix: ".csv"},
+		Output:  xruntime.Output{Prefix: "output/"},
+	}
+}
+
+func mustCSV(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestInvokeCSVLocalS3(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	m := invManifest("stderr", "3")
+	zipPath := mustInvPackage(t, m)
+	data := []byte("mass,velocity\n1,2\n3,4\n")
+	var logs bytes.Buffer
+	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "red flower.csv", data)), WithLogWriter(&logs), WithInvokeTimeout(20*time.Second))
+	if err != nil {
+		t.Fatalf("Invoke: %v\nlogs:\n%s", err, logs.String())
+	}
+	if !bytes.Equal(res.Output, data) {
+		t.Errorf("Output = %q, want %q", res.Output, data)
+	}
+	if res.OutputBucket != LocalBucket || res.OutputKey != "output/red flower.csv" {
+		t.Errorf("output at s3://%s/%s, want s3://local/output/red flower.csv", res.OutputBucket, res.OutputKey)
+	}
+	if res.InitDuration <= 0 {
+		t.Errorf("InitDuration = %v, want > 0", res.InitDuration)
+	}
+	for _, want := range []string{"red flower.csv: note 1", "red flower.csv: note 3"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, logs.String())
+		}
+	}
+	if _, err := os.Lstat(m.LinkDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("link dir %s left behind after Invoke (%v)", m.LinkDir, err)
+	}
+}
+
+func TestInvokeEnvironment(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	m := invManifest("env")
+	m.WritableWorkDir = true
+	zipPath := mustInvPackage(t, m)
+	var logs bytes.Buffer
+	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "e.csv", []byte("x\n"))), WithLogWriter(&logs))
+	if err != nil {
+		t.Fatalf("Invoke: %v\nlogs:\n%s", err, logs.String())
+	}
+	env := map[string]string{}
+	for _, l := range strings.Split(string(res.Output), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			env[k] = v
+		}
+	}
+	if got := env["argv"]; got != `["testprog" "env"]` {
+		t.Errorf("argv = %s, want the manifest's Args unchanged", got)
+	}
+	if !strings.Contains(env["wd"], "extract-workdir-") {
+		t.Errorf("working directory %q is not the writable copy", env["wd"])
+	}
+	if env["GREETING"] != "hello" || env["HOME"] != "/tmp" {
+		t.Errorf("GREETING=%q HOME=%q, want hello and /tmp", env["GREETING"], env["HOME"])
+	}
+	if _, ok := env["LD_LIBRARY_PATH"]; ok {
+		t.Errorf("LD_LIBRARY_PATH=%q leaks Lambda's library path to the program", env["LD_LIBRARY_PATH"])
+	}
+	paths := strings.Split(env["PATH"], ":")
+	if len(paths) != 3 {
+		t.Fatalf("PATH = %q, want the image's 3 entries", env["PATH"])
+	}
+	for i, suffix := range []string{"/rootfs/usr/local/bin", "/rootfs/usr/bin", "/rootfs/bin"} {
+		if !strings.HasSuffix(paths[i], suffix) || !strings.Contains(paths[i], "extract-invoke-") {
+			t.Errorf("PATH[%d] = %q, want the package's %s", i, paths[i], suffix)
+		}
+	}
+}
+
+func TestInvokeFailures(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	badManifest := invManifest("cat")
+	badManifest.Program = "/bin/missing"
+	tests := []struct {
+		name     string
+		m        xruntime.Manifest
+		timeout  time.Duration
+		wantType string
+		wantMsg  []string
+	}{
+		{"exit status", invManifest("fail", "3", "25"), 20 * time.Second, "RecordError", []string{"exited with status 3", "error line 25", "s3://local/in.csv"}},
+		{"timeout", invManifest("sleep"), 2 * time.Second, "RecordError", []string{"timed out"}},
+		{"init error", badManifest, 20 * time.Second, xruntime.InitErrorType, []string{"/bin/missing"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			start := time.Now()
+			res, err := Invoke(context.Background(), mustInvPackage(t, tt.m), WithCSV(mustCSV(t, "in.csv", []byte("a\n"))), WithInvokeTimeout(tt.timeout), WithLogWriter(&logs))
+			var ie *InvokeError
+			if !errors.As(err, &ie) {
+				t.Fatalf("Invoke = %v, want an *InvokeError\nlogs:\n%s", err, logs.String())
+			}
+			if res == nil || res.Error == nil || res.Error.Type != tt.wantType {
+				t.Fatalf("result error = %+v, want type %s", res.Error, tt.wantType)
+			}
+			for _, w := range tt.wantMsg {
+				if !strings.Contains(res.Error.Message, w) {
+					t.Errorf("error message %q lacks %q", res.Error.Message, w)
+				}
+			}
+			if d := time.Since(start); d > tt.timeout+3*time.Second {
+				t.Errorf("Invoke took %v, over the %v timeout plus setup", d, tt.timeout)
+			}
+		})
+	}
+}
+
+func TestInvokeWithEvent(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	// An s3:TestEvent needs no S3 at all and succeeds with no records.
+	ev := []byte(`{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-22T03:00:00.000Z","Bucket":"in"}`)
+	res, err := Invoke(context.Background(), mustInvPackage(t, invManifest("cat")), WithEvent(ev), WithInvokeTimeout(20*time.Second))
+	if err != nil {
+		t.Fatalf("Invoke: %v", err)
+	}
+	var r xruntime.Result
+	if err := json.Unmarshal(res.Response, &r); err != nil {
+		t.Fatalf("response %s: %v", res.Response, err)
+	}
+	if diff := cmp.Diff(xruntime.Result{Records: []xruntime.RecordResult{}}, r); diff != "" {
+		t.Errorf("response (-want +got):\n%s", diff)
+	}
+}
+
+func TestInvokeMoto(t *testing.T) {
+	endpoint := invMotoEndpoint(t)
+	t.Setenv("AWS_ENDPOINT_URL_S3", endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
+	t.Setenv("AWS_REGION", "us-east-1")
+	zipPath := mustInvPackage(t, invManifest("cat"))
+	data := make([]byte, 9<<20+3) // more than one 8 MiB part
+	_, _ = rand.Read(data)
+	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "big data.csv", data)), WithInvokeTimeout(60*time.Second))
+	if err != nil {
+		t.Fatalf("Invoke: %v", err)
+	}
+	if !bytes.Equal(res.Output, data) {
+		t.Errorf("Output is %d bytes, differs from the %d input bytes", len(res.Output), len(data))
+	}
+	// The same object again, named by bucket and key: same output.
+	res, err = Invoke(context.Background(), zipPath, WithS3Object(LocalBucket, "big data.csv"), WithInvokeTimeout(60*time.Second))
+	if err != nil {
+		t.Fatalf("Invoke(WithS3Object): %v", err)
+	}
+	var r xruntime.Result
+	if err := json.Unmarshal(res.Response, &r); err != nil || len(r.Records) != 1 || r.Records[0].OutputBytes != int64(len(data)) {
+		t.Errorf("response = %s (%v), want one record of %d output bytes", res.Response, err, len(data))
+	}
+}
+
+func TestInvokeOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []InvokeOption
+	}{
+		{"none", nil},
+		{"two", []InvokeOption{WithEvent([]byte(`{}`)), WithCSV("a.csv")}},
+		{"bad JSON", []InvokeOption{WithEvent([]byte(`{`))}},
+		{"bad timeout", []InvokeOption{WithCSV("a.csv"), WithInvokeTimeout(time.Hour)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Invoke(context.Background(), "nope.zip", tt.opts...); err == nil {
+				t.Error("Invoke = nil error, want a usage error")
+			}
+		})
+	}
+}
+
+func TestUnzip(t *testing.T) {
+	tests := []struct {
+		name    string
+		entries []invZipEntry
+		wantErr string
+	}{
+		{"dot-dot", []invZipEntry{{"a/../../evil", 0o644, []byte("x")}}, `".."`},
+		{"absolute", []invZipEntry{{"/etc/evil", 0o644, []byte("x")}}, "absolute"},
+		{"through symlink", []invZipEntry{{"l", fs.ModeSymlink | 0o777, []byte("/tmp")}, {"l/evil", 0o644, []byte("x")}}, "symlink"},
+		{"duplicate", []invZipEntry{{"a", 0o644, []byte("x")}, {"a", 0o644, []byte("y")}}, "duplicate"},
+		{"backslash", []invZipEntry{{`..\evil`, 0o644, []byte("x")}}, "backslash"},
+		{"fine", []invZipEntry{{"bin/", fs.ModeDir | 0o755, nil}, {"bin/run", 0o4755, []byte("#!")}, {"l", fs.ModeSymlink | 0o777, []byte("/abs/target")}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "out")
+			err := Unzip(mustInvZip(t, tt.entries), dir)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Unzip = %v, want an error mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Unzip: %v", err)
+			}
+			fi, err := os.Stat(filepath.Join(dir, "bin/run"))
+			if err != nil || fi.Mode().Perm() != 0o755 || fi.Mode()&fs.ModeSetuid != 0 {
+				t.Errorf("bin/run mode = %v (%v), want 0755 without setuid", fi.Mode(), err)
+			}
+			if target, err := os.Readlink(filepath.Join(dir, "l")); err != nil || target != "/abs/target" {
+				t.Errorf("symlink l -> %q (%v), want /abs/target", target, err)
+			}
+		})
+	}
+}
+
+func TestS3PutEvent(t *testing.T) {
+	b, err := S3PutEvent("in", "dir/red flower+1.csv", "eu-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		Records []struct {
+			EventName string `json:"eventName"`
+			S3        struct {
+				Bucket struct{ Name string } `json:"bucket"`
+				Object struct{ Key string }  `json:"object"`
+			} `json:"s3"`
+		}
+	}
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Records) != 1 || ev.Records[0].S3.Object.Key != "dir%2Fred+flower%2B1.csv" || ev.Records[0].S3.Bucket.Name != "in" || ev.Records[0].EventName != "ObjectCreated:Put" {
+		t.Errorf("S3PutEvent = %s", b)
+	}
+}
+
+var invMoto struct {
+	once     sync.Once
+	cmd      *exec.Cmd
+	endpoint string
+	err      error
+}
+
+// invMotoEndpoint starts moto_server once per test binary on a free port and
+// stops it when the process's tests end (see TestMain-free cleanup below).
+// Without moto_server the test is skipped, unless CI is set: then it fails.
+func invMotoEndpoint(t *testing.T) string {
+	t.Helper()
+	invMoto.once.Do(func() {
+		bin, err := exec.LookPath("moto_server")
+		if err != nil {
+			invMoto.err = fmt.Errorf("moto_server not found in PATH (pip install 'moto[server]'): %w", err)
+			return
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			invMoto.err = err
+			return
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			invMoto.err = err
+			return
+		}
+		invMoto.cmd = cmd
+		invMoto.endpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if resp, err := http.Get(invMoto.endpoint + "/"); err == nil {
+				resp.Body.Close()
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		invMoto.err = fmt.Errorf("moto_server did not answer on %s within 30s", invMoto.endpoint)
+	})
+	if invMoto.err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("moto: %v", invMoto.err)
+		}
+		t.Skipf("moto: %v", invMoto.err)
+	}
+	// Stopped with the test that started it: later tests start their own.
+	t.Cleanup(stopInvMoto)
+	return invMoto.endpoint
+}
+
+func stopInvMoto() {
+	if invMoto.cmd != nil {
+		_ = syscall.Kill(-invMoto.cmd.Process.Pid, syscall.SIGKILL)
+		_ = invMoto.cmd.Wait()
+		invMoto.cmd = nil
+		invMoto.once = sync.Once{}
+	}
+}
