@@ -225,6 +225,9 @@ func (p *packer) plan(ctx context.Context) error {
 		case image.Regular:
 			p.files = append(p.files, &f.Entry)
 			sizes = append(sizes, FileSize{Path: f.Path, Size: f.Size})
+			if f.ELF != nil && f.ELF.Interp != "" && f.ELF.InterpSize <= 0 {
+				return fmt.Errorf("%q names the loader %q but its PT_INTERP segment was not located: cannot point it into the bundle", f.Path, f.ELF.Interp)
+			}
 			if (f.ELF != nil && f.ELF.InterpSize > 0) || f.Script != nil {
 				rewritten = true
 			}

@@ -472,3 +472,36 @@ func names(files []zipFile) []string {
 	}
 	return n
 }
+
+func TestPackageIncludeExclude(t *testing.T) {
+	img := mustServe(t, dashImage(t))
+	b, res := mustPackage(t, img, WithBootstrap(testBootstrap),
+		WithClosureOptions(image.WithInclude("/usr/share"), image.WithInclude("/app/*.txt")))
+	files := zipIndex(t, b)
+	for _, name := range []string{"rootfs/usr/share/", "rootfs/usr/share/unrelated.txt", "rootfs/app/data.txt"} {
+		if _, ok := files[name]; !ok {
+			t.Errorf("zip has no %q, included", name)
+		}
+	}
+	if f := files["rootfs/app/data.txt"]; f.Content != "not needed" || f.Unix != 0o100644 {
+		t.Errorf("rootfs/app/data.txt = %q mode %o, want its content, 0644", f.Content, f.Unix)
+	}
+	if res.Closure == nil || len(res.Closure.Files) == 0 {
+		t.Fatal("no closure in the result")
+	}
+
+	b, _ = mustPackage(t, img, WithBootstrap(testBootstrap), WithClosureOptions(image.WithInclude("/usr/share"), image.WithExclude("/usr/share/unrelated.txt")))
+	files = zipIndex(t, b)
+	if _, ok := files["rootfs/usr/share/unrelated.txt"]; ok {
+		t.Error("zip has the excluded rootfs/usr/share/unrelated.txt")
+	}
+
+	// Excluding the loader is refused by the closure, before any zip.
+	var buf bytes.Buffer
+	if _, err := Package(context.Background(), img, &buf, WithBootstrap(testBootstrap), WithClosureOptions(image.WithExclude("/usr/lib/x86_64-linux-gnu/ld-*"))); err == nil {
+		t.Error("Package excluding the loader succeeded, want an error")
+	}
+	if buf.Len() != 0 {
+		t.Errorf("Package wrote %d bytes before failing", buf.Len())
+	}
+}
