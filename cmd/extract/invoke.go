@@ -1,6 +1,134 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
 
-// TODO(owner): replace with the real command.
-var invokeCommand = &cli.Command{Name: "invoke"}
+	"github.com/comingout/extract/pkg/lambda"
+	"github.com/urfave/cli/v2"
+)
+
+var invokeCommand = &cli.Command{
+	Name:      "invoke",
+	Usage:     "run a packaged function locally, the way Lambda would",
+	ArgsUsage: "FUNCTION.zip",
+	Description: `Unpacks the zip to a temporary directory, serves the Lambda Runtime API on
+127.0.0.1, starts the package's own bootstrap with a Lambda-like environment
+and sends it one event: the S3 event for a CSV (--csv), an event from a file
+(--event, "-" for stdin) or the S3 event for an existing object (--bucket and
+--key).
+
+S3 is the endpoint AWS_ENDPOINT_URL_S3 names (moto, MinIO, ...) when set. With
+--csv and no such endpoint, an in-process S3 serves the bucket "local": the CSV
+is put there at its base name and the output object is fetched back. Without
+either, S3 is AWS itself, with your credentials.
+
+With --csv, stdout carries the output object's bytes; otherwise the function's
+response. --json prints the whole result (request ID, durations, response or
+error) instead. The function's log (the bootstrap's and the program's stderr)
+goes to stderr. The exit status is 1 when the invocation failed.
+
+Examples:
+  extract invoke momentum.zip --csv data/momentum.csv
+  extract invoke momentum.zip --csv data/momentum.csv > momentum.out.csv
+  AWS_ENDPOINT_URL_S3=http://127.0.0.1:5000 extract invoke momentum.zip --bucket in --key data/run1.csv
+  extract invoke momentum.zip --event s3-put.json --timeout 2m --json`,
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "csv", TakesFile: true, Usage: "run on the local CSV `FILE`"},
+		&cli.StringFlag{Name: "event", TakesFile: true, Usage: "send the JSON event in `FILE` (- for stdin)"},
+		&cli.StringFlag{Name: "bucket", Usage: "with --key: send the S3 Put event for this `BUCKET`"},
+		&cli.StringFlag{Name: "key", Usage: "with --bucket: the object `KEY`"},
+		&cli.DurationFlag{Name: "timeout", Value: lambda.DefaultInvokeTimeout, Usage: "the invocation timeout (up to 15m)"},
+		&cli.IntFlag{Name: "memory", Value: 128, Usage: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE in `MB`"},
+		&cli.BoolFlag{Name: "json", Usage: "print the result as a JSON document"},
+	},
+	Action: func(c *cli.Context) error {
+		args, err := positionalArgs(c)
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(args) != 1 {
+			return usageError{"invoke: want exactly one FUNCTION.zip argument (see extract invoke --help)"}
+		}
+		opts, err := invokeOptions(c)
+		if err != nil {
+			return err
+		}
+		res, err := lambda.Invoke(c.Context, args[0], opts...)
+		var failed *lambda.InvokeError
+		if err != nil && !errors.As(err, &failed) {
+			return err
+		}
+		switch {
+		case c.Bool("json"):
+			enc := json.NewEncoder(stdout(c))
+			enc.SetIndent("", "  ")
+			out := struct {
+				*lambda.InvokeResult
+				Output *string `json:"output,omitempty"`
+			}{InvokeResult: res}
+			if res.Output != nil {
+				s := string(res.Output)
+				out.Output = &s
+			}
+			if eerr := enc.Encode(out); eerr != nil {
+				return eerr
+			}
+		case failed != nil:
+		case c.String("csv") != "":
+			if _, werr := stdout(c).Write(res.Output); werr != nil {
+				return werr
+			}
+		default:
+			fmt.Fprintf(stdout(c), "%s\n", res.Response)
+		}
+		return err
+	},
+}
+
+// invokeOptions maps the flags to lambda.Invoke options.
+func invokeOptions(c *cli.Context) ([]lambda.InvokeOption, error) {
+	n := 0
+	for _, set := range []bool{c.IsSet("csv"), c.IsSet("event"), c.IsSet("bucket") || c.IsSet("key")} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, usageError{"invoke: give exactly one of --csv, --event, or --bucket with --key"}
+	}
+	opts := []lambda.InvokeOption{
+		lambda.WithInvokeTimeout(c.Duration("timeout")),
+		lambda.WithMemorySize(c.Int("memory")),
+		lambda.WithInvokeLogger(logger(c)),
+		lambda.WithLogWriter(stderr(c)),
+	}
+	switch {
+	case c.IsSet("csv"):
+		opts = append(opts, lambda.WithCSV(c.String("csv")))
+	case c.IsSet("event"):
+		var ev []byte
+		var err error
+		if p := c.String("event"); p == "-" {
+			ev, err = io.ReadAll(os.Stdin)
+		} else {
+			ev, err = os.ReadFile(p)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the event: %w", err)
+		}
+		opts = append(opts, lambda.WithEvent(ev))
+	default:
+		if c.String("bucket") == "" || c.String("key") == "" {
+			return nil, usageError{"invoke: --bucket and --key go together"}
+		}
+		opts = append(opts, lambda.WithS3Object(c.String("bucket"), c.String("key")))
+	}
+	return opts, nil
+}
