@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -11,16 +10,20 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/comingout/extract/pkg/image"
 	"github.com/comingout/extract/pkg/lambda"
 )
 
 var deployCommand = &cli.Command{
 	Name:      "deploy",
 	Usage:     "create or update the Lambda function and wire the S3 trigger",
-	ArgsUsage: "FUNCTION.zip",
-	Description: `Deploys a package made by "extract package" as the Lambda function --function, run for
-every object created in --bucket that matches the package's trigger filter (its
-manifest's input prefix and suffix, input/*.csv by default). Only what differs
+	ArgsUsage: "IMAGE|FUNCTION.zip",
+	Description: `Deploys IMAGE, packaged on the fly with the same flags as "extract package", or a
+package FUNCTION.zip (an argument ending in .zip) made by it, as the Lambda
+function --function, run for every object created in --bucket that matches the
+trigger filter: --prefix and --suffix (input/ and .csv by default), recorded in
+the package's extract.json. Outputs go to --output-prefix (output/) + the key
+without --prefix; a filter the outputs could match is refused. Only what differs
 is changed: a second identical run reports "no changes".
 
 Deploy creates or updates, in order:
@@ -44,15 +47,16 @@ SSO, web identity, instance role); AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVIC
 override endpoints.
 
 Examples:
+  extract deploy gcr.io/p/momentum:v1 --function momentum --bucket my-uploads
+  extract deploy docker-archive:momentum.tar --platform linux/arm64 --function momentum --bucket my-uploads --prefix data/
   extract package gcr.io/p/momentum:v1 -o momentum.zip
   extract deploy momentum.zip --function momentum --bucket my-uploads
   extract deploy momentum.zip --function momentum --bucket my-uploads --memory 1024 --timeout 2m --env LEVEL=debug
   extract deploy big.zip --function big --bucket my-uploads --code-bucket my-artifacts
   extract deploy momentum.zip --function momentum --bucket my-uploads --dry-run
   extract deploy momentum.zip --function momentum --bucket my-uploads --publish --alias live --json`,
-	Flags:           deployFlags(),
-	SkipFlagParsing: true, // flags may follow FUNCTION.zip; see interspersed
-	Action:          interspersed(runDeploy, "function", "bucket"),
+	Flags:  deployFlags(),
+	Action: runDeploy,
 }
 
 // defaultTimeout is the function's default invocation timeout.
@@ -69,7 +73,7 @@ func awsFlags() []cli.Flag {
 }
 
 func deployFlags() []cli.Flag {
-	return append([]cli.Flag{
+	return append(append([]cli.Flag{
 		&cli.StringFlag{Name: "function", Aliases: []string{"f"}, Usage: "Lambda function `NAME` (required)"},
 		&cli.StringFlag{Name: "bucket", Aliases: []string{"b"}, Usage: "trigger `BUCKET`: uploads there run the function (required)"},
 		&cli.StringFlag{Name: "role", Usage: "use this existing role `ARN` instead of creating extract-FUNCTION"},
@@ -80,26 +84,78 @@ func deployFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "publish", Usage: "publish a version when the code or configuration changed"},
 		&cli.StringFlag{Name: "alias", Usage: "point alias `NAME` at the published version (or $LATEST)"},
 		&cli.StringFlag{Name: "code-bucket", Usage: "upload code over the direct-upload limit (50 MB) through `BUCKET`"},
-	}, awsFlags()...)
+	}, awsFlags()...), imageFlags()...)
 }
 
 func runDeploy(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageError{"deploy takes one argument, the package: extract deploy FUNCTION.zip --function NAME --bucket BUCKET"}
+	args, err := commandArgs(c, "function", "bucket")
+	if err != nil || args == nil {
+		return err
 	}
-	arg := c.Args().First()
-	if !strings.HasSuffix(arg, ".zip") {
-		return usageError{fmt.Sprintf("%q is not a .zip package: make one with `extract package IMAGE -o function.zip`", arg)}
+	if len(args) != 1 {
+		return usageError{"deploy takes one argument, the IMAGE or package: extract deploy IMAGE|FUNCTION.zip --function NAME --bucket BUCKET"}
 	}
 	opts, err := deployOptions(c)
 	if err != nil {
 		return err
 	}
-	res, err := lambda.DeployFile(c.Context, arg, c.String("function"), c.String("bucket"), opts...)
+	fn, bucket := c.String("function"), c.String("bucket")
+	var res *lambda.DeployResult
+	if arg := args[0]; strings.HasSuffix(arg, ".zip") {
+		var set []string
+		for _, f := range imageFlags() {
+			if c.IsSet(f.Names()[0]) {
+				set = append(set, "--"+f.Names()[0])
+			}
+		}
+		if len(set) > 0 {
+			return usageError{fmt.Sprintf("%s: these flags apply when deploying an IMAGE; %s carries its settings in %s, so package it again to change them",
+				strings.Join(set, ", "), arg, "extract.json")}
+		}
+		res, err = lambda.DeployFile(c.Context, arg, fn, bucket, opts...)
+	} else {
+		fmt.Fprintf(stderr(c), "I'm coming out… packaging %s\n", arg)
+		img, err := image.Open(c.Context, arg, openOptions(c)...)
+		if err != nil {
+			return packageExit(err)
+		}
+		defer img.Close()
+		res, err = lambda.DeployImage(c.Context, img, fn, bucket, packageOptions(c), opts...)
+		if err != nil {
+			return packageExit(err)
+		}
+	}
 	if err != nil {
 		return err
 	}
 	return printDeploy(c, res)
+}
+
+// commandArgs returns the positional arguments, with flags allowed after
+// them (see positionalArgs), and checks the required flags: urfave/cli's
+// Required cannot be used when they may follow the arguments. It returns
+// nil, nil when --help was shown.
+func commandArgs(c *cli.Context, required ...string) ([]string, error) {
+	args, err := positionalArgs(c)
+	if errors.Is(err, errHelpShown) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, name := range required {
+		if !c.IsSet(name) {
+			missing = append(missing, "--"+name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, usageError{"required flag(s) not set: " + strings.Join(missing, ", ")}
+	}
+	if args == nil {
+		args = []string{}
+	}
+	return args, nil
 }
 
 // awsOptions are the options shared by deploy and destroy.
@@ -192,75 +248,4 @@ func deployJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-// interspersed lets a command take flags after its arguments, as in the
-// documented `extract deploy function.zip --function NAME --bucket BUCKET`:
-// urfave/cli v2 stops parsing flags at the first argument, so the command
-// sets SkipFlagParsing and action gets a context parsed here, with flags
-// anywhere, "--" ending them, --help showing the command's help, and the
-// required flags checked (urfave's Required cannot be used with
-// SkipFlagParsing).
-func interspersed(action cli.ActionFunc, required ...string) cli.ActionFunc {
-	return func(c *cli.Context) error {
-		set := flag.NewFlagSet(c.Command.Name, flag.ContinueOnError)
-		set.SetOutput(io.Discard)
-		for _, f := range c.Command.Flags {
-			if err := f.Apply(set); err != nil {
-				return err
-			}
-		}
-		args, tail := c.Args().Slice(), []string(nil)
-		for i, a := range args {
-			if a == "--" {
-				args, tail = args[:i], args[i+1:]
-				break
-			}
-		}
-		var pos []string
-		for {
-			if err := set.Parse(args); err != nil {
-				if errors.Is(err, flag.ErrHelp) {
-					return cli.ShowCommandHelp(c.Lineage()[1], c.Command.Name)
-				}
-				return usageError{err.Error()}
-			}
-			rest := set.Args()
-			if len(rest) == 0 {
-				break
-			}
-			pos = append(pos, rest[0])
-			args = rest[1:]
-		}
-		pos = append(pos, tail...)
-		if h := set.Lookup("help"); h != nil && h.Value.String() == "true" {
-			return cli.ShowCommandHelp(c.Lineage()[1], c.Command.Name)
-		}
-		visited := map[string]bool{}
-		set.Visit(func(f *flag.Flag) { visited[f.Name] = true })
-		var missing []string
-		for _, name := range required {
-			found := visited[name]
-			for _, f := range c.Command.Flags {
-				if f.Names()[0] == name {
-					for _, n := range f.Names() {
-						found = found || visited[n]
-					}
-				}
-			}
-			if !found {
-				missing = append(missing, "--"+name)
-			}
-		}
-		if len(missing) > 0 {
-			return usageError{"required flag(s) not set: " + strings.Join(missing, ", ")}
-		}
-		// The arguments become the new flag set's Args.
-		if err := set.Parse(append([]string{"--"}, pos...)); err != nil {
-			return usageError{err.Error()}
-		}
-		nc := cli.NewContext(c.App, set, c.Lineage()[1])
-		nc.Command = c.Command
-		return action(nc)
-	}
 }

@@ -129,8 +129,9 @@ func TestDeployDestroyCLI(t *testing.T) {
 	}
 
 	// Usage errors.
-	if _, _, code = runCLI(t, "deploy", "gcr.io/p/momentum:v1", "--function", "x", "--bucket", "uploads"); code != exitUsage {
-		t.Errorf("deploy of a non-zip: exit %d, want %d", code, exitUsage)
+	if _, stderr, code = runCLI(t, "deploy", zipPath, "--function", "x", "--bucket", "uploads", "--prefix", "data/", "--platform", "linux/arm64"); code != exitUsage ||
+		!strings.Contains(stderr, "--platform, --prefix: these flags apply when deploying an IMAGE") {
+		t.Errorf("deploy of a zip with image flags: exit %d, stderr %q; want %d naming the flags", code, stderr, exitUsage)
 	}
 	if _, _, code = runCLI(t, "deploy", zipPath, "--function", "x", "--bucket", "uploads", "--env", "novalue"); code != exitUsage {
 		t.Errorf("deploy --env novalue: exit %d, want %d", code, exitUsage)

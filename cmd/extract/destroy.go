@@ -29,12 +29,15 @@ Examples:
 		&cli.StringFlag{Name: "bucket", Aliases: []string{"b"}, Usage: "trigger `BUCKET` the function was deployed on (required)"},
 		&cli.StringFlag{Name: "code-bucket", Usage: "also delete the code objects deploy uploaded to `BUCKET`"},
 	}, awsFlags()...),
-	SkipFlagParsing: true, // same flag parsing as deploy
-	Action:          interspersed(runDestroy, "function", "bucket"),
+	Action: runDestroy,
 }
 
 func runDestroy(c *cli.Context) error {
-	if c.NArg() != 0 {
+	args, err := commandArgs(c, "function", "bucket")
+	if err != nil || args == nil {
+		return err
+	}
+	if len(args) != 0 {
 		return usageError{"destroy takes no arguments: extract destroy --function NAME --bucket BUCKET"}
 	}
 	opts, err := awsOptions(c)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/comingout/extract/pkg/image"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
@@ -424,6 +426,35 @@ func DeployFile(ctx context.Context, path, function, bucket string, opts ...Depl
 		return nil, fmt.Errorf("opening package: %w", err)
 	}
 	return Deploy(ctx, f, st.Size(), function, bucket, opts...)
+}
+
+// DeployImage packages img (see Package; pkgOpts set the trigger filter and
+// output location recorded in the manifest) into a temporary zip and
+// deploys it (see Deploy); the zip is removed afterwards. Package warnings
+// are logged with WithDeployLogger's logger.
+func DeployImage(ctx context.Context, img *image.Image, function, bucket string, pkgOpts []PackageOption, opts ...DeployOption) (*DeployResult, error) {
+	o, err := makeDeployOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNames(function, bucket); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "extract-deploy-")
+	if err != nil {
+		return nil, fmt.Errorf("creating a temporary directory for the package: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, function+".zip")
+	pres, err := PackageFile(ctx, img, path, pkgOpts...)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range pres.Warnings {
+		o.log.Warn(w)
+	}
+	o.log.Info("packaged", "image", img.Ref, "files", pres.Files, "zipped", humanSize(pres.ZippedSize), "unzipped", humanSize(pres.UnzippedSize), "arch", pres.Arch)
+	return DeployFile(ctx, path, function, bucket, opts...)
 }
 
 // Deploy makes the Lambda function named function run the package zip (size

@@ -596,3 +596,39 @@ func (e *motoEnv) mustUserRole(name string) string {
 	}
 	return deref(out.Role.Arn)
 }
+
+// TestDeployImage packages an image on the fly with package options (the
+// trigger prefix among them) and deploys it; the function runs the same
+// bytes Package writes, and a second run changes nothing.
+func TestDeployImage(t *testing.T) {
+	e := newEnv(t, "inbox")
+	img := mustServe(t, dashImage(t))
+	pkgOpts := []PackageOption{WithBootstrap(testBootstrap), WithPrefix("data/"), WithToolVersion("test")}
+	var want bytes.Buffer
+	pres, err := Package(context.Background(), img, &want, pkgOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deploy := func() *DeployResult {
+		t.Helper()
+		res, err := DeployImage(context.Background(), img, "dash", "inbox", pkgOpts, WithClients(e.clients), fastWaits)
+		if err != nil {
+			t.Fatalf("DeployImage: %v", err)
+		}
+		return res
+	}
+	res := deploy()
+	if res.CodeSha256 != pres.CodeSHA256 || res.Architecture != pres.Arch {
+		t.Errorf("DeployImage CodeSha256 %s, arch %s; Package gives %s, %s", res.CodeSha256, res.Architecture, pres.CodeSHA256, pres.Arch)
+	}
+	if got := deref(e.function("dash").Configuration.CodeSha256); got != codeSha(want.Bytes()) {
+		t.Errorf("function CodeSha256 = %s, want %s", got, codeSha(want.Bytes()))
+	}
+	wantRules := []string{"Lambda extract-dash " + res.FunctionARN + " s3:ObjectCreated:* prefix=data/ suffix=.csv"}
+	if diff := cmp.Diff(wantRules, e.ruleSummary("inbox")); diff != "" {
+		t.Errorf("rules (-want +got):\n%s", diff)
+	}
+	if res = deploy(); len(res.Changes) != 0 {
+		t.Errorf("second DeployImage changes = %q, want none", res.Changes)
+	}
+}
