@@ -847,8 +847,22 @@ func (c *closer) include(g string) error {
 }
 
 // includeELF resolves the libraries of an included ELF file in a link map
-// of its own.
+// of its own, and the interpreter of an included executable script. An
+// interpreter the image lacks is logged: the include asked for the file,
+// not necessarily for running it.
 func (c *closer) includeELF(e *Entry) {
+	if e.Kind == Regular && e.Script != nil && e.Mode&0o111 != 0 {
+		s := e.Script
+		ip := s.Interpreter
+		if !path.IsAbs(ip) {
+			ip = path.Join(workdir(c.cmd), ip)
+		}
+		line := "#!" + strings.TrimSpace(s.Interpreter+" "+s.Arg)
+		if err := c.program(ip, Reason{Kind: "interpreter", By: e.Path, Detail: line}, []string{s.Interpreter, e.Path}, 1); err != nil {
+			c.log.Warn("interpreter of an included script is unusable", "path", e.Path, "error", err)
+		}
+		return
+	}
 	if e.Kind != Regular || e.ELF == nil || e.ELF.Static() {
 		return
 	}

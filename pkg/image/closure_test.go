@@ -22,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/comingout/extract/internal/imagebuild"
@@ -758,5 +760,50 @@ func TestClosureGconv(t *testing.T) {
 	sort.Strings(want)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("WithGconv(true) gconv files (-want +got):\n%s", diff)
+	}
+}
+
+// BenchmarkClosure measures ResolveCommand+Closure on the indexed
+// fortran-merged image (the index is built once, outside the loop).
+func BenchmarkClosure(b *testing.B) {
+	dir := os.Getenv("EXTRACT_FIXTURES")
+	if dir == "" {
+		b.Skip("skipping: set EXTRACT_FIXTURES (make bench does)")
+	}
+	fc, err := imagebuild.ReadFixtureConfig(dir, "fortran-merged")
+	if err != nil {
+		b.Fatal(err)
+	}
+	img, err := imagebuild.Fixture(dir, "fortran-merged")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := filepath.Join(b.TempDir(), "layout")
+	lp, err := layout.Write(p, empty.Index)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := lp.AppendImage(img); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	im, err := image.Open(ctx, "oci:"+p, image.WithPlatform(fc.Platform))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer im.Close()
+	idx, err := image.BuildIndex(ctx, im)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		cmd, err := image.ResolveCommand(im, idx, image.Override{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := image.Closure(ctx, idx, cmd, image.WithGconv(true)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -37,6 +37,9 @@ func ResolveCommand(img *Image, idx *Index, o Override) (*Command, error) {
 	if img == nil || img.Config == nil {
 		return nil, errors.New("resolving command: image has no config")
 	}
+	if idx == nil {
+		return nil, errors.New("resolving command: index is nil")
+	}
 	cfg := img.Config.Config
 	ep, cmdArgs := cfg.Entrypoint, cfg.Cmd
 	if o.EntrypointSet {

@@ -311,6 +311,7 @@ func TestClosureIncludeExclude(t *testing.T) {
 		"/opt/tool/lib/libhelp.so.1": x("libhelp.so.1"),
 	})
 	tree["/opt/tool/bin/helper"] = mainProg(elfSpec{runpath: "$ORIGIN/../lib", needed: []string{"libhelp.so.1"}})
+	tree["/opt/tool/bin/wrap"] = script("#!/opt/tool/bin/helper -x\n")
 	im, idx := treeImage(t, tree, v1.Config{Entrypoint: []string{"/app/prog"}}, "linux/amd64")
 	cmd, err := image.ResolveCommand(im, idx, image.Override{})
 	if err != nil {
@@ -336,6 +337,12 @@ func TestClosureIncludeExclude(t *testing.T) {
 			opts: []image.ClosureOption{image.WithInclude("/app/data/**/*.csv", "/opt/tool/bin/helper")},
 			want: []string{"/app/data/a.csv", "/app/data/deep/b.csv", "/app/prog", multi + "/ld-linux-x86-64.so.2", multi + "/libc.so.6",
 				"/lib64/ld-linux-x86-64.so.2", "/opt/tool/bin/helper", "/opt/tool/lib/libhelp.so.1", usrMult + "/libx.so.1"},
+		},
+		{
+			name: "include a script brings its interpreter",
+			opts: []image.ClosureOption{image.WithInclude("/opt/tool/bin/wr?p")},
+			want: []string{"/app/prog", multi + "/ld-linux-x86-64.so.2", multi + "/libc.so.6",
+				"/lib64/ld-linux-x86-64.so.2", "/opt/tool/bin/helper", "/opt/tool/bin/wrap", "/opt/tool/lib/libhelp.so.1", usrMult + "/libx.so.1"},
 		},
 		{
 			name: "include a directory",
