@@ -16,8 +16,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/comingout/extract/internal/mototest"
 )
 
 // fakeLambda is a LambdaAPI that sends every call to the embedded client
@@ -244,5 +248,35 @@ func TestLimitsFallBackToDefaults(t *testing.T) {
 	}
 	if DefaultCodeLimits.DirectUpload != 50<<20 || DefaultCodeLimits.Unzipped != 250<<20 {
 		t.Errorf("DefaultCodeLimits = %+v, want 50 MiB and 250 MiB", DefaultCodeLimits)
+	}
+}
+
+// TestServiceEndpointOverride routes S3 alone to moto with
+// AWS_ENDPOINT_URL_S3 while AWS_ENDPOINT_URL points elsewhere: the SDK's
+// per-service overrides work, and S3 goes path-style.
+func TestServiceEndpointOverride(t *testing.T) {
+	s := mototest.Start(t)
+	s.Setenv(t)
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+	}))
+	defer dead.Close()
+	t.Setenv("AWS_ENDPOINT_URL", dead.URL)
+	t.Setenv("AWS_ENDPOINT_URL_S3", s.URL)
+	t.Setenv("AWS_MAX_ATTEMPTS", "1")
+	cfg, err := LoadAWSConfig(context.Background(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClients(cfg)
+	s3c := c.S3.(*s3.Client)
+	if _, err := s3c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("routed")}); err != nil {
+		t.Fatalf("S3 through AWS_ENDPOINT_URL_S3: %v", err)
+	}
+	if _, err := readNotification(context.Background(), c.S3, "routed"); err != nil {
+		t.Errorf("S3 path-style request: %v", err)
+	}
+	if _, err := c.STS.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}); err == nil || !strings.Contains(err.Error(), "418") {
+		t.Errorf("STS went to %v, want the AWS_ENDPOINT_URL server (418)", err)
 	}
 }

@@ -1,0 +1,63 @@
+package lambda
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestRoleDriftIsRepaired(t *testing.T) {
+	e := newEnv(t, "inbox")
+	zip := mustZip(t, testManifest("linux/amd64"), nil)
+	e.mustDeploy(zip, "momentum", "inbox")
+
+	ctx := context.Background()
+	role := aws.String("extract-momentum")
+	wide := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}`
+	if _, err := e.clients.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: role, PolicyName: aws.String("extract"), PolicyDocument: &wide}); err != nil {
+		t.Fatal(err)
+	}
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	if _, err := e.clients.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: role, PolicyDocument: &trust}); err != nil {
+		t.Fatal(err)
+	}
+	res := e.mustDeploy(zip, "momentum", "inbox")
+	want := []string{"update role extract-momentum trust policy", `update role extract-momentum policy "extract"`}
+	if diff := cmp.Diff(want, res.Changes); diff != "" {
+		t.Errorf("Deploy changes (-want +got):\n%s", diff)
+	}
+	pol, err := e.clients.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: role, PolicyName: aws.String("extract")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := url.PathUnescape(aws.ToString(pol.PolicyDocument))
+	if strings.Contains(doc, "s3:*") || !strings.Contains(doc, "inbox/input/*") {
+		t.Errorf("policy after Deploy = %s, want the least-privilege one", doc)
+	}
+	if res = e.mustDeploy(zip, "momentum", "inbox"); len(res.Changes) != 0 {
+		t.Errorf("next Deploy changes = %q, want none", res.Changes)
+	}
+}
+
+func TestForeignRoleIsRefused(t *testing.T) {
+	e := newEnv(t, "inbox")
+	e.mustUserRole("extract-momentum") // same name, no managed-by tag
+	_, err := e.deploy(mustZip(t, testManifest("linux/amd64"), nil), "momentum", "inbox")
+	var ne *NotManagedError
+	if !errors.As(err, &ne) || ne.Kind != "role" || !strings.Contains(err.Error(), "--role") {
+		t.Fatalf("Deploy error = %v, want a role *NotManagedError suggesting --role", err)
+	}
+	if e.function("momentum") != nil {
+		t.Error("function created despite the refusal")
+	}
+	// Destroy leaves a role it did not make alone.
+	if res := e.destroy("momentum", "inbox"); len(res.Changes) != 0 || !e.roleExists("extract-momentum") {
+		t.Errorf("Destroy changes = %q, role kept %v; want none and kept", res.Changes, e.roleExists("extract-momentum"))
+	}
+}
