@@ -104,7 +104,7 @@ export PATH=$work/bin:$PATH
 cd "$work"
 
 printf '%sextract — a Fortran program from a container image to AWS Lambda, offline%s\n' "$bold" "$reset"
-say "$(extract --version)"
+say "$(extract --version 2>&1 | head -n 1)"
 
 # ------------------------------------------------------------- 1. image ---
 step "Build the momentum image without Docker, push it to a local registry"
