@@ -32,6 +32,14 @@ type fakeLambda struct {
 	createFunction              func(context.Context, *awslambda.CreateFunctionInput, ...func(*awslambda.Options)) (*awslambda.CreateFunctionOutput, error)
 	updateFunctionConfiguration func(context.Context, *awslambda.UpdateFunctionConfigurationInput, ...func(*awslambda.Options)) (*awslambda.UpdateFunctionConfigurationOutput, error)
 	getAccountSettings          func(context.Context, *awslambda.GetAccountSettingsInput, ...func(*awslambda.Options)) (*awslambda.GetAccountSettingsOutput, error)
+	addPermission               func(context.Context, *awslambda.AddPermissionInput, ...func(*awslambda.Options)) (*awslambda.AddPermissionOutput, error)
+}
+
+func (f *fakeLambda) AddPermission(ctx context.Context, in *awslambda.AddPermissionInput, opts ...func(*awslambda.Options)) (*awslambda.AddPermissionOutput, error) {
+	if f.addPermission != nil {
+		return f.addPermission(ctx, in, opts...)
+	}
+	return f.LambdaAPI.AddPermission(ctx, in, opts...)
 }
 
 func (f *fakeLambda) CreateFunction(ctx context.Context, in *awslambda.CreateFunctionInput, opts ...func(*awslambda.Options)) (*awslambda.CreateFunctionOutput, error) {
