@@ -27,6 +27,15 @@ hash=$(cat "$0" "$src" | sha256sum | cut -d' ' -f1)
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$hash" ]; then
 	exit 0
 fi
+# Test binaries of several packages may run this at once: one builds, the
+# others wait and then find the stamp.
+if command -v flock >/dev/null; then
+	exec 9>"$out/.lock"
+	flock 9
+	if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$hash" ]; then
+		exit 0
+	fi
+fi
 rm -f "$out/.stamp"
 
 log() { echo "make-fixtures: $*" >&2; }
