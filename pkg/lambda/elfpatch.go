@@ -81,6 +81,9 @@ func noEOF(err error) error {
 // optional argument) and the rest of the file are kept byte for byte. It
 // returns the interpreter the script named.
 func rewriteShebang(w io.Writer, r io.Reader, path, interp string) (string, error) {
+	if interp == "" || strings.ContainsAny(interp, " \t\n\r\x00") {
+		return "", fmt.Errorf("rewriting the interpreter of %q: %q is not a usable interpreter path", path, interp)
+	}
 	br := bufio.NewReaderSize(r, 512)
 	head, err := br.Peek(2)
 	if err != nil || string(head) != "#!" {

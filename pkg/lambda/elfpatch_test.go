@@ -150,6 +150,9 @@ func TestRewriteShebangErrors(t *testing.T) {
 		{"empty #! line", "#!  \n", "/tmp/x/rootfs/bin/sh", false},
 		{"new line over 255 bytes", "#!/bin/sh -e\n", long, true},
 		{"exactly 256 bytes", "#!/bin/sh\n", "/" + strings.Repeat("d", 253), true},
+		{"interpreter with a space", "#!/bin/sh\n", "/tmp/x y/sh", false},
+		{"interpreter with a newline", "#!/bin/sh\n", "/tmp/x\n", false},
+		{"empty interpreter", "#!/bin/sh\n", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
