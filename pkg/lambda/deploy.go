@@ -658,8 +658,8 @@ func (d *deployer) spec() functionSpec {
 func (d *deployer) code(ctx context.Context, useS3 bool) (*lambdatypes.FunctionCode, error) {
 	if !useS3 {
 		b := make([]byte, d.pkg.size)
-		if _, err := d.pkg.r.ReadAt(b, 0); err != nil && !(errors.Is(err, io.EOF) && int64(len(b)) == d.pkg.size) {
-			return nil, fmt.Errorf("reading package zip: %w", err)
+		if n, err := d.pkg.r.ReadAt(b, 0); int64(n) != d.pkg.size {
+			return nil, fmt.Errorf("reading package zip: read %d of %d bytes: %w", n, d.pkg.size, err)
 		}
 		return &lambdatypes.FunctionCode{ZipFile: b}, nil
 	}

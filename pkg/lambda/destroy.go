@@ -3,7 +3,6 @@ package lambda
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -63,12 +62,9 @@ func Destroy(ctx context.Context, function, bucket string, opts ...DeployOption)
 	case fn.Tags[ManagedByTag] != ManagedByValue:
 		return res, &NotManagedError{Kind: "function", Name: function}
 	}
+	// Only the role deploy names after the function is a candidate: a role
+	// given with --role may be another function's extract role.
 	roleName := RoleName(function)
-	if fn != nil && fn.Configuration != nil {
-		if arn := deref(fn.Configuration.Role); strings.Contains(arn, ":role/") {
-			roleName = arn[strings.LastIndex(arn, "/")+1:]
-		}
-	}
 
 	// The notification rule.
 	id := ruleID(function)

@@ -3,6 +3,7 @@ package lambda
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -60,4 +61,28 @@ func TestForeignRoleIsRefused(t *testing.T) {
 	if res := e.destroy("momentum", "inbox"); len(res.Changes) != 0 || !e.roleExists("extract-momentum") {
 		t.Errorf("Destroy changes = %q, role kept %v; want none and kept", res.Changes, e.roleExists("extract-momentum"))
 	}
+}
+
+// TestDestroyKeepsAnotherFunctionsRole deploys b with --role pointing at
+// a's extract role: destroying b must not delete a's role.
+func TestDestroyKeepsAnotherFunctionsRole(t *testing.T) {
+	e := newEnv(t, "bucket-a", "bucket-b")
+	zip := mustZip(t, testManifest("linux/amd64"), nil)
+	a := e.mustDeploy(zip, "a", "bucket-a")
+	e.mustDeploy(zip, "b", "bucket-b", WithRoleARN(a.RoleARN))
+	res := e.destroy("b", "bucket-b")
+	if !e.roleExists("extract-a") {
+		t.Fatalf("Destroy of b (changes %q) deleted a's role", res.Changes)
+	}
+	if e.function("a") == nil {
+		t.Error("Destroy of b deleted function a")
+	}
+}
+
+func ExampleRoleName() {
+	fmt.Println(RoleName("momentum"))
+	fmt.Println(len(RoleName(strings.Repeat("x", 64))))
+	// Output:
+	// extract-momentum
+	// 64
 }
