@@ -99,6 +99,10 @@ type ClosureResult struct {
 	// Arch is the ELF machine of the program ("x86_64", "aarch64"), or of
 	// the interpreter that runs it when the entrypoint is a script.
 	Arch string `json:"arch"`
+	// GconvPath is the image directory of the gconv modules when
+	// WithGconv(true) added them: glibc looks there by a path compiled into
+	// libc, so a relocated bundle must set GCONV_PATH to its copy.
+	GconvPath string `json:"gconv_path,omitempty"`
 }
 
 // Closure computes the files cmd needs from the image, without running
@@ -209,6 +213,8 @@ type closer struct {
 	libFound map[string]string // library's resolved path → directory found in
 	interps  map[string]bool
 	arch     string
+	// gconvPath is the gconv directory added, if any.
+	gconvPath string
 
 	// libc is libc.so.6 of the entrypoint's link map, with that map, once
 	// found; NSS and gconv modules are loaded into it.
@@ -799,6 +805,7 @@ func (c *closer) gconvModules() {
 			}
 		})
 		c.drain(c.lm)
+		c.gconvPath = de.Path
 		return
 	}
 }
@@ -985,7 +992,7 @@ func (c *closer) applyExclude() error {
 }
 
 func (c *closer) result() *ClosureResult {
-	res := &ClosureResult{Arch: c.arch}
+	res := &ClosureResult{Arch: c.arch, GconvPath: c.gconvPath}
 	for _, f := range c.files {
 		res.Files = append(res.Files, *f)
 	}

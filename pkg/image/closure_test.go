@@ -756,7 +756,11 @@ func TestClosureGconv(t *testing.T) {
 	if got := inGconv(mustClosure(t, im, idx)); len(got) != 0 {
 		t.Errorf("default closure has %d gconv files, want none", len(got))
 	}
-	got := inGconv(mustClosure(t, im, idx, image.WithGconv(true)))
+	withGconv := mustClosure(t, im, idx, image.WithGconv(true))
+	if withGconv.GconvPath != gconvDir {
+		t.Errorf("GconvPath = %q, want %q", withGconv.GconvPath, gconvDir)
+	}
+	got := inGconv(withGconv)
 	sort.Strings(want)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("WithGconv(true) gconv files (-want +got):\n%s", diff)
