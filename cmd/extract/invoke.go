@@ -80,11 +80,7 @@ Examples:
 			if eerr := enc.Encode(out); eerr != nil {
 				return eerr
 			}
-		case failed != nil:
-		case c.String("csv") != "":
-			if _, werr := stdout(c).Write(res.Output); werr != nil {
-				return werr
-			}
+		case failed != nil, c.IsSet("csv"): // the output went to stdout
 		default:
 			fmt.Fprintf(stdout(c), "%s\n", res.Response)
 		}
@@ -112,6 +108,9 @@ func invokeOptions(c *cli.Context) ([]lambda.InvokeOption, error) {
 	switch {
 	case c.IsSet("csv"):
 		opts = append(opts, lambda.WithCSV(c.String("csv")))
+		if !c.Bool("json") {
+			opts = append(opts, lambda.WithOutputWriter(stdout(c)))
+		}
 	case c.IsSet("event"):
 		var ev []byte
 		var err error

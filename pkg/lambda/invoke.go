@@ -49,6 +49,7 @@ type invokeOptions struct {
 	timeout     time.Duration
 	logger      *slog.Logger
 	logWriter   io.Writer
+	output      io.Writer
 	memoryMB    int
 }
 
@@ -67,13 +68,25 @@ func WithEvent(event []byte) InvokeOption {
 // WithCSV runs the function on a local file: it is put at its base name in
 // the bucket "local" of the S3 endpoint AWS_ENDPOINT_URL_S3 names, or of an
 // in-process local S3 when that is unset, and the output object is fetched
-// into the result's Output.
+// into the result's Output (or streamed to WithOutputWriter's writer).
 func WithCSV(path string) InvokeOption {
 	return func(o *invokeOptions) error {
 		if path == "" {
 			return errors.New("empty CSV path")
 		}
 		o.csv = path
+		return nil
+	}
+}
+
+// WithOutputWriter streams the output object of a WithCSV invocation to w
+// instead of keeping it in the result's Output.
+func WithOutputWriter(w io.Writer) InvokeOption {
+	return func(o *invokeOptions) error {
+		if w == nil {
+			return errors.New("nil output writer")
+		}
+		o.output = w
 		return nil
 	}
 }
@@ -464,7 +477,16 @@ func (inv *invocation) fetchOutput(ctx context.Context, res *InvokeResult) error
 		return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
 	}
 	defer out.Body.Close()
+	if inv.o.output != nil {
+		if _, err := io.Copy(inv.o.output, out.Body); err != nil {
+			return fmt.Errorf("copying the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
+		}
+		return nil
+	}
 	var buf bytes.Buffer
+	if n := aws.ToInt64(out.ContentLength); n > 0 {
+		buf.Grow(int(n))
+	}
 	if _, err := io.Copy(&buf, out.Body); err != nil {
 		return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
 	}

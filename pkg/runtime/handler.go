@@ -311,12 +311,14 @@ func (h *Handler) run(ctx context.Context, r *RecordResult) error {
 			return fail("running program", err)
 		}
 		defer stdinW.Close()
+		growPipe(stdinW)
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return fail("running program", err)
 	}
 	defer outR.Close()
+	growPipe(outR)
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outW.Close()
