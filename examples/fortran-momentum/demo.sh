@@ -74,7 +74,7 @@ cleanup() {
 		for log in "$work"/*.log; do
 			[ -s "$log" ] || continue
 			printf '%s--- last lines of %s ---%s\n' "$dim" "${log##*/}" "$reset" >&2
-			tail -n 15 "$log" >&2
+			if [ "${log##*/}" = registry.log ]; then tail -n 4 "$log" >&2; else tail -n 15 "$log" >&2; fi
 		done
 	fi
 	cd /
@@ -160,7 +160,9 @@ say "moto_server on $AWS_ENDPOINT_URL (AWS_ENDPOINT_URL, dummy credentials, $AWS
 run democtl mb "$bucket"
 run extract deploy "momentum.zip" --function "$function" --bucket "$bucket"
 say "again, as a CI re-run would: nothing to change"
-run extract deploy "momentum.zip" --function "$function" --bucket "$bucket" --json | tee "redeploy.json"
+show extract deploy "momentum.zip" --function "$function" --bucket "$bucket" --json
+extract deploy "momentum.zip" --function "$function" --bucket "$bucket" --json >redeploy.json
+grep '"changes"' redeploy.json || true
 python3 - "redeploy.json" <<'EOF' || die "the second deploy was not a no-op"
 import json, sys
 doc = json.load(open(sys.argv[1]))
@@ -187,8 +189,10 @@ echo "${green}output/sample.csv == data/expected.csv${reset}"
 end_step
 total=$(elapsed "$demo_start" "$EPOCHREALTIME")
 printf '\n%s== Summary%s\n' "$bold" "$reset"
+width=5
+for s in "${steps[@]}"; do [ "${#s}" -gt "$width" ] && width=${#s}; done
 for i in "${!steps[@]}"; do
-	printf '  %-66s %6ss\n' "${steps[$i]}" "${times[$i]}"
+	printf '  %-*s %6ss\n' "$width" "${steps[$i]}" "${times[$i]}"
 done
-printf '  %-66s %6ss\n' "total" "$total"
+printf '  %-*s %6ss\n' "$width" "total" "$total"
 echo "  image $(mb "$image_bytes") -> zip $(mb "$zip_bytes"); the Fortran program ran unchanged"

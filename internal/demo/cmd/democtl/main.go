@@ -184,16 +184,26 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return usageError(fmt.Sprintf("unknown command %q", cmd))
 }
 
-// parse parses flags and wants exactly n arguments after them.
+// parse parses flags, before or after the arguments, and wants exactly n
+// arguments; fs.Args() holds them afterwards.
 func parse(fs *flag.FlagSet, args []string, n int) error {
 	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		return usageError(fs.Name() + ": " + err.Error())
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return usageError(fs.Name() + ": " + err.Error())
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	if fs.NArg() != n {
-		return usageError(fmt.Sprintf("%s: want %d argument(s), got %d", fs.Name(), n, fs.NArg()))
+	if len(pos) != n {
+		return usageError(fmt.Sprintf("%s: want %d argument(s), got %d", fs.Name(), n, len(pos)))
 	}
-	return nil
+	// Parse the arguments alone once more so fs.Args() returns them.
+	return fs.Parse(append([]string{"--"}, pos...))
 }
 
 func splitS3(u string) (bucket, key string, err error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,6 +30,29 @@ func TestSplitS3(t *testing.T) {
 		if (err == nil) != c.ok || bucket != c.bucket || key != c.key {
 			t.Errorf("splitS3(%q) = %q, %q, %v; want %q, %q, ok=%v", c.in, bucket, key, err, c.bucket, c.key, c.ok)
 		}
+	}
+}
+
+func TestParseInterspersed(t *testing.T) {
+	for _, args := range [][]string{
+		{"--function", "f", "s3://b/k", "-o", "out"},
+		{"s3://b/k", "--function", "f", "-o", "out"},
+		{"-o", "out", "s3://b/k", "--function=f"},
+	} {
+		fs := flag.NewFlagSet("event", flag.ContinueOnError)
+		fn := fs.String("function", "", "")
+		out := fs.String("o", "-", "")
+		if err := parse(fs, args, 1); err != nil {
+			t.Errorf("parse(%q) = %v", args, err)
+			continue
+		}
+		if *fn != "f" || *out != "out" || fs.NArg() != 1 || fs.Arg(0) != "s3://b/k" {
+			t.Errorf("parse(%q): function %q, o %q, args %q; want f, out, [s3://b/k]", args, *fn, *out, fs.Args())
+		}
+	}
+	fs := flag.NewFlagSet("event", flag.ContinueOnError)
+	if err := parse(fs, []string{"a", "b"}, 1); err == nil {
+		t.Error("parse with 2 arguments, want 1: no error")
 	}
 }
 
