@@ -192,3 +192,49 @@ func TestDeployFlagsAnywhere(t *testing.T) {
 		})
 	}
 }
+
+// TestDeployImageCLI deploys an image archive with package flags and checks
+// the function runs exactly the zip `extract package` makes of it.
+func TestDeployImageCLI(t *testing.T) {
+	archive := "docker-archive:" + staticArchive(t)
+	s := mototest.Start(t)
+	s.Setenv(t)
+	cfg, err := lambda.LoadAWSConfig(context.Background(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3c := lambda.NewClients(cfg).S3.(*s3.Client)
+	if _, err := s3c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("uploads")}); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runCLI(t, "deploy", archive, "--function", "upper", "--bucket", "uploads", "--prefix", "data/", "--json")
+	if code != exitOK {
+		t.Fatalf("deploy IMAGE: exit %d, stderr:\n%s", code, stderr)
+	}
+	var res lambda.DeployResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("deploy --json: %v\n%s", err, stdout)
+	}
+	if res.Trigger.Prefix != "data/" || res.Architecture != "x86_64" || len(res.Changes) != 4 {
+		t.Errorf("deploy IMAGE: trigger prefix %q, arch %q, changes %q; want data/, x86_64, 4 changes", res.Trigger.Prefix, res.Architecture, res.Changes)
+	}
+	zipPath := filepath.Join(t.TempDir(), "upper.zip")
+	pout, perr, code := runCLI(t, "package", archive, "--prefix", "data/", "-o", zipPath, "--json")
+	if code != exitOK {
+		t.Fatalf("package: exit %d, stderr:\n%s", code, perr)
+	}
+	var pres struct {
+		CodeSHA256 string `json:"code_sha256"`
+	}
+	if err := json.Unmarshal([]byte(pout), &pres); err != nil {
+		t.Fatal(err)
+	}
+	if pres.CodeSHA256 != res.CodeSha256 {
+		t.Errorf("deploy IMAGE CodeSha256 %s, package gives %s", res.CodeSha256, pres.CodeSHA256)
+	}
+	// The zip from package deploys as "no changes".
+	_, stderr, code = runCLI(t, "deploy", zipPath, "--function", "upper", "--bucket", "uploads")
+	if code != exitOK || !strings.Contains(stderr, "no changes") {
+		t.Errorf("deploy of the packaged zip: exit %d, stderr:\n%s\nwant \"no changes\"", code, stderr)
+	}
+}
