@@ -1,0 +1,138 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	xruntime "github.com/comingout/extract/pkg/runtime"
+)
+
+var invokeBins struct {
+	once                sync.Once
+	bootstrap, testProg []byte
+	err                 error
+}
+
+// invokeZip writes a package with the real bootstrap and the runtime's
+// static test program run with args.
+func invokeZip(t *testing.T, args ...string) string {
+	t.Helper()
+	invokeBins.once.Do(func() {
+		dir, err := os.MkdirTemp("", "extract-invoke-cli-")
+		if err != nil {
+			invokeBins.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		for _, b := range []struct {
+			pkg string
+			out *[]byte
+		}{{"../bootstrap", &invokeBins.bootstrap}, {"../../pkg/runtime/testdata/testprog", &invokeBins.testProg}} {
+			p := filepath.Join(dir, filepath.Base(b.pkg))
+			cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", p, b.pkg)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				invokeBins.err = err
+				t.Logf("%s", out)
+				return
+			}
+			if *b.out, invokeBins.err = os.ReadFile(p); invokeBins.err != nil {
+				return
+			}
+		}
+	})
+	if invokeBins.err != nil {
+		t.Fatal(invokeBins.err)
+	}
+	m := xruntime.Manifest{Version: 1, Program: "/bin/testprog", Args: append([]string{"testprog"}, args...)}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, e := range []struct {
+		name string
+		mode fs.FileMode
+		body []byte
+	}{
+		{"bootstrap", 0o755, invokeBins.bootstrap},
+		{xruntime.ManifestPath, 0o644, must(json.Marshal(m))},
+		{"rootfs/bin/testprog", 0o755, invokeBins.testProg},
+	} {
+		h := &zip.FileHeader{Name: e.name, Method: zip.Deflate}
+		h.SetMode(e.mode)
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(e.body)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "fn.zip")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestInvokeCommand(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	csv := filepath.Join(t.TempDir(), "momentum data.csv")
+	data := "mass,velocity\n2,3\n"
+	if err := os.WriteFile(csv, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	okZip := invokeZip(t, "stderr", "2")
+
+	stdout, stderr, code := runCLI(t, "invoke", okZip, "--csv", csv)
+	if code != exitOK || stdout != data {
+		t.Errorf("invoke --csv: code %d, stdout %q; want 0 and the CSV echoed\nstderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "momentum data.csv: note 2") {
+		t.Errorf("stderr lacks the program's log:\n%s", stderr)
+	}
+
+	stdout, stderr, code = runCLI(t, "invoke", "--json", okZip, "--csv", csv)
+	var res struct {
+		RequestID string `json:"request_id"`
+		Output    string `json:"output"`
+		OutputKey string `json:"output_key"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || code != exitOK {
+		t.Fatalf("invoke --json: code %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, stdout, stderr)
+	}
+	if res.Output != data || res.OutputKey != "output/momentum data.csv" || res.RequestID == "" {
+		t.Errorf("invoke --json = %+v", res)
+	}
+
+	stdout, stderr, code = runCLI(t, "invoke", invokeZip(t, "fail", "3", "2"), "--csv", csv)
+	if code != exitFailure || stdout != "" || !strings.Contains(stderr, "exited with status 3") {
+		t.Errorf("failing invoke: code %d, stdout %q, stderr:\n%s\nwant code 1, no stdout and the exit status", code, stdout, stderr)
+	}
+}
+
+func TestInvokeCommandUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"invoke"},
+		{"invoke", "fn.zip"},
+		{"invoke", "fn.zip", "--csv", "a.csv", "--event", "e.json"},
+		{"invoke", "fn.zip", "--bucket", "b"},
+		{"invoke", "a.zip", "b.zip", "--csv", "a.csv"},
+	} {
+		if _, stderr, code := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%q: code %d, want %d\n%s", args, code, exitUsage, stderr)
+		}
+	}
+	stdout, _, _ := runCLI(t, "invoke", "--help")
+	if !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "--csv") {
+		t.Errorf("invoke --help lacks examples:\n%s", stdout)
+	}
+}
