@@ -353,6 +353,17 @@ func TestDeployLifecycle(t *testing.T) {
 		t.Errorf("second publish Deploy changes = %q, version %q; want none, 1", res.Changes, res.Version)
 	}
 
+	// New code with --publish: a new version, the alias follows it.
+	res = e.mustDeploy(zip1, "momentum", "inbox", WithFunctionEnv(map[string]string{"MODE": "fast"}), WithFunctionMemory(1024), WithPublish(true), WithAlias("live"))
+	wantChanges = []string{
+		"update function code (CodeSha256 " + codeSha(zip2) + " → " + codeSha(zip1) + ")",
+		"publish version 2",
+		"update alias live: 1 → 2",
+	}
+	if diff := cmp.Diff(wantChanges, res.Changes); diff != "" || res.Version != "2" {
+		t.Errorf("second publish (version %q) changes (-want +got):\n%s", res.Version, diff)
+	}
+
 	// Destroy, then destroy again.
 	dres := e.destroy("momentum", "inbox")
 	wantDestroy := []string{
