@@ -118,7 +118,7 @@ func Package(ctx context.Context, img *image.Image, w io.Writer, opts ...Package
 	if err != nil {
 		return nil, err
 	}
-	log.Debug("closure", "program", cmd.Path, "files", len(closure.Files))
+	log.Info("closure resolved", "program", cmd.Path, "paths", len(closure.Files), "arch", closure.Arch)
 
 	p := &packer{o: o, img: img, idx: idx, cmd: cmd, closure: closure}
 	if err := p.plan(ctx); err != nil {
@@ -301,7 +301,17 @@ func (p *packer) plan(ctx context.Context) error {
 		p.entries = append(p.entries, zipEntry{Name: alias, Mode: fs.ModeSymlink | 0o777, Target: xruntime.RootDir + real})
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("loaders %q are not in the closure", missing)
+		var errs []error
+		for _, interp := range missing {
+			var users []string
+			for _, f := range p.files {
+				if f.ELF != nil && f.ELF.Interp == interp {
+					users = append(users, f.Path)
+				}
+			}
+			errs = append(errs, fmt.Errorf("loader %q of %q is not in the image's closure: leave those files out with --exclude", interp, users))
+		}
+		return errors.Join(errs...)
 	}
 
 	if p.o.bootstrap != nil {
@@ -445,7 +455,7 @@ func (p *packer) write(ctx context.Context, w io.Writer) (*PackageResult, error)
 		p.warn("%s", wz)
 	}
 	res.Warnings = p.warnings
-	p.o.logger.Debug("packaged", "files", res.Files, "unzipped", res.UnzippedSize, "zipped", res.ZippedSize, "code_sha256", res.CodeSHA256)
+	p.o.logger.Info("package written", "files", res.Files, "unzipped", res.UnzippedSize, "zipped", res.ZippedSize, "link_dir", p.manifest.LinkDir)
 	return res, nil
 }
 
