@@ -112,6 +112,9 @@ type ClosureResult struct {
 //   - for a "#!" script, its interpreter, recursively (up to the kernel's
 //     4 levels); "#!/usr/bin/env NAME" adds env and NAME found through the
 //     image's PATH;
+//   - for a shell-form command (["/bin/sh", "-c", "LINE"]), the programs
+//     LINE starts, found through the image's PATH (best effort: see
+//     shellCommands; "#!" script bodies are not read);
 //   - for a dynamic ELF program, its PT_INTERP loader and its DT_NEEDED
 //     libraries, recursively, each loaded once (by name and by SONAME),
 //     found the way glibc's ld.so searches: the DT_RPATH of the object and
@@ -171,6 +174,11 @@ func Closure(ctx context.Context, idx *Index, cmd *Command, opts ...ClosureOptio
 
 	if err := c.program(cmd.Path, Reason{Kind: "entrypoint", Detail: strings.Join(cmd.Args, " ")}, cmd.Args, 0); err != nil {
 		return nil, err
+	}
+	if script, ok := shellScript(cmd.Args); ok {
+		if err := c.shellPrograms(script); err != nil {
+			return nil, err
+		}
 	}
 	for _, g := range o.include {
 		if err := c.include(g); err != nil {
@@ -400,6 +408,34 @@ func (c *closer) program1(p string, r Reason, argv []string, depth int) error {
 		return nil
 	}
 	return &EntrypointError{Config: c.cmd.Args, Name: p, Problem: "neither an ELF program nor a #! script (exec format error)", Looked: []string{e.Path}}
+}
+
+// shellPrograms adds the programs a shell-form command line starts
+// (["/bin/sh", "-c", "momentum --fast"] runs momentum), found through the
+// image's PATH, with reason "entrypoint" by the shell. The line is read,
+// never run, so this is best effort: names the image lacks (functions,
+// builtins of other shells) and programs that cannot be followed are
+// logged, not errors.
+func (c *closer) shellPrograms(script string) error {
+	shell := c.cmd.Path
+	if e, _, err := c.follow(shell); err == nil {
+		shell = e.Path
+	}
+	for _, name := range shellCommands(script) {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		p, err := lookPath(c.idx, name, c.cmd.Env, c.cmd.WorkingDir)
+		if err != nil {
+			c.log.Warn("program of the shell command line not found in the image", "name", name, "command", script)
+			continue
+		}
+		r := Reason{Kind: "entrypoint", By: shell, Detail: path.Base(c.cmd.Args[0]) + " -c: " + name}
+		if err := c.program(p, r, []string{name}, 1); err != nil {
+			c.log.Warn("program of the shell command line is unusable", "path", p, "error", err)
+		}
+	}
+	return nil
 }
 
 // envProgram returns the program "/usr/bin/env ARG" runs: the first word

@@ -811,3 +811,44 @@ func BenchmarkClosure(b *testing.B) {
 		}
 	}
 }
+
+// TestClosureShellForm: a shell-form command (as Docker stores `ENTRYPOINT
+// sort ...`) brings the shell and the programs its command line starts.
+func TestClosureShellForm(t *testing.T) {
+	dir := fixtures(t)
+	fc, err := imagebuild.ReadFixtureConfig(dir, "sh-tools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := imagebuild.Fixture(dir, "sh-tools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, idx := openImage(t, img, fc.Platform)
+	cmd, err := image.ResolveCommand(im, idx, image.Override{
+		Entrypoint: []string{"/bin/sh", "-c", `LC_ALL=C sort -t, -k1,1g | tail -n +2 > "$OUT"; exec wc -l "$OUT"; nosuchprogram`}, EntrypointSet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := image.Closure(context.Background(), idx, cmd)
+	if err != nil {
+		t.Fatalf("Closure: %v", err)
+	}
+	got := map[string]string{}
+	for _, f := range res.Files {
+		if f.Kind == image.Regular {
+			got[f.Path] = f.Why[0].Kind + " " + f.Why[0].By + " " + f.Why[0].Detail
+		}
+	}
+	want := map[string]string{
+		"/usr/bin/dash": "entrypoint  /bin/sh -c " + cmd.Args[2],
+		"/usr/bin/sort": "entrypoint /usr/bin/dash sh -c: sort",
+		"/usr/bin/tail": "entrypoint /usr/bin/dash sh -c: tail",
+		"/usr/bin/wc":   "entrypoint /usr/bin/dash sh -c: wc",
+		"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": "loader /usr/bin/dash /lib64/ld-linux-x86-64.so.2",
+		"/usr/lib/x86_64-linux-gnu/libc.so.6":            "needed /usr/bin/dash libc.so.6",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Closure regular files (-want +got):\n%s", diff)
+	}
+}

@@ -196,3 +196,157 @@ func nameDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// shells are the programs whose "-c STRING" argument is a shell command
+// line (Docker stores the shell form of ENTRYPOINT and CMD as
+// ["/bin/sh", "-c", "..."]).
+var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "ash": true, "ksh": true, "mksh": true, "zsh": true}
+
+// shellScript returns the command string of a shell-form command
+// (["/bin/sh", "-c", STRING, ...]) and true, or false for other commands.
+func shellScript(args []string) (string, bool) {
+	if len(args) < 3 || !shells[path.Base(args[0])] {
+		return "", false
+	}
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-c":
+			if i+1 < len(args) {
+				return args[i+1], true
+			}
+			return "", false
+		case strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "c"):
+			// Combined flags such as -ec or -xc.
+			if i+1 < len(args) {
+				return args[i+1], true
+			}
+			return "", false
+		case strings.HasPrefix(a, "-"):
+			continue
+		default:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// shellKeywords are reserved words a command may start with; the
+// command's program is the next word.
+var shellKeywords = map[string]bool{
+	"if": true, "then": true, "else": true, "elif": true, "while": true, "until": true, "do": true,
+	"time": true, "!": true, "{": true,
+}
+
+// shellSkip are the other keywords and the builtins of POSIX sh, dash and
+// bash: they are not programs. exec and command are handled apart.
+var shellSkip = map[string]bool{
+	"fi": true, "for": true, "done": true, "case": true, "esac": true, "in": true, "function": true, "select": true,
+	"}": true, "[[": true, "]]": true,
+	"cd": true, "echo": true, "printf": true, "set": true, "export": true, "unset": true, "read": true, "test": true,
+	"[": true, "true": true, "false": true, ":": true, ".": true, "source": true, "eval": true, "trap": true,
+	"wait": true, "shift": true, "exit": true, "return": true, "local": true, "alias": true, "umask": true,
+	"ulimit": true, "getopts": true, "times": true, "type": true, "hash": true, "readonly": true, "break": true,
+	"continue": true, "pwd": true, "kill": true, "jobs": true, "fg": true, "bg": true,
+}
+
+// shellPrefix are builtins that run the next word as the program.
+var shellPrefix = map[string]bool{"exec": true, "command": true}
+
+// shellCommands returns the program names a shell command line starts,
+// best effort and without running anything: the first word of every
+// simple command (after ;, &, |, &&, ||, newlines, parentheses and
+// backquotes or $( )), skipping NAME=VALUE assignments, redirections,
+// keywords and builtins, and looking through exec and command. Words with
+// expansions ($VAR, globs) are skipped: they are only known at run time.
+func shellCommands(script string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, seg := range splitShell(script) {
+		words := strings.Fields(seg)
+		for i := 0; i < len(words); i++ {
+			w := strings.Trim(words[i], `"'`)
+			switch {
+			case w == "":
+				continue
+			case isAssignment(w), shellKeywords[w]:
+				continue
+			case strings.ContainsAny(w[:1], "<>") || (len(w) > 1 && w[0] >= '0' && w[0] <= '9' && strings.ContainsAny(w[1:2], "<>")):
+				// A redirection; "> file" takes the next word too.
+				if strings.TrimLeft(w, "0123456789<>&|") == "" {
+					i++
+				}
+				continue
+			case shellPrefix[w]:
+				// exec -a NAME prog, command -p prog
+				for i+1 < len(words) && strings.HasPrefix(words[i+1], "-") {
+					i++
+					if words[i] == "-a" {
+						i++
+					}
+				}
+				continue
+			case w == "env":
+				// env [-i] [NAME=VALUE]... PROGRAM
+				if p := envProgram(strings.Join(words[i+1:], " ")); p != "" {
+					w = p
+				}
+			}
+			if !shellSkip[w] && !strings.ContainsAny(w, "$*?[`\\") {
+				if !seen[w] {
+					seen[w] = true
+					out = append(out, w)
+				}
+			}
+			break
+		}
+	}
+	return out
+}
+
+// splitShell cuts a command line into simple commands at control
+// operators and command substitutions outside quotes; quoted text stays
+// in its command, quotes included.
+func splitShell(s string) []string {
+	var out []string
+	var cur strings.Builder
+	var quote rune
+	flush := func() {
+		if strings.TrimSpace(cur.String()) != "" {
+			out = append(out, cur.String())
+		}
+		cur.Reset()
+	}
+	for _, r := range s {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+			cur.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote = r
+			cur.WriteRune(r)
+		case r == ';' || r == '&' || r == '|' || r == '\n' || r == '(' || r == ')' || r == '`':
+			flush()
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	flush()
+	return out
+}
+
+// isAssignment reports whether w is NAME=VALUE.
+func isAssignment(w string) bool {
+	name, _, ok := strings.Cut(w, "=")
+	if !ok || name == "" || (name[0] >= '0' && name[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !isIdent(name[i]) {
+			return false
+		}
+	}
+	return true
+}

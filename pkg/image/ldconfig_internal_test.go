@@ -141,3 +141,46 @@ func FuzzMatchGlob(f *testing.F) {
 		}
 	})
 }
+
+func TestShellCommands(t *testing.T) {
+	tests := []struct {
+		script string
+		want   []string
+	}{
+		{"momentum", []string{"momentum"}},
+		{"exec /usr/local/bin/momentum --fast", []string{"/usr/local/bin/momentum"}},
+		{"LANG=C sort -t, -k1 < in.csv | wc -l > out; echo done", []string{"sort", "wc"}},
+		{`grep "a|b;c" file && tail -n +2 || true`, []string{"grep", "tail"}},
+		{"if test -f x; then cat x; fi", []string{"cat"}},
+		{"env -i PATH=/bin python3 -u app.py", []string{"python3"}},
+		{"x=$(date +%s) 2>/dev/null; $CMD; ./run.sh", []string{"date", "./run.sh"}},
+		{"command -p awk '{print}' f; exec -a name gzip -d", []string{"awk", "gzip"}},
+		{"sort a; sort b", []string{"sort"}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, shellCommands(tt.script)); diff != "" {
+			t.Errorf("shellCommands(%q) (-want +got):\n%s", tt.script, diff)
+		}
+	}
+}
+
+func TestShellScript(t *testing.T) {
+	tests := []struct {
+		args   []string
+		want   string
+		wantOK bool
+	}{
+		{[]string{"/bin/sh", "-c", "momentum"}, "momentum", true},
+		{[]string{"bash", "-ec", "a; b", "arg0"}, "a; b", true},
+		{[]string{"/bin/sh", "-e", "-c", "x"}, "x", true},
+		{[]string{"/bin/sh", "script.sh"}, "", false},
+		{[]string{"/usr/bin/momentum", "-c", "x"}, "", false},
+		{[]string{"/bin/sh", "-c"}, "", false},
+	}
+	for _, tt := range tests {
+		got, ok := shellScript(tt.args)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("shellScript(%q) = %q, %v; want %q, %v", tt.args, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
