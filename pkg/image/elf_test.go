@@ -366,3 +366,37 @@ func TestParseELFErrors(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseELF(f *testing.F) {
+	for _, s := range []synthELF{
+		{class: 64, bo: binary.LittleEndian, machine: emX86_64, typ: etDyn, interp: "/lib64/ld-linux-x86-64.so.2", needed: []string{"libc.so.6"}, runpath: "$ORIGIN"},
+		{class: 32, bo: binary.BigEndian, machine: emARM, typ: etExec, interp: "/lib/ld.so", needed: []string{"a", "b"}, rpath: "/x:/y", soname: "s"},
+		{class: 64, bo: binary.BigEndian, machine: 22, typ: etDyn, soname: "libz.so.1"},
+	} {
+		f.Add(s.build())
+	}
+	f.Add([]byte("\x7fELF\x02\x01\x01"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		info, err := ParseELF(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		if info.Class != 32 && info.Class != 64 {
+			t.Errorf("Class = %d", info.Class)
+		}
+		if info.Type != "exec" && info.Type != "dyn" {
+			t.Errorf("Type = %q", info.Type)
+		}
+		if info.InterpSize > 0 && (info.InterpOffset < 0 || info.InterpOffset+info.InterpSize > int64(len(b))) {
+			t.Errorf("PT_INTERP %d+%d outside the %d-byte file", info.InterpOffset, info.InterpSize, len(b))
+		}
+		if len(info.Needed) > maxNeeded {
+			t.Errorf("%d DT_NEEDED", len(info.Needed))
+		}
+		for _, s := range append(append(append([]string{info.SOName, info.Interp}, info.Needed...), info.RPath...), info.RunPath...) {
+			if len(s) > maxInterp || strings.IndexByte(s, 0) >= 0 {
+				t.Errorf("string of %d bytes or with NUL: %q", len(s), s)
+			}
+		}
+	})
+}

@@ -298,10 +298,27 @@ func (b *builder) entry(li, ord int, hdr *tar.Header, r io.Reader, names map[str
 		if keepContent(p) && src.content != nil {
 			n.content = src.content
 		}
+	case e.Kind == Regular && isSparse(hdr):
+		// A sparse file's size is mostly holes that tar expands to zeros:
+		// a tiny layer could make us read gigabytes. Not parsed.
+		b.log.Debug("not inspecting sparse file", "path", p, "size", hdr.Size)
 	case e.Kind == Regular:
 		return b.inspect(n, r, hdr.Size)
 	}
 	return nil
+}
+
+// isSparse reports whether hdr is a GNU or PAX sparse file.
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // whiteout applies a ".wh." entry of layer li in directory dir.

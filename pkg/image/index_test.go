@@ -5,10 +5,13 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
+	"path"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -359,4 +362,65 @@ func TestBuildIndexLimits(t *testing.T) {
 	if _, err := BuildIndex(ctx, img); !errors.Is(err, context.Canceled) {
 		t.Errorf("BuildIndex(canceled) error = %v, want context.Canceled", err)
 	}
+}
+
+func FuzzBuildIndex(f *testing.F) {
+	for _, es := range [][]tf{
+		{dir("a"), file("a/f", "F"), file("a/.wh.g", ""), file("a/.wh..wh..opq", ""), hardlink("a/h", "a/f")},
+		{symlink("lib", "usr/lib"), file("lib/x", "x"), file("usr/lib/y", "\x7fELF\x02\x01\x01")},
+		{file("../../etc/passwd", "evil"), symlink("up", "../../.."), file("up/x", "x"), hardlink("z", "../up")},
+		{file("x", "#!/bin/sh\n"), dir("x"), file("x/y", ""), file(".wh.x", ""), symlink("l1", "l2"), symlink("l2", "/l1")},
+		{file("etc/ld.so.conf.d/a.conf", "/usr/lib\n"), file("etc/passwd", "root:x:0:0\n")},
+	} {
+		f.Add(tarBytes(f, es...))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		img := fromV1(t, mustV1Raw(t, b))
+		start := time.Now()
+		idx, err := BuildIndex(context.Background(), img)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("BuildIndex of %d bytes took %s", len(b), d)
+		}
+		if err != nil {
+			return
+		}
+		n := 0
+		var regular []*Entry
+		err = idx.Walk(func(e *Entry) error {
+			n++
+			if e.Path != path.Clean(e.Path) || !strings.HasPrefix(e.Path, "/") || e.Path == "/" {
+				t.Errorf("unclean path %q", e.Path)
+			}
+			if e.Kind == Regular && e.Size <= 1<<20 {
+				// Bigger ones are sparse files tar expands from nothing.
+				regular = append(regular, e)
+			}
+			for _, follow := range []bool{true, false} {
+				rp, _, err := idx.resolve(e.Path, follow)
+				if err == nil && (rp != path.Clean(rp) || !strings.HasPrefix(rp, "/")) {
+					t.Errorf("Resolve(%q) = %q", e.Path, rp)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != idx.Len() {
+			t.Errorf("Walk saw %d entries, Len() = %d", n, idx.Len())
+		}
+		err = Extract(context.Background(), img, idx, regular, func(e *Entry, r io.Reader) error {
+			got, err := io.Copy(io.Discard, r)
+			if err == nil && got != e.Size {
+				t.Errorf("Extract(%s) gave %d bytes, want %d", e.Path, got, e.Size)
+			}
+			return err
+		})
+		if err != nil {
+			t.Errorf("Extract after a successful BuildIndex: %v", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("BuildIndex+Walk+Extract of %d bytes took %s", len(b), d)
+		}
+	})
 }

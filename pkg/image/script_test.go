@@ -39,3 +39,27 @@ func TestParseScript(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseScript(f *testing.F) {
+	for _, s := range []string{"#!/bin/sh\n", "#! /usr/bin/env python3 -u\n", "#!\t\n", "#!" + strings.Repeat("a", 300), "#!/bin/sh\x00x"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, ok := ParseScript(b)
+		if !ok {
+			if s != nil {
+				t.Errorf("ParseScript = %+v, false", s)
+			}
+			return
+		}
+		if s.Interpreter == "" || strings.ContainsAny(s.Interpreter, " \t\n\x00") {
+			t.Errorf("Interpreter = %q", s.Interpreter)
+		}
+		if strings.ContainsAny(s.Arg, "\n\x00") || strings.Trim(s.Arg, " \t") != s.Arg {
+			t.Errorf("Arg = %q", s.Arg)
+		}
+		if len(s.Interpreter)+len(s.Arg) > maxShebang {
+			t.Errorf("line longer than %d bytes: %+v", maxShebang, s)
+		}
+	})
+}
