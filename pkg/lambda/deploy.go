@@ -533,14 +533,15 @@ type deployer struct {
 	codeChanged bool // code or configuration changed in this run
 }
 
-// change records (and logs) one change.
+// change records one change and logs it at debug level (the caller prints
+// the list).
 func (d *deployer) change(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	d.res.Changes = append(d.res.Changes, msg)
 	if d.o.dryRun {
-		d.log.Info("would " + msg)
+		d.log.Debug("would " + msg)
 	} else {
-		d.log.Info(msg)
+		d.log.Debug(msg)
 	}
 }
 

@@ -46,9 +46,9 @@ func Destroy(ctx context.Context, function, bucket string, opts ...DeployOption)
 		msg := fmt.Sprintf(format, args...)
 		res.Changes = append(res.Changes, msg)
 		if o.dryRun {
-			o.log.Info("would " + msg)
+			o.log.Debug("would " + msg)
 		} else {
-			o.log.Info(msg)
+			o.log.Debug(msg)
 		}
 	}
 
