@@ -59,6 +59,9 @@ die() {
 	printf '%sdemo: %s%s\n' "$red" "$*" "$reset" >&2
 	exit 1
 }
+# no_progress drops extract's per-layer download progress (stderr), so the
+# audience sees the report.
+no_progress() { awk '!/^(indexing )?layer [0-9]+\/[0-9]+ sha256:/ { print; fflush() }'; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1000000 }'; }
 
 # Everything the demo starts is stopped, and its files removed, on any exit.
@@ -129,11 +132,11 @@ echo "       $(mb "$image_bytes") compressed, $(mb "$image_raw_bytes") uncompres
 
 # ----------------------------------------------------------- 2. inspect ---
 step "Inspect: the entrypoint, the layers, and what the program needs"
-run extract inspect "$image"
+run extract inspect "$image" 2>&1 | no_progress
 
 # ----------------------------------------------------------- 3. package ---
 step "Package: the program and its closure, as a Lambda zip"
-run extract package "$image" -o "momentum.zip"
+run extract package "$image" -o "momentum.zip" 2>&1 | no_progress
 zip_bytes=$(stat -c %s "momentum.zip")
 echo "image $(mb "$image_bytes") (compressed layers) -> zip $(mb "$zip_bytes")"
 
