@@ -679,6 +679,7 @@ func (d *deployer) code(ctx context.Context, useS3 bool) (*lambdatypes.FunctionC
 	if d.o.dryRun {
 		return code, nil
 	}
+	d.log.Info("uploading code", "url", d.res.CodeLocation, "size", humanSize(d.pkg.size))
 	_, err = d.c.S3.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        &d.o.codeBucket,
 		Key:           &key,
