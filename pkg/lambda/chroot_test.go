@@ -94,21 +94,7 @@ func TestChrootFortran(t *testing.T) {
 	t.Logf("momentum.zip: %d bytes zipped, %d unzipped, %d files; image layers: %d bytes compressed in %d layers; closure %d paths",
 		res.ZippedSize, res.UnzippedSize, res.Files, layers, len(img.Layers), len(res.Closure.Files))
 
-	// The poisoned root.
-	root := t.TempDir()
-	mustChmod(t, root, 0o755)
-	task := filepath.Join(root, "var", "task")
-	mustUnzip(t, mustRead(t, zipPath), task)
-	mustMkdir(t, filepath.Join(root, "tmp"), 0o1777)
-	poison := mustRead(t, mustGoBuild(t, poisonSource))
-	for _, p := range []string{"lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "bin/sh", "usr/bin/sh"} {
-		mustWrite(t, filepath.Join(root, p), poison, 0o755)
-	}
-	garbage := bytes.Repeat([]byte("POISON\x00\xff"), 512)
-	for _, p := range []string{"etc/ld.so.cache", "lib/x86_64-linux-gnu/libc.so.6", "lib/x86_64-linux-gnu/libgfortran.so.5", "lib/x86_64-linux-gnu/libm.so.6"} {
-		mustWrite(t, filepath.Join(root, p), garbage, 0o755)
-	}
-
+	root := poisonedRoot(t, mustRead(t, zipPath))
 	// The control: the unpatched program in the poisoned root starts the
 	// poisoned loader. Without this, the test could not tell.
 	mustWrite(t, filepath.Join(root, "tmp", "momentum-unpatched"), mustRead(t, filepath.Join(fixture, "usr", "local", "bin", "momentum")), 0o755)
@@ -122,81 +108,9 @@ func TestChrootFortran(t *testing.T) {
 	}
 
 	t.Run("bootstrap", func(t *testing.T) {
-		s3, err := NewLocalS3("", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s3.Close()
-		if err := s3.CreateBucket("uploads"); err != nil {
-			t.Fatal(err)
-		}
-		const key = "input/day1.csv"
-		if err := s3.PutObject("uploads", key, bytes.NewReader(sample)); err != nil {
-			t.Fatal(err)
-		}
-		api, err := NewRuntimeAPI(RuntimeAPIOptions{FunctionName: "momentum"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer api.Close()
-
-		boot := exec.Command("/var/task/bootstrap")
-		boot.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: nobody}
-		boot.Dir = "/"
-		boot.Env = []string{
-			"AWS_LAMBDA_RUNTIME_API=" + api.Addr(),
-			"LAMBDA_TASK_ROOT=/var/task",
-			"AWS_ENDPOINT_URL_S3=" + s3.URL(),
-			"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
-			"PATH=/usr/local/bin:/usr/bin:/bin",
-			"HOME=/tmp",
-		}
-		var stderr syncBuffer
-		boot.Stdout, boot.Stderr = &stderr, &stderr
-		if err := boot.Start(); err != nil {
-			t.Fatalf("starting the bootstrap: %v", err)
-		}
-		defer func() {
-			boot.Process.Kill()
-			boot.Wait()
-			if t.Failed() {
-				t.Logf("bootstrap output:\n%s", stderr.String())
-			}
-		}()
-
-		event, err := json.Marshal(events.S3Event{Records: []events.S3EventRecord{{
-			EventSource: "aws:s3", AWSRegion: "us-east-1", EventName: "ObjectCreated:Put",
-			S3: events.S3Entity{Bucket: events.S3Bucket{Name: "uploads"}, Object: events.S3Object{Key: key, Size: int64(len(sample))}},
-		}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		inv, err := api.Invoke(ctx, event, 2*time.Minute)
-		if err != nil {
-			t.Fatalf("Invoke: %v", err)
-		}
-		if inv.Error != nil {
-			t.Fatalf("invocation failed: %v", inv.Error)
-		}
-		var result xruntime.Result
-		if err := json.Unmarshal(inv.Response, &result); err != nil || len(result.Records) != 1 || result.Records[0].OutputKey == "" {
-			t.Fatalf("response %s: %v; want one processed record", inv.Response, err)
-		}
-		rec := result.Records[0]
-		obj, err := s3.Object(rec.OutputBucket, rec.OutputKey)
-		if err != nil {
-			t.Fatalf("output s3://%s/%s: %v", rec.OutputBucket, rec.OutputKey, err)
-		}
-		got, err := io.ReadAll(obj)
-		obj.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		got := runBootstrap(ctx, t, root, sample)
+		if diff := cmp.Diff(string(want), got); diff != "" {
 			t.Errorf("output through the bootstrap (-want +got):\n%s", diff)
-		}
-		if strings.Contains(stderr.String(), "POISON") {
-			t.Errorf("something bundled ran a poisoned host file:\n%s", stderr.String())
 		}
 	})
 
@@ -229,6 +143,171 @@ func TestChrootFortran(t *testing.T) {
 			t.Errorf("the bundled momentum ran a poisoned host file:\n%s", stderr.String())
 		}
 	})
+}
+
+// poisonedRoot makes a root for chroot with the package unpacked at
+// /var/task, a world-writable /tmp, and POISON where a bundle must never
+// look: the host's loader paths and /bin/sh are a static program that prints
+// POISON and exits 99, ld.so.cache and libraries are garbage.
+func poisonedRoot(t *testing.T, zipped []byte) string {
+	t.Helper()
+	root := t.TempDir()
+	mustChmod(t, root, 0o755)
+	mustUnzip(t, zipped, filepath.Join(root, "var", "task"))
+	mustMkdir(t, filepath.Join(root, "tmp"), 0o1777)
+	poison := mustRead(t, mustGoBuild(t, poisonSource))
+	for _, p := range []string{"lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "bin/sh", "usr/bin/sh", "usr/bin/env", "usr/bin/sort", "usr/bin/tail", "usr/bin/wc"} {
+		mustWrite(t, filepath.Join(root, p), poison, 0o755)
+	}
+	garbage := bytes.Repeat([]byte("POISON\x00\xff"), 512)
+	for _, p := range []string{"etc/ld.so.cache", "lib/x86_64-linux-gnu/libc.so.6", "lib/x86_64-linux-gnu/libgfortran.so.5", "lib/x86_64-linux-gnu/libm.so.6"} {
+		mustWrite(t, filepath.Join(root, p), garbage, 0o755)
+	}
+	return root
+}
+
+// runBootstrap runs the package's real bootstrap in root as nobody against
+// a local Runtime API and S3, uploads input as input/day1.csv, invokes the
+// function with the S3 event and returns the output object. The bootstrap's
+// stderr (the program's too) must not mention POISON.
+func runBootstrap(ctx context.Context, t *testing.T, root string, input []byte) string {
+	t.Helper()
+	s3, err := NewLocalS3("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Close()
+	if err := s3.CreateBucket("uploads"); err != nil {
+		t.Fatal(err)
+	}
+	const key = "input/day1.csv"
+	if err := s3.PutObject("uploads", key, bytes.NewReader(input)); err != nil {
+		t.Fatal(err)
+	}
+	api, err := NewRuntimeAPI(RuntimeAPIOptions{FunctionName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+
+	boot := exec.Command("/var/task/bootstrap")
+	boot.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: nobody}
+	boot.Dir = "/"
+	boot.Env = []string{
+		"AWS_LAMBDA_RUNTIME_API=" + api.Addr(),
+		"LAMBDA_TASK_ROOT=/var/task",
+		"AWS_ENDPOINT_URL_S3=" + s3.URL(),
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=/tmp",
+	}
+	var stderr syncBuffer
+	boot.Stdout, boot.Stderr = &stderr, &stderr
+	if err := boot.Start(); err != nil {
+		t.Fatalf("starting the bootstrap: %v", err)
+	}
+	defer func() {
+		boot.Process.Kill()
+		boot.Wait()
+		if t.Failed() {
+			t.Logf("bootstrap output:\n%s", stderr.String())
+		}
+	}()
+
+	event, err := json.Marshal(events.S3Event{Records: []events.S3EventRecord{{
+		EventSource: "aws:s3", AWSRegion: "us-east-1", EventName: "ObjectCreated:Put",
+		S3: events.S3Entity{Bucket: events.S3Bucket{Name: "uploads"}, Object: events.S3Object{Key: key, Size: int64(len(input))}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := api.Invoke(ctx, event, 2*time.Minute)
+	if err != nil {
+		t.Fatalf("Invoke: %v", err)
+	}
+	if inv.Error != nil {
+		t.Fatalf("invocation failed: %v", inv.Error)
+	}
+	var result xruntime.Result
+	if err := json.Unmarshal(inv.Response, &result); err != nil || len(result.Records) != 1 || result.Records[0].OutputKey == "" {
+		t.Fatalf("response %s: %v; want one processed record", inv.Response, err)
+	}
+	rec := result.Records[0]
+	obj, err := s3.Object(rec.OutputBucket, rec.OutputKey)
+	if err != nil {
+		t.Fatalf("output s3://%s/%s: %v", rec.OutputBucket, rec.OutputKey, err)
+	}
+	got, err := io.ReadAll(obj)
+	obj.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stderr.String(), "POISON") {
+		t.Errorf("something bundled ran a poisoned host file:\n%s", stderr.String())
+	}
+	return string(got)
+}
+
+// TestChrootScripts packages the sh-tools fixture's script entrypoints
+// ("#!/bin/sh" running sort, "#!/usr/bin/env sh" running tail and wc, the
+// tools added with --include) and runs them through the bootstrap in a
+// poisoned root: the rewritten "#!" lines must start the bundled shell, and
+// the children it starts by name must be the bundled ones, with the bundled
+// loader.
+func TestChrootScripts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chroot needs root: run the tests as root (make test)")
+	}
+	fixtures := os.Getenv("EXTRACT_FIXTURES")
+	if fixtures == "" {
+		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fixture := filepath.Join(fixtures, "sh-tools")
+	input := []byte("mass,velocity\n70.5,3\n10,2.5\n1200,27.8\n0.145,40.2\n")
+	v1img, err := imagebuild.Fixture(fixtures, "sh-tools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := mustServe(t, v1img)
+
+	tests := []struct {
+		name    string
+		program string
+		opts    []PackageOption
+	}{
+		{"sh and sort", "/usr/local/bin/sorted.sh", []PackageOption{WithClosureOptions(image.WithInclude("/usr/bin/sort"))}},
+		{"env sh, tail and wc", "/usr/local/bin/count", []PackageOption{
+			WithCommandOverride(image.Override{Entrypoint: []string{"/usr/local/bin/count"}, EntrypointSet: true}),
+			WithClosureOptions(image.WithInclude("/usr/bin/tail", "/usr/bin/wc")),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			direct := exec.CommandContext(ctx, tt.program)
+			direct.SysProcAttr = &syscall.SysProcAttr{Chroot: fixture, Credential: nobody}
+			direct.Dir = "/"
+			direct.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+			direct.Stdin = bytes.NewReader(input)
+			want, err := direct.Output()
+			if err != nil {
+				t.Fatalf("%s in its own root: %v", tt.program, err)
+			}
+			var zipped bytes.Buffer
+			res, err := Package(ctx, img, &zipped, tt.opts...)
+			if err != nil {
+				t.Fatalf("Package: %v", err)
+			}
+			if res.Manifest.Program != tt.program {
+				t.Errorf("Program = %q, want %q", res.Manifest.Program, tt.program)
+			}
+			got := runBootstrap(ctx, t, poisonedRoot(t, zipped.Bytes()), input)
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("output through the bootstrap (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
 
 func mustRead(t testing.TB, p string) []byte {
