@@ -163,6 +163,7 @@ func Closure(ctx context.Context, idx *Index, cmd *Command, opts ...ClosureOptio
 		libDirs:  map[string]int{},
 		libFound: map[string]string{},
 		interps:  map[string]bool{},
+		programs: map[string]bool{},
 	}
 	if cmd.Platform != "" {
 		c.want = platformMachine(cmd.Platform)
@@ -172,7 +173,7 @@ func Closure(ctx context.Context, idx *Index, cmd *Command, opts ...ClosureOptio
 	}
 	c.confDirs = ldsoConfDirs(idx)
 
-	if err := c.program(cmd.Path, Reason{Kind: "entrypoint", Detail: strings.Join(cmd.Args, " ")}, cmd.Args, 0); err != nil {
+	if err := c.program(cmd.Path, Reason{Kind: "entrypoint", Detail: strings.Join(cmd.Args, " ")}, 0); err != nil {
 		return nil, err
 	}
 	if script, ok := shellScript(cmd.Args); ok {
@@ -223,6 +224,8 @@ type closer struct {
 	arch     string
 	// gconvPath is the gconv directory added, if any.
 	gconvPath string
+	// programs holds the ELF programs whose link map is done.
+	programs map[string]bool
 
 	// libc is libc.so.6 of the entrypoint's link map, with that map, once
 	// found; NSS and gconv modules are loaded into it.
@@ -323,12 +326,12 @@ func (c *closer) addPath(p string, e *Entry, links []*Entry, r Reason) {
 const maxScriptDepth = 4
 
 // program adds an executable (the entrypoint, an interpreter) and what it
-// needs to run. argv is the program's arguments as the kernel passes them.
-func (c *closer) program(p string, r Reason, argv []string, depth int) error {
+// needs to run; depth counts the "#!" interpreters above it.
+func (c *closer) program(p string, r Reason, depth int) error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	err := c.program1(p, r, argv, depth)
+	err := c.program1(p, r, depth)
 	var ee *EntrypointError
 	if r.Kind == "interpreter" && errors.As(err, &ee) && ee.Script == "" && ee.Name == p {
 		ee.Script = r.By
@@ -336,7 +339,8 @@ func (c *closer) program(p string, r Reason, argv []string, depth int) error {
 	return err
 }
 
-func (c *closer) program1(p string, r Reason, argv []string, depth int) error {
+// program1 is program without the error decoration.
+func (c *closer) program1(p string, r Reason, depth int) error {
 	e, links, err := c.follow(p)
 	if err != nil {
 		problem := "not found"
@@ -370,12 +374,7 @@ func (c *closer) program1(p string, r Reason, argv []string, depth int) error {
 		if !path.IsAbs(ip) {
 			ip = path.Join(workdir(c.cmd), ip)
 		}
-		next := []string{s.Interpreter}
-		if s.Arg != "" {
-			next = append(next, s.Arg)
-		}
-		next = append(next, p)
-		if err := c.program(ip, Reason{Kind: "interpreter", By: e.Path, Detail: line}, next, depth+1); err != nil {
+		if err := c.program(ip, Reason{Kind: "interpreter", By: e.Path, Detail: line}, depth+1); err != nil {
 			return err
 		}
 		if path.Base(s.Interpreter) == "env" {
@@ -389,7 +388,7 @@ func (c *closer) program1(p string, r Reason, argv []string, depth int) error {
 					}
 					return err
 				}
-				return c.program(found, Reason{Kind: "interpreter", By: e.Path, Detail: line + " (through PATH)"}, []string{name}, depth+1)
+				return c.program(found, Reason{Kind: "interpreter", By: e.Path, Detail: line + " (through PATH)"}, depth+1)
 			}
 		}
 		return nil
@@ -400,6 +399,10 @@ func (c *closer) program1(p string, r Reason, argv []string, depth int) error {
 		if c.arch == "" {
 			c.arch = e.ELF.Machine
 		}
+		if c.programs[e.Path] {
+			return nil
+		}
+		c.programs[e.Path] = true
 		lm := c.loadProgram(e)
 		if c.lm == nil || (c.libc == nil && lm.libc != nil) {
 			c.lm = lm
@@ -431,7 +434,7 @@ func (c *closer) shellPrograms(script string) error {
 			continue
 		}
 		r := Reason{Kind: "entrypoint", By: shell, Detail: path.Base(c.cmd.Args[0]) + " -c: " + name}
-		if err := c.program(p, r, []string{name}, 1); err != nil {
+		if err := c.program(p, r, 1); err != nil {
 			c.log.Warn("program of the shell command line is unusable", "path", p, "error", err)
 		}
 	}
@@ -901,7 +904,7 @@ func (c *closer) includeELF(e *Entry) {
 			ip = path.Join(workdir(c.cmd), ip)
 		}
 		line := "#!" + strings.TrimSpace(s.Interpreter+" "+s.Arg)
-		if err := c.program(ip, Reason{Kind: "interpreter", By: e.Path, Detail: line}, []string{s.Interpreter, e.Path}, 1); err != nil {
+		if err := c.program(ip, Reason{Kind: "interpreter", By: e.Path, Detail: line}, 1); err != nil {
 			c.log.Warn("interpreter of an included script is unusable", "path", e.Path, "error", err)
 		}
 		return
