@@ -23,7 +23,8 @@ and sends it one event: the S3 event for a CSV (--csv), an event from a file
 
 S3 is the endpoint AWS_ENDPOINT_URL_S3 names (moto, MinIO, ...) when set. With
 --csv and no such endpoint, an in-process S3 serves the bucket "local": the CSV
-is put there at its base name and the output object is fetched back. Without
+is put there under the package's input prefix (input/NAME.csv by default) and
+the output object (output/NAME.csv) is fetched back. Without
 either, S3 is AWS itself, with your credentials.
 
 With --csv, stdout carries the output object's bytes; otherwise the function's

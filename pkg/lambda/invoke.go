@@ -65,8 +65,8 @@ func WithEvent(event []byte) InvokeOption {
 	}
 }
 
-// WithCSV runs the function on a local file: it is put at its base name in
-// the bucket "local" of the S3 endpoint AWS_ENDPOINT_URL_S3 names, or of an
+// WithCSV runs the function on a local file: it is put at the package's
+// input prefix + its base name ("input/day1.csv") in the bucket "local" of the S3 endpoint AWS_ENDPOINT_URL_S3 names, or of an
 // in-process local S3 when that is unset, and the output object is fetched
 // into the result's Output (or streamed to WithOutputWriter's writer).
 func WithCSV(path string) InvokeOption {
@@ -208,12 +208,15 @@ type invocation struct {
 	tmp     string // TMPDIR of the function
 	work    string // holds dir and tmp
 	linkDir string
-	api     *RuntimeAPI
-	s3local *LocalS3
-	s3      *s3.Client
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	exitErr error
+	// inputPrefix is the package's trigger prefix, under which WithCSV
+	// puts the file.
+	inputPrefix string
+	api         *RuntimeAPI
+	s3local     *LocalS3
+	s3          *s3.Client
+	cmd         *exec.Cmd
+	exited      chan struct{}
+	exitErr     error
 }
 
 func (inv *invocation) run(ctx context.Context) (*InvokeResult, error) {
@@ -235,6 +238,7 @@ func (inv *invocation) run(ctx context.Context) (*InvokeResult, error) {
 		var m xruntime.Manifest
 		if json.Unmarshal(b, &m) == nil {
 			inv.linkDir = m.LinkDir
+			inv.inputPrefix = m.Input.Prefix
 		}
 	}
 	log.Debug("package unpacked", "zip", inv.zipPath, "dir", inv.dir)
@@ -397,7 +401,7 @@ func regionFromEnv() string {
 func (inv *invocation) eventPayload(ctx context.Context) ([]byte, error) {
 	bucket, key := inv.o.bucket, inv.o.key
 	if inv.o.csv != "" {
-		bucket, key = LocalBucket, filepath.Base(inv.o.csv)
+		bucket, key = LocalBucket, inv.inputPrefix+filepath.Base(inv.o.csv)
 		if err := inv.putCSV(ctx, bucket, key); err != nil {
 			return nil, err
 		}

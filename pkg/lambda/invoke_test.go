@@ -177,6 +177,20 @@ func TestInvokeCSVLocalS3(t *testing.T) {
 	}
 }
 
+func TestInvokeCSVInputPrefix(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	m := invManifest("cat")
+	m.Input.Prefix = "input/"
+	res, err := Invoke(context.Background(), mustInvPackage(t, m), WithCSV(mustCSV(t, "day1.csv", []byte("1,2\n"))))
+	if err != nil {
+		t.Fatalf("Invoke: %v", err)
+	}
+	if res.OutputKey != "output/day1.csv" || string(res.Output) != "1,2\n" {
+		t.Errorf("output s3://%s/%s = %q, want output/day1.csv = %q", res.OutputBucket, res.OutputKey, res.Output, "1,2\n")
+	}
+}
+
 func TestInvokeEnvironment(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_S3", "")
 	t.Setenv("AWS_ENDPOINT_URL", "")

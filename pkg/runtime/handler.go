@@ -213,8 +213,9 @@ type RecordResult struct {
 }
 
 // Handle processes every record of ev in order. An s3:TestEvent (no
-// records) succeeds doing nothing. Keys under the output prefix or not
-// ending in the input suffix are skipped. The error, if any, holds a
+// records) succeeds doing nothing. Keys not under the input prefix, not
+// ending in the input suffix, or under the output prefix of the same bucket
+// are skipped (a second guard against the function triggering itself). The error, if any, holds a
 // *RecordError for each record that failed.
 func (h *Handler) Handle(ctx context.Context, ev events.S3Event) (Result, error) {
 	res := Result{Records: []RecordResult{}}
@@ -241,6 +242,13 @@ func (h *Handler) Handle(ctx context.Context, ev events.S3Event) (Result, error)
 	}
 }
 
+// OutputKey returns where the output for the input key goes: the output
+// prefix, the key without the input prefix, the output suffix
+// (input/day1.csv → output/day1.csv).
+func OutputKey(m *Manifest, key string) string {
+	return m.Output.Prefix + strings.TrimPrefix(key, m.Input.Prefix) + m.Output.Suffix
+}
+
 func (h *Handler) record(ctx context.Context, rec events.S3EventRecord) (RecordResult, error) {
 	start := time.Now()
 	r := RecordResult{Bucket: rec.S3.Bucket.Name, Key: rec.S3.Object.Key}
@@ -250,11 +258,17 @@ func (h *Handler) record(ctx context.Context, rec events.S3EventRecord) (RecordR
 	}
 	r.Key = key
 	log := h.opts.logger.With("bucket", r.Bucket, "key", key)
+	outBucket := h.m.Output.Bucket
+	if outBucket == "" {
+		outBucket = r.Bucket
+	}
 	switch {
 	case r.Bucket == "" || key == "":
 		r.Skipped = "no bucket or key"
-	case strings.HasPrefix(key, h.m.Output.Prefix):
+	case outBucket == r.Bucket && strings.HasPrefix(key, h.m.Output.Prefix):
 		r.Skipped = fmt.Sprintf("key is under the output prefix %q", h.m.Output.Prefix)
+	case !strings.HasPrefix(key, h.m.Input.Prefix):
+		r.Skipped = fmt.Sprintf("key is not under the input prefix %q", h.m.Input.Prefix)
 	case !strings.HasSuffix(key, h.m.Input.Suffix):
 		r.Skipped = fmt.Sprintf("key does not end in %q", h.m.Input.Suffix)
 	}
@@ -262,11 +276,8 @@ func (h *Handler) record(ctx context.Context, rec events.S3EventRecord) (RecordR
 		log.InfoContext(ctx, "record skipped", "reason", r.Skipped)
 		return r, nil
 	}
-	r.OutputBucket = h.m.Output.Bucket
-	if r.OutputBucket == "" {
-		r.OutputBucket = r.Bucket
-	}
-	r.OutputKey = h.m.Output.Prefix + key + h.m.Output.Suffix
+	r.OutputBucket = outBucket
+	r.OutputKey = OutputKey(h.m, key)
 	log.InfoContext(ctx, "processing", "output", "s3://"+r.OutputBucket+"/"+r.OutputKey)
 	err = h.run(ctx, &r)
 	r.DurationMS = time.Since(start).Milliseconds()

@@ -55,7 +55,13 @@ type handlerSetup struct {
 // it against a fresh moto bucket.
 func mustHandler(t *testing.T, mode string, args ...string) handlerSetup {
 	t.Helper()
-	m := Manifest{Version: 1, Program: "/bin/testprog", Args: append([]string{"testprog"}, args...), Input: Input{Mode: mode}}
+	return mustHandlerFor(t, Manifest{Version: 1, Program: "/bin/testprog", Args: append([]string{"testprog"}, args...), Input: Input{Mode: mode}})
+}
+
+// mustHandlerFor makes the package of m and a handler for it against a
+// fresh moto bucket.
+func mustHandlerFor(t *testing.T, m Manifest) handlerSetup {
+	t.Helper()
 	root := mustTaskRoot(t, m)
 	lm, err := LoadManifest(root)
 	if err != nil {
@@ -211,6 +217,43 @@ func TestHandleSkips(t *testing.T) {
 	// a.csv's output, written under the prefix, was not itself processed.
 	if got, _ := s.get(t, "output/a.csv"); string(got) != "x,y\n" {
 		t.Errorf("output/a.csv = %q", got)
+	}
+}
+
+func TestHandleInputPrefix(t *testing.T) {
+	s := mustHandlerFor(t, Manifest{Version: 1, Program: "/bin/testprog", Args: []string{"testprog", "cat"},
+		Input: Input{Prefix: "input/", Suffix: ".csv"}, Output: Output{Prefix: "output/", Suffix: ".out"}})
+	s.put(t, "input/day 1.csv", []byte("1\n"))
+	s.put(t, "other/day2.csv", []byte("2\n"))
+	res, err := s.h.Handle(context.Background(), s3Event(s.bucket, "input%2Fday+1.csv", "other%2Fday2.csv"))
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	want := []RecordResult{
+		{Bucket: s.bucket, Key: "input/day 1.csv", OutputBucket: s.bucket, OutputKey: "output/day 1.csv.out", InputBytes: 2, OutputBytes: 2},
+		{Bucket: s.bucket, Key: "other/day2.csv", Skipped: `key is not under the input prefix "input/"`},
+	}
+	if diff := cmp.Diff(want, res.Records, cmpIgnoreDuration); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	if got, _ := s.get(t, "output/day 1.csv.out"); string(got) != "1\n" {
+		t.Errorf("output/day 1.csv.out = %q, want %q", got, "1\n")
+	}
+}
+
+func TestHandleOtherOutputBucket(t *testing.T) {
+	c := motoClient(t)
+	out := mustBucket(t, c)
+	s := mustHandlerFor(t, Manifest{Version: 1, Program: "/bin/testprog", Args: []string{"testprog", "cat"},
+		Output: Output{Bucket: out, Prefix: "output/"}})
+	// In another output bucket, an input key under "output/" is a real input.
+	s.put(t, "output/x.csv", []byte("x\n"))
+	if _, err := s.h.Handle(context.Background(), s3Event(s.bucket, "output%2Fx.csv")); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	o := handlerSetup{c: c, bucket: out}
+	if got, _ := o.get(t, "output/output/x.csv"); string(got) != "x\n" {
+		t.Errorf("s3://%s/output/output/x.csv = %q, want %q", out, got, "x\n")
 	}
 }
 

@@ -39,7 +39,9 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // LoadManifest reads taskRoot/extract.json, checks it and fills in the
 // documented defaults (input mode "stdin", suffix ".csv", output prefix
-// "output/").
+// "output/"). An absent input prefix means none: the packager writes its
+// default "input/" explicitly, and JSON's omitempty cannot tell an empty
+// prefix (--prefix "") from an absent one.
 func LoadManifest(taskRoot string) (*Manifest, error) {
 	p := filepath.Join(taskRoot, ManifestPath)
 	b, err := os.ReadFile(p)
