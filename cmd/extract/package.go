@@ -33,10 +33,11 @@ Examples:
   extract package oci:./layout:v1 --input file --cmd '["--csv","{input}"]' -o fn.zip
   extract package python:3.12-slim --entrypoint /usr/local/bin/python3 \
       --cmd /app/job.py --include '/app/**' --exclude '/usr/share/**' -o job.zip
-  extract package momentum:v1 --json | jq -r .code_sha256`,
+  extract package momentum:v1 --json | jq -r .code_sha256
+  extract package momentum:v1 -o - > fn.zip`,
 	Flags: append(imageFlags(),
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "function.zip", TakesFile: true,
-			Usage: "write the zip to `FILE` (replaced only once complete)"},
+			Usage: "write the zip to `FILE` (replaced only once complete); - for stdout, the summary then goes to stderr"},
 		&cli.BoolFlag{Name: "json", Usage: "print the result as a JSON document"},
 	),
 	Action: func(c *cli.Context) error {
@@ -57,25 +58,33 @@ Examples:
 			return packageExit(err)
 		}
 		defer img.Close()
-		res, err := lambda.PackageFile(c.Context, img, out, packageOptions(c)...)
+		// With -o - the zip itself is the result on stdout and the
+		// summary goes to stderr.
+		var res *lambda.PackageResult
+		w := stdout(c)
+		if out == "-" {
+			res, err = lambda.Package(c.Context, img, w, packageOptions(c)...)
+			w = stderr(c)
+		} else {
+			res, err = lambda.PackageFile(c.Context, img, out, packageOptions(c)...)
+			if abs, aerr := filepath.Abs(out); aerr == nil {
+				out = abs
+			}
+		}
 		if err != nil {
 			return packageExit(err)
 		}
-		for _, w := range res.Warnings {
-			fmt.Fprintf(stderr(c), "warning: %s\n", w)
-		}
-		if abs, err := filepath.Abs(out); err == nil {
-			out = abs
+		for _, msg := range res.Warnings {
+			fmt.Fprintf(stderr(c), "warning: %s\n", msg)
 		}
 		if c.Bool("json") {
-			enc := json.NewEncoder(stdout(c))
+			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
 			return enc.Encode(struct {
 				Path string `json:"path"`
 				*lambda.PackageResult
 			}{out, res})
 		}
-		w := stdout(c)
 		fmt.Fprintln(w, out)
 		fmt.Fprintf(w, "zipped:     %d bytes\n", res.ZippedSize)
 		fmt.Fprintf(w, "unzipped:   %d bytes\n", res.UnzippedSize)

@@ -128,6 +128,18 @@ func TestPackageCommand(t *testing.T) {
 	if b, _ := os.ReadFile(again); !bytes.Equal(b, zipped) {
 		t.Error("packaging the same image with the same flags twice gave different zips")
 	}
+
+	// -o -: the zip on stdout, the summary on stderr.
+	stdout, stderr, err = runPackage(t, "docker-archive:"+archive, "--suffix", ".tsv", "-o", "-")
+	if err != nil {
+		t.Fatalf("package -o -: %v\n%s", err, stderr)
+	}
+	if stdout != string(zipped) {
+		t.Errorf("package -o - wrote %d bytes to stdout, want the %d-byte zip", len(stdout), len(zipped))
+	}
+	if !strings.Contains(stderr, "CodeSha256: "+doc.CodeSHA256) {
+		t.Errorf("package -o - stderr = %q, want the summary", stderr)
+	}
 }
 
 func TestPackageCommandErrors(t *testing.T) {
