@@ -90,7 +90,11 @@ type PackageResult struct {
 // for its architecture, the manifest (extract.json) and the loader aliases,
 // with every bundled ELF's PT_INTERP and every bundled script's "#!" line
 // rewritten to the bundle (see the comment at the top of package.go). The
-// zip is deterministic: the same image and options give the same bytes.
+// zip is deterministic: the same image and options give the same bytes
+// (with the same bootstrap: an extract binary embeds its own; one built
+// without them builds the bootstrap with the local Go toolchain, whose
+// version the bootstrap's bytes depend on, as Deflate's output may across Go
+// releases).
 //
 // Package reads the image's layers twice: once to index them, once to
 // extract the closure's files, which are kept in a temporary directory while
