@@ -44,7 +44,7 @@ Examples:
 			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--cmd", s, true); return err }},
 		&cli.StringSliceFlag{Name: "include", Usage: "add the image files matching `GLOB` to the closure (absolute, ** for any depth; repeatable)"},
 		&cli.StringSliceFlag{Name: "exclude", Usage: "leave the image files matching `GLOB` out of the closure (repeatable)"},
-		&cli.BoolFlag{Name: "gconv", Usage: "add glibc's gconv modules (iconv character sets, about 9 MB) to the closure"},
+		&cli.BoolFlag{Name: "gconv", Usage: "add glibc's gconv modules (iconv character sets, about 8 MB) to the closure"},
 		&cli.BoolFlag{Name: "no-layers", Usage: "skip dive's layer analysis (it reads every byte of every layer)"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
 	},

@@ -59,7 +59,7 @@ func WithExclude(globs ...string) ClosureOption {
 
 // WithGconv adds glibc's gconv modules directory (the gconv-modules
 // configuration and every module .so with its libraries), which iconv(3)
-// loads by name at run time. Default false: the directory is about 9 MB on
+// loads by name at run time. Default false: the directory is about 8 MB on
 // Debian, a sixth of Lambda's 50 MB upload limit, and only programs
 // converting between character sets need it.
 func WithGconv(on bool) ClosureOption {
