@@ -5,6 +5,8 @@ set -euo pipefail
 
 need_apt=()
 command -v gfortran >/dev/null || need_apt+=(gfortran)
+# the arm64 fixture cross-compiles momentum for aarch64
+command -v aarch64-linux-gnu-gfortran >/dev/null || need_apt+=(gfortran-aarch64-linux-gnu)
 command -v qemu-aarch64-static >/dev/null || need_apt+=(qemu-user-static)
 command -v ldd >/dev/null || need_apt+=(libc-bin)
 command -v zip >/dev/null || need_apt+=(zip)
