@@ -69,7 +69,8 @@ func Extract(ctx context.Context, img *Image, idx *Index, files []*Entry, fn fun
 	x := &extractor{fn: fn}
 	defer x.close()
 	for _, li := range layers {
-		if err := x.layer(ctx, idx, li, ls[li].Uncompressed, want, perLayer[li]); err != nil {
+		open := func() (io.ReadCloser, error) { return openLayer(img, ls[li]) }
+		if err := x.layer(ctx, idx, li, open, want, perLayer[li]); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,6 +14,9 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	kgzip "github.com/klauspost/compress/gzip"
 )
 
 // Limits of the index. Images beyond them are refused with an error
@@ -137,7 +141,7 @@ func BuildIndex(ctx context.Context, img *Image) (*Index, error) {
 			digest = shortDigest(img.Layers[n].Digest)
 		}
 		progressf(progress, "indexing layer %d/%d %s", n+1, len(ls), digest)
-		rc, err := l.Uncompressed()
+		rc, err := openLayer(img, l)
 		if err != nil {
 			return nil, fmt.Errorf("reading layer %d %s: %w", n, digest, err)
 		}
@@ -156,6 +160,48 @@ func BuildIndex(ctx context.Context, img *Image) (*Index, error) {
 	}
 	b.log.Debug("indexed image", "paths", b.idx.count, "layers", len(ls))
 	return b.idx, nil
+}
+
+// openLayer returns the uncompressed tar stream of layer l. For images
+// whose layers are stored compressed (registry, OCI layout), it reads the
+// compressed blob and gunzips it with klauspost/compress, about twice as
+// fast as the standard library that v1.Layer.Uncompressed uses; anything
+// else (zstd, uncompressed blobs, docker-archive and daemon images, whose
+// Compressed would compress on the fly) goes through l.Uncompressed.
+func openLayer(img *Image, l v1.Layer) (io.ReadCloser, error) {
+	if img == nil || !img.compressedBlobs {
+		return l.Uncompressed()
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(rc, 64<<10)
+	if magic, _ := br.Peek(3); !bytes.Equal(magic, []byte{0x1f, 0x8b, 0x08}) {
+		rc.Close()
+		return l.Uncompressed()
+	}
+	zr, err := kgzip.NewReader(br)
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return &gunzipReader{zr: zr, rc: rc}, nil
+}
+
+type gunzipReader struct {
+	zr *kgzip.Reader
+	rc io.Closer
+}
+
+func (g *gunzipReader) Read(p []byte) (int, error) { return g.zr.Read(p) }
+
+func (g *gunzipReader) Close() error {
+	zerr := g.zr.Close()
+	if err := g.rc.Close(); err != nil {
+		return err
+	}
+	return zerr
 }
 
 func logger(img *Image) *slog.Logger {

@@ -38,6 +38,9 @@ type Image struct {
 	img     v1.Image
 	opts    *options
 	cleanup []func() error
+	// compressedBlobs is set for sources that store layers as compressed
+	// blobs (registry, OCI layout), where reading Compressed is cheap.
+	compressedBlobs bool
 }
 
 // V1 returns the go-containerregistry image. For remote images its layers
@@ -170,6 +173,7 @@ func (i *Image) openRemote(ctx context.Context, ref string) error {
 		return err
 	}
 	i.img = cached
+	i.compressedBlobs = true
 	return nil
 }
 
@@ -216,6 +220,7 @@ func (i *Image) openLayout(dir, tag string) error {
 	if dir == "" {
 		return errors.New("oci: missing directory")
 	}
+	i.compressedBlobs = true
 	p, err := layout.FromPath(dir)
 	if err != nil {
 		return err
