@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"debug/elf"
 	"errors"
@@ -361,6 +362,19 @@ func TestBuildIndexLimits(t *testing.T) {
 	cancel()
 	if _, err := BuildIndex(ctx, img); !errors.Is(err, context.Canceled) {
 		t.Errorf("BuildIndex(canceled) error = %v, want context.Canceled", err)
+	}
+
+	// A header declaring a 9 GiB file (no data follows: the error must come
+	// from the header alone).
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "huge", Typeflag: tar.TypeReg, Size: 9 << 30, Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	huge := fromV1(t, mustV1Raw(t, buf.Bytes()))
+	_, err := BuildIndex(context.Background(), huge)
+	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), `entry "huge"`) {
+		t.Errorf("BuildIndex(9 GiB file) error = %v, want ErrLimit naming the entry", err)
 	}
 }
 

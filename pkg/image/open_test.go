@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -368,3 +369,41 @@ func TestECRKeychain(t *testing.T) {
 }
 
 var _ io.Reader = (*progressReader)(nil)
+
+// countingTransport counts the requests it forwards.
+type countingTransport struct {
+	n    int
+	next http.RoundTripper
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n++
+	return c.next.RoundTrip(r)
+}
+
+func TestOpenWithTransportAndKeychain(t *testing.T) {
+	rs := newRegistry(t)
+	ref := rs.push(t, "tr:v1", testImage(t, "x"))
+	ct := &countingTransport{next: http.DefaultTransport}
+	img, err := Open(context.Background(), ref, WithTransport(ct), WithKeychain(authn.DefaultKeychain), WithCacheDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BuildIndex(context.Background(), img); err != nil {
+		t.Fatal(err)
+	}
+	if ct.n == 0 {
+		t.Errorf("WithTransport: no request went through the transport")
+	}
+	if _, err := Open(context.Background(), ref, WithTransport(nil)); err == nil {
+		t.Errorf("WithTransport(nil) accepted")
+	}
+}
+
+func TestOpenDaemonUnavailable(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no.sock"))
+	_, err := Open(context.Background(), "docker-daemon:app:v1")
+	if err == nil || !strings.Contains(err.Error(), `opening "docker-daemon:app:v1"`) {
+		t.Errorf("Open(docker-daemon:) without a daemon: error = %v", err)
+	}
+}
