@@ -20,13 +20,16 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/compression"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 func testImage(t *testing.T, marker string) v1.Image {
@@ -405,5 +408,39 @@ func TestOpenDaemonUnavailable(t *testing.T) {
 	_, err := Open(context.Background(), "docker-daemon:app:v1")
 	if err == nil || !strings.Contains(err.Error(), `opening "docker-daemon:app:v1"`) {
 		t.Errorf("Open(docker-daemon:) without a daemon: error = %v", err)
+	}
+}
+
+func TestOpenLayoutCompressions(t *testing.T) {
+	gz := mustLayer(t, file("a", "gzip"))
+	zb := tarBytes(t, file("b", "zstd"))
+	zs, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(zb)), nil },
+		tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := static.NewLayer(tarBytes(t, file("c", "plain")), types.OCIUncompressedLayer)
+	img, err := mutate.AppendLayers(empty.Image, gz, zs, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Open(context.Background(), "oci:"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := BuildIndex(context.Background(), got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"/a": "gzip", "/b": "zstd", "/c": "plain"}, contents(t, got, idx)); diff != "" {
+		t.Errorf("contents (-want +got):\n%s", diff)
 	}
 }
