@@ -142,17 +142,25 @@ echo "image $(mb "$image_bytes") (compressed layers) -> zip $(mb "$zip_bytes")"
 
 # ------------------------------------------------------------ 4. deploy ---
 step "Deploy to AWS (moto): role, function, permission, S3 trigger"
+# A free port can be taken between the check and moto's bind: moto then
+# exits, and the demo tries another port.
+moto_up() {
+	local i
+	for i in $(seq 60); do
+		democtl wait --timeout 500ms "http://127.0.0.1:$moto_port/moto-api/" 2>/dev/null && return 0
+		kill -0 "$moto_pid" 2>/dev/null || return 1
+	done
+	return 1
+}
 for attempt in 1 2 3; do
 	moto_port=$(democtl freeport)
-	setsid moto_server -H 127.0.0.1 -p "$moto_port" >"moto.log" 2>&1 &
+	setsid moto_server -H 127.0.0.1 -p "$moto_port" >>"moto.log" 2>&1 &
 	moto_pid=$!
-	if democtl wait --timeout 30s "http://127.0.0.1:$moto_port/moto-api/" 2>>"moto.log"; then
-		break
-	fi
+	moto_up && break
 	kill -- -"$moto_pid" 2>/dev/null || true
 	wait "$moto_pid" 2>/dev/null || true
 	moto_pid=''
-	[ "$attempt" -lt 3 ] || die "moto_server did not start"
+	[ "$attempt" -lt 3 ] || die "moto_server did not start (see moto.log)"
 done
 export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port
 export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_SESSION_TOKEN=''
