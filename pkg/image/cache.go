@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -140,6 +141,7 @@ type cachedLayer struct {
 	dir          string
 	opts         *options
 	index, count int
+	verified     atomic.Bool
 }
 
 func (l *cachedLayer) Digest() (v1.Hash, error)            { return l.inner.Digest() }
@@ -168,6 +170,14 @@ func (l *cachedLayer) Compressed() (io.ReadCloser, error) {
 	if f, err := os.Open(final); err == nil {
 		l.opts.logger.Debug("layer from cache", "digest", h.String())
 		progressf(l.opts.progress, "layer %d/%d %s: cached (%s)", l.index+1, l.count, shortDigest(h.String()), humanBytes(size))
+		if h.Algorithm == "sha256" && !l.verified.Load() {
+			if err := verifyFile(f, h.Hex); err != nil {
+				f.Close()
+				os.Remove(final)
+				return nil, fmt.Errorf("cached blob %s: %w; removed it, run again to download it", final, err)
+			}
+			l.verified.Store(true)
+		}
 		return f, nil
 	}
 	rc, err := l.inner.Compressed()
@@ -191,6 +201,21 @@ func (l *cachedLayer) Compressed() (io.ReadCloser, error) {
 		return body, nil
 	}
 	return &teeToCache{r: body, f: tmp, h: sha256.New(), want: h.Hex, final: final, opts: l.opts}, nil
+}
+
+// verifyFile checks the sha256 of f and rewinds it. A cached blob is
+// checked once per process before it is first used: a blob changed on disk
+// would otherwise fail later with a decompression error and stay broken.
+func verifyFile(f *os.File, want string) error {
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("digest is sha256:%s, want sha256:%s", got, want)
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return err
 }
 
 // teeToCache copies what is read into a temporary file and renames it into

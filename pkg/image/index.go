@@ -617,12 +617,17 @@ func (x *Index) Resolve(p string) (string, *Entry, error) {
 
 // ResolveParent is Resolve without following a final symlink (like
 // lstat on a path whose directories are resolved): it returns the path of
-// the last component in its real directory and its entry.
+// the last component in its real directory and its entry. A trailing "/"
+// makes the final component a directory, so a final symlink is followed.
 func (x *Index) ResolveParent(p string) (string, *Entry, error) {
 	return x.resolve(p, false)
 }
 
 func (x *Index) resolve(p string, followLast bool) (string, *Entry, error) {
+	if strings.HasSuffix(p, "/") {
+		// "link/" names the directory the link leads to, as in Linux.
+		followLast = true
+	}
 	stack := []*node{x.root}
 	parts := strings.Split(p, "/")
 	hops := 0

@@ -255,6 +255,9 @@ func TestResolveParent(t *testing.T) {
 	if got != "/usr/lib64/ld-linux-x86-64.so.2" || e.Kind != Symlink || e.Target != "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" {
 		t.Errorf("ResolveParent = %q %+v, want the symlink /usr/lib64/ld-linux-x86-64.so.2", got, e)
 	}
+	if got, _, err := idx.ResolveParent("/lib/"); err != nil || got != "/usr/lib" {
+		t.Errorf("ResolveParent(/lib/) = %q, %v; want /usr/lib", got, err)
+	}
 	if _, _, err := idx.ResolveParent("/loop1"); err != nil {
 		t.Errorf("ResolveParent(/loop1) error = %v, want nil (final link not followed)", err)
 	}

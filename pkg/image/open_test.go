@@ -125,6 +125,25 @@ func TestOpenCachesBlobs(t *testing.T) {
 	if len(names) != 3 {
 		t.Errorf("cache holds %v, want 3 blobs", names)
 	}
+
+	// A cached blob changed on disk is detected, removed, and downloaded
+	// again by the next run.
+	img, _ := Open(ctx, ref, WithCacheDir(cache))
+	blob := filepath.Join(cache, "sha256", strings.TrimPrefix(img.Layers[1].Digest, "sha256:"))
+	b, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0xff
+	os.WriteFile(blob, b, 0o600)
+	if _, err := BuildIndex(ctx, img); err == nil || !strings.Contains(err.Error(), "removed it") {
+		t.Errorf("BuildIndex with a corrupt cached blob: error = %v", err)
+	}
+	rs.blobGets.Store(0)
+	run()
+	if n := rs.blobGets.Load(); n != 1 {
+		t.Errorf("after removing a corrupt blob, fetched %d blobs, want 1", n)
+	}
 }
 
 func multiPlatformIndex(t *testing.T) (v1.ImageIndex, v1.Image, v1.Image) {
