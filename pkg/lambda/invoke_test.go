@@ -264,7 +264,7 @@ func TestInvokeFailures(t *testing.T) {
 					t.Errorf("error message %q lacks %q", res.Error.Message, w)
 				}
 			}
-			if d := time.Since(start); d > tt.timeout+3*time.Second {
+			if d := time.Since(start); d > tt.timeout+30*time.Second { // unzip, build and upload under load take seconds
 				t.Errorf("Invoke took %v, over the %v timeout plus setup", d, tt.timeout)
 			}
 		})
