@@ -6,6 +6,7 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -15,6 +16,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 func TestBuildIndexFlattening(t *testing.T) {
@@ -440,4 +445,42 @@ func FuzzBuildIndex(f *testing.F) {
 			t.Fatalf("BuildIndex+Walk+Extract of %d bytes took %s", len(b), d)
 		}
 	})
+}
+
+func ExampleBuildIndex() {
+	// A one-layer image in an OCI layout: a merged-/usr tree with a symlink.
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "usr/bin/momentum", Typeflag: tar.TypeReg, Mode: 0o755, Size: 3})
+	tw.Write([]byte("hi\n"))
+	tw.WriteHeader(&tar.Header{Name: "bin", Typeflag: tar.TypeSymlink, Linkname: "usr/bin"})
+	tw.Close()
+	layer, _ := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	base, _ := mutate.AppendLayers(empty.Image, layer)
+	dir, _ := os.MkdirTemp("", "example-")
+	defer os.RemoveAll(dir)
+	p, _ := layout.Write(dir, empty.Index)
+	p.AppendImage(base)
+
+	ctx := context.Background()
+	img, err := Open(ctx, "oci:"+dir)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	idx, err := BuildIndex(ctx, img)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resolved, e, _ := idx.Resolve("/bin/momentum")
+	fmt.Println(resolved, e.Size, idx.Len())
+	Extract(ctx, img, idx, []*Entry{e}, func(e *Entry, r io.Reader) error {
+		b, _ := io.ReadAll(r)
+		fmt.Printf("%s: %q\n", e.Path, b)
+		return nil
+	})
+	// Output:
+	// /usr/bin/momentum 3 4
+	// /usr/bin/momentum: "hi\n"
 }

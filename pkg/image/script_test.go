@@ -1,6 +1,7 @@
 package image
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -62,4 +63,10 @@ func FuzzParseScript(f *testing.F) {
 			t.Errorf("line longer than %d bytes: %+v", maxShebang, s)
 		}
 	})
+}
+
+func ExampleParseScript() {
+	s, ok := ParseScript([]byte("#!/usr/bin/env python3 -u\nprint('hi')\n"))
+	fmt.Println(ok, s.Interpreter, s.Arg)
+	// Output: true /usr/bin/env python3 -u
 }
