@@ -26,6 +26,9 @@ import (
 // from its layer is an error naming it; an error from fn ends the pass and
 // is returned as is.
 func Extract(ctx context.Context, img *Image, idx *Index, files []*Entry, fn func(e *Entry, r io.Reader) error) error {
+	if img == nil || img.img == nil || idx == nil {
+		return errors.New("extract: image not opened with Open or no index")
+	}
 	var others []*Entry
 	want := map[Source][]*Entry{}
 	perLayer := map[int]int{}

@@ -116,9 +116,18 @@ type node struct {
 // ParseELF and files starting with "#!" with ParseScript. ELF files up to
 // 8 MiB are read into one reused buffer; larger ones are copied to a
 // temporary file, parsed, and the file is reused for the next one and
-// removed at the end. Memory is bounded by the number of paths (refused
-// beyond MaxEntries) plus that buffer.
+// removed at the end. Sparse files are indexed but not parsed (their holes
+// would expand to gigabytes). Memory is bounded by the number of paths
+// (refused beyond MaxEntries) plus that buffer.
+//
+// A tar name that occurs twice as a regular file in one layer counts with
+// its last occurrence (Extract reads that one); a hardlink made to the
+// first occurrence before the second one also reads the last (a known
+// limitation; no image builder writes such layers).
 func BuildIndex(ctx context.Context, img *Image) (*Index, error) {
+	if img == nil || img.img == nil {
+		return nil, errors.New("BuildIndex: image not opened with Open")
+	}
 	ls, err := img.img.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("listing layers: %w", err)
