@@ -1,0 +1,37 @@
+package runtime_test
+
+import (
+	"fmt"
+
+	xruntime "github.com/comingout/extract/pkg/runtime"
+)
+
+// The program's environment: the image's PATH and library directories
+// mapped into the package, Lambda's own library path gone, HOME set.
+func ExampleEnviron() {
+	m := &xruntime.Manifest{
+		Program:     "/usr/local/bin/momentum",
+		Env:         []string{"PATH=/usr/local/bin:/usr/bin"},
+		LibraryPath: []string{"/lib/x86_64-linux-gnu"},
+	}
+	lambdaEnv := []string{"AWS_REGION=eu-west-1", "LD_LIBRARY_PATH=/lib64:/usr/lib64", "PATH=/usr/bin:/bin"}
+	for _, kv := range xruntime.Environ(m, "/var/task", lambdaEnv) {
+		fmt.Println(kv)
+	}
+	// Output:
+	// AWS_REGION=eu-west-1
+	// LD_LIBRARY_PATH=/var/task/rootfs/lib/x86_64-linux-gnu
+	// PATH=/var/task/rootfs/usr/local/bin:/var/task/rootfs/usr/bin
+	// HOME=/tmp
+}
+
+// The output key of an input key: the input prefix replaced by the output
+// prefix.
+func ExampleOutputKey() {
+	m := &xruntime.Manifest{
+		Input:  xruntime.Input{Prefix: "input/", Suffix: ".csv"},
+		Output: xruntime.Output{Prefix: "output/"},
+	}
+	fmt.Println(xruntime.OutputKey(m, "input/2026/day1.csv"))
+	// Output: output/2026/day1.csv
+}
