@@ -241,7 +241,7 @@ func WriteDir(ctx context.Context, img *Image, idx *Index, paths []string, dir s
 		if err := writeAtomic(root, targets[0], r, e.Size, fileMode(e)); err != nil {
 			return fmt.Errorf("writing %s: %w", targets[0], err)
 		}
-		log.Info("wrote file", "path", targets[0], "from", e.Path, "bytes", e.Size)
+		log.Debug("wrote file", "path", targets[0], "from", e.Path, "bytes", e.Size)
 		for _, t := range targets[1:] {
 			src, err := root.Open(targets[0])
 			if err != nil {
@@ -252,7 +252,7 @@ func WriteDir(ctx context.Context, img *Image, idx *Index, paths []string, dir s
 			if err != nil {
 				return fmt.Errorf("writing %s: %w", t, err)
 			}
-			log.Info("wrote file", "path", t, "from", e.Path, "bytes", e.Size)
+			log.Debug("wrote file", "path", t, "from", e.Path, "bytes", e.Size)
 		}
 		return nil
 	})
