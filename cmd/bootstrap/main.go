@@ -18,6 +18,10 @@ import (
 func main() {
 	ctx := context.Background()
 	api := os.Getenv("AWS_LAMBDA_RUNTIME_API")
+	if api == "" {
+		fmt.Fprintln(os.Stderr, "bootstrap: AWS_LAMBDA_RUNTIME_API is not set: this runs on AWS Lambda or under `extract invoke`")
+		os.Exit(2)
+	}
 	h, err := start(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bootstrap: %v\n", err)

@@ -172,6 +172,10 @@ func (e *InvokeError) Error() string {
 // set; else, with WithCSV, an in-process LocalS3; else AWS itself, with the
 // caller's credentials.
 //
+// The package's link directory (Manifest.LinkDir, under /tmp) is pointed at
+// the unpacked package for the invocation and removed afterwards: two
+// concurrent invocations of the same package share it.
+//
 // A failed invocation returns the result and an *InvokeError.
 func Invoke(ctx context.Context, zipPath string, opts ...InvokeOption) (*InvokeResult, error) {
 	o := invokeOptions{

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -356,6 +357,12 @@ func (h *Handler) run(ctx context.Context, r *RecordResult) error {
 		stdin.Close()
 	}
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(h.program); serr == nil {
+				// The file is there: the kernel did not find its loader.
+				err = fmt.Errorf("%w (its program interpreter is missing: is the link %q to the task root in place?)", err, h.m.LinkDir)
+			}
+		}
 		return fail("running program", fmt.Errorf("starting %s: %w", h.m.Program, err))
 	}
 	pgid := cmd.Process.Pid

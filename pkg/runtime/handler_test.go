@@ -422,3 +422,19 @@ func TestHandleProgramStopsReading(t *testing.T) {
 		t.Errorf("output = %d bytes, want the first 10 input bytes", len(got))
 	}
 }
+
+func TestHandleMissingInterpreter(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "x0123456789")
+	s := mustHandlerFor(t, Manifest{Version: 1, Program: "/bin/testprog", Args: []string{"testprog", "cat"}, LinkDir: link})
+	// Replace the program by a script whose interpreter is under the link
+	// directory, as the packager rewrites #! lines, but is not in the
+	// package.
+	if err := os.WriteFile(s.h.program, []byte("#!"+link+"/rootfs/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.put(t, "a.csv", []byte("x\n"))
+	_, err := s.h.Handle(context.Background(), s3Event(s.bucket, "a.csv"))
+	if err == nil || !strings.Contains(err.Error(), "program interpreter is missing") || !strings.Contains(err.Error(), link) {
+		t.Errorf("Handle = %v, want an error naming the missing interpreter and the link dir", err)
+	}
+}
