@@ -21,6 +21,8 @@ type closureOptions struct {
 	exclude []string
 	gconv   bool
 	logger  *slog.Logger
+	// traced are the paths of WithTraced (trace.go).
+	traced []string
 }
 
 // WithInclude adds the files matching each glob to the closure (reason
@@ -133,7 +135,8 @@ type ClosureResult struct {
 //     versions have) and bracketed actions; a module the image lacks is
 //     logged, not an error, as glibc skips unavailable services too. With
 //     WithGconv(true), the gconv modules too;
-//   - files matched by WithInclude, minus those matched by WithExclude.
+//   - files matched by WithInclude, and those a traced run saw
+//     (WithTraced, see Trace), minus those matched by WithExclude.
 //
 // Static programs need no loader and no libraries. Every library missing
 // from the image is reported at once in a *MissingLibraryError; a missing
@@ -186,6 +189,7 @@ func Closure(ctx context.Context, idx *Index, cmd *Command, opts ...ClosureOptio
 			return nil, err
 		}
 	}
+	c.addTraced()
 	if c.libc != nil {
 		c.nss()
 		if o.gconv {
