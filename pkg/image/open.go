@@ -229,17 +229,36 @@ func (i *Image) openLayout(dir, tag string) error {
 	if err != nil {
 		return err
 	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
 	if tag == "" {
+		// Without a tag the layout must hold one image, one index, or be
+		// itself a multi-platform index (every entry an image with a
+		// platform).
+		multiPlatform := len(m.Manifests) > 1
+		for _, d := range m.Manifests {
+			if !d.MediaType.IsImage() || d.Platform == nil {
+				multiPlatform = false
+			}
+		}
+		if len(m.Manifests) > 1 && !multiPlatform {
+			var names []string
+			for _, d := range m.Manifests {
+				if n := d.Annotations["org.opencontainers.image.ref.name"]; n != "" {
+					names = append(names, n)
+				}
+			}
+			sort.Strings(names)
+			return fmt.Errorf("%s holds %d manifests; name one with oci:%s:TAG (tags: %s)", dir, len(m.Manifests), dir, strings.Join(names, ", "))
+		}
 		img, err := selectPlatform(idx, i.opts.platform)
 		if err != nil {
 			return err
 		}
 		i.img = img
 		return nil
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		return err
 	}
 	var names []string
 	for _, d := range m.Manifests {

@@ -236,6 +236,15 @@ func TestOpenLocalTransports(t *testing.T) {
 	pidx, _, _ := multiPlatformIndex(t)
 	mp.AppendIndex(pidx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "multi"}))
 
+	plat := filepath.Join(dir, "plat")
+	pp, err := layout.Write(plat, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, amd, arm := multiPlatformIndex(t)
+	pp.AppendImage(arm, layout.WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"}))
+	pp.AppendImage(amd, layout.WithPlatform(v1.Platform{OS: "linux", Architecture: "amd64"}))
+
 	ociTar := filepath.Join(dir, "oci.tar")
 	tarDir(t, single, ociTar)
 
@@ -252,6 +261,8 @@ func TestOpenLocalTransports(t *testing.T) {
 		{ref: "oci:" + multi + ":v2", marker: "other"},
 		{ref: "oci:" + multi + ":multi", marker: "amd64"},
 		{ref: "oci:" + multi + ":v3", err: `no image tagged "v3"`},
+		{ref: "oci:" + plat, marker: "amd64"},
+		{ref: "oci:" + multi, err: "holds 3 manifests; name one with oci:" + multi + ":TAG (tags: multi, v1, v2)"},
 		{ref: "oci-archive:" + ociTar + ":v1", marker: "local"},
 		{ref: "oci-archive:" + ociTar, marker: "local"},
 		{ref: "containers-storage:app", err: "unsupported transport \"containers-storage\""},
