@@ -364,7 +364,7 @@ func localStore(dir string, src io.Reader) (*localObject, error) {
 		return nil, err
 	}
 	h := crc32.New(localCRCTable)
-	n, err := io.Copy(io.MultiWriter(f, h), src)
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, make([]byte, 1<<20))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

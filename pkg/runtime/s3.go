@@ -9,6 +9,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // NewS3Client returns an S3 client configured from the environment the way
@@ -57,8 +58,19 @@ func newS3Client(getenv func(string) string) *s3.Client {
 		if strings.HasPrefix(endpoint, "http://") {
 			// Over plain HTTP the SDK would hash every part with SHA-256
 			// to sign it; a local endpoint checks no signature, and the
-			// parts still carry their CRC32 checksums.
-			o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+			// parts still carry their CRC32 checksums. The payload hash
+			// is set first thing, so the checksum step does not compute
+			// it either.
+			o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware, addUnsignedPayloadHash)
 		}
 	})
+}
+
+// addUnsignedPayloadHash marks every request's payload as unsigned from the
+// start of its middleware stack.
+func addUnsignedPayloadHash(st *middleware.Stack) error {
+	return st.Initialize.Add(middleware.InitializeMiddlewareFunc("ExtractUnsignedPayloadHash",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			return next.HandleInitialize(v4.SetPayloadHash(ctx, "UNSIGNED-PAYLOAD"), in)
+		}), middleware.Before)
 }
