@@ -419,6 +419,12 @@ func (inv *invocation) putCSV(ctx context.Context, bucket, key string) error {
 		return err
 	}
 	defer f.Close()
+	if inv.s3local != nil { // in-process: no HTTP, no signing
+		if err := inv.s3local.CreateBucket(bucket); err != nil {
+			return err
+		}
+		return inv.s3local.PutObject(bucket, key, f)
+	}
 	_, err = inv.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
 	var owned *types.BucketAlreadyOwnedByYou
 	var exists *types.BucketAlreadyExists
@@ -480,22 +486,33 @@ func (inv *invocation) fetchOutput(ctx context.Context, res *InvokeResult) error
 		return fmt.Errorf("the function skipped s3://%s/%s: %s", rec.Bucket, rec.Key, rec.Skipped)
 	}
 	res.OutputBucket, res.OutputKey = rec.OutputBucket, rec.OutputKey
-	out, err := inv.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &rec.OutputBucket, Key: &rec.OutputKey})
-	if err != nil {
-		return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
+	var body io.ReadCloser
+	size := int64(-1)
+	if inv.s3local != nil {
+		o, err := inv.s3local.Object(rec.OutputBucket, rec.OutputKey)
+		if err != nil {
+			return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
+		}
+		body = o
+	} else {
+		out, err := inv.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &rec.OutputBucket, Key: &rec.OutputKey})
+		if err != nil {
+			return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
+		}
+		body, size = out.Body, aws.ToInt64(out.ContentLength)
 	}
-	defer out.Body.Close()
+	defer body.Close()
 	if inv.o.output != nil {
-		if _, err := io.Copy(inv.o.output, out.Body); err != nil {
+		if _, err := io.Copy(inv.o.output, body); err != nil {
 			return fmt.Errorf("copying the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
 		}
 		return nil
 	}
 	var buf bytes.Buffer
-	if n := aws.ToInt64(out.ContentLength); n > 0 {
-		buf.Grow(int(n))
+	if size > 0 {
+		buf.Grow(int(size))
 	}
-	if _, err := io.Copy(&buf, out.Body); err != nil {
+	if _, err := io.Copy(&buf, body); err != nil {
 		return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
 	}
 	res.Output = buf.Bytes()
