@@ -456,3 +456,66 @@ func stopInvMoto() {
 		invMoto.once = sync.Once{}
 	}
 }
+
+// TestBootstrapWarmInvocations drives one bootstrap process through several
+// invocations, as a warm Lambda sandbox does: the loop goes back to /next
+// after each answer, successes and failures alike.
+func TestBootstrapWarmInvocations(t *testing.T) {
+	s := mustLocalS3(t)
+	if err := s.CreateBucket("in"); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"a.csv": "1\n", "b.csv": "2\n"} {
+		if err := s.PutObject("in", k, strings.NewReader(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := invManifest("cat")
+	dir := filepath.Join(t.TempDir(), "task")
+	if err := Unzip(mustInvPackage(t, m), dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(m.LinkDir) })
+	api := mustRuntimeAPI(t)
+	cmd := exec.Command(filepath.Join(dir, "bootstrap"))
+	cmd.Env = []string{
+		"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_TASK_ROOT=" + dir, "AWS_REGION=us-east-1",
+		"AWS_ENDPOINT_URL_S3=" + s.URL(), "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x", "TMPDIR=" + t.TempDir(),
+	}
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	for i, tt := range []struct {
+		key       string
+		wantError bool
+	}{{"a.csv", false}, {"missing.csv", true}, {"b.csv", false}} {
+		ev, err := S3PutEvent("in", tt.key, "us-east-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := api.Invoke(context.Background(), ev, 20*time.Second)
+		if err != nil {
+			t.Fatalf("invocation %d: %v\nlogs:\n%s", i, err, logs.String())
+		}
+		if (res.Error != nil) != tt.wantError {
+			t.Errorf("invocation %d (%s): error %v, want error %v", i, tt.key, res.Error, tt.wantError)
+		}
+	}
+	for k, want := range map[string]string{"output/a.csv": "1\n", "output/b.csv": "2\n"} {
+		rc, err := s.Object("in", k)
+		if err != nil {
+			t.Errorf("%s: %v", k, err)
+			continue
+		}
+		got := new(bytes.Buffer)
+		got.ReadFrom(rc)
+		rc.Close()
+		if got.String() != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
