@@ -256,5 +256,155 @@ finish sh-tools
 config sh-tools linux/amd64 '["/usr/local/bin/sorted.sh"]' null /work \
 	'[{"created_by": "COPY sorted.sh count /usr/local/bin/", "prefixes": ["/usr/local", "/work"]}]'
 
+# (e) sh-tools gets mawk and tally.sh: a "#!/bin/sh" script whose body runs
+# tail, cut, sort, uniq -c and awk, and sources a helper file (". FILE") that
+# runs tr. Only the script's body names those programs.
+fetch amd64 mawk
+root="$out/sh-tools"
+unpack "$root" amd64 mawk
+ln -sfn /etc/alternatives/awk "$root/usr/bin/awk"
+mkdir -p "$root/etc/alternatives" "$root/usr/local/lib/tally"
+ln -sfn /usr/bin/mawk "$root/etc/alternatives/awk"
+cat >"$root/usr/local/lib/tally/common.sh" <<'EOF'
+# Sourced by tally.sh: lower-cases its input.
+lower() {
+	tr '[:upper:]' '[:lower:]'
+}
+EOF
+cat >"$root/usr/local/bin/tally.sh" <<'EOF'
+#!/bin/sh
+# Counts the values of the first CSV column (header skipped), most frequent
+# first: "value,count" lines.
+set -e
+. /usr/local/lib/tally/common.sh
+tail -n +2 | cut -d, -f1 | lower | sort | uniq -c | sort -k1,1nr -k2,2 |
+	awk '{ printf "%s,%d\n", $2, $1 }'
+EOF
+chmod 0755 "$root/usr/local/bin/tally.sh"
+config sh-tools linux/amd64 '["/usr/local/bin/sorted.sh"]' null /work \
+	'[{"created_by": "COPY sorted.sh count tally.sh /usr/local/", "prefixes": ["/usr/local", "/work"]}]'
+
+# (f) python: python3.11 from python3-minimal and libpython3.11-stdlib, with
+# only part of the stdlib's library dependencies (no sqlite, readline,
+# ncurses, db, nsl: their lib-dynload modules are left out with a warning).
+# /app/main.py ("#!/usr/bin/env python3") imports csv, statistics, json and
+# the local module helper, which imports fmtlib from /opt/pylib, a directory
+# named by a .pth file in dist-packages.
+py_pkgs=(libc6 python3-minimal python3.11-minimal libpython3.11-minimal libpython3.11-stdlib
+	libexpat1 zlib1g libssl3 libffi8 libbz2-1.0 liblzma5 libcrypt1 libuuid1 media-types
+	coreutils libacl1 libattr1 libgmp10 libselinux1 libpcre2-8-0)
+fetch amd64 "${py_pkgs[@]}"
+root="$out/python.tmp"
+rm -rf "$root"
+mkdir -p "$root"
+unpack "$root" amd64 "${py_pkgs[@]}"
+merge_usr "$root"
+etc "$root" x86_64-linux-gnu
+mkdir -p "$root/app" "$root/opt/pylib" "$root/usr/lib/python3/dist-packages"
+echo /opt/pylib >"$root/usr/lib/python3/dist-packages/local-libs.pth"
+cat >"$root/opt/pylib/fmtlib.py" <<'EOF'
+"""Formatting helpers found through a .pth file."""
+
+
+def fixed(x):
+    return "%.3f" % x
+EOF
+cat >"$root/app/helper.py" <<'EOF'
+"""Local helper module of main.py."""
+from fmtlib import fixed
+
+
+def momentum(mass, velocity):
+    return fixed(float(mass) * float(velocity))
+EOF
+cat >"$root/app/main.py" <<'EOF'
+#!/usr/bin/env python3
+"""Reads mass,velocity CSV rows on stdin; writes momentum rows and a JSON summary."""
+import csv
+import json
+import statistics
+import sys
+
+import helper
+
+rows = list(csv.DictReader(sys.stdin))
+out = csv.writer(sys.stdout, lineterminator="\n")
+out.writerow(["mass", "velocity", "momentum"])
+values = []
+for r in rows:
+    p = helper.momentum(r["mass"], r["velocity"])
+    values.append(float(p))
+    out.writerow([r["mass"], r["velocity"], p])
+summary = {"n": len(values), "mean": round(statistics.mean(values), 3), "median": statistics.median(values)}
+print(json.dumps(summary, sort_keys=True))
+EOF
+chmod 0755 "$root/app/main.py"
+finish python
+config python linux/amd64 '["/app/main.py"]' null /app \
+	'[{"created_by": "COPY app /app", "prefixes": ["/app", "/opt/pylib", "/usr/lib/python3/dist-packages/local-libs.pth"]}]'
+
+# (g) perl: perl-base only (List::Util and its XS part are in perl-base); the
+# entrypoint is a one-liner using List::Util's sum and max.
+pl_pkgs=(libc6 libcrypt1 perl-base)
+fetch amd64 "${pl_pkgs[@]}"
+root="$out/perl.tmp"
+rm -rf "$root"
+mkdir -p "$root"
+unpack "$root" amd64 "${pl_pkgs[@]}"
+merge_usr "$root"
+etc "$root" x86_64-linux-gnu
+finish perl
+config perl linux/amd64 \
+	'["perl", "-MList::Util=sum,max", "-ne", "next if $. == 1; chomp; my @f = split /,/; printf \"%s,%s,%s\\n\", $f[0], sum(@f[1..$#f]), max(@f[1..$#f]);"]' \
+	null / '[]'
+
+# (h) c-nss: a C program (host gcc, bookworm's glibc 2.36 like the fixture's
+# libc6) printing, for each epoch second on stdin, the local time
+# (localtime: /etc/localtime -> Europe/Berlin from tzdata) and the name of
+# the running user (getpwuid: /etc/passwd).
+cn_pkgs=(libc6 tzdata)
+fetch amd64 "${cn_pkgs[@]}"
+root="$out/c-nss.tmp"
+rm -rf "$root"
+mkdir -p "$root"
+unpack "$root" amd64 "${cn_pkgs[@]}"
+merge_usr "$root"
+etc "$root" x86_64-linux-gnu
+printf 'root:x:0:0:root:/root:/bin/sh\nappuser:x:65534:65534:App User:/nonexistent:/usr/sbin/nologin\n' >"$root/etc/passwd"
+printf 'root:x:0:\nappgroup:x:65534:\n' >"$root/etc/group"
+ln -sfn /usr/share/zoneinfo/Europe/Berlin "$root/etc/localtime"
+cat >"$work/whenwho.c" <<'EOF'
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+int main(void) {
+	struct passwd *pw = getpwuid(getuid());
+	struct group *gr = getgrgid(getgid());
+	char line[256], buf[128];
+	while (fgets(line, sizeof line, stdin)) {
+		char *end;
+		long long v = strtoll(line, &end, 10);
+		if (end == line)
+			continue;
+		time_t t = (time_t)v;
+		struct tm *tm = localtime(&t);
+		strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z %z", tm);
+		printf("%lld,%s,%s,%s\n", v, buf, pw ? pw->pw_name : "?", gr ? gr->gr_name : "?");
+	}
+	return 0;
+}
+EOF
+gcc -O2 -o "$work/whenwho" "$work/whenwho.c"
+install -D -m 0755 "$work/whenwho" "$root/usr/local/bin/whenwho"
+finish c-nss
+config c-nss linux/amd64 '["/usr/local/bin/whenwho"]' null / \
+	'[{"created_by": "COPY whenwho /usr/local/bin/whenwho", "prefixes": ["/usr/local"]}]'
+# USER appuser: the data rules bundle /etc/passwd and /etc/group for it.
+sed -i 's|"WorkingDir": "/"|"WorkingDir": "/",\n    "User": "appuser"|' "$out/c-nss.json"
+
 echo "$hash" >"$out/.stamp"
 log "fixtures ready in $out"

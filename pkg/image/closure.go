@@ -23,6 +23,10 @@ type closureOptions struct {
 	logger  *slog.Logger
 	// traced are the paths of WithTraced (trace.go).
 	traced []string
+	// img enables the content and data rules (scripts.go, data.go).
+	img    *Image
+	noScan bool
+	noData map[string]bool
 }
 
 // WithInclude adds the files matching each glob to the closure (reason
@@ -83,6 +87,61 @@ func WithClosureLogger(l *slog.Logger) ClosureOption {
 	}
 }
 
+// WithImage gives Closure the image the index was built from, which turns
+// on the rules that go beyond ELF (see Closure): the content rules read
+// the bodies of scripts, modules and interpreters through Extract, in
+// rounds, each reading only the layers that hold the files it needs (at
+// most 1 MiB of each script or module, 16 MiB of an interpreter binary),
+// and the data rules add well-known files read at run time. Without it
+// (the default), Closure follows ELF and "#!" lines only and reads no file
+// body.
+func WithImage(img *Image) ClosureOption {
+	return func(o *closureOptions) error {
+		if img == nil {
+			return errors.New("image is nil")
+		}
+		o.img = img
+		return nil
+	}
+}
+
+// WithScan turns the content rules (shell script bodies, Python and Perl
+// imports, interpreters' library trees) on or off. Default on; they only
+// run with WithImage.
+func WithScan(on bool) ClosureOption {
+	return func(o *closureOptions) error {
+		o.noScan = !on
+		return nil
+	}
+}
+
+// WithoutData turns off data rules by name (see DataRules; "all" turns off
+// every one). Default: every data rule is on when WithImage is given.
+func WithoutData(names ...string) ClosureOption {
+	return func(o *closureOptions) error {
+		if o.noData == nil {
+			o.noData = map[string]bool{}
+		}
+		for _, n := range names {
+			n = strings.TrimSpace(n)
+			if n == "" {
+				continue
+			}
+			if n == "all" {
+				for _, r := range DataRules {
+					o.noData[r.Name] = true
+				}
+				continue
+			}
+			if !isDataRule(n) {
+				return fmt.Errorf("--no-data %q: want one of %s or all", n, strings.Join(dataRuleNames(), ", "))
+			}
+			o.noData[n] = true
+		}
+		return nil
+	}
+}
+
 // ClosureResult is everything a program needs from its image.
 type ClosureResult struct {
 	// Files are the closure's paths sorted by path: regular files and the
@@ -105,6 +164,25 @@ type ClosureResult struct {
 	// WithGconv(true) added them: glibc looks there by a path compiled into
 	// libc, so a relocated bundle must set GCONV_PATH to its copy.
 	GconvPath string `json:"gconv_path,omitempty"`
+	// Env lists environment variables the bundled program needs to find
+	// closure files that it would look for at fixed image paths (TZ for
+	// /etc/localtime, TZDIR, LOCPATH, SSL_CERT_FILE, PERL5LIB). Values are
+	// image paths: a packager maps them to where the files are bundled.
+	Env []PathEnv `json:"env,omitempty"`
+	// Notes explain decisions of the rules beyond ELF: what a rule could
+	// not identify, modules left out, what a data rule cannot relocate.
+	Notes []string `json:"notes,omitempty"`
+	// Rules sums the closure's regular files by the rule that added them
+	// (see Budget), largest first.
+	Rules []RuleSize `json:"rules,omitempty"`
+}
+
+// PathEnv is an environment variable whose value names closure files by
+// their image paths: Prefix followed by Paths joined with ":".
+type PathEnv struct {
+	Name   string   `json:"name"`
+	Prefix string   `json:"prefix,omitempty"`
+	Paths  []string `json:"paths"`
 }
 
 // Closure computes the files cmd needs from the image, without running
@@ -167,6 +245,10 @@ func Closure(ctx context.Context, idx *Index, cmd *Command, opts ...ClosureOptio
 		libFound: map[string]string{},
 		interps:  map[string]bool{},
 		programs: map[string]bool{},
+		scanned:  map[string]bool{},
+		optional: map[string]bool{},
+
+		genericDone: map[string]bool{},
 	}
 	if cmd.Platform != "" {
 		c.want = platformMachine(cmd.Platform)
@@ -184,8 +266,14 @@ func Closure(ctx context.Context, idx *Index, cmd *Command, opts ...ClosureOptio
 			return nil, err
 		}
 	}
+	c.argsRules()
 	for _, g := range o.include {
 		if err := c.include(g); err != nil {
+			return nil, err
+		}
+	}
+	if c.scanOn() {
+		if err := c.scanRounds(); err != nil {
 			return nil, err
 		}
 	}
@@ -195,6 +283,9 @@ func Closure(ctx context.Context, idx *Index, cmd *Command, opts ...ClosureOptio
 		if o.gconv {
 			c.gconvModules()
 		}
+	}
+	if o.img != nil {
+		c.dataRules()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -235,6 +326,18 @@ type closer struct {
 	// found; NSS and gconv modules are loaded into it.
 	libc *object
 	lm   *linkMap
+
+	// Content rules (scripts.go, python.go, perl.go): bodies queued for
+	// the next round, keys already queued, shared objects loaded as
+	// optional, notes for inspect, per-interpreter state.
+	pending     []scanJob
+	scanned     map[string]bool
+	optional    map[string]bool
+	notes       []string
+	env         []PathEnv
+	genericDone map[string]bool
+	pythons     []*pyInterp
+	perls       []*plInterp
 }
 
 // platformMachine maps an OCI platform ("linux/arm64") to the ELF machine
@@ -392,9 +495,15 @@ func (c *closer) program1(p string, r Reason, depth int) error {
 					}
 					return err
 				}
-				return c.program(found, Reason{Kind: "interpreter", By: e.Path, Detail: line + " (through PATH)"}, depth+1)
+				if err := c.program(found, Reason{Kind: "interpreter", By: e.Path, Detail: line + " (through PATH)"}, depth+1); err != nil {
+					return err
+				}
+				_, rest, _ := strings.Cut(strings.TrimSpace(s.Arg), name)
+				c.scriptRules(e, found, strings.TrimSpace(rest))
+				return nil
 			}
 		}
+		c.scriptRules(e, ip, s.Arg)
 		return nil
 	case e.ELF != nil:
 		if err := c.checkArch(e); err != nil {
@@ -1035,11 +1144,18 @@ func (c *closer) applyExclude() error {
 }
 
 func (c *closer) result() *ClosureResult {
-	res := &ClosureResult{Arch: c.arch, GconvPath: c.gconvPath}
+	res := &ClosureResult{Arch: c.arch, GconvPath: c.gconvPath, Notes: c.notes}
 	for _, f := range c.files {
 		res.Files = append(res.Files, *f)
 	}
 	sort.Slice(res.Files, func(i, j int) bool { return res.Files[i].Path < res.Files[j].Path })
+	res.Env = c.keptEnv()
+	if c.o.img != nil {
+		res.Rules = ruleSizes(res.Files)
+		if n := budgetNote(res.Rules); n != "" {
+			res.Notes = append(res.Notes, n)
+		}
+	}
 	for p := range c.interps {
 		res.Interpreters = append(res.Interpreters, p)
 	}

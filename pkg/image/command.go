@@ -306,7 +306,8 @@ func shellCommands(script string) []string {
 
 // splitShell cuts a command line into simple commands at control
 // operators and command substitutions outside quotes; quoted text stays
-// in its command, quotes included.
+// in its command, quotes included. Comments ("#" starting a word outside
+// quotes, to the end of the line) are dropped.
 func splitShell(s string) []string {
 	var out []string
 	var cur strings.Builder
@@ -317,8 +318,23 @@ func splitShell(s string) []string {
 		}
 		cur.Reset()
 	}
+	comment := false
+	prev := ' '
 	for _, r := range s {
+		if comment {
+			if r == '\n' {
+				comment = false
+				flush()
+			}
+			prev = r
+			continue
+		}
+		wordStart := prev == ' ' || prev == '\t' || prev == '\n' || prev == ';' || prev == '&' || prev == '|' || prev == '(' || prev == ')' || prev == '`'
+		prev = r
 		switch {
+		case quote == 0 && r == '#' && wordStart:
+			// A comment runs to the end of the line.
+			comment = true
 		case quote != 0:
 			if r == quote {
 				quote = 0

@@ -1,0 +1,268 @@
+package image
+
+import (
+	"bytes"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// plInterp is one Perl interpreter of the closure and what its rule
+// collected.
+type plInterp struct {
+	exe string
+	// inc is @INC as far as it is known: PERL5LIB and -I directories, then
+	// the directories compiled into the binary that exist in the image.
+	inc []string
+	// incRead is set once the binary was read for its @INC.
+	incRead bool
+	want    map[string]string // module ("List::Util") → who wants it
+	done    map[string]bool
+	used    map[string]bool // @INC directories holding bundled modules
+}
+
+// perl returns the rule state of the Perl interpreter ie, queueing its
+// binary for reading the first time: perl's @INC directories are
+// compiled into it as strings, and only those that exist in the image are
+// kept. The bundle cannot be found at those absolute paths, so the result
+// carries PERL5LIB (see ClosureResult.Env) naming the directories that
+// hold bundled modules.
+func (c *closer) perl(ie *Entry) *plInterp {
+	for _, p := range c.perls {
+		if p.exe == ie.Path {
+			return p
+		}
+	}
+	pl := &plInterp{exe: ie.Path, want: map[string]string{}, done: map[string]bool{}, used: map[string]bool{}}
+	c.perls = append(c.perls, pl)
+	for _, name := range []string{"PERL5LIB", "PERLLIB"} {
+		for _, d := range splitEnvPathValue(c.cmd.Env, name) {
+			pl.addInc(d)
+		}
+	}
+	c.queueScan("perlinc:"+ie.Path, ie, maxScanBinary, func(body []byte) {
+		pl.incRead = true
+		for _, d := range perlIncStrings(body) {
+			if de, _, err := c.follow(d); err == nil && de.Kind == Dir {
+				pl.addInc(d)
+			}
+		}
+		if len(pl.inc) == 0 {
+			c.note("perl %s: no @INC directory of its binary exists in the image; modules are not bundled", ie.Path)
+		}
+	})
+	return pl
+}
+
+func (pl *plInterp) addInc(d string) {
+	for _, have := range pl.inc {
+		if have == d {
+			return
+		}
+	}
+	pl.inc = append(pl.inc, d)
+}
+
+// perlIncStrings returns the NUL-terminated absolute paths in a perl
+// binary that look like library directories (containing "perl"), in file
+// order.
+func perlIncStrings(b []byte) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range bytes.Split(b, []byte{0}) {
+		if len(s) < 6 || len(s) > 256 || s[0] != '/' || !bytes.Contains(s, []byte("perl")) {
+			continue
+		}
+		ok := true
+		for _, ch := range s {
+			if ch <= ' ' || ch >= 0x7f {
+				ok = false
+				break
+			}
+		}
+		p := string(s)
+		if ok && path.Clean(p) == p && !strings.Contains(p, "/debug/") && !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// perlScript applies the Perl rule to script e run by ie, with the
+// options of its "#!" line (-T, -w, -MModule).
+func (c *closer) perlScript(ie *Entry, e *Entry, opts []string) {
+	if ie == nil || ie.ELF == nil {
+		return
+	}
+	pl := c.perl(ie)
+	c.perlOptions(pl, opts, e.Path)
+	c.perlFile(pl, e)
+}
+
+// perlArgs applies the Perl rule to "perl [options] (SCRIPT | -e CODE)":
+// -M/-m modules, -I directories, the -e/-E code and the script file.
+func (c *closer) perlArgs(ie *Entry, args []string) {
+	pl := c.perl(ie)
+	code := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			if i+1 < len(args) && !code {
+				c.scriptArg(args[i+1], "perl", func(e *Entry) { c.perlFile(pl, e) })
+			}
+			return
+		case strings.HasPrefix(a, "-M") || strings.HasPrefix(a, "-m"), strings.HasPrefix(a, "-I"):
+			v := a[2:]
+			if v == "" && i+1 < len(args) {
+				i++
+				v = args[i]
+			}
+			c.perlOptions(pl, []string{a[:2] + v}, c.cmd.Path)
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			// Clustered switches: -ne, -lane, -E; e or E takes the next
+			// argument (or the rest of the cluster) as code.
+			flags := a[1:]
+			if j := strings.IndexAny(flags, "eE"); j >= 0 {
+				code = true
+				src := flags[j+1:]
+				if src == "" && i+1 < len(args) {
+					i++
+					src = args[i]
+				}
+				for _, m := range perlModules(src) {
+					pl.wantModule(m, c.cmd.Path)
+				}
+			}
+		default:
+			if !code {
+				c.scriptArg(a, "perl", func(e *Entry) { c.perlFile(pl, e) })
+			}
+			return
+		}
+	}
+}
+
+// perlOptions handles -MModule[=imports], -mModule and -IDIR switches.
+func (c *closer) perlOptions(pl *plInterp, opts []string, by string) {
+	for _, o := range opts {
+		switch {
+		case strings.HasPrefix(o, "-M") || strings.HasPrefix(o, "-m"):
+			m := strings.TrimPrefix(o[2:], "-")
+			m, _, _ = strings.Cut(m, "=")
+			m = strings.Fields(m + " ")[0]
+			pl.wantModule(m, by)
+		case strings.HasPrefix(o, "-I") && path.IsAbs(o[2:]):
+			pl.inc = append([]string{path.Clean(o[2:])}, pl.inc...)
+		}
+	}
+}
+
+func (pl *plInterp) wantModule(m, by string) {
+	if m == "" || pl.done[m] {
+		return
+	}
+	if _, ok := pl.want[m]; !ok {
+		pl.want[m] = by
+	}
+}
+
+// perlFile queues a Perl source for reading: its use and require
+// statements become wanted modules.
+func (c *closer) perlFile(pl *plInterp, e *Entry) {
+	c.queueScan("pl:"+e.Path, e, maxScanBody, func(body []byte) {
+		for _, m := range perlModules(string(body)) {
+			pl.wantModule(m, e.Path)
+		}
+	})
+}
+
+var (
+	plUse    = regexp.MustCompile(`(?m)(?:^|[;{\s])(?:use|no|require)\s+([A-Za-z_][\w]*(?:::\w+)*)`)
+	plParent = regexp.MustCompile(`(?m)\buse\s+(?:parent|base)\s+(?:-norequire\s*,\s*)?(?:qw\s*[(\[{/]([^)\]}/]*)[)\]}/]|['"]([\w:]+)['"])`)
+)
+
+// perlModules returns the modules a Perl source loads statically: "use
+// Module", "no Module", "require Module" (barewords only: a string or a
+// variable is known at run time only) and the classes of "use parent" and
+// "use base". Conservative: it does not tell code from POD or strings.
+func perlModules(src string) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(m string) {
+		if m == "" || seen[m] || isVersionWord(m) {
+			return
+		}
+		seen[m] = true
+		out = append(out, m)
+	}
+	for _, m := range plUse.FindAllStringSubmatch(src, -1) {
+		add(m[1])
+	}
+	for _, m := range plParent.FindAllStringSubmatch(src, -1) {
+		for _, w := range strings.Fields(m[1] + " " + m[2]) {
+			if w != "-norequire" {
+				add(w)
+			}
+		}
+	}
+	return out
+}
+
+// isVersionWord reports whether w is a v-string like v5.36.
+func isVersionWord(w string) bool {
+	if len(w) < 2 || w[0] != 'v' {
+		return false
+	}
+	for _, ch := range w[1:] {
+		if (ch < '0' || ch > '9') && ch != '.' && ch != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// resolvePerl finds each wanted module as DIR/Module/Path.pm in @INC
+// (once perl's binary was read), bundles it and reads it in turn; an XS
+// module's DIR/auto/Module/Path directory (the .so, .bs, autoload files)
+// comes with it. A module found nowhere is logged: loading it fails in the
+// image too, unless it is only loaded conditionally.
+func (c *closer) resolvePerl(pl *plInterp) {
+	if !pl.incRead {
+		return
+	}
+	names := make([]string, 0, len(pl.want))
+	for n := range pl.want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		by := pl.want[name]
+		delete(pl.want, name)
+		pl.done[name] = true
+		rel := strings.ReplaceAll(name, "::", "/") + ".pm"
+		found := false
+		for _, dir := range pl.inc {
+			p := path.Join(dir, rel)
+			e, links, err := c.follow(p)
+			if err != nil || e.Kind != Regular {
+				continue
+			}
+			found = true
+			pl.used[dir] = true
+			r := Reason{Kind: "module", By: by, Detail: "use " + name}
+			c.addPath(p, e, links, r)
+			c.perlFile(pl, e)
+			auto := path.Join(dir, "auto", strings.TrimSuffix(rel, ".pm"))
+			if ae, _, err := c.follow(auto); err == nil && ae.Kind == Dir {
+				c.addLibraryTree(auto, Reason{Kind: "module", By: e.Path, Detail: "XS part of " + name}, func(x *Entry) bool { return x.Kind == Dir })
+			}
+			break
+		}
+		if !found {
+			c.log.Debug("perl module not found in @INC of the image", "module", name, "wanted_by", by)
+		}
+	}
+}

@@ -1,0 +1,357 @@
+package image
+
+import (
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// pyInterp is one Python interpreter of the closure and what its rule
+// collected.
+type pyInterp struct {
+	exe     string // resolved path of the interpreter binary
+	version string // "3.11"
+	stdlib  string // "/usr/lib/python3.11"
+	// path is the module search path outside the standard library: the
+	// entry scripts' directories, PYTHONPATH, site directories and the
+	// directories their .pth files add, in order.
+	path []string
+	// want maps top-level module names still to resolve to the file that
+	// imports them; done holds those resolved (or given up on).
+	want map[string]string
+	done map[string]bool
+}
+
+// pythonVersion matches the version in an interpreter's file name.
+var pythonVersion = regexp.MustCompile(`^python(\d+\.\d+)`)
+
+// stdlibSkip are the directories of the standard library left out: the
+// test suite, IDLE, Tk, the bundled pip wheels and demos, about half of
+// the library's size, never used by a batch program.
+var stdlibSkip = map[string]bool{
+	"test": true, "tests": true, "idlelib": true, "tkinter": true, "turtledemo": true, "ensurepip": true,
+	"lib2to3": false,
+}
+
+// python returns the rule state of the interpreter ie, bundling its
+// standard library the first time: lib/pythonX.Y next to the binary's
+// bin/ (after symlinks, as Python's own prefix search does), minus
+// stdlibSkip, with lib-dynload's extension modules and their libraries
+// (optional: see loadOptional).
+func (c *closer) python(ie *Entry) *pyInterp {
+	for _, p := range c.pythons {
+		if p.exe == ie.Path {
+			return p
+		}
+	}
+	pi := &pyInterp{exe: ie.Path, want: map[string]string{}, done: map[string]bool{}}
+	c.pythons = append(c.pythons, pi)
+	prefix := path.Dir(path.Dir(ie.Path))
+	if m := pythonVersion.FindStringSubmatch(path.Base(ie.Path)); m != nil {
+		pi.version = m[1]
+	} else {
+		// "python3" as a file: take the single lib/python3.N directory.
+		var found []string
+		for _, e := range c.idx.ReadDir(path.Join(prefix, "lib")) {
+			if m := pythonVersion.FindStringSubmatch(path.Base(e.Path)); m != nil && e.Kind == Dir {
+				found = append(found, m[1])
+			}
+		}
+		if len(found) == 1 {
+			pi.version = found[0]
+		}
+	}
+	if pi.version == "" {
+		c.note("python %s: version not identified from its name; its standard library is not bundled (add it with --include)", ie.Path)
+		return pi
+	}
+	pi.stdlib = path.Join(prefix, "lib", "python"+pi.version)
+	if de, _, err := c.follow(pi.stdlib); err != nil || de.Kind != Dir {
+		c.note("python %s: standard library %s not found in the image", ie.Path, pi.stdlib)
+		pi.stdlib = ""
+	} else {
+		r := Reason{Kind: "library", By: ie.Path, Detail: "python" + pi.version + " standard library"}
+		c.addLibraryTree(pi.stdlib, r, func(e *Entry) bool {
+			return e.Kind == Dir && path.Dir(e.Path) == pi.stdlib && stdlibSkip[path.Base(e.Path)]
+		})
+	}
+	for _, d := range splitEnvPathValue(c.cmd.Env, "PYTHONPATH") {
+		pi.addDir(d)
+	}
+	v := pi.version
+	major := strings.SplitN(v, ".", 2)[0]
+	sites := []string{
+		path.Join(prefix, "local/lib/python"+v, "dist-packages"),
+		path.Join(prefix, "lib/python"+major, "dist-packages"),
+		path.Join(prefix, "lib/python"+v, "dist-packages"),
+		path.Join(prefix, "lib/python"+v, "site-packages"),
+		"/usr/local/lib/python" + v + "/dist-packages",
+		"/usr/local/lib/python" + v + "/site-packages",
+	}
+	for _, d := range sites {
+		de, _, err := c.follow(d)
+		if err != nil || de.Kind != Dir {
+			continue
+		}
+		if !pi.addDir(d) {
+			continue
+		}
+		for _, e := range c.idx.ReadDir(de.Path) {
+			if e.Kind != Regular || !strings.HasSuffix(e.Path, ".pth") {
+				continue
+			}
+			e, site := e, d
+			c.add(e, Reason{Kind: "module", By: ie.Path, Detail: "site .pth file"})
+			c.queueScan("pth:"+e.Path, e, maxScanBody, func(body []byte) {
+				for _, line := range strings.Split(string(body), "\n") {
+					line = strings.TrimSpace(line)
+					if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "import ") || strings.HasPrefix(line, "import\t") {
+						continue
+					}
+					dir := line
+					if !path.IsAbs(dir) {
+						dir = path.Join(site, dir)
+					}
+					if de, _, err := c.follow(dir); err == nil && de.Kind == Dir {
+						pi.addDir(path.Clean(dir))
+					}
+				}
+			})
+		}
+	}
+	return pi
+}
+
+// addDir appends d to the module search path once; it reports whether d
+// was new.
+func (pi *pyInterp) addDir(d string) bool {
+	for _, have := range pi.path {
+		if have == d {
+			return false
+		}
+	}
+	pi.path = append(pi.path, d)
+	return true
+}
+
+// splitEnvPathValue returns the absolute entries of the image ENV's
+// colon-separated variable name.
+func splitEnvPathValue(env []string, name string) []string {
+	v, ok := envValue(env, name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, d := range strings.Split(v, ":") {
+		if path.IsAbs(d) {
+			out = append(out, path.Clean(d))
+		}
+	}
+	return out
+}
+
+// pythonScript applies the Python rule to script e run by ie: the
+// standard library, the script's directory first on the module path (as
+// sys.path[0]), and the modules its imports name.
+func (c *closer) pythonScript(ie *Entry, e *Entry) {
+	if ie == nil || ie.ELF == nil {
+		return
+	}
+	pi := c.python(ie)
+	pi.path = append([]string{path.Dir(e.Path)}, without(pi.path, path.Dir(e.Path))...)
+	c.pythonFile(pi, e)
+}
+
+func without(list []string, s string) []string {
+	var out []string
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// pythonArgs applies the Python rule to "python3 [options] SCRIPT|-m
+// MODULE|-c CODE".
+func (c *closer) pythonArgs(ie *Entry, args []string) {
+	pi := c.python(ie)
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-c" && i+1 < len(args):
+			pi.path = append([]string{workdir(c.cmd)}, without(pi.path, workdir(c.cmd))...)
+			for _, m := range pythonImports(args[i+1]) {
+				pi.wantModule(m, c.cmd.Path)
+			}
+			return
+		case a == "-m" && i+1 < len(args):
+			pi.path = append([]string{workdir(c.cmd)}, without(pi.path, workdir(c.cmd))...)
+			pi.wantModule(strings.SplitN(args[i+1], ".", 2)[0], c.cmd.Path)
+			return
+		case a == "-W" || a == "-X" || a == "--check-hash-based-pycs":
+			i++
+		case strings.HasPrefix(a, "-"):
+			continue
+		default:
+			c.scriptArg(a, "python", func(e *Entry) { c.pythonScript(ie, e) })
+			return
+		}
+	}
+}
+
+// pythonFile queues a Python source file for reading: its imports become
+// wanted modules.
+func (c *closer) pythonFile(pi *pyInterp, e *Entry) {
+	c.queueScan("py:"+e.Path, e, maxScanBody, func(body []byte) {
+		for _, m := range pythonImports(string(body)) {
+			pi.wantModule(m, e.Path)
+		}
+	})
+}
+
+func (pi *pyInterp) wantModule(name, by string) {
+	if name == "" || pi.done[name] {
+		return
+	}
+	if _, ok := pi.want[name]; !ok {
+		pi.want[name] = by
+	}
+}
+
+var (
+	pyImport = regexp.MustCompile(`(?m)^[ \t]*import[ \t]+([A-Za-z_][\w.]*(?:[ \t]+as[ \t]+\w+)?(?:[ \t]*,[ \t]*[A-Za-z_][\w.]*(?:[ \t]+as[ \t]+\w+)?)*)`)
+	pyFrom   = regexp.MustCompile(`(?m)^[ \t]*from[ \t]+([A-Za-z_][\w.]*)[ \t]+import\b`)
+)
+
+// pythonImports returns the top-level module names a Python source
+// imports with plain "import a.b [as c], d" and "from a.b import c"
+// statements (at any indentation: imports inside functions, try and if
+// count too). Relative imports ("from . import x") are left to the
+// package directory, which is bundled whole.
+func pythonImports(src string) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(m string) {
+		top := strings.SplitN(m, ".", 2)[0]
+		if top != "" && !seen[top] {
+			seen[top] = true
+			out = append(out, top)
+		}
+	}
+	for _, m := range pyImport.FindAllStringSubmatch(src, -1) {
+		for _, part := range strings.Split(m[1], ",") {
+			f := strings.Fields(part)
+			if len(f) > 0 {
+				add(f[0])
+			}
+		}
+	}
+	for _, m := range pyFrom.FindAllStringSubmatch(src, -1) {
+		add(m[1])
+	}
+	return out
+}
+
+// resolveModules resolves the modules the Python and Perl rules collected
+// in the last round against their interpreters' search paths.
+func (c *closer) resolveModules() {
+	for _, pi := range c.pythons {
+		c.resolvePython(pi)
+	}
+	for _, pl := range c.perls {
+		c.resolvePerl(pl)
+	}
+}
+
+// resolvePython finds each wanted top-level module: in the standard
+// library (already bundled) or as dir/NAME/ (a package: its whole tree,
+// every .py file read), dir/NAME.py or an extension module
+// dir/NAME.*.so in the search path. A name found nowhere is a built-in
+// module or one the image lacks (logged: importing it fails in the image
+// too).
+func (c *closer) resolvePython(pi *pyInterp) {
+	names := make([]string, 0, len(pi.want))
+	for n := range pi.want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		by := pi.want[name]
+		delete(pi.want, name)
+		pi.done[name] = true
+		if pi.stdlib != "" && c.pyFind(pi.stdlib, name) != nil {
+			continue
+		}
+		if pi.stdlib != "" && c.pyFind(path.Join(pi.stdlib, "lib-dynload"), name) != nil {
+			continue
+		}
+		found := false
+		for _, dir := range pi.path {
+			e := c.pyFind(dir, name)
+			if e == nil {
+				continue
+			}
+			found = true
+			r := Reason{Kind: "module", By: by, Detail: "import " + name}
+			switch {
+			case e.Kind == Dir:
+				c.addLibraryTree(e.Path, r, func(x *Entry) bool { return x.Kind == Dir && path.Base(x.Path) == "__pycache__" })
+				c.pyPackageSources(pi, e.Path)
+			default:
+				p := path.Join(dir, path.Base(e.Path))
+				fe, links, err := c.follow(p)
+				if err != nil {
+					continue
+				}
+				c.addPath(p, fe, links, r)
+				if strings.HasSuffix(fe.Path, ".py") {
+					c.pythonFile(pi, fe)
+				} else {
+					c.loadOptional(fe)
+				}
+			}
+			break
+		}
+		if !found {
+			c.log.Debug("python module not found in the image: built in, or missing", "module", name, "imported_by", by)
+		}
+	}
+}
+
+// pyFind returns the entry of module name in dir: the package directory,
+// NAME.py, or an extension module NAME.*.so / NAME.so.
+func (c *closer) pyFind(dir, name string) *Entry {
+	de, _, err := c.follow(dir)
+	if err != nil || de.Kind != Dir {
+		return nil
+	}
+	base := path.Join(de.Path, name)
+	if e, _, err := c.follow(base); err == nil && e.Kind == Dir {
+		return e
+	}
+	if e, _, err := c.follow(base + ".py"); err == nil && e.Kind == Regular {
+		return e
+	}
+	for _, e := range c.idx.ReadDir(de.Path) {
+		b := path.Base(e.Path)
+		if strings.HasPrefix(b, name+".") && strings.HasSuffix(b, ".so") && !strings.Contains(strings.TrimSuffix(b[len(name)+1:], ".so"), "/") {
+			return e
+		}
+	}
+	return nil
+}
+
+// pyPackageSources reads every .py file below a bundled package directory
+// for its imports.
+func (c *closer) pyPackageSources(pi *pyInterp, dir string) {
+	for _, e := range c.idx.ReadDir(dir) {
+		switch {
+		case e.Kind == Dir && path.Base(e.Path) != "__pycache__":
+			c.pyPackageSources(pi, e.Path)
+		case e.Kind == Regular && strings.HasSuffix(e.Path, ".py"):
+			c.pythonFile(pi, e)
+		}
+	}
+}
