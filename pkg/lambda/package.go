@@ -118,11 +118,16 @@ func Package(ctx context.Context, img *image.Image, w io.Writer, opts ...Package
 	if err != nil {
 		return nil, err
 	}
-	closure, err := image.Closure(ctx, idx, cmd, o.closure...)
+	// The image goes first so that the rules beyond ELF (scripts, Python,
+	// Perl, data files) apply by default; o.closure can turn them off.
+	closure, err := image.Closure(ctx, idx, cmd, append([]image.ClosureOption{image.WithImage(img)}, o.closure...)...)
 	if err != nil {
 		return nil, err
 	}
 	log.Info("closure resolved", "program", cmd.Path, "paths", len(closure.Files), "arch", closure.Arch)
+	for _, n := range closure.Notes {
+		log.Info("closure: " + n)
+	}
 
 	p := &packer{o: o, img: img, idx: idx, cmd: cmd, closure: closure}
 	if err := p.plan(ctx); err != nil {
@@ -202,6 +207,27 @@ type spooledFile struct {
 	size int64
 }
 
+// closureEnv maps the closure's path variables (TZ, TZDIR, LOCPATH,
+// SSL_CERT_FILE, PERL5LIB: see image.ClosureResult.Env) to where the files
+// are in the bundle, under LinkDir, which the bootstrap links to the task
+// root wherever that is. Without a LinkDir (a static program and no
+// script) they cannot be mapped and are left out with a warning.
+func (p *packer) closureEnv(linkDir string) []string {
+	var out []string
+	for _, e := range p.closure.Env {
+		if linkDir == "" {
+			p.warn("left out %s: a static program has no link directory to point it into the bundle", e.Name)
+			continue
+		}
+		vals := make([]string, len(e.Paths))
+		for i, ip := range e.Paths {
+			vals[i] = linkDir + "/" + xruntime.RootDir + path.Clean(ip)
+		}
+		out = append(out, e.Name+"="+e.Prefix+strings.Join(vals, ":"))
+	}
+	return out
+}
+
 // plan works out everything but the files' contents: the architecture,
 // the manifest and LinkDir, the loader aliases, the symlinks.
 func (p *packer) plan(ctx context.Context) error {
@@ -271,6 +297,7 @@ func (p *packer) plan(ctx context.Context) error {
 	if rewritten {
 		m.LinkDir = linkDir(p.img.Digest, p.closure.Files, m)
 	}
+	m.Env = append(m.Env, p.closureEnv(m.LinkDir)...)
 	p.manifest = m
 
 	// One alias per distinct loader, in sorted order.
