@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -517,5 +518,53 @@ func TestBootstrapWarmInvocations(t *testing.T) {
 		if got.String() != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
+	}
+}
+
+// TestInvokeArm64 runs an arm64 package (arm64 bootstrap and program) the
+// way an arm64 Lambda function runs: here through qemu-user's binfmt
+// handler when the host is not arm64.
+func TestInvokeArm64(t *testing.T) {
+	if goruntime.GOARCH != "arm64" {
+		if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err != nil {
+			t.Skip("no arm64 host and no qemu-aarch64 binfmt handler (apt-get install qemu-user-static)")
+		}
+	}
+	if testing.Short() {
+		t.Skip("builds arm64 binaries; skipped with -short")
+	}
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	dir := t.TempDir()
+	bins := map[string][]byte{}
+	for name, pkg := range map[string]string{"bootstrap": "../../cmd/bootstrap", "testprog": "../runtime/testdata/testprog"} {
+		out := filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s for arm64: %v\n%s", pkg, err, b)
+		}
+		bins[name] = mustReadInv(t, out)
+	}
+	m := invManifest("cat")
+	m.Platform = "linux/arm64"
+	mb, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipPath := mustInvZip(t, []invZipEntry{
+		{"bootstrap", 0o755, bins["bootstrap"]},
+		{"extract.json", 0o644, mb},
+		{"rootfs/bin/testprog", 0o755, bins["testprog"]},
+		{"rootfs/work/", fs.ModeDir | 0o755, nil},
+	})
+	data := []byte("mass,velocity\n10,2.5\n")
+	var logs bytes.Buffer
+	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "arm.csv", data)), WithLogWriter(&logs), WithInvokeTimeout(60*time.Second))
+	if err != nil {
+		t.Fatalf("Invoke: %v\nlogs:\n%s", err, logs.String())
+	}
+	if !bytes.Equal(res.Output, data) {
+		t.Errorf("Output = %q, want %q", res.Output, data)
 	}
 }
