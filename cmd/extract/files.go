@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 
 	"github.com/comingout/extract/pkg/image"
 	"github.com/urfave/cli/v2"
@@ -45,7 +44,10 @@ Examples:
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on stderr"},
 	},
 	Action: func(c *cli.Context) error {
-		args, err := moveTrailingFlags(c)
+		args, err := positionalArgs(c)
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -84,55 +86,4 @@ Examples:
 		}
 		return err
 	},
-}
-
-// moveTrailingFlags applies the command's flags written after its
-// arguments ("extract files IMAGE PATH -o DIR"; urfave/cli v2 stops
-// parsing flags at the first argument) and returns the arguments left.
-// "--" ends flag parsing; "-" alone is an argument.
-func moveTrailingFlags(c *cli.Context) ([]string, error) {
-	type flagInfo struct {
-		name   string
-		isBool bool
-	}
-	known := map[string]flagInfo{}
-	for _, f := range c.Command.Flags {
-		_, isBool := f.(*cli.BoolFlag)
-		names := f.Names()
-		for _, n := range names {
-			known[n] = flagInfo{names[0], isBool}
-		}
-	}
-	var args []string
-	in := c.Args().Slice()
-	for i := 0; i < len(in); i++ {
-		a := in[i]
-		if a == "--" {
-			args = append(args, in[i+1:]...)
-			break
-		}
-		if len(a) < 2 || a[0] != '-' {
-			args = append(args, a)
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		f, ok := known[name]
-		if !ok {
-			return nil, usageError{fmt.Sprintf("%s: unknown flag %s", c.Command.Name, a)}
-		}
-		switch {
-		case f.isBool && !hasValue:
-			value = "true"
-		case !hasValue:
-			if i+1 >= len(in) {
-				return nil, usageError{fmt.Sprintf("%s: flag %s needs a value", c.Command.Name, a)}
-			}
-			i++
-			value = in[i]
-		}
-		if err := c.Set(f.name, value); err != nil {
-			return nil, usageError{fmt.Sprintf("%s: flag %s: %v", c.Command.Name, a, err)}
-		}
-	}
-	return args, nil
 }
