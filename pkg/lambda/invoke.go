@@ -541,6 +541,9 @@ func (inv *invocation) startBootstrap(env []string) error {
 		WaitDelay:   time.Second,
 	}
 	if err := inv.cmd.Start(); err != nil {
+		if errors.Is(err, syscall.ENOEXEC) {
+			return fmt.Errorf("starting the bootstrap: %w (it is built for another architecture: run on such a host, or install qemu-user-static for its binfmt handler)", err)
+		}
 		return fmt.Errorf("starting the bootstrap: %w", err)
 	}
 	inv.exited = make(chan struct{})
