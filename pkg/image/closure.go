@@ -175,6 +175,10 @@ type ClosureResult struct {
 	// Rules sums the closure's regular files by the rule that added them
 	// (see Budget), largest first.
 	Rules []RuleSize `json:"rules,omitempty"`
+	// ShellScripts are the closure's files read as shell scripts (run or
+	// sourced): a packager relocates the absolute paths they run and
+	// source with RelocateShell.
+	ShellScripts []string `json:"shell_scripts,omitempty"`
 }
 
 // PathEnv is an environment variable whose value names closure files by
@@ -234,19 +238,20 @@ func Closure(ctx context.Context, idx *Index, cmd *Command, opts ...ClosureOptio
 		return nil, errors.New("closure: command has no resolved path (use ResolveCommand)")
 	}
 	c := &closer{
-		ctx:      ctx,
-		idx:      idx,
-		cmd:      cmd,
-		o:        o,
-		log:      o.logger,
-		files:    map[string]*File{},
-		missing:  map[string]*MissingLib{},
-		libDirs:  map[string]int{},
-		libFound: map[string]string{},
-		interps:  map[string]bool{},
-		programs: map[string]bool{},
-		scanned:  map[string]bool{},
-		optional: map[string]bool{},
+		ctx:        ctx,
+		idx:        idx,
+		cmd:        cmd,
+		o:          o,
+		log:        o.logger,
+		files:      map[string]*File{},
+		missing:    map[string]*MissingLib{},
+		libDirs:    map[string]int{},
+		libFound:   map[string]string{},
+		interps:    map[string]bool{},
+		programs:   map[string]bool{},
+		scanned:    map[string]bool{},
+		optional:   map[string]bool{},
+		shellFiles: map[string]bool{},
 
 		genericDone: map[string]bool{},
 	}
@@ -336,6 +341,7 @@ type closer struct {
 	notes       []string
 	env         []PathEnv
 	genericDone map[string]bool
+	shellFiles  map[string]bool
 	pythons     []*pyInterp
 	perls       []*plInterp
 }
@@ -1150,6 +1156,12 @@ func (c *closer) result() *ClosureResult {
 	}
 	sort.Slice(res.Files, func(i, j int) bool { return res.Files[i].Path < res.Files[j].Path })
 	res.Env = c.keptEnv()
+	for p := range c.shellFiles {
+		if _, ok := c.files[p]; ok {
+			res.ShellScripts = append(res.ShellScripts, p)
+		}
+	}
+	sort.Strings(res.ShellScripts)
 	if c.o.img != nil {
 		res.Rules = ruleSizes(res.Files)
 		if n := budgetNote(res.Rules); n != "" {

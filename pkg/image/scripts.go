@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"sort"
 	"strings"
 )
 
@@ -220,6 +221,7 @@ func (c *closer) scanOn() bool { return c.o.img != nil && !c.o.noScan }
 // shellScriptFile queues the shell script e for reading: the programs its
 // body runs and the files it sources are added.
 func (c *closer) shellScriptFile(e *Entry, how string) {
+	c.shellFiles[e.Path] = true
 	c.queueScan("sh:"+e.Path, e, maxScanBody, func(body []byte) {
 		c.shellBody(e, string(body))
 	})
@@ -458,4 +460,50 @@ func (c *closer) loadOptional(e *Entry) {
 		delete(c.files, e.Path)
 		c.note("left out %s: it needs %s, which the image lacks (importing it would fail in the image too)", e.Path, strings.Join(lacking, ", "))
 	}
+}
+
+// RelocateShell rewrites, in a shell script body, the absolute paths the
+// script runs or sources ("exec /usr/local/bin/app", ". /etc/app.conf", as
+// scanShell finds them) to root+path when bundled reports the path is in
+// the bundle, so that a relocated script runs and reads the bundled files
+// rather than the host's. Every occurrence of such a path as a whole word
+// is rewritten (an `echo` of it too); everything else is kept byte for
+// byte, the "#!" line included (its interpreter is the packager's).
+func RelocateShell(body []byte, root string, bundled func(string) bool) []byte {
+	cmds, sources := scanShell(string(body))
+	var paths []string
+	for _, p := range append(cmds, sources...) {
+		if path.IsAbs(p) && bundled(path.Clean(p)) {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) == 0 {
+		return body
+	}
+	sort.Slice(paths, func(i, j int) bool { return len(paths[i]) > len(paths[j]) })
+	isSep := func(b byte) bool { return strings.IndexByte(" \t\n;|&()`\"'", b) >= 0 }
+	out := body
+	for _, p := range paths {
+		var buf []byte
+		rest := out
+		for {
+			i := strings.Index(string(rest), p)
+			if i < 0 {
+				buf = append(buf, rest...)
+				break
+			}
+			before := len(out) - len(rest) + i
+			end := i + len(p)
+			okBefore := before == 0 || isSep(out[before-1])
+			okAfter := end == len(rest) || isSep(rest[end])
+			buf = append(buf, rest[:i]...)
+			if okBefore && okAfter {
+				buf = append(buf, strings.TrimSuffix(root, "/")...)
+			}
+			buf = append(buf, p...)
+			rest = rest[end:]
+		}
+		out = buf
+	}
+	return out
 }

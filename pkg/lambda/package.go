@@ -200,6 +200,9 @@ type packer struct {
 	// entries are the zip's entries other than regular closure files.
 	entries  []zipEntry
 	warnings []string
+	// shell holds the closure's shell scripts and bundled its paths, for
+	// image.RelocateShell.
+	shell, bundled map[string]bool
 }
 
 type spooledFile struct {
@@ -244,6 +247,14 @@ func (p *packer) plan(ctx context.Context) error {
 		return fmt.Errorf("program %q is not a regular file", prog)
 	}
 
+	p.shell = map[string]bool{}
+	for _, s := range p.closure.ShellScripts {
+		p.shell[s] = true
+	}
+	p.bundled = make(map[string]bool, len(p.closure.Files))
+	for _, f := range p.closure.Files {
+		p.bundled[f.Path] = true
+	}
 	inClosure := make(map[string]*image.File, len(p.closure.Files))
 	var sizes []FileSize
 	var rewritten bool
@@ -418,6 +429,15 @@ func (p *packer) extract(ctx context.Context, dir string) error {
 // rewrite copies f's content from r to w, pointing its PT_INTERP or "#!"
 // interpreter into the bundle.
 func (p *packer) rewrite(w io.Writer, r io.Reader, f *image.Entry) error {
+	if p.shell[f.Path] && p.manifest.LinkDir != "" {
+		// A shell script's absolute commands and sourced files point
+		// into the bundle too (image.RelocateShell).
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return fmt.Errorf("extracting %q: %w", f.Path, err)
+		}
+		r = bytes.NewReader(image.RelocateShell(b, p.manifest.LinkDir+"/"+xruntime.RootDir, func(ip string) bool { return p.bundled[ip] }))
+	}
 	switch {
 	case f.ELF != nil && f.ELF.InterpSize > 0:
 		return patchInterp(w, r, f.Path, f.ELF, p.manifest.LinkDir+"/"+p.loaders[f.ELF.Interp])
