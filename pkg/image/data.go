@@ -219,9 +219,11 @@ func (c *closer) setEnv(name, prefix string, paths ...string) {
 	c.env = append(c.env, PathEnv{Name: name, Prefix: prefix, Paths: paths})
 }
 
-// keptEnv returns ClosureResult.Env: the data rules' variables and
-// PERL5LIB, without the variables the image's ENV sets itself and
-// without paths WithExclude removed.
+// keptEnv returns ClosureResult.Env: the data rules' variables, PERL5LIB
+// and PYTHONPATH (the image's own entries and the absolute directories of
+// .pth files, which a relocated interpreter would look for on the host),
+// without the other variables the image's ENV sets itself and without
+// paths WithExclude removed.
 func (c *closer) keptEnv() []PathEnv {
 	all := append([]PathEnv(nil), c.env...)
 	for _, pl := range c.perls {
@@ -236,9 +238,15 @@ func (c *closer) keptEnv() []PathEnv {
 			break
 		}
 	}
+	for _, pi := range c.pythons {
+		if len(pi.relocate) > 0 {
+			all = append(all, PathEnv{Name: "PYTHONPATH", Paths: pi.relocate})
+			break
+		}
+	}
 	var out []PathEnv
 	for _, e := range all {
-		if _, set := envValue(c.cmd.Env, e.Name); set && e.Name != "PERL5LIB" {
+		if _, set := envValue(c.cmd.Env, e.Name); set && e.Name != "PERL5LIB" && e.Name != "PYTHONPATH" {
 			continue
 		}
 		var kept []string

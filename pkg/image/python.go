@@ -17,6 +17,10 @@ type pyInterp struct {
 	// entry scripts' directories, PYTHONPATH, site directories and the
 	// directories their .pth files add, in order.
 	path []string
+	// relocate are the absolute directories named by PYTHONPATH and .pth
+	// files: a relocated interpreter would look for them on the host, so
+	// they go into ClosureResult.Env's PYTHONPATH.
+	relocate []string
 	// want maps top-level module names still to resolve to the file that
 	// imports them; done holds those resolved (or given up on).
 	want map[string]string
@@ -78,6 +82,7 @@ func (c *closer) python(ie *Entry) *pyInterp {
 	}
 	for _, d := range splitEnvPathValue(c.cmd.Env, "PYTHONPATH") {
 		pi.addDir(d)
+		pi.relocate = append(pi.relocate, d)
 	}
 	v := pi.version
 	major := strings.SplitN(v, ".", 2)[0]
@@ -115,6 +120,9 @@ func (c *closer) python(ie *Entry) *pyInterp {
 					}
 					if de, _, err := c.follow(dir); err == nil && de.Kind == Dir {
 						pi.addDir(path.Clean(dir))
+						if path.IsAbs(line) {
+							pi.relocate = append(pi.relocate, path.Clean(dir))
+						}
 					}
 				}
 			})

@@ -58,6 +58,7 @@ func TestClosureRules(t *testing.T) {
 				"/usr/lib/python3.11/json/__init__.py":          "library",
 			},
 			absent: []string{"/usr/lib/python3.11/test/__init__.py", "/usr/lib/python3.11/idlelib/__init__.py"},
+			env:    map[string]string{"PYTHONPATH": "/opt/pylib"},
 		},
 		{
 			fixture: "perl",
