@@ -62,9 +62,10 @@ type Input struct {
 	// Mode is "stdin" (default: the object is streamed to the program's
 	// stdin) or "file" (downloaded under /tmp; its path replaces "{input}").
 	Mode string `json:"mode"`
-	// Prefix is the trigger's key prefix (default "input/"); keys not under
-	// it are skipped, and it is removed from the key to form the output key:
-	// input/day1.csv → output/day1.csv.
+	// Prefix is the trigger's key prefix; keys not under it are skipped,
+	// and it is removed from the key to form the output key: input/day1.csv
+	// → output/day1.csv. Empty means no prefix; `extract package` writes its
+	// default "input/" explicitly.
 	Prefix string `json:"prefix,omitempty"`
 	// Suffix filters keys (default ".csv"); keys not ending in it are skipped.
 	Suffix string `json:"suffix,omitempty"`
