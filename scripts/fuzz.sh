@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# fuzz.sh DURATION — runs every fuzz target for DURATION each (`make fuzz`).
+# New crashers land in the package's testdata/fuzz and then run as
+# regression cases in `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dur=${1:-30s}
+for pkg in ./pkg/image ./pkg/lambda; do
+	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
+		echo "== $pkg $target ($dur)"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$dur" "$pkg"
+	done
+done
