@@ -615,6 +615,9 @@ func (t *tracer) run(argv0 string, argv []string, attr *syscall.ProcAttr, startC
 	startCh <- started{pid: pid, pidfd: pidfd}
 	t.tracees[pid] = &tracee{attached: true}
 	t.count = 1
+	// The first exec happened before the tracing began: record the
+	// program as named and as run (a script's interpreter).
+	t.record(pid, argv0)
 	t.exec(pid)
 	kill := func() {
 		if pidfd >= 0 {
