@@ -35,6 +35,8 @@ func imageFlags() []cli.Flag {
 			Usage: "also package the image files matching `GLOB` (absolute, ** for any depth; repeatable)"},
 		&cli.StringSliceFlag{Name: "exclude", Category: categoryImage,
 			Usage: "leave out the image files matching `GLOB` (repeatable), e.g. to get under Lambda's 250 MB"},
+		noScanFlag(categoryImage),
+		noDataFlag(categoryImage),
 		&cli.BoolFlag{Name: "writable-workdir", Category: categoryImage,
 			Usage: "run the program in a writable copy of its WORKDIR under /tmp (Lambda's /var/task is read-only)"},
 		&cli.StringFlag{Name: "input", Category: categoryEvents, Value: "stdin",
@@ -87,6 +89,7 @@ func packageOptions(c *cli.Context) []lambda.PackageOption {
 	if g := c.StringSlice("exclude"); len(g) > 0 {
 		closure = append(closure, image.WithExclude(g...))
 	}
+	closure = append(closure, ruleOptions(c)...)
 	closure = append(closure, image.WithClosureLogger(logger(c)))
 	return []lambda.PackageOption{
 		lambda.WithCommandOverride(ov),
@@ -99,6 +102,38 @@ func packageOptions(c *cli.Context) []lambda.PackageOption {
 		lambda.WithLogger(logger(c)),
 		lambda.WithToolVersion(c.App.Version),
 	}
+}
+
+// noScanFlag is --no-scan, which turns off the content rules.
+func noScanFlag(category string) cli.Flag {
+	return &cli.BoolFlag{Name: "no-scan", Category: category,
+		Usage: "do not read scripts and modules: no commands of shell script bodies, no Python/Perl imports or standard libraries, no interpreter library trees"}
+}
+
+// noDataFlag is --no-data, which turns off data rules by name.
+func noDataFlag(category string) cli.Flag {
+	return &cli.StringSliceFlag{Name: "no-data", Category: category,
+		Usage: "leave out the well-known data files of rule `NAME` (repeatable or comma-separated): " +
+			"nsswitch (/etc/nsswitch.conf), passwd (/etc/passwd, /etc/group), tz (/etc/localtime, zoneinfo for TZ), " +
+			"locale (LANG's locale), certs (/etc/ssl/certs/ca-certificates.crt), or all",
+		Action: func(_ *cli.Context, names []string) error {
+			if err := image.CheckDataRules(names...); err != nil {
+				return usageError{err.Error()}
+			}
+			return nil
+		}}
+}
+
+// ruleOptions maps --no-scan and --no-data to closure options.
+func ruleOptions(c *cli.Context) []image.ClosureOption {
+	var opts []image.ClosureOption
+	if c.Bool("no-scan") {
+		opts = append(opts, image.WithScan(false))
+	}
+	if n := c.StringSlice("no-data"); len(n) > 0 {
+		opts = append(opts, image.WithoutData(n...))
+	}
+	return opts
 }
 
 // parseCommand reads an --entrypoint or --cmd value: a JSON array of

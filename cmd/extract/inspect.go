@@ -45,6 +45,8 @@ Examples:
 		&cli.StringSliceFlag{Name: "include", Usage: "add the image files matching `GLOB` to the closure (absolute, ** for any depth; repeatable)"},
 		&cli.StringSliceFlag{Name: "exclude", Usage: "leave the image files matching `GLOB` out of the closure (repeatable)"},
 		&cli.BoolFlag{Name: "gconv", Usage: "add glibc's gconv modules (iconv character sets, about 8 MB) to the closure"},
+		noScanFlag(""),
+		noDataFlag(""),
 		&cli.BoolFlag{Name: "no-layers", Usage: "skip dive's layer analysis (it reads every byte of every layer)"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
 	},
@@ -105,7 +107,8 @@ func inspectClosure(c *cli.Context, img *image.Image, idx *image.Index) (*image.
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := []image.ClosureOption{image.WithGconv(c.Bool("gconv")), image.WithClosureLogger(logger(c))}
+	opts := []image.ClosureOption{image.WithGconv(c.Bool("gconv")), image.WithClosureLogger(logger(c)), image.WithImage(img)}
+	opts = append(opts, ruleOptions(c)...)
 	if g := c.StringSlice("include"); len(g) > 0 {
 		opts = append(opts, image.WithInclude(g...))
 	}
@@ -228,6 +231,30 @@ func printInspect(w io.Writer, ref string, img *image.Image, rep *image.Report, 
 	if len(res.LibraryPath) > 0 {
 		fmt.Fprintf(w, "library path: %s\n", strings.Join(res.LibraryPath, ":"))
 	}
+	for i, e := range res.Env {
+		label := ""
+		if i == 0 {
+			label = "bundle env:"
+		}
+		fmt.Fprintf(w, "%-12s %s=%s%s (image paths, mapped into the bundle)\n", label, e.Name, e.Prefix, strings.Join(e.Paths, ":"))
+	}
+	if len(res.Rules) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "RULES (what each rule added; leave one out as shown)")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  RULE\tFILES\tSIZE\tMOSTLY IN\tLEAVE OUT WITH")
+		for _, r := range res.Rules {
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", r.Rule, r.Files, humanBytes(r.Size), r.Largest, r.Exclude)
+		}
+		tw.Flush()
+	}
+	if len(res.Notes) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "NOTES")
+		for _, n := range res.Notes {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
 }
 
 // reasons renders a file's reasons, first first, briefly.
@@ -252,6 +279,16 @@ func reasons(why []image.Reason) string {
 			s = fmt.Sprintf("%s (loaded by %s)", r.Detail, r.By)
 		case "include":
 			s = "--include " + r.Detail
+		case "command":
+			s = fmt.Sprintf("%s in script %s", r.Detail, r.By)
+		case "script":
+			s = fmt.Sprintf("script read by %s (%s)", r.By, r.Detail)
+		case "module":
+			s = fmt.Sprintf("%s (by %s)", r.Detail, r.By)
+		case "library":
+			s = r.Detail
+		case "data":
+			s = "data " + r.Detail
 		}
 		parts = append(parts, s)
 	}

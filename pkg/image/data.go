@@ -36,6 +36,12 @@ var DataRules = []DataRule{
 // maxDataSize bounds a data rule's files.
 const maxDataSize = 16 << 20
 
+// CheckDataRules reports an error for a name that is neither a DataRule's
+// nor "all" (what WithoutData accepts).
+func CheckDataRules(names ...string) error {
+	return WithoutData(names...)(&closureOptions{})
+}
+
 func isDataRule(n string) bool {
 	for _, r := range DataRules {
 		if r.Name == n {
