@@ -23,6 +23,8 @@ type packageOptions struct {
 	bootstrap       func(arch string) ([]byte, error)
 	logger          *slog.Logger
 	tool            string
+	// trace is set by WithTrace (trace.go).
+	trace *traceSettings
 	// maxUnzipped is Lambda's unzipped limit; tests lower it.
 	maxUnzipped int64
 }

@@ -56,6 +56,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/comingout/extract/pkg/image"
 	xruntime "github.com/comingout/extract/pkg/runtime"
@@ -83,6 +84,9 @@ type PackageResult struct {
 	Arch string `json:"arch"`
 	// Warnings are problems that did not stop packaging.
 	Warnings []string `json:"warnings,omitempty"`
+	// Trace is what the traced run of WithTrace saw and added; nil
+	// without it.
+	Trace *TraceSummary `json:"trace,omitempty"`
 }
 
 // Package writes the Lambda deployment zip of img to w: the closure of the
@@ -120,9 +124,18 @@ func Package(ctx context.Context, img *image.Image, w io.Writer, opts ...Package
 	}
 	// The image goes first so that the rules beyond ELF (scripts, Python,
 	// Perl, data files) apply by default; o.closure can turn them off.
-	closure, err := image.Closure(ctx, idx, cmd, append([]image.ClosureOption{image.WithImage(img)}, o.closure...)...)
+	closureOpts := append([]image.ClosureOption{image.WithImage(img)}, o.closure...)
+	staticStart := time.Now()
+	closure, err := image.Closure(ctx, idx, cmd, closureOpts...)
 	if err != nil {
 		return nil, err
+	}
+	var summary *TraceSummary
+	if o.trace != nil {
+		closure, summary, err = traceClosure(ctx, o, img, idx, cmd, closureOpts, closure, time.Since(staticStart))
+		if err != nil {
+			return nil, err
+		}
 	}
 	log.Info("closure resolved", "program", cmd.Path, "paths", len(closure.Files), "arch", closure.Arch)
 	for _, n := range closure.Notes {
@@ -130,6 +143,9 @@ func Package(ctx context.Context, img *image.Image, w io.Writer, opts ...Package
 	}
 
 	p := &packer{o: o, img: img, idx: idx, cmd: cmd, closure: closure}
+	if summary != nil {
+		p.warnings = append(p.warnings, summary.warnings...)
+	}
 	if err := p.plan(ctx); err != nil {
 		return nil, err
 	}
@@ -141,7 +157,12 @@ func Package(ctx context.Context, img *image.Image, w io.Writer, opts ...Package
 	if err := p.extract(ctx, spool); err != nil {
 		return nil, err
 	}
-	return p.write(ctx, w)
+	res, err := p.write(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	res.Trace = summary
+	return res, nil
 }
 
 // PackageFile is Package writing to the file at path. The zip is written to
