@@ -1025,7 +1025,9 @@ func (c *closer) includeELF(e *Entry) {
 		line := "#!" + strings.TrimSpace(s.Interpreter+" "+s.Arg)
 		if err := c.program(ip, Reason{Kind: "interpreter", By: e.Path, Detail: line}, 1); err != nil {
 			c.log.Warn("interpreter of an included script is unusable", "path", e.Path, "error", err)
+			return
 		}
+		c.scriptRules(e, ip, s.Arg)
 		return
 	}
 	if e.Kind != Regular || e.ELF == nil || e.ELF.Static() {

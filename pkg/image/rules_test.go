@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/comingout/extract/pkg/image"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // ruleCase is one fixture of TestClosureRules: the closure with the rules
@@ -141,5 +144,150 @@ func TestClosureRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// dataTree is a root with a static program and the data files the data
+// rules look for.
+func dataTree() map[string]node {
+	return map[string]node{
+		"/app/run":                               prog(elfSpec{exec: true}),
+		"/etc/nsswitch.conf":                     text("passwd: files\n"),
+		"/etc/passwd":                            text("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n"),
+		"/etc/group":                             text("root:x:0:\napp:x:1000:\n"),
+		"/etc/localtime":                         link("/usr/share/zoneinfo/Europe/Paris"),
+		"/etc/timezone":                          text("Europe/Paris\n"),
+		"/usr/share/zoneinfo/Europe/Paris":       text("TZif2 paris"),
+		"/usr/share/zoneinfo/Asia/Tokyo":         text("TZif2 tokyo"),
+		"/usr/lib/locale/C.utf8/LC_CTYPE":        text("ctype"),
+		"/usr/lib/locale/C.utf8/LC_MESSAGES/SYS": text("messages"),
+		"/etc/ssl/certs/ca-certificates.crt":     text("-----BEGIN CERTIFICATE-----\n"),
+		"/usr/share/unrelated/big":               text("not needed"),
+	}
+}
+
+// TestDataRules checks each data rule on a hand-made root, alone and
+// switched off with WithoutData, and the variables that point a relocated
+// program at the files.
+func TestDataRules(t *testing.T) {
+	base := []string{"/app/run"}
+	tests := []struct {
+		name    string
+		env     []string
+		without []string
+		want    []string // data files (symlinks resolved) beyond the program
+		env2    map[string]string
+	}{
+		{
+			name: "all on, TZ and LANG unset",
+			want: []string{"/etc/group", "/etc/nsswitch.conf", "/etc/passwd", "/etc/ssl/certs/ca-certificates.crt", "/etc/timezone", "/usr/share/zoneinfo/Europe/Paris"},
+			env2: map[string]string{"TZ": ":/etc/localtime", "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"},
+		},
+		{
+			name: "TZ set brings the zoneinfo directory, LANG its locale",
+			env:  []string{"TZ=Asia/Tokyo", "LANG=C.UTF-8"},
+			want: []string{"/etc/group", "/etc/nsswitch.conf", "/etc/passwd", "/etc/ssl/certs/ca-certificates.crt", "/etc/timezone",
+				"/usr/lib/locale/C.utf8/LC_CTYPE", "/usr/lib/locale/C.utf8/LC_MESSAGES/SYS", "/usr/share/zoneinfo/Asia/Tokyo", "/usr/share/zoneinfo/Europe/Paris"},
+			env2: map[string]string{"TZDIR": "/usr/share/zoneinfo", "LOCPATH": "/usr/lib/locale", "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"},
+		},
+		{
+			name:    "tz and certs off",
+			without: []string{"tz", "certs"},
+			want:    []string{"/etc/group", "/etc/nsswitch.conf", "/etc/passwd"},
+			env2:    map[string]string{},
+		},
+		{
+			name:    "all off",
+			env:     []string{"TZ=Asia/Tokyo", "LANG=C.UTF-8"},
+			without: []string{"all"},
+			want:    nil,
+			env2:    map[string]string{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := v1.Config{Entrypoint: base, Env: append([]string{"PATH=/usr/bin:/bin"}, tt.env...)}
+			im, idx := treeImage(t, dataTree(), cfg, "linux/amd64")
+			opts := []image.ClosureOption{image.WithImage(im)}
+			if tt.without != nil {
+				opts = append(opts, image.WithoutData(tt.without...))
+			}
+			res := mustClosure(t, im, idx, opts...)
+			var got []string
+			for _, f := range res.Files {
+				if f.Path != "/app/run" && f.Kind == image.Regular {
+					got = append(got, f.Path)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Closure data files (-want +got):\n%s", diff)
+			}
+			gotEnv := map[string]string{}
+			for _, e := range res.Env {
+				gotEnv[e.Name] = e.Prefix + strings.Join(e.Paths, ":")
+			}
+			if diff := cmp.Diff(tt.env2, gotEnv, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Closure Env (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, err := image.Closure(context.Background(), nil, nil, image.WithoutData("tzz")); err == nil || !strings.Contains(err.Error(), "tzz") {
+		t.Errorf("WithoutData(\"tzz\") error = %v, want one naming it", err)
+	}
+}
+
+// TestContentRulesSwitch: the same script closure with and without
+// WithScan, and without the image (no body is read).
+func TestContentRulesSwitch(t *testing.T) {
+	tree := map[string]node{
+		"/bin/sh":                 prog(elfSpec{exec: true}),
+		"/usr/bin/sort":           prog(elfSpec{exec: true}),
+		"/usr/bin/gawk":           prog(elfSpec{exec: true}),
+		"/usr/bin/awk":            link("gawk"),
+		"/usr/share/gawk/lib.awk": text("function f() {}"),
+		"/app/run.sh":             script("#!/bin/sh\nsort | awk -f /app/prog.awk\n"),
+		"/app/prog.awk":           script("#!/usr/bin/awk -f\n{ print }\n"),
+		"/app/tool.rb":            script("#!/usr/bin/ruby\nputs 1\n"),
+		"/usr/bin/ruby":           prog(elfSpec{exec: true}),
+	}
+	cfg := v1.Config{Entrypoint: []string{"/app/run.sh"}, Env: []string{"PATH=/usr/bin:/bin"}}
+	im, idx := treeImage(t, tree, cfg, "linux/amd64")
+	paths := func(res *image.ClosureResult) []string {
+		var out []string
+		for _, f := range res.Files {
+			out = append(out, f.Path)
+		}
+		return out
+	}
+	on := paths(mustClosure(t, im, idx, image.WithImage(im), image.WithoutData("all")))
+	wantOn := []string{"/app/run.sh", "/bin/sh", "/usr/bin/awk", "/usr/bin/gawk", "/usr/bin/sort"}
+	if diff := cmp.Diff(wantOn, on); diff != "" {
+		t.Errorf("Closure with the content rules (-want +got):\n%s", diff)
+	}
+	off := paths(mustClosure(t, im, idx, image.WithImage(im), image.WithScan(false), image.WithoutData("all")))
+	if diff := cmp.Diff([]string{"/app/run.sh", "/bin/sh"}, off); diff != "" {
+		t.Errorf("Closure with WithScan(false) (-want +got):\n%s", diff)
+	}
+	noImage := paths(mustClosure(t, im, idx))
+	if diff := cmp.Diff([]string{"/app/run.sh", "/bin/sh"}, noImage); diff != "" {
+		t.Errorf("Closure without WithImage (-want +got):\n%s", diff)
+	}
+
+	// The generic rule: awk's library tree is found, ruby's is not.
+	cmd, err := image.ResolveCommand(im, idx, image.Override{Entrypoint: []string{"/app/prog.awk"}, EntrypointSet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := image.Closure(context.Background(), idx, cmd, image.WithImage(im), image.WithInclude("/app/tool.rb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := paths(res)
+	if !contains(got, "/usr/share/gawk/lib.awk") {
+		t.Errorf("Closure(prog.awk) = %v, want gawk's library tree /usr/share/gawk", got)
+	}
+	notes := strings.Join(res.Notes, "\n")
+	if !strings.Contains(notes, "/usr/bin/ruby") || !strings.Contains(notes, "no library tree identified") {
+		t.Errorf("Closure notes = %q, want one saying ruby's library tree was not identified", notes)
 	}
 }
