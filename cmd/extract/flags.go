@@ -22,7 +22,7 @@ const (
 // meets S3. They map to image.Open and lambda.Package options through
 // openOptions and packageOptions.
 func imageFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "platform", Category: categoryImage, DefaultText: image.DefaultPlatform,
 			Usage: "platform `OS/ARCH[/VARIANT]` to select from a multi-platform image (linux/amd64 or linux/arm64 run on Lambda)"},
 		&cli.StringFlag{Name: "entrypoint", Category: categoryImage,
@@ -57,6 +57,16 @@ func imageFlags() []cli.Flag {
 			Usage: "output key `PREFIX`: PREFIX + key without --prefix + --output-suffix"},
 		&cli.StringFlag{Name: "output-suffix", Category: categoryEvents,
 			Usage: "`SUFFIX` appended to output keys"},
+	}, traceFlags(categoryImage)...)
+}
+
+// traceFlags are --trace and --trace-timeout (inspect, package, deploy).
+func traceFlags(category string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "trace", Category: category, TakesFile: true,
+			Usage: "run the program once on the sample `FILE` in a sandbox of the image (Linux, the image's architecture, root or user namespaces) and add every image file it opens or executes (\"seen at run time\")"},
+		&cli.DurationFlag{Name: "trace-timeout", Category: category, Value: image.DefaultTraceTimeout,
+			Usage: "kill the traced run after `DURATION`; what it saw until then is kept"},
 	}
 }
 
@@ -91,7 +101,7 @@ func packageOptions(c *cli.Context) []lambda.PackageOption {
 	}
 	closure = append(closure, ruleOptions(c)...)
 	closure = append(closure, image.WithClosureLogger(logger(c)))
-	return []lambda.PackageOption{
+	opts := []lambda.PackageOption{
 		lambda.WithCommandOverride(ov),
 		lambda.WithClosureOptions(closure...),
 		lambda.WithInput(c.String("input")),
@@ -102,6 +112,10 @@ func packageOptions(c *cli.Context) []lambda.PackageOption {
 		lambda.WithLogger(logger(c)),
 		lambda.WithToolVersion(c.App.Version),
 	}
+	if c.IsSet("trace") {
+		opts = append(opts, lambda.WithTrace(c.String("trace"), c.Duration("trace-timeout")))
+	}
+	return opts
 }
 
 // noScanFlag is --no-scan, which turns off the content rules.

@@ -6,8 +6,10 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/comingout/extract/pkg/image"
+	"github.com/comingout/extract/pkg/lambda"
 	"github.com/urfave/cli/v2"
 )
 
@@ -19,7 +21,10 @@ var inspectCommand = &cli.Command{
 user, platform, digest), the layers with their sizes, commands and dive's
 efficiency score and wasted bytes, and the closure of the program the
 ENTRYPOINT runs: every file, its size, why it is needed and which layer it
-comes from. Nothing from the image is run.
+comes from. Nothing from the image is run, unless --trace FILE asks to run
+the program once on FILE in a sandbox of the image (see docs/trace.md): the
+files it opens or executes join the closure as "seen at run time", and the
+TRACE section lists what the trace added to the static rules.
 
 IMAGE: REF or docker://REF, docker-daemon:NAME:TAG, docker-archive:FILE.tar,
 oci:DIR[:TAG], oci-archive:FILE.tar.
@@ -32,8 +37,9 @@ Examples:
   extract inspect gcr.io/my-project/momentum:v1
   extract inspect --platform linux/arm64 docker-archive:momentum.tar
   extract inspect python:3.12-slim --entrypoint /usr/local/bin/python3 --include '/app/**'
-  extract inspect oci:./layout:v1 --exclude '/usr/share/**' --json | jq '.closure.files[].path'`,
-	Flags: []cli.Flag{
+  extract inspect oci:./layout:v1 --exclude '/usr/share/**' --json | jq '.closure.files[].path'
+  extract inspect oci:./layout:v1 --trace sample.csv`,
+	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "platform", DefaultText: image.DefaultPlatform,
 			Usage: "platform `OS/ARCH[/VARIANT]` to select from a multi-platform image"},
 		&cli.StringFlag{Name: "entrypoint",
@@ -49,7 +55,7 @@ Examples:
 		noDataFlag(""),
 		&cli.BoolFlag{Name: "no-layers", Usage: "skip dive's layer analysis (it reads every byte of every layer)"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
-	},
+	}, traceFlags("")...),
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
 			return usageError{"inspect: want exactly one IMAGE argument (see extract inspect --help)"}
@@ -70,10 +76,10 @@ Examples:
 				return err
 			}
 		}
-		cmd, closure, cerr := inspectClosure(c, img, idx)
+		cmd, closure, trace, cerr := inspectClosure(c, img, idx)
 		if c.Bool("json") {
 			doc := inspectDoc{Image: ref, Digest: img.Digest, Platform: img.Platform.String(), Config: configOf(img),
-				Layers: img.Layers, Report: rep, Command: cmd, Closure: closure}
+				Layers: img.Layers, Report: rep, Command: cmd, Closure: closure, Trace: trace}
 			if cerr != nil {
 				doc.Error = cerr.Error()
 			}
@@ -84,6 +90,7 @@ Examples:
 			}
 		} else {
 			printInspect(stdout(c), ref, img, rep, cmd, closure)
+			printTrace(stdout(c), trace)
 		}
 		if cerr != nil {
 			return packageExit(cerr)
@@ -92,8 +99,9 @@ Examples:
 	},
 }
 
-// inspectClosure maps the flags to ResolveCommand and Closure.
-func inspectClosure(c *cli.Context, img *image.Image, idx *image.Index) (*image.Command, *image.ClosureResult, error) {
+// inspectClosure maps the flags to ResolveCommand and Closure, and with
+// --trace to Trace and Closure again with what it saw.
+func inspectClosure(c *cli.Context, img *image.Image, idx *image.Index) (*image.Command, *image.ClosureResult, *lambda.TraceSummary, error) {
 	var ov image.Override
 	if c.IsSet("entrypoint") {
 		ov.Entrypoint, _ = parseCommand("--entrypoint", c.String("entrypoint"), false)
@@ -105,7 +113,7 @@ func inspectClosure(c *cli.Context, img *image.Image, idx *image.Index) (*image.
 	}
 	cmd, err := image.ResolveCommand(img, idx, ov)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	opts := []image.ClosureOption{image.WithGconv(c.Bool("gconv")), image.WithClosureLogger(logger(c)), image.WithImage(img)}
 	opts = append(opts, ruleOptions(c)...)
@@ -115,8 +123,74 @@ func inspectClosure(c *cli.Context, img *image.Image, idx *image.Index) (*image.
 	if g := c.StringSlice("exclude"); len(g) > 0 {
 		opts = append(opts, image.WithExclude(g...))
 	}
+	start := time.Now()
 	res, err := image.Closure(c.Context, idx, cmd, opts...)
-	return cmd, res, err
+	if err != nil || !c.IsSet("trace") {
+		return cmd, res, nil, err
+	}
+	sum := &lambda.TraceSummary{StaticDuration: time.Since(start)}
+	sum.StaticFiles, sum.StaticBytes = closureSize(res)
+	sum.Run, err = image.Trace(c.Context, img, idx, cmd, c.String("trace"),
+		image.WithTraceTimeout(c.Duration("trace-timeout")), image.WithTraceLogger(logger(c)))
+	if err != nil {
+		return cmd, res, nil, err
+	}
+	traced, err := image.Closure(c.Context, idx, cmd, append(opts, image.WithTraced(sum.Run.Paths))...)
+	if err != nil {
+		return cmd, res, sum, err
+	}
+	sum.Files, sum.Bytes = closureSize(traced)
+	sum.Added = []string{}
+	for _, f := range image.TraceAdded(res, traced) {
+		sum.Added = append(sum.Added, f.Path)
+	}
+	return cmd, traced, sum, nil
+}
+
+// closureSize counts a closure's paths and the bytes of its regular files.
+func closureSize(res *image.ClosureResult) (int, int64) {
+	var n int64
+	for _, f := range res.Files {
+		if f.Kind == image.Regular {
+			n += f.Size
+		}
+	}
+	return len(res.Files), n
+}
+
+// printTrace writes the TRACE section: the run, and what it added to the
+// closure of the static rules.
+func printTrace(w io.Writer, t *lambda.TraceSummary) {
+	if t == nil || t.Run == nil {
+		return
+	}
+	r := t.Run
+	fmt.Fprintln(w)
+	status := fmt.Sprintf("exit %d", r.ExitCode)
+	switch {
+	case r.TimedOut:
+		status = "killed at the timeout"
+	case r.Signal != "":
+		status = "killed by " + r.Signal
+	}
+	fmt.Fprintf(w, "TRACE (%s, %d processes, ran %s, %s in all; %d image files seen at run time)\n",
+		status, r.Processes, r.RunDuration.Round(time.Millisecond), r.Duration.Round(time.Millisecond), len(r.Paths))
+	fmt.Fprintf(w, "  static rules:    %d files, %s (%s)\n", t.StaticFiles, humanBytes(t.StaticBytes), t.StaticDuration.Round(time.Microsecond))
+	fmt.Fprintf(w, "  with the trace:  %d files, %s\n", t.Files, humanBytes(t.Bytes))
+	if len(t.Added) == 0 {
+		fmt.Fprintln(w, "  the trace added nothing the static rules missed")
+	} else {
+		fmt.Fprintln(w, "  added by the trace (missed by the static rules):")
+		for _, p := range t.Added {
+			fmt.Fprintf(w, "    %s\n", p)
+		}
+	}
+	if r.ExitCode != 0 && strings.TrimSpace(r.Stderr) != "" {
+		fmt.Fprintf(w, "  stderr of the traced run ends with:\n")
+		for _, l := range strings.Split(strings.TrimRight(r.Stderr, "\n"), "\n") {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+	}
 }
 
 // inspectDoc is the --json document.
@@ -129,6 +203,7 @@ type inspectDoc struct {
 	Report   *image.Report        `json:"layer_report,omitempty"`
 	Command  *image.Command       `json:"command,omitempty"`
 	Closure  *image.ClosureResult `json:"closure,omitempty"`
+	Trace    *lambda.TraceSummary `json:"trace,omitempty"`
 	Error    string               `json:"error,omitempty"`
 }
 
@@ -289,6 +364,8 @@ func reasons(why []image.Reason) string {
 			s = r.Detail
 		case "data":
 			s = "data " + r.Detail
+		case image.TracedReason:
+			s = "seen at run time"
 		}
 		parts = append(parts, s)
 	}
