@@ -220,6 +220,32 @@ type PathEnv struct {
 //   - files matched by WithInclude, and those a traced run saw
 //     (WithTraced, see Trace), minus those matched by WithExclude.
 //
+// With WithImage, the rules beyond ELF apply too (scripts.go, python.go,
+// perl.go, data.go), each reason naming why:
+//
+//   - a "#!" script run by a shell (sh, dash, bash, busybox): the words in
+//     command position of its body that are executables in the image's
+//     PATH ("command"), recursively, and the files it sources with "." or
+//     "source" ("script"), read in turn (see scanShell);
+//   - Python: the interpreter's standard library minus its tests, IDLE
+//     and Tk ("library"), lib-dynload's modules with their libraries (a
+//     module whose library the image lacks is left out with a note), and
+//     the modules plain import statements name, found in the script's
+//     directory, PYTHONPATH, the site directories and their .pth files
+//     ("module"), recursively;
+//   - Perl: the @INC directories compiled into the perl binary, the
+//     modules of use, require and -M, with their XS parts ("module"),
+//     recursively;
+//   - another interpreter: its library tree when one is found by name
+//     ("library"), else a note;
+//   - the DataRules not turned off by WithoutData ("data").
+//
+// Bodies are read in rounds through Extract (only the layers holding the
+// files of the round). ClosureResult.Env says which variables point a
+// relocated program at data and modules, Notes what could not be done,
+// Rules what each rule added (and a note when the total is over
+// LambdaUnzippedLimit).
+//
 // Static programs need no loader and no libraries. Every library missing
 // from the image is reported at once in a *MissingLibraryError; a missing
 // or non-executable entrypoint or interpreter is an *EntrypointError; a

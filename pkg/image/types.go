@@ -108,7 +108,12 @@ type Reason struct {
 	// Kind is one of "entrypoint", "interpreter" (of a script),
 	// "loader" (PT_INTERP), "needed" (DT_NEEDED), "runtime" (loaded by name
 	// at run time: NSS, gconv), "symlink" (a link on the way to another
-	// closure file), "config" (data read at run time), "include" (--include).
+	// closure file), "config" (data read at run time), "include" (--include),
+	// and with WithImage: "command" (a program a shell script runs),
+	// "script" (a file a shell sources or an interpreter is given),
+	// "module" (a Python or Perl module imported), "library" (an
+	// interpreter's library tree), "data" (a DataRule's file; Detail starts
+	// with the rule's name).
 	Kind string `json:"kind"`
 	// By is the image path of the file that caused it ("" for entrypoint
 	// and include), Detail the soname, glob or rule that matched.
