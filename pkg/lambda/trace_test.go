@@ -1,0 +1,163 @@
+//go:build linux && amd64
+
+package lambda
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/comingout/extract/internal/imagebuild"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// TestChrootTracedPlugin packages a program that dlopens a plugin named by
+// an environment variable (testdata/trace/host.c, hello.c) and starts a
+// child, with and without --trace. Without it the plugin is left out; with
+// it the plugin, its libm and the child's cat are packaged, and the package
+// runs through the bootstrap in a poisoned root (the host's libm there is
+// garbage). The plugin and the child are named relative to the WORKDIR, so
+// the tracer must resolve relative paths against the program's cwd.
+func TestChrootTracedPlugin(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the trace and chroot need root: run the tests as root (make test)")
+	}
+	fixtures := os.Getenv("EXTRACT_FIXTURES")
+	if fixtures == "" {
+		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
+	}
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("gcc not found: the test compiles testdata/trace/*.c")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	img := mustServe(t, pluginImage(t, fixtures))
+	input := []byte("mass,velocity\n2,3\n4,5\n")
+	sample := filepath.Join(t.TempDir(), "sample.csv")
+	if err := os.WriteFile(sample, input, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	var static bytes.Buffer
+	if _, err := Package(ctx, img, &static); err != nil {
+		t.Fatalf("Package: %v", err)
+	}
+	if names := zipNames(t, static.Bytes()); slices.Contains(names, "rootfs/usr/lib/plugins/libhello.so") {
+		t.Fatalf("the package without --trace has the plugin: the test cannot tell what the trace adds")
+	}
+
+	var traced bytes.Buffer
+	res, err := Package(ctx, img, &traced, WithTrace(sample, 30*time.Second))
+	if err != nil {
+		t.Fatalf("Package(WithTrace): %v", err)
+	}
+	if res.Trace == nil || res.Trace.Run == nil {
+		t.Fatalf("Package(WithTrace).Trace = %+v, want the trace summary", res.Trace)
+	}
+	for _, p := range []string{"/usr/lib/plugins/libhello.so", "/usr/lib/x86_64-linux-gnu/libm.so.6", "/usr/bin/cat"} {
+		if !slices.Contains(res.Trace.Added, p) {
+			t.Errorf("Trace.Added lacks %s; got %q", p, res.Trace.Added)
+		}
+		if !slices.Contains(zipNames(t, traced.Bytes()), "rootfs"+p) {
+			t.Errorf("the traced package lacks rootfs%s", p)
+		}
+	}
+	if res.Trace.Files <= res.Trace.StaticFiles || res.Trace.Bytes <= res.Trace.StaticBytes {
+		t.Errorf("Trace sizes: static %d files %d bytes, traced %d files %d bytes; want more with the trace",
+			res.Trace.StaticFiles, res.Trace.StaticBytes, res.Trace.Files, res.Trace.Bytes)
+	}
+	t.Logf("static closure %d files %d bytes; with the trace %d files %d bytes; trace took %s; added %q",
+		res.Trace.StaticFiles, res.Trace.StaticBytes, res.Trace.Files, res.Trace.Bytes, res.Trace.Run.Duration, res.Trace.Added)
+
+	root := poisonedRoot(t, traced.Bytes())
+	got := runBootstrap(ctx, t, root, input)
+	if want := "hello from the plugin, sqrt(16) = 4\n" + string(input); got != want {
+		t.Errorf("output of the traced package = %q, want %q", got, want)
+	}
+}
+
+// pluginImage is the sh-tools fixture plus the plugin host and its plugin,
+// run in /usr/lib/plugins with PLUGIN=./libhello.so and CHILD=../../bin/cat.
+func pluginImage(t *testing.T, fixtures string) v1.Image {
+	t.Helper()
+	base, err := imagebuild.Fixture(fixtures, "sh-tools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcc := func(src string, args ...string) []byte {
+		out := filepath.Join(t.TempDir(), "out")
+		argv := append([]string{"-O2", "-o", out, filepath.Join("..", "..", "testdata", "trace", src)}, args...)
+		if b, err := exec.Command("gcc", argv...).CombinedOutput(); err != nil {
+			t.Fatalf("gcc %s: %v\n%s", strings.Join(argv, " "), err, b)
+		}
+		return mustRead(t, out)
+	}
+	files := []struct {
+		name string
+		mode int64
+		body []byte
+	}{
+		{"usr/lib/plugins/", 0o755, nil},
+		{"usr/lib/plugins/libhello.so", 0o644, gcc("hello.c", "-shared", "-fPIC", "-lm")},
+		{"usr/local/bin/host", 0o755, gcc("host.c")},
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		h := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
+		if strings.HasSuffix(f.name, "/") {
+			h.Typeflag = tar.TypeDir
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(base, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = mutate.Config(img, v1.Config{
+		Entrypoint: []string{"/usr/local/bin/host"},
+		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PLUGIN=./libhello.so", "CHILD=../../bin/cat"},
+		WorkingDir: "/usr/lib/plugins",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// zipNames lists the entry names of a zip.
+func zipNames(t *testing.T, b []byte) []string {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range zr.File {
+		names = append(names, f.Name)
+	}
+	return names
+}
