@@ -50,15 +50,40 @@ func ruleOf(r Reason) string {
 	return "elf"
 }
 
-// ruleSizes sums files by rule, largest first.
+// ruleSizes sums files by rule, largest first. A file added as a library,
+// loader or symlink of another file counts for the rule that added that
+// file (libssl for the Python module that needs it), following first
+// reasons.
 func ruleSizes(files []File) []RuleSize {
+	byPath := make(map[string]*File, len(files))
+	for i := range files {
+		byPath[files[i].Path] = &files[i]
+	}
+	memo := map[string]string{}
+	var ruleFor func(f *File, depth int) string
+	ruleFor = func(f *File, depth int) string {
+		if r, ok := memo[f.Path]; ok {
+			return r
+		}
+		r := f.Why[0]
+		rule := ruleOf(r)
+		switch r.Kind {
+		case "needed", "loader", "symlink", "runtime", "interpreter":
+			if by, ok := byPath[r.By]; ok && by != f && len(by.Why) > 0 && depth < 64 {
+				rule = ruleFor(by, depth+1)
+			}
+		}
+		memo[f.Path] = rule
+		return rule
+	}
 	byRule := map[string]*RuleSize{}
 	dirs := map[string]map[string]int64{}
-	for _, f := range files {
+	for i := range files {
+		f := &files[i]
 		if f.Kind != Regular || len(f.Why) == 0 {
 			continue
 		}
-		rule := ruleOf(f.Why[0])
+		rule := ruleFor(f, 0)
 		rs, ok := byRule[rule]
 		if !ok {
 			rs = &RuleSize{Rule: rule}
@@ -67,7 +92,7 @@ func ruleSizes(files []File) []RuleSize {
 		}
 		rs.Files++
 		rs.Size += f.Size
-		dirs[rule][topDir(f.Path, 4)] += f.Size
+		dirs[rule][topDir(f.Path, 3)] += f.Size
 	}
 	var out []RuleSize
 	for rule, rs := range byRule {
@@ -107,6 +132,8 @@ func excludeHint(rule, largest string) string {
 		return "--no-data " + strings.TrimPrefix(rule, "data:")
 	case rule == "scripts" || rule == "python" || rule == "perl" || rule == "interpreter":
 		return fmt.Sprintf("--no-scan (all content rules), or --exclude '%s/**'", largest)
+	case rule == "elf":
+		return fmt.Sprintf("(the program and what it loads) --exclude only files it never opens, e.g. under '%s/**'", largest)
 	case rule == "include":
 		return "drop the --include that matched, or --exclude '" + largest + "/**'"
 	}
