@@ -113,7 +113,8 @@ type Reason struct {
 	// "script" (a file a shell sources or an interpreter is given),
 	// "module" (a Python or Perl module imported), "library" (an
 	// interpreter's library tree), "data" (a DataRule's file; Detail starts
-	// with the rule's name).
+	// with the rule's name); with WithTraced: "traced" (opened or executed
+	// by a traced run, Detail "seen at run time").
 	Kind string `json:"kind"`
 	// By is the image path of the file that caused it ("" for entrypoint
 	// and include), Detail the soname, glob or rule that matched.
