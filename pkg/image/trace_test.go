@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,7 +39,7 @@ func traceable(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("the trace fixtures are amd64: run on an amd64 host")
 	}
-	if os.Geteuid() != 0 {
+	if os.Geteuid() != 0 && os.Getenv(unprivilegedEnv) == "" {
 		t.Skip("the trace sandbox test runs as root (make test)")
 	}
 	if _, err := exec.LookPath("gcc"); err != nil {
@@ -338,6 +339,9 @@ func TestTraceSandbox(t *testing.T) {
 // TestTraceArch: the trace runs the program, so an image of another
 // architecture is refused.
 func TestTraceArch(t *testing.T) {
+	if os.Getenv(unprivilegedEnv) != "" {
+		t.Skip("run as root only")
+	}
 	if runtime.GOARCH != "amd64" {
 		t.Skip("the arm64 fixture is foreign only on amd64")
 	}
@@ -349,5 +353,63 @@ func TestTraceArch(t *testing.T) {
 	_, err = image.Trace(context.Background(), img, idx, cmd, mustInput(t, "x\n"))
 	if !errors.Is(err, image.ErrTraceUnsupported) {
 		t.Errorf("Trace(arm64 image) = %v, want ErrTraceUnsupported", err)
+	}
+}
+
+// unprivilegedEnv is set for the test binary TestTraceUnprivileged runs as
+// nobody.
+const unprivilegedEnv = "EXTRACT_TRACE_UNPRIVILEGED"
+
+// TestTraceUnprivileged runs TestTracePlugin again as nobody, where Trace
+// maps the image's user to the caller in an unprivileged user namespace
+// (needs unprivileged user namespaces; skipped where they are off).
+func TestTraceUnprivileged(t *testing.T) {
+	traceable(t)
+	if os.Getenv(unprivilegedEnv) != "" {
+		t.Skip("already unprivileged")
+	}
+	if err := exec.Command("unshare", "--user", "true").Run(); err != nil {
+		t.Skipf("unprivileged user namespaces unavailable (unshare --user: %v)", err)
+	}
+	// Not t.TempDir: its parent is private to root.
+	dir, err := os.MkdirTemp("", "extract-trace-unprivileged-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "image.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(tmp, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", "^TestTracePlugin$", "-test.count", "1", "-test.v")
+	cmd.Dir = wd
+	cmd.Env = append(os.Environ(), unprivilegedEnv+"=1", "TMPDIR="+tmp, "HOME="+tmp, "EXTRACT_FIXTURES="+fixtures(t))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestTracePlugin") {
+		t.Fatalf("TestTracePlugin as nobody: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "static closure:") {
+			t.Log(strings.TrimSpace(line))
+		}
 	}
 }
