@@ -17,6 +17,10 @@ type pyInterp struct {
 	// entry scripts' directories, PYTHONPATH, site directories and the
 	// directories their .pth files add, in order.
 	path []string
+	// front counts the directories of path searched before the standard
+	// library (the script's directory, PYTHONPATH), as Python's sys.path
+	// orders them; the site directories come after it.
+	front int
 	// relocate are the absolute directories named by PYTHONPATH and .pth
 	// files: a relocated interpreter would look for them on the host, so
 	// they go into ClosureResult.Env's PYTHONPATH.
@@ -81,7 +85,9 @@ func (c *closer) python(ie *Entry) *pyInterp {
 		})
 	}
 	for _, d := range splitEnvPathValue(c.cmd.Env, "PYTHONPATH") {
-		pi.addDir(d)
+		if pi.addDir(d) {
+			pi.front++
+		}
 		pi.relocate = append(pi.relocate, d)
 	}
 	v := pi.version
@@ -167,18 +173,23 @@ func (c *closer) pythonScript(ie *Entry, e *Entry) {
 		return
 	}
 	pi := c.python(ie)
-	pi.path = append([]string{path.Dir(e.Path)}, without(pi.path, path.Dir(e.Path))...)
+	pi.first(path.Dir(e.Path))
 	c.pythonFile(pi, e)
 }
 
-func without(list []string, s string) []string {
-	var out []string
-	for _, x := range list {
-		if x != s {
-			out = append(out, x)
+// first puts dir at the front of the module search path (sys.path[0]).
+func (pi *pyInterp) first(dir string) {
+	for i, d := range pi.path {
+		if d == dir {
+			if i < pi.front {
+				return
+			}
+			pi.path = append(pi.path[:i:i], pi.path[i+1:]...)
+			break
 		}
 	}
-	return out
+	pi.path = append([]string{dir}, pi.path...)
+	pi.front++
 }
 
 // pythonArgs applies the Python rule to "python3 [options] SCRIPT|-m
@@ -189,13 +200,13 @@ func (c *closer) pythonArgs(ie *Entry, args []string) {
 		a := args[i]
 		switch {
 		case a == "-c" && i+1 < len(args):
-			pi.path = append([]string{workdir(c.cmd)}, without(pi.path, workdir(c.cmd))...)
+			pi.first(workdir(c.cmd))
 			for _, m := range pythonImports(args[i+1]) {
 				pi.wantModule(m, c.cmd.Path)
 			}
 			return
 		case a == "-m" && i+1 < len(args):
-			pi.path = append([]string{workdir(c.cmd)}, without(pi.path, workdir(c.cmd))...)
+			pi.first(workdir(c.cmd))
 			pi.wantModule(strings.SplitN(args[i+1], ".", 2)[0], c.cmd.Path)
 			return
 		case a == "-W" || a == "-X" || a == "--check-hash-based-pycs":
@@ -289,14 +300,13 @@ func (c *closer) resolvePython(pi *pyInterp) {
 		by := pi.want[name]
 		delete(pi.want, name)
 		pi.done[name] = true
-		if pi.stdlib != "" && c.pyFind(pi.stdlib, name) != nil {
-			continue
-		}
-		if pi.stdlib != "" && c.pyFind(path.Join(pi.stdlib, "lib-dynload"), name) != nil {
-			continue
-		}
 		found := false
-		for _, dir := range pi.path {
+		for i, dir := range pi.path {
+			if i == pi.front && pi.stdlib != "" &&
+				(c.pyFind(pi.stdlib, name) != nil || c.pyFind(path.Join(pi.stdlib, "lib-dynload"), name) != nil) {
+				found = true // bundled with the standard library
+				break
+			}
 			e := c.pyFind(dir, name)
 			if e == nil {
 				continue
@@ -321,6 +331,10 @@ func (c *closer) resolvePython(pi *pyInterp) {
 				}
 			}
 			break
+		}
+		if !found && len(pi.path) <= pi.front && pi.stdlib != "" &&
+			(c.pyFind(pi.stdlib, name) != nil || c.pyFind(path.Join(pi.stdlib, "lib-dynload"), name) != nil) {
+			found = true
 		}
 		if !found {
 			c.log.Debug("python module not found in the image: built in, or missing", "module", name, "imported_by", by)

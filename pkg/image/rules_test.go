@@ -291,3 +291,90 @@ func TestContentRulesSwitch(t *testing.T) {
 		t.Errorf("Closure notes = %q, want one saying ruby's library tree was not identified", notes)
 	}
 }
+
+// TestPythonSearchOrder: modules are looked up in Python's sys.path
+// order: the script's directory first (a local json.py shadows the
+// standard library's), then the standard library (bundled whole: csv is
+// not looked up in the site directories), then site-packages and the
+// directories of .pth files; -m and -c are read too.
+func TestPythonSearchOrder(t *testing.T) {
+	tree := map[string]node{
+		"/usr/bin/python3.11":                  prog(elfSpec{exec: true}),
+		"/usr/bin/python3":                     link("python3.11"),
+		"/usr/lib/python3.11/os.py":            text("import abc\n"),
+		"/usr/lib/python3.11/json/__init__.py": text(""),
+		"/usr/lib/python3.11/csv.py":           text(""),
+		"/usr/lib/python3.11/test/test_os.py":  text(""),
+		"/usr/lib/python3.11/lib-dynload/_x.cpython-311-x86_64-linux-gnu.so": lib(elfSpec{}),
+		"/usr/local/lib/python3.11/site-packages/csv.py":                     text("# shadowed by the standard library\n"),
+		"/usr/local/lib/python3.11/site-packages/req/__init__.py":            text("from req import sub\nimport idna\n"),
+		"/usr/local/lib/python3.11/site-packages/req/sub.py":                 text(""),
+		"/usr/local/lib/python3.11/site-packages/idna.py":                    text(""),
+		"/usr/local/lib/python3.11/site-packages/extra.pth":                  text("# comment\nimport os\nvendor\n"),
+		"/usr/local/lib/python3.11/site-packages/vendor/six.py":              text(""),
+		"/usr/local/lib/python3.11/site-packages/unused.py":                  text(""),
+		"/app/main.py": script("#!/usr/bin/python3\nimport json, csv\nimport req\nfrom six import moves\n"),
+		"/app/json.py": text(""),
+	}
+	tests := []struct {
+		name       string
+		entrypoint []string
+		want       []string
+	}{
+		{"script", []string{"/app/main.py"}, []string{
+			"/app/json.py", "/usr/local/lib/python3.11/site-packages/extra.pth",
+			"/usr/local/lib/python3.11/site-packages/idna.py",
+			"/usr/local/lib/python3.11/site-packages/req/__init__.py", "/usr/local/lib/python3.11/site-packages/req/sub.py",
+			"/usr/local/lib/python3.11/site-packages/vendor/six.py",
+		}},
+		{"-m", []string{"python3", "-m", "req"}, []string{
+			"/usr/local/lib/python3.11/site-packages/extra.pth",
+			"/usr/local/lib/python3.11/site-packages/idna.py",
+			"/usr/local/lib/python3.11/site-packages/req/__init__.py", "/usr/local/lib/python3.11/site-packages/req/sub.py",
+		}},
+		{"-c", []string{"python3", "-c", "import idna; print(1)"}, []string{
+			"/usr/local/lib/python3.11/site-packages/extra.pth",
+			"/usr/local/lib/python3.11/site-packages/idna.py",
+		}},
+	}
+	cfg := v1.Config{Env: []string{"PATH=/usr/bin:/bin"}, WorkingDir: "/srv"}
+	im, idx := treeImage(t, tree, cfg, "linux/amd64")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd, err := image.ResolveCommand(im, idx, image.Override{Entrypoint: tt.entrypoint, EntrypointSet: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := image.Closure(context.Background(), idx, cmd, image.WithImage(im), image.WithoutData("all"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range res.Files {
+				for _, r := range f.Why {
+					if r.Kind == "module" {
+						got = append(got, f.Path)
+						break
+					}
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Closure(%q) modules (-want +got):\n%s", tt.entrypoint, diff)
+			}
+			paths := map[string]bool{}
+			for _, f := range res.Files {
+				paths[f.Path] = true
+			}
+			for p, want := range map[string]bool{
+				"/usr/lib/python3.11/os.py": true, "/usr/lib/python3.11/json/__init__.py": true,
+				"/usr/lib/python3.11/lib-dynload/_x.cpython-311-x86_64-linux-gnu.so": true,
+				"/usr/lib/python3.11/test/test_os.py":                                false, "/usr/local/lib/python3.11/site-packages/unused.py": false,
+				"/usr/local/lib/python3.11/site-packages/csv.py": false,
+			} {
+				if paths[p] != want {
+					t.Errorf("Closure(%q) has %s: %v, want %v", tt.entrypoint, p, paths[p], want)
+				}
+			}
+		})
+	}
+}
