@@ -3,6 +3,8 @@ package lambda
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,5 +160,29 @@ func devNull(t *testing.T, root string, cleanup bool) {
 	mustChmod(t, p, 0o666)
 	if cleanup {
 		t.Cleanup(func() { os.Remove(p); os.Remove(filepath.Dir(p)) })
+	}
+}
+
+// TestPackageTooBigNamesRule: over the unzipped limit, the *SizeError says
+// which closure rule added the most and how to leave it out.
+func TestPackageTooBigNamesRule(t *testing.T) {
+	fixtures := os.Getenv("EXTRACT_FIXTURES")
+	if fixtures == "" {
+		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
+	}
+	v1img, err := imagebuild.Fixture(fixtures, "python")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := mustServe(t, v1img)
+	_, err = Package(context.Background(), img, io.Discard, WithBootstrap(testBootstrap), withMaxUnzipped(20<<20))
+	var se *SizeError
+	if !errors.As(err, &se) {
+		t.Fatalf("Package over the limit = %v, want *SizeError", err)
+	}
+	for _, want := range []string{"rule python added the most", "/usr/lib/python3.11", "--no-scan"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Package over the limit: %q, want it to contain %q", err, want)
+		}
 	}
 }

@@ -395,7 +395,19 @@ func (p *packer) plan(ctx context.Context) error {
 	for _, s := range sizes {
 		total += s.Size
 	}
-	return checkUnzipped(total+int64(len(p.bootstrap)), p.o.maxUnzipped, sizes)
+	return p.sizeRule(checkUnzipped(total+int64(len(p.bootstrap)), p.o.maxUnzipped, sizes))
+}
+
+// sizeRule adds to a *SizeError which closure rule added the most and how
+// to leave it out (image.RuleSize); other errors pass unchanged.
+func (p *packer) sizeRule(err error) error {
+	var se *SizeError
+	if !errors.As(err, &se) || len(p.closure.Rules) == 0 {
+		return err
+	}
+	r := p.closure.Rules[0]
+	return fmt.Errorf("%w; rule %s added the most (%s in %d files, mostly %s): %s",
+		err, r.Rule, humanSize(r.Size), r.Files, r.Largest, r.Exclude)
 }
 
 // extract reads the closure's regular files from the image (the second
@@ -504,7 +516,7 @@ func (p *packer) write(ctx context.Context, w io.Writer) (*PackageResult, error)
 		total += s.size
 	}
 	if err := checkUnzipped(total, p.o.maxUnzipped, sizes); err != nil {
-		return nil, err
+		return nil, p.sizeRule(err)
 	}
 
 	sum := sha256.New()
