@@ -173,10 +173,41 @@ func (pl *plInterp) wantModule(m, by string) {
 // statements become wanted modules.
 func (c *closer) perlFile(pl *plInterp, e *Entry) {
 	c.queueScan("pl:"+e.Path, e, maxScanBody, func(body []byte) {
+		for _, d := range perlLibDirs(string(body)) {
+			if de, _, err := c.follow(d); err == nil && de.Kind == Dir {
+				pl.inc = append([]string{d}, without(pl.inc, d)...)
+			}
+		}
 		for _, m := range perlModules(string(body)) {
 			pl.wantModule(m, e.Path)
 		}
 	})
+}
+
+var plLib = regexp.MustCompile(`(?m)\buse\s+lib\s+(?:qw\s*[(\[{/]([^)\]}/]*)[)\]}/]|['"]([^'"$@]+)['"])`)
+
+// perlLibDirs returns the absolute directories of "use lib" statements
+// (literal strings only: "$FindBin::Bin/lib" is known at run time only).
+func perlLibDirs(src string) []string {
+	var out []string
+	for _, m := range plLib.FindAllStringSubmatch(src, -1) {
+		for _, d := range strings.Fields(m[1] + " " + m[2]) {
+			if path.IsAbs(d) {
+				out = append(out, path.Clean(d))
+			}
+		}
+	}
+	return out
+}
+
+func without(list []string, s string) []string {
+	var out []string
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 var (

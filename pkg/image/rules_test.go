@@ -378,3 +378,41 @@ func TestPythonSearchOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestPerlScript: a "#!/usr/bin/perl -w" script with "use lib", a parent
+// class, an XS module and a module the image lacks.
+func TestPerlScript(t *testing.T) {
+	inc := "\x00/etc/perl\x00/usr/share/perl5\x00/usr/lib/x86_64-linux-gnu/perl-base\x00"
+	tree := map[string]node{
+		"/usr/bin/perl": {data: append(mkELF(elfSpec{exec: true}), inc...), mode: 0o755},
+		"/usr/lib/x86_64-linux-gnu/perl-base/strict.pm":              text("package strict;\n1;\n"),
+		"/usr/lib/x86_64-linux-gnu/perl-base/List/Util.pm":           text("package List::Util;\nrequire Exporter;\nrequire XSLoader;\n"),
+		"/usr/lib/x86_64-linux-gnu/perl-base/Exporter.pm":            text("package Exporter;\n"),
+		"/usr/lib/x86_64-linux-gnu/perl-base/XSLoader.pm":            text("package XSLoader;\n"),
+		"/usr/lib/x86_64-linux-gnu/perl-base/auto/List/Util/Util.so": lib(elfSpec{}),
+		"/usr/share/perl5/Unused.pm":                                 text(""),
+		"/opt/app/lib/My/Base.pm":                                    text("package My::Base;\nuse strict;\n"),
+		"/opt/app/lib/My/Thing.pm":                                   text("package My::Thing;\nuse parent -norequire, 'Nothing';\nuse parent qw(My::Base);\n"),
+		"/opt/app/run.pl":                                            script("#!/usr/bin/perl -w\nuse lib '/opt/app/lib';\nuse strict;\nuse List::Util qw(sum);\nuse My::Thing;\nuse Not::There;\n"),
+	}
+	cfg := v1.Config{Entrypoint: []string{"/opt/app/run.pl"}, Env: []string{"PATH=/usr/bin:/bin"}}
+	im, idx := treeImage(t, tree, cfg, "linux/amd64")
+	res := mustClosure(t, im, idx, image.WithImage(im), image.WithoutData("all"))
+	var got []string
+	for _, f := range res.Files {
+		got = append(got, f.Path)
+	}
+	want := []string{
+		"/opt/app/lib/My/Base.pm", "/opt/app/lib/My/Thing.pm", "/opt/app/run.pl", "/usr/bin/perl",
+		"/usr/lib/x86_64-linux-gnu/perl-base/Exporter.pm", "/usr/lib/x86_64-linux-gnu/perl-base/List/Util.pm",
+		"/usr/lib/x86_64-linux-gnu/perl-base/XSLoader.pm", "/usr/lib/x86_64-linux-gnu/perl-base/auto/List/Util/Util.so",
+		"/usr/lib/x86_64-linux-gnu/perl-base/strict.pm",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Closure(run.pl) (-want +got):\n%s", diff)
+	}
+	wantEnv := []image.PathEnv{{Name: "PERL5LIB", Paths: []string{"/opt/app/lib", "/usr/lib/x86_64-linux-gnu/perl-base"}}}
+	if diff := cmp.Diff(wantEnv, res.Env); diff != "" {
+		t.Errorf("Closure(run.pl).Env (-want +got):\n%s", diff)
+	}
+}
