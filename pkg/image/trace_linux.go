@@ -13,7 +13,9 @@ package image
 // path argument. Syscalls are decoded with PTRACE_GET_SYSCALL_INFO (Linux
 // 5.3), which says whether a stop is a syscall's entry or exit and which ABI
 // it uses (x86_64, i386 compat, aarch64), so no register layout is needed;
-// only the syscall numbers are per ABI. All ptrace requests are made from
+// only the syscall numbers are per ABI. A syscall of another ABI (x32), or a
+// kernel without PTRACE_GET_SYSCALL_INFO, kills the run: the forbidden
+// calls below could not be recognized. All ptrace requests are made from
 // one goroutine locked to its OS thread (ptrace ties tracees to a thread),
 // and that thread is never returned to the Go scheduler.
 //
@@ -788,6 +790,9 @@ var syscallABIs = map[uint32]*syscallABI{
 			268: "setns", 117: "ptrace", 265: "open_by_handle_at", 271: "process_vm_writev"})},
 }
 
+// x32SyscallBit marks the syscalls of the x32 ABI on x86_64.
+const x32SyscallBit = 0x40000000
+
 // atFDCWD is AT_FDCWD as the kernel reads the int argument.
 const atFDCWD = -100
 
@@ -795,8 +800,14 @@ const atFDCWD = -100
 // program called a forbidden syscall and must be killed.
 func (t *tracer) syscallStop(pid int) bool {
 	si, err := getSyscallInfo(pid)
+	if errors.Is(err, unix.ESRCH) {
+		return true // killed meanwhile
+	}
 	if err != nil {
-		return true
+		// Without it the forbidden calls cannot be told apart: fail
+		// closed.
+		t.violation = fmt.Errorf("trace: PTRACE_GET_SYSCALL_INFO: %w (the trace needs Linux 5.3 or later)", err)
+		return false
 	}
 	switch si.op {
 	case syscallInfoExit:
@@ -813,8 +824,11 @@ func (t *tracer) syscallStop(pid int) bool {
 	}
 	delete(t.pending, pid)
 	abi := syscallABIs[si.arch]
-	if abi == nil {
-		return true
+	if abi == nil || (si.arch == unix.AUDIT_ARCH_X86_64 && si.nr&x32SyscallBit != 0) {
+		// An ABI without a table here (x32): its forbidden calls cannot be
+		// recognized, so it is refused.
+		t.violation = fmt.Errorf("trace: syscall %#x of an ABI the tracer does not know (audit arch %#x); the run was killed", si.nr, si.arch)
+		return false
 	}
 	if name, ok := abi.forbidden[si.nr]; ok {
 		exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
