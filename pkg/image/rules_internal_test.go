@@ -155,3 +155,26 @@ func TestRuleSizesAndBudget(t *testing.T) {
 		t.Errorf("budgetNote under the limit = %q, want none", n)
 	}
 }
+
+func TestScanShellRuns(t *testing.T) {
+	script := `#!/bin/sh
+set -e
+sh ./setup.sh --quick
+exec python3 -u /app/main.py "$@"
+python3 -m tools.report > out
+perl -ne 'print' file
+perl /opt/x.pl
+python3 -c 'import os'
+bash "$SCRIPT"
+`
+	_, _, runs := scanShellRuns(script)
+	want := []shellRun{
+		{Prog: "sh", Arg: "./setup.sh"},
+		{Prog: "python3", Arg: "/app/main.py"},
+		{Prog: "python3", Arg: "tools.report", Module: true},
+		{Prog: "perl", Arg: "/opt/x.pl"},
+	}
+	if diff := cmp.Diff(want, runs); diff != "" {
+		t.Errorf("scanShellRuns runs (-want +got):\n%s", diff)
+	}
+}

@@ -416,3 +416,39 @@ func TestPerlScript(t *testing.T) {
 		t.Errorf("Closure(run.pl).Env (-want +got):\n%s", diff)
 	}
 }
+
+// TestShellRunsInterpreters: an entrypoint shell script that starts
+// python3 with a script brings the script and its imports, and the
+// packager's RelocateShell points the script's path into the bundle.
+func TestShellRunsInterpreters(t *testing.T) {
+	tree := map[string]node{
+		"/bin/sh":                   prog(elfSpec{exec: true}),
+		"/usr/bin/python3.11":       prog(elfSpec{exec: true}),
+		"/usr/bin/python3":          link("python3.11"),
+		"/usr/lib/python3.11/os.py": text(""),
+		"/app/entrypoint.sh":        script("#!/bin/sh\nset -e\nexec python3 -u /app/main.py \"$@\"\n"),
+		"/app/main.py":              text("import helper\n"),
+		"/app/helper.py":            text(""),
+	}
+	cfg := v1.Config{Entrypoint: []string{"/app/entrypoint.sh"}, Env: []string{"PATH=/usr/bin:/bin"}}
+	im, idx := treeImage(t, tree, cfg, "linux/amd64")
+	res := mustClosure(t, im, idx, image.WithImage(im), image.WithoutData("all"))
+	why := map[string]string{}
+	for _, f := range res.Files {
+		why[f.Path] = f.Why[0].Kind
+	}
+	want := map[string]string{
+		"/app/entrypoint.sh": "entrypoint", "/bin/sh": "interpreter", "/usr/bin/python3": "symlink", "/usr/bin/python3.11": "command",
+		"/app/main.py": "script", "/app/helper.py": "module", "/usr/lib/python3.11/os.py": "library",
+	}
+	if diff := cmp.Diff(want, why); diff != "" {
+		t.Errorf("Closure(entrypoint.sh) first reasons (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"/app/entrypoint.sh"}, res.ShellScripts); diff != "" {
+		t.Errorf("ShellScripts (-want +got):\n%s", diff)
+	}
+	got := string(image.RelocateShell([]byte(tree["/app/entrypoint.sh"].data), "/tmp/x/rootfs", func(p string) bool { _, ok := why[p]; return ok }))
+	if want := "#!/bin/sh\nset -e\nexec python3 -u /tmp/x/rootfs/app/main.py \"$@\"\n"; got != want {
+		t.Errorf("RelocateShell = %q, want %q", got, want)
+	}
+}

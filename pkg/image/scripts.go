@@ -232,7 +232,8 @@ func (c *closer) shellScriptFile(e *Entry, how string) {
 // command that is a script brings its interpreter and is read too), and
 // each file it sources with "." or "source", read in turn.
 func (c *closer) shellBody(script *Entry, body string) {
-	cmds, sources := scanShell(body)
+	cmds, sources, runs := scanShellRuns(body)
+	defer c.shellRuns(script, runs)
 	for _, name := range cmds {
 		p, err := lookPath(c.idx, name, c.cmd.Env, c.cmd.WorkingDir)
 		if err != nil {
@@ -264,6 +265,45 @@ func (c *closer) shellBody(script *Entry, body string) {
 		}
 		c.addPath(p, e, links, Reason{Kind: "script", By: script.Path, Detail: ". " + s})
 		c.shellScriptFile(e, ". "+s)
+	}
+}
+
+// shellRuns applies the content rules to the script files (and python -m
+// modules) a shell script starts interpreters with.
+func (c *closer) shellRuns(script *Entry, runs []shellRun) {
+	for _, r := range runs {
+		p, err := lookPath(c.idx, r.Prog, c.cmd.Env, c.cmd.WorkingDir)
+		if err != nil {
+			continue
+		}
+		fam, ie := c.family(p)
+		if ie == nil || ie.ELF == nil {
+			continue
+		}
+		if r.Module {
+			pi := c.python(ie)
+			pi.first(workdir(c.cmd))
+			pi.wantModule(strings.SplitN(r.Arg, ".", 2)[0], script.Path)
+			continue
+		}
+		arg := r.Arg
+		if !path.IsAbs(arg) {
+			arg = path.Join(workdir(c.cmd), arg)
+		}
+		e, links, err := c.follow(arg)
+		if err != nil || e.Kind != Regular {
+			c.log.Debug("script a shell script runs is not a file of the image", "script", script.Path, "run", r.Prog+" "+r.Arg)
+			continue
+		}
+		c.addPath(arg, e, links, Reason{Kind: "script", By: script.Path, Detail: r.Prog + " " + r.Arg})
+		switch fam {
+		case "sh":
+			c.shellScriptFile(e, r.Prog+" "+r.Arg)
+		case "python":
+			c.pythonScript(ie, e)
+		case "perl":
+			c.perlFile(c.perl(ie), e)
+		}
 	}
 }
 
@@ -299,6 +339,21 @@ var shellRunners = map[string]bool{"xargs": true, "nice": true, "nohup": true, "
 // redirections, builtins and words with expansions. Comments are skipped.
 // ". FILE" and "source FILE" give FILE as a source.
 func scanShell(script string) (cmds, sources []string) {
+	cmds, sources, _ = scanShellRuns(script)
+	return cmds, sources
+}
+
+// shellRun is an interpreter a shell script starts with a script file or
+// module: "python3 /app/main.py", "sh ./setup.sh", "perl x.pl",
+// "python3 -m app" (Module set).
+type shellRun struct {
+	Prog, Arg string
+	Module    bool
+}
+
+// scanShellRuns is scanShell that also returns the interpreters started
+// with a file (or python's -m module) as their first operand.
+func scanShellRuns(script string) (cmds, sources []string, runs []shellRun) {
 	seenC := map[string]bool{}
 	seenS := map[string]bool{}
 	addC := func(w string) {
@@ -355,11 +410,40 @@ func scanShell(script string) (cmds, sources []string) {
 				}
 			default:
 				addC(w)
+				if interpFamily(w) != "" {
+					if r, ok := interpRun(w, words[i+1:]); ok {
+						runs = append(runs, r)
+					}
+				}
 			}
 			break
 		}
 	}
-	return cmds, sources
+	return cmds, sources, runs
+}
+
+// interpRun returns the script file (or python -m module) an interpreter
+// command runs, from the words after it: the first operand after the
+// options, unless the code comes from -c / -e.
+func interpRun(prog string, rest []string) (shellRun, bool) {
+	for i := 0; i < len(rest); i++ {
+		a := strings.Trim(rest[i], `"'`)
+		switch {
+		case a == "" || strings.ContainsAny(a, "$*?[`\\<>|;&"):
+			return shellRun{}, false
+		case a == "-c" || (interpFamily(prog) == "perl" && strings.HasPrefix(a, "-") && strings.ContainsAny(a, "eE")):
+			return shellRun{}, false
+		case a == "-m" && interpFamily(prog) == "python" && i+1 < len(rest):
+			return shellRun{Prog: prog, Arg: strings.Trim(rest[i+1], `"'`), Module: true}, true
+		case a == "-W" || a == "-X" || (a == "-o" && interpFamily(prog) == "sh"):
+			i++
+		case strings.HasPrefix(a, "-") || strings.HasPrefix(a, "+"):
+			continue
+		default:
+			return shellRun{Prog: prog, Arg: a}, true
+		}
+	}
+	return shellRun{}, false
 }
 
 // genericInterp handles a script whose interpreter has no rule of its own
@@ -470,7 +554,12 @@ func (c *closer) loadOptional(e *Entry) {
 // is rewritten (an `echo` of it too); everything else is kept byte for
 // byte, the "#!" line included (its interpreter is the packager's).
 func RelocateShell(body []byte, root string, bundled func(string) bool) []byte {
-	cmds, sources := scanShell(string(body))
+	cmds, sources, runs := scanShellRuns(string(body))
+	for _, r := range runs {
+		if !r.Module {
+			sources = append(sources, r.Arg)
+		}
+	}
 	var paths []string
 	for _, p := range append(cmds, sources...) {
 		if path.IsAbs(p) && bundled(path.Clean(p)) {
