@@ -406,5 +406,32 @@ config c-nss linux/amd64 '["/usr/local/bin/whenwho"]' null / \
 # USER appuser: the data rules bundle /etc/passwd and /etc/group for it.
 sed -i 's|"WorkingDir": "/"|"WorkingDir": "/",\n    "User": "appuser"|' "$out/c-nss.json"
 
+# (i) busybox: busybox's sh and applets (the links "busybox --install -s"
+# makes, as Alpine-style images have them); /usr/local/bin/tally is a
+# "#!/bin/sh" script (sh -> busybox) piping through applets.
+bb_pkgs=(libc6 busybox)
+fetch amd64 "${bb_pkgs[@]}"
+root="$out/busybox.tmp"
+rm -rf "$root"
+mkdir -p "$root"
+unpack "$root" amd64 "${bb_pkgs[@]}"
+merge_usr "$root"
+etc "$root" x86_64-linux-gnu
+for applet in sh sort uniq awk tail cut tr head wc cat; do
+	ln -sfn /bin/busybox "$root/usr/bin/$applet"
+done
+mkdir -p "$root/usr/local/bin"
+cat >"$root/usr/local/bin/tally" <<'EOF'
+#!/bin/sh
+# Counts the values of the first CSV column (header skipped), most frequent
+# first, with busybox applets.
+tail -n +2 | cut -d, -f1 | tr 'A-Z' 'a-z' | sort | uniq -c | sort -k1,1nr -k2,2 |
+	awk '{ printf "%s,%d\n", $2, $1 }'
+EOF
+chmod 0755 "$root/usr/local/bin/tally"
+finish busybox
+config busybox linux/amd64 '["/usr/local/bin/tally"]' null / \
+	'[{"created_by": "COPY tally /usr/local/bin/tally", "prefixes": ["/usr/local"]}]'
+
 echo "$hash" >"$out/.stamp"
 log "fixtures ready in $out"

@@ -48,6 +48,19 @@ func TestClosureRules(t *testing.T) {
 			absent: []string{"/usr/bin/wc", "/usr/bin/head", "/usr/local/bin/count"},
 		},
 		{
+			fixture: "busybox",
+			want: map[string]string{
+				"/usr/local/bin/tally": "entrypoint",
+				"/usr/bin/busybox":     "interpreter",
+				"/usr/bin/sh":          "symlink",
+				"/usr/bin/sort":        "symlink",
+				"/usr/bin/uniq":        "symlink",
+				"/usr/bin/awk":         "symlink",
+				"/usr/bin/tr":          "symlink",
+			},
+			absent: []string{"/usr/bin/head", "/usr/bin/wc", "/usr/bin/cat"},
+		},
+		{
 			fixture: "python",
 			want: map[string]string{
 				"/app/main.py":         "entrypoint",

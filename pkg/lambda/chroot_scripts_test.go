@@ -22,7 +22,8 @@ import (
 // beyond ELF find (image.WithImage, on by default in Package) and runs
 // each through the real bootstrap in a poisoned root as nobody: a
 // "#!/bin/sh" script piping through tail, cut, sort, uniq -c and awk and
-// sourcing a helper (nothing added with --include), a "#!/usr/bin/env
+// sourcing a helper (nothing added with --include), the same pipeline
+// with busybox's sh and applets, a "#!/usr/bin/env
 // python3" script using csv, statistics, json, a local module and one
 // found through a .pth file, a Perl one-liner using List::Util (XS), and a
 // C program calling localtime and getpwuid. The output must equal the
@@ -57,6 +58,7 @@ func TestChrootRulesBeyondELF(t *testing.T) {
 		{fixture: "sh-tools", input: []byte("name,n\nTen,1\nten,2\nfive,3\nTEN,4\nFive,5\none,6\n"), opts: []PackageOption{
 			WithCommandOverride(image.Override{Entrypoint: []string{"/usr/local/bin/tally.sh"}, EntrypointSet: true}),
 		}},
+		{fixture: "busybox", input: []byte("name,n\nTen,1\nten,2\nfive,3\nTEN,4\nFive,5\none,6\n")},
 		{fixture: "python", input: csv},
 		{fixture: "perl", input: csv},
 		{
@@ -129,7 +131,7 @@ func TestChrootRulesBeyondELF(t *testing.T) {
 
 			root := poisonedRoot(t, zipped.Bytes())
 			devNull(t, root, false)
-			for _, p := range []string{"usr/bin/python3", "usr/bin/python3.11", "usr/bin/perl", "usr/bin/awk", "usr/bin/mawk", "usr/bin/uniq", "usr/bin/cut", "usr/bin/tr"} {
+			for _, p := range []string{"usr/bin/python3", "usr/bin/python3.11", "usr/bin/perl", "usr/bin/awk", "usr/bin/mawk", "usr/bin/uniq", "usr/bin/cut", "usr/bin/tr", "usr/bin/busybox"} {
 				mustWrite(t, filepath.Join(root, p), mustRead(t, filepath.Join(root, "bin", "sh")), 0o755)
 			}
 			for p, b := range tt.hostFiles {
