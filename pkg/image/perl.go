@@ -211,6 +211,7 @@ func without(list []string, s string) []string {
 }
 
 var (
+	plName   = regexp.MustCompile(`^[A-Za-z_]\w*(?:::\w+)*$`)
 	plUse    = regexp.MustCompile(`(?m)(?:^|[;{\s])(?:use|no|require)\s+([A-Za-z_][\w]*(?:::\w+)*)`)
 	plParent = regexp.MustCompile(`(?m)\buse\s+(?:parent|base)\s+(?:-norequire\s*,\s*)?(?:qw\s*[(\[{/]([^)\]}/]*)[)\]}/]|['"]([\w:]+)['"])`)
 )
@@ -223,7 +224,7 @@ func perlModules(src string) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(m string) {
-		if m == "" || seen[m] || isVersionWord(m) {
+		if !plName.MatchString(m) || seen[m] || isVersionWord(m) {
 			return
 		}
 		seen[m] = true

@@ -178,3 +178,46 @@ bash "$SCRIPT"
 		t.Errorf("scanShellRuns runs (-want +got):\n%s", diff)
 	}
 }
+
+// FuzzScanShell: the shell scan never panics and only returns words
+// without expansions; RelocateShell only inserts the root before words.
+func FuzzScanShell(f *testing.F) {
+	f.Add("#!/bin/sh\n. /a/b\nexec /usr/bin/x | sort\n")
+	f.Add("a=$(b `c` 'd|e') && f || g; h(){ i; }\n")
+	f.Add("python3 -m x; perl -e 'y'; sh ./z\n# c\n\"")
+	f.Fuzz(func(t *testing.T, s string) {
+		cmds, srcs, runs := scanShellRuns(s)
+		for _, c := range cmds {
+			if c == "" || strings.ContainsAny(c, "$`") {
+				t.Errorf("scanShell(%q) returned command %q", s, c)
+			}
+		}
+		_ = srcs
+		_ = runs
+		out := string(RelocateShell([]byte(s), "/R", func(string) bool { return true }))
+		if strings.ReplaceAll(out, "/R/", "/") != strings.ReplaceAll(s, "/R/", "/") {
+			t.Errorf("RelocateShell(%q) = %q: changed more than the root prefix", s, out)
+		}
+	})
+}
+
+// FuzzModuleScans: the Python and Perl scans never panic and return
+// identifiers only.
+func FuzzModuleScans(f *testing.F) {
+	f.Add("import a.b as c, d\nfrom e import f\n")
+	f.Add("use strict; use parent qw(A B); require C::D; use lib '/x';\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, m := range pythonImports(s) {
+			if m == "" || strings.ContainsAny(m, ". \t\n") {
+				t.Errorf("pythonImports(%q) returned %q", s, m)
+			}
+		}
+		for _, m := range perlModules(s) {
+			if m == "" || strings.ContainsAny(m, " \t\n'\"") {
+				t.Errorf("perlModules(%q) returned %q", s, m)
+			}
+		}
+		_ = perlLibDirs(s)
+		_ = perlIncStrings([]byte(s))
+	})
+}
