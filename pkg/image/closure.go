@@ -583,6 +583,11 @@ func (c *closer) shellPrograms(script string) error {
 			c.log.Warn("program of the shell command line is unusable", "path", p, "error", err)
 		}
 	}
+	if c.scanOn() {
+		// The content rules read the line like a script body: sourced
+		// files, scripts the interpreters it starts run.
+		c.shellText(shell, script)
+	}
 	return nil
 }
 

@@ -39,7 +39,6 @@ var pythonVersion = regexp.MustCompile(`^python(\d+\.\d+)`)
 // the library's size, never used by a batch program.
 var stdlibSkip = map[string]bool{
 	"test": true, "tests": true, "idlelib": true, "tkinter": true, "turtledemo": true, "ensurepip": true,
-	"lib2to3": false,
 }
 
 // python returns the rule state of the interpreter ie, bundling its

@@ -221,3 +221,20 @@ func FuzzModuleScans(f *testing.F) {
 		_ = perlIncStrings([]byte(s))
 	})
 }
+
+func TestRelocateShellArgs(t *testing.T) {
+	bundled := func(p string) bool { return p == "/app/main.py" || p == "/env.sh" }
+	tests := []struct {
+		args, want []string
+	}{
+		{[]string{"/bin/sh", "-c", ". /env.sh && exec python3 /app/main.py"}, []string{"/bin/sh", "-c", ". /R/env.sh && exec python3 /R/app/main.py"}},
+		{[]string{"bash", "-ec", "python3 /app/main.py", "arg0"}, []string{"bash", "-ec", "python3 /R/app/main.py", "arg0"}},
+		{[]string{"/usr/bin/python3", "/app/main.py"}, []string{"/usr/bin/python3", "/app/main.py"}},
+		{[]string{"/bin/sh", "/app/run.sh"}, []string{"/bin/sh", "/app/run.sh"}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, RelocateShellArgs(tt.args, "/R", bundled)); diff != "" {
+			t.Errorf("RelocateShellArgs(%q) (-want +got):\n%s", tt.args, diff)
+		}
+	}
+}

@@ -465,3 +465,28 @@ func TestShellRunsInterpreters(t *testing.T) {
 		t.Errorf("RelocateShell = %q, want %q", got, want)
 	}
 }
+
+// TestShellFormCommand: a shell-form CMD ("sh -c '. /env.sh && exec
+// python3 /app/main.py'") brings the sourced file and the Python script
+// with its imports.
+func TestShellFormCommand(t *testing.T) {
+	tree := map[string]node{
+		"/bin/sh":                   prog(elfSpec{exec: true}),
+		"/usr/bin/python3":          prog(elfSpec{exec: true}),
+		"/usr/lib/python3.11/os.py": text(""),
+		"/env.sh":                   text("export A=1\n"),
+		"/app/main.py":              text("import helper\n"),
+		"/app/helper.py":            text(""),
+	}
+	cfg := v1.Config{Cmd: []string{"/bin/sh", "-c", ". /env.sh && exec python3 /app/main.py"}, Env: []string{"PATH=/usr/bin:/bin"}}
+	im, idx := treeImage(t, tree, cfg, "linux/amd64")
+	res := mustClosure(t, im, idx, image.WithImage(im), image.WithoutData("all"))
+	var got []string
+	for _, f := range res.Files {
+		got = append(got, f.Path)
+	}
+	want := []string{"/app/helper.py", "/app/main.py", "/bin/sh", "/env.sh", "/usr/bin/python3", "/usr/lib/python3.11/os.py"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Closure(sh -c) (-want +got):\n%s", diff)
+	}
+}

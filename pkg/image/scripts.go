@@ -232,16 +232,22 @@ func (c *closer) shellScriptFile(e *Entry, how string) {
 // command that is a script brings its interpreter and is read too), and
 // each file it sources with "." or "source", read in turn.
 func (c *closer) shellBody(script *Entry, body string) {
+	c.shellText(script.Path, body)
+}
+
+// shellText is shellBody for the text of a script by (a file, or the
+// shell of a "-c" command line).
+func (c *closer) shellText(by string, body string) {
 	cmds, sources, runs := scanShellRuns(body)
-	defer c.shellRuns(script, runs)
+	defer c.shellRuns(by, runs)
 	for _, name := range cmds {
 		p, err := lookPath(c.idx, name, c.cmd.Env, c.cmd.WorkingDir)
 		if err != nil {
-			c.log.Debug("word of a shell script is not a program of the image", "script", script.Path, "name", name)
+			c.log.Debug("word of a shell script is not a program of the image", "script", by, "name", name)
 			continue
 		}
-		if err := c.program(p, Reason{Kind: "command", By: script.Path, Detail: "runs " + name}, 1); err != nil {
-			c.log.Warn("program a shell script runs is unusable", "script", script.Path, "path", p, "error", err)
+		if err := c.program(p, Reason{Kind: "command", By: by, Detail: "runs " + name}, 1); err != nil {
+			c.log.Warn("program a shell script runs is unusable", "script", by, "path", p, "error", err)
 		}
 	}
 	for _, s := range sources {
@@ -260,17 +266,17 @@ func (c *closer) shellBody(script *Entry, body string) {
 		}
 		e, links, err := c.follow(p)
 		if err != nil || e.Kind != Regular {
-			c.log.Debug("file a shell script sources is not in the image", "script", script.Path, "name", s)
+			c.log.Debug("file a shell script sources is not in the image", "script", by, "name", s)
 			continue
 		}
-		c.addPath(p, e, links, Reason{Kind: "script", By: script.Path, Detail: ". " + s})
+		c.addPath(p, e, links, Reason{Kind: "script", By: by, Detail: ". " + s})
 		c.shellScriptFile(e, ". "+s)
 	}
 }
 
 // shellRuns applies the content rules to the script files (and python -m
 // modules) a shell script starts interpreters with.
-func (c *closer) shellRuns(script *Entry, runs []shellRun) {
+func (c *closer) shellRuns(by string, runs []shellRun) {
 	for _, r := range runs {
 		p, err := lookPath(c.idx, r.Prog, c.cmd.Env, c.cmd.WorkingDir)
 		if err != nil {
@@ -283,7 +289,7 @@ func (c *closer) shellRuns(script *Entry, runs []shellRun) {
 		if r.Module {
 			pi := c.python(ie)
 			pi.first(workdir(c.cmd))
-			pi.wantModule(strings.SplitN(r.Arg, ".", 2)[0], script.Path)
+			pi.wantModule(strings.SplitN(r.Arg, ".", 2)[0], by)
 			continue
 		}
 		arg := r.Arg
@@ -292,10 +298,10 @@ func (c *closer) shellRuns(script *Entry, runs []shellRun) {
 		}
 		e, links, err := c.follow(arg)
 		if err != nil || e.Kind != Regular {
-			c.log.Debug("script a shell script runs is not a file of the image", "script", script.Path, "run", r.Prog+" "+r.Arg)
+			c.log.Debug("script a shell script runs is not a file of the image", "script", by, "run", r.Prog+" "+r.Arg)
 			continue
 		}
-		c.addPath(arg, e, links, Reason{Kind: "script", By: script.Path, Detail: r.Prog + " " + r.Arg})
+		c.addPath(arg, e, links, Reason{Kind: "script", By: by, Detail: r.Prog + " " + r.Arg})
 		switch fam {
 		case "sh":
 			c.shellScriptFile(e, r.Prog+" "+r.Arg)
@@ -328,7 +334,7 @@ func lookPathFile(idx *Index, name string, env []string) (string, error) {
 
 // shellRunners are programs that run the program named by their first
 // operand: both are needed.
-var shellRunners = map[string]bool{"xargs": true, "nice": true, "nohup": true, "timeout": true, "stdbuf": true, "setsid": true, "chroot": false}
+var shellRunners = map[string]bool{"xargs": true, "nice": true, "nohup": true, "timeout": true, "stdbuf": true, "setsid": true}
 
 // scanShell returns, conservatively and without running anything, the
 // program names a shell script may start and the files it sources: the
@@ -595,4 +601,40 @@ func RelocateShell(body []byte, root string, bundled func(string) bool) []byte {
 		out = buf
 	}
 	return out
+}
+
+// RelocateShellArgs applies RelocateShell to the command line of a
+// shell-form command (["/bin/sh", "-c", LINE, ...]) and returns the new
+// argv; other commands are returned unchanged.
+func RelocateShellArgs(args []string, root string, bundled func(string) bool) []string {
+	i := shellScriptIndex(args)
+	if i < 0 {
+		return args
+	}
+	out := append([]string(nil), args...)
+	out[i] = string(RelocateShell([]byte(args[i]), root, bundled))
+	return out
+}
+
+// shellScriptIndex returns the index in args of the command line of a
+// shell-form command, or -1 (see shellScript).
+func shellScriptIndex(args []string) int {
+	if len(args) < 3 || !shells[path.Base(args[0])] {
+		return -1
+	}
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-c" || (strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "c")):
+			if i+1 < len(args) {
+				return i + 1
+			}
+			return -1
+		case strings.HasPrefix(a, "-"):
+			continue
+		default:
+			return -1
+		}
+	}
+	return -1
 }

@@ -330,6 +330,11 @@ func (p *packer) plan(ctx context.Context) error {
 		m.LinkDir = linkDir(p.img.Digest, p.closure.Files, m)
 	}
 	m.Env = append(m.Env, p.closureEnv(m.LinkDir)...)
+	if m.LinkDir != "" {
+		// A shell-form command's absolute paths point into the bundle,
+		// as in bundled scripts.
+		m.Args = image.RelocateShellArgs(m.Args, m.LinkDir+"/"+xruntime.RootDir, func(ip string) bool { return p.bundled[ip] })
+	}
 	p.manifest = m
 
 	// One alias per distinct loader, in sorted order.
