@@ -54,12 +54,20 @@ func TestChrootRulesBeyondELF(t *testing.T) {
 		// fix turns the output in the program's own root into the
 		// expected output in the poisoned root.
 		fix func(string) string
+		// args is the argv of the reference run when it differs from the
+		// manifest's (whose paths point into the bundle).
+		args []string
 	}{
 		{fixture: "sh-tools", input: []byte("name,n\nTen,1\nten,2\nfive,3\nTEN,4\nFive,5\none,6\n"), opts: []PackageOption{
 			WithCommandOverride(image.Override{Entrypoint: []string{"/usr/local/bin/tally.sh"}, EntrypointSet: true}),
 		}},
 		{fixture: "busybox", input: []byte("name,n\nTen,1\nten,2\nfive,3\nTEN,4\nFive,5\none,6\n")},
 		{fixture: "python", input: csv},
+		// Exec form with an absolute script path: the manifest's argument
+		// must point into the bundle, not at the host's /app/main.py.
+		{fixture: "python", input: csv, args: []string{"python3", "/app/main.py"}, opts: []PackageOption{
+			WithCommandOverride(image.Override{Entrypoint: []string{"python3", "/app/main.py"}, EntrypointSet: true}),
+		}},
 		{fixture: "perl", input: csv},
 		{
 			fixture: "c-nss",
@@ -105,6 +113,9 @@ func TestChrootRulesBeyondELF(t *testing.T) {
 			m := res.Manifest
 			direct := exec.CommandContext(ctx, m.Program)
 			direct.Args = m.Args
+			if tt.args != nil {
+				direct.Args = tt.args
+			}
 			direct.SysProcAttr = &syscall.SysProcAttr{Chroot: filepath.Join(fixtures, tt.fixture), Credential: nobody}
 			direct.Dir = m.WorkDir
 			if direct.Dir == "" {

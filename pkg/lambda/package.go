@@ -231,6 +231,38 @@ type spooledFile struct {
 	size int64
 }
 
+// relocateScriptArgs points the absolute script path an interpreter
+// entrypoint is given (["python3", "/app/main.py"], ["perl", "/x.pl"]:
+// the closure's "script" reasons by the entrypoint) into the bundle, so the
+// interpreter does not open the host's path.
+func (p *packer) relocateScriptArgs(args []string, root string) []string {
+	out := append([]string(nil), args...)
+	for i := 1; i < len(out); i++ {
+		a := out[i]
+		if !path.IsAbs(a) {
+			continue
+		}
+		for _, f := range p.closure.Files {
+			if f.Path != path.Clean(a) && !p.viaLinks(f, a) {
+				continue
+			}
+			for _, r := range f.Why {
+				if r.Kind == "script" && r.By == p.cmd.Path && strings.HasSuffix(r.Detail, " "+a) {
+					out[i] = root + path.Clean(a)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// viaLinks reports whether the closure file f was reached from the image
+// path a through symlinks.
+func (p *packer) viaLinks(f image.File, a string) bool {
+	real, _, err := p.idx.Resolve(a)
+	return err == nil && real == f.Path
+}
+
 // closureEnv maps the closure's path variables (TZ, TZDIR, LOCPATH,
 // SSL_CERT_FILE, PERL5LIB: see image.ClosureResult.Env) to where the files
 // are in the bundle, under LinkDir, which the bootstrap links to the task
@@ -334,6 +366,7 @@ func (p *packer) plan(ctx context.Context) error {
 		// A shell-form command's absolute paths point into the bundle,
 		// as in bundled scripts.
 		m.Args = image.RelocateShellArgs(m.Args, m.LinkDir+"/"+xruntime.RootDir, func(ip string) bool { return p.bundled[ip] })
+		m.Args = p.relocateScriptArgs(m.Args, m.LinkDir+"/"+xruntime.RootDir)
 	}
 	p.manifest = m
 
