@@ -490,3 +490,46 @@ func TestShellFormCommand(t *testing.T) {
 		t.Errorf("Closure(sh -c) (-want +got):\n%s", diff)
 	}
 }
+
+// TestGenericInterpreterArgs: an interpreter without a rule of its own
+// given a script file ("node /app/x.js") brings the script, and its
+// library tree when one is found by name, else a note says so.
+func TestGenericInterpreterArgs(t *testing.T) {
+	tree := map[string]node{
+		"/usr/bin/node":              prog(elfSpec{exec: true}),
+		"/usr/share/nodejs/acorn.js": text(""),
+		"/usr/bin/ruby3.1":           prog(elfSpec{exec: true}),
+		"/app/x.js":                  text("console.log(1)\n"),
+		"/app/app.rb":                text("puts 1\n"),
+	}
+	tests := []struct {
+		entrypoint []string
+		want       []string
+		note       string
+	}{
+		{[]string{"node", "/app/x.js"}, []string{"/app/x.js", "/usr/bin/node"}, "no library tree identified"},
+		{[]string{"ruby3.1", "-w", "app.rb"}, []string{"/app/app.rb", "/usr/bin/ruby3.1"}, "no library tree identified"},
+	}
+	cfg := v1.Config{Env: []string{"PATH=/usr/bin:/bin"}, WorkingDir: "/app"}
+	im, idx := treeImage(t, tree, cfg, "linux/amd64")
+	for _, tt := range tests {
+		cmd, err := image.ResolveCommand(im, idx, image.Override{Entrypoint: tt.entrypoint, EntrypointSet: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := image.Closure(context.Background(), idx, cmd, image.WithImage(im), image.WithoutData("all"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, f := range res.Files {
+			got = append(got, f.Path)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("Closure(%q) (-want +got):\n%s", tt.entrypoint, diff)
+		}
+		if n := strings.Join(res.Notes, "\n"); !strings.Contains(n, tt.note) {
+			t.Errorf("Closure(%q) notes %q, want %q", tt.entrypoint, n, tt.note)
+		}
+	}
+}

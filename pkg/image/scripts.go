@@ -195,6 +195,25 @@ func (c *closer) argsRules() {
 		c.pythonArgs(ie, args)
 	case "perl":
 		c.perlArgs(ie, args)
+	default:
+		// Another interpreter given a script file ("node /app/x.js",
+		// "ruby app.rb"): the first operand that is a file of the image
+		// and not a program itself.
+		for _, a := range args {
+			if strings.HasPrefix(a, "-") {
+				continue
+			}
+			p := a
+			if !path.IsAbs(p) {
+				p = path.Join(workdir(c.cmd), p)
+			}
+			e, _, err := c.follow(p)
+			if err != nil || e.Kind != Regular || e.ELF != nil || e.Script != nil {
+				return
+			}
+			c.scriptArg(a, path.Base(c.cmd.Args[0]), func(e *Entry) { c.genericInterp(ie, e) })
+			return
+		}
 	}
 }
 
