@@ -155,7 +155,7 @@ func (c *closer) scriptRules(e *Entry, interp, arg string) {
 	fam, ie := c.family(interp)
 	switch fam {
 	case "sh":
-		c.shellScriptFile(e, "#!"+interp)
+		c.shellScriptFile(e)
 	case "python":
 		c.pythonScript(ie, e)
 	case "perl":
@@ -188,7 +188,7 @@ func (c *closer) argsRules() {
 			if strings.HasPrefix(a, "-") || strings.HasPrefix(a, "+") {
 				continue
 			}
-			c.scriptArg(a, "sh", func(e *Entry) { c.shellScriptFile(e, path.Base(c.cmd.Args[0])+" "+a) })
+			c.scriptArg(a, "sh", func(e *Entry) { c.shellScriptFile(e) })
 			return
 		}
 	case "python":
@@ -239,7 +239,7 @@ func (c *closer) scanOn() bool { return c.o.img != nil && !c.o.noScan }
 
 // shellScriptFile queues the shell script e for reading: the programs its
 // body runs and the files it sources are added.
-func (c *closer) shellScriptFile(e *Entry, how string) {
+func (c *closer) shellScriptFile(e *Entry) {
 	c.shellFiles[e.Path] = true
 	c.queueScan("sh:"+e.Path, e, maxScanBody, func(body []byte) {
 		c.shellBody(e, string(body))
@@ -289,7 +289,7 @@ func (c *closer) shellText(by string, body string) {
 			continue
 		}
 		c.addPath(p, e, links, Reason{Kind: "script", By: by, Detail: ". " + s})
-		c.shellScriptFile(e, ". "+s)
+		c.shellScriptFile(e)
 	}
 }
 
@@ -323,7 +323,7 @@ func (c *closer) shellRuns(by string, runs []shellRun) {
 		c.addPath(arg, e, links, Reason{Kind: "script", By: by, Detail: r.Prog + " " + r.Arg})
 		switch fam {
 		case "sh":
-			c.shellScriptFile(e, r.Prog+" "+r.Arg)
+			c.shellScriptFile(e)
 		case "python":
 			c.pythonScript(ie, e)
 		case "perl":
