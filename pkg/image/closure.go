@@ -198,7 +198,8 @@ type PathEnv struct {
 //     image's PATH;
 //   - for a shell-form command (["/bin/sh", "-c", "LINE"]), the programs
 //     LINE starts, found through the image's PATH (best effort: see
-//     shellCommands; "#!" script bodies are not read);
+//     shellCommands; "#!" script bodies are read only with WithImage,
+//     below);
 //   - for a dynamic ELF program, its PT_INTERP loader and its DT_NEEDED
 //     libraries, recursively, each loaded once (by name and by SONAME),
 //     found the way glibc's ld.so searches: the DT_RPATH of the object and
