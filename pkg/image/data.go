@@ -29,7 +29,7 @@ var DataRules = []DataRule{
 	{Name: "nsswitch", Files: "/etc/nsswitch.conf, /etc/host.conf"},
 	{Name: "passwd", Files: "/etc/passwd and /etc/group (getpwuid, getgrgid; the image's USER)"},
 	{Name: "tz", Files: "/etc/localtime with the zoneinfo file it links to, /etc/timezone; the TZ variable's zoneinfo directory when the image sets TZ"},
-	{Name: "locale", Files: "the locale of LC_ALL / LC_CTYPE / LANG: /usr/lib/locale/NAME or /usr/lib/locale/locale-archive"},
+	{Name: "locale", Files: "the locale of LC_ALL / LC_CTYPE / LANG: /usr/lib/locale/NAME (a locale only in the locale-archive is noted: glibc reads the archive at a fixed path)"},
 	{Name: "certs", Files: "/etc/ssl/certs/ca-certificates.crt (OpenSSL, GnuTLS, Go, Python's ssl)"},
 }
 
@@ -171,8 +171,10 @@ func (c *closer) dataTZ() {
 
 // dataLocale adds the locale the image's LC_ALL, LC_CTYPE or LANG names
 // (C and POSIX need none): /usr/lib/locale/NAME in glibc's normalized
-// spelling (C.UTF-8 is C.utf8) or as written, else the locale-archive
-// when small. LOCPATH points the bundled program at the copy.
+// spelling (C.UTF-8 is C.utf8) or as written. LOCPATH points the bundled
+// program at the copy. A locale only in the locale-archive is noted, not
+// bundled: glibc opens the archive at a fixed path and ignores it when
+// LOCPATH is set.
 func (c *closer) dataLocale() {
 	name := ""
 	for _, v := range []string{"LC_ALL", "LC_CTYPE", "LANG"} {
@@ -191,8 +193,10 @@ func (c *closer) dataLocale() {
 			return
 		}
 	}
-	if c.dataFile("locale", path.Join(base, "locale-archive"), "locale archive for "+name) {
-		c.setEnv("LOCPATH", "", base)
+	if e, _, err := c.follow(path.Join(base, "locale-archive")); err == nil && e.Kind == Regular {
+		// glibc reads the archive only at its compiled-in path, and
+		// only when LOCPATH is unset: a relocated copy cannot be used.
+		c.note("data locale: %q is only in %s/locale-archive, which glibc opens at a fixed path (a relocated program reads the host's); make it a directory in the image (localedef --no-archive) to bundle it", name, base)
 		return
 	}
 	c.note("data locale: no locale %q in the image's %s; the program runs in the C locale, as in the image", name, base)

@@ -533,3 +533,28 @@ func TestGenericInterpreterArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestDataLocaleArchive: a locale only in the locale-archive is not
+// bundled (glibc reads the archive at a fixed path), and a note says so.
+func TestDataLocaleArchive(t *testing.T) {
+	tree := map[string]node{
+		"/app/run":                       prog(elfSpec{exec: true}),
+		"/usr/lib/locale/locale-archive": text("archive"),
+	}
+	cfg := v1.Config{Entrypoint: []string{"/app/run"}, Env: []string{"LANG=en_US.UTF-8"}}
+	im, idx := treeImage(t, tree, cfg, "linux/amd64")
+	res := mustClosure(t, im, idx, image.WithImage(im))
+	for _, f := range res.Files {
+		if strings.HasPrefix(f.Path, "/usr/lib/locale") {
+			t.Errorf("Closure has %s, want no locale file", f.Path)
+		}
+	}
+	if n := strings.Join(res.Notes, "\n"); !strings.Contains(n, "locale-archive") || !strings.Contains(n, "en_US.UTF-8") {
+		t.Errorf("Closure notes = %q, want one about en_US.UTF-8 in the locale-archive", n)
+	}
+	for _, e := range res.Env {
+		if e.Name == "LOCPATH" {
+			t.Errorf("Closure Env has LOCPATH %v, want none", e.Paths)
+		}
+	}
+}
