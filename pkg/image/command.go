@@ -254,54 +254,12 @@ var shellSkip = map[string]bool{
 var shellPrefix = map[string]bool{"exec": true, "command": true}
 
 // shellCommands returns the program names a shell command line starts,
-// best effort and without running anything: the first word of every
-// simple command (after ;, &, |, &&, ||, newlines, parentheses and
-// backquotes or $( )), skipping NAME=VALUE assignments, redirections,
-// keywords and builtins, and looking through exec and command. Words with
-// expansions ($VAR, globs) are skipped: they are only known at run time.
+// best effort and without running anything: the commands of scanShell
+// (sourced files are not followed here: a command line has no image file
+// to read them from before the closure resolves them).
 func shellCommands(script string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, seg := range splitShell(script) {
-		words := strings.Fields(seg)
-		for i := 0; i < len(words); i++ {
-			w := strings.Trim(words[i], `"'`)
-			switch {
-			case w == "":
-				continue
-			case isAssignment(w), shellKeywords[w]:
-				continue
-			case strings.ContainsAny(w[:1], "<>") || (len(w) > 1 && w[0] >= '0' && w[0] <= '9' && strings.ContainsAny(w[1:2], "<>")):
-				// A redirection; "> file" takes the next word too.
-				if strings.TrimLeft(w, "0123456789<>&|") == "" {
-					i++
-				}
-				continue
-			case shellPrefix[w]:
-				// exec -a NAME prog, command -p prog
-				for i+1 < len(words) && strings.HasPrefix(words[i+1], "-") {
-					i++
-					if words[i] == "-a" {
-						i++
-					}
-				}
-				continue
-			case w == "env":
-				// env [-i] [NAME=VALUE]... PROGRAM
-				if p := envProgram(strings.Join(words[i+1:], " ")); p != "" {
-					w = p
-				}
-			}
-			if !shellSkip[w] && !strings.ContainsAny(w, "$*?[`\\") {
-				if !seen[w] {
-					seen[w] = true
-					out = append(out, w)
-				}
-			}
-			break
-		}
-	}
-	return out
+	cmds, _ := scanShell(script)
+	return cmds
 }
 
 // splitShell cuts a command line into simple commands at control

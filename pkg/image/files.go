@@ -150,7 +150,7 @@ func notFound(idx *Index, p string, err error) error {
 	var cs []cand
 	for _, e := range idx.ReadDir(dir) {
 		n := path.Base(e.Path)
-		cs = append(cs, cand{n, editDistance(base, n)})
+		cs = append(cs, cand{n, nameDistance(base, n)})
 	}
 	sort.Slice(cs, func(i, j int) bool {
 		if cs[i].d != cs[j].d {
@@ -162,28 +162,6 @@ func notFound(idx *Index, p string, err error) error {
 		nf.Nearby = append(nf.Nearby, cs[i].name)
 	}
 	return nf
-}
-
-// editDistance is the Levenshtein distance of a and b (bytes), capped in
-// cost by the inputs' lengths (names are at most 255 bytes).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // groupByEntry lists the distinct entries of files and, for each, the

@@ -152,7 +152,7 @@ func TestShellCommands(t *testing.T) {
 		{"LANG=C sort -t, -k1 < in.csv | wc -l > out; echo done", []string{"sort", "wc"}},
 		{`grep "a|b;c" file && tail -n +2 || true`, []string{"grep", "tail"}},
 		{"if test -f x; then cat x; fi", []string{"cat"}},
-		{"env -i PATH=/bin python3 -u app.py", []string{"python3"}},
+		{"env -i PATH=/bin python3 -u app.py", []string{"env", "python3"}},
 		{"x=$(date +%s) 2>/dev/null; $CMD; ./run.sh", []string{"date", "./run.sh"}},
 		{"command -p awk '{print}' f; exec -a name gzip -d", []string{"awk", "gzip"}},
 		{"sort a; sort b", []string{"sort"}},
