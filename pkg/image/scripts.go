@@ -105,7 +105,9 @@ func (c *closer) scanRounds() error {
 	}
 }
 
-// note records a message for inspect (ClosureResult.Notes), once.
+// note records a message for inspect (ClosureResult.Notes), once. It is
+// logged at debug level only: callers show Notes themselves (inspect's
+// NOTES section, package's log), so the user reads each note once.
 func (c *closer) note(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	for _, n := range c.notes {
@@ -114,7 +116,7 @@ func (c *closer) note(format string, args ...any) {
 		}
 	}
 	c.notes = append(c.notes, msg)
-	c.log.Info(msg)
+	c.log.Debug(msg)
 }
 
 // interpFamily names the content rule for an interpreter: "sh", "python",
