@@ -256,6 +256,51 @@ func (p *packer) relocateScriptArgs(args []string, root string) []string {
 	return out
 }
 
+// relocateEnv points the image ENV values that name bundled files by
+// absolute path (PLUGIN=/usr/lib/plugins/x.so, CONF_DIRS=/etc/a:/etc/b)
+// into the bundle under root, so the program opens the bundled copy and
+// not a path on the Lambda host. A value is rewritten only when it is an
+// absolute path, or a ':'-list of them, every element of which is a closure
+// file or a directory holding closure files (after symlinks in the image);
+// anything else is kept as written. PATH and LD_LIBRARY_PATH are mapped by
+// the bootstrap, which knows the task root.
+func (p *packer) relocateEnv(env []string, root string) []string {
+	inClosure := map[string]bool{}
+	dirs := map[string]bool{}
+	for _, f := range p.closure.Files {
+		inClosure[f.Path] = true
+		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	bundled := func(ip string) bool {
+		real, _, err := p.idx.Resolve(ip)
+		return err == nil && (inClosure[real] || dirs[real])
+	}
+	out := make([]string, len(env))
+	for i, kv := range env {
+		out[i] = kv
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || val == "" || name == "PATH" || name == "LD_LIBRARY_PATH" {
+			continue
+		}
+		elems := strings.Split(val, ":")
+		mapped := make([]string, len(elems))
+		all := true
+		for j, e := range elems {
+			if !path.IsAbs(e) || !bundled(e) {
+				all = false
+				break
+			}
+			mapped[j] = root + path.Clean(e)
+		}
+		if all {
+			out[i] = name + "=" + strings.Join(mapped, ":")
+		}
+	}
+	return out
+}
+
 // viaLinks reports whether the closure file f was reached from the image
 // path a through symlinks.
 func (p *packer) viaLinks(f image.File, a string) bool {
@@ -360,6 +405,9 @@ func (p *packer) plan(ctx context.Context) error {
 	}
 	if rewritten {
 		m.LinkDir = linkDir(p.img.Digest, p.closure.Files, m)
+	}
+	if m.LinkDir != "" {
+		m.Env = p.relocateEnv(m.Env, m.LinkDir+"/"+xruntime.RootDir)
 	}
 	m.Env = append(m.Env, p.closureEnv(m.LinkDir)...)
 	if m.LinkDir != "" {

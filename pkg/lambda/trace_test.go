@@ -88,7 +88,9 @@ func TestChrootTracedPlugin(t *testing.T) {
 }
 
 // pluginImage is the sh-tools fixture plus the plugin host and its plugin,
-// run in /usr/lib/plugins with PLUGIN=./libhello.so and CHILD=../../bin/cat.
+// run in /usr/lib/plugins with PLUGIN=/usr/lib/plugins/libhello.so (an
+// absolute image path the package must point into the bundle) and
+// CHILD=../../bin/cat (a path relative to the WORKDIR).
 func pluginImage(t *testing.T, fixtures string) v1.Image {
 	t.Helper()
 	base, err := imagebuild.Fixture(fixtures, "sh-tools")
@@ -139,7 +141,7 @@ func pluginImage(t *testing.T, fixtures string) v1.Image {
 	}
 	img, err = mutate.Config(img, v1.Config{
 		Entrypoint: []string{"/usr/local/bin/host"},
-		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PLUGIN=./libhello.so", "CHILD=../../bin/cat"},
+		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PLUGIN=/usr/lib/plugins/libhello.so", "CHILD=../../bin/cat"},
 		WorkingDir: "/usr/lib/plugins",
 	})
 	if err != nil {
