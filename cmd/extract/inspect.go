@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -57,10 +58,17 @@ Examples:
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
 	}, traceFlags("")...),
 	Action: func(c *cli.Context) error {
-		if c.NArg() != 1 {
+		args, err := positionalArgs(c)
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(args) != 1 {
 			return usageError{"inspect: want exactly one IMAGE argument (see extract inspect --help)"}
 		}
-		ref := c.Args().First()
+		ref := args[0]
 		img, err := image.Open(c.Context, ref, openOptions(c)...)
 		if err != nil {
 			return packageExit(err)

@@ -98,7 +98,8 @@ func TestInspectCommand(t *testing.T) {
 
 func TestInspectCommandJSON(t *testing.T) {
 	archive := hostTrueArchive(t)
-	out, stderr, err := runApp(t, "inspect", "--json", "--entrypoint", "/usr/bin/true", "--cmd", `["--version"]`, "docker-archive:"+archive)
+	// Flags before and after IMAGE, as people type them.
+	out, stderr, err := runApp(t, "inspect", "--entrypoint", "/usr/bin/true", "docker-archive:"+archive, "--json", "--cmd", `["--version"]`)
 	if err != nil {
 		t.Fatalf("inspect --json: %v\n%s", err, stderr)
 	}
