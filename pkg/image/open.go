@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -223,6 +224,9 @@ func (i *Image) openLayout(dir, tag string) error {
 	i.compressedBlobs = true
 	p, err := layout.FromPath(dir)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%q is not an OCI image layout (no index.json there; oci: takes a layout directory, oci-archive: a tar of one): %w", dir, err)
+		}
 		return err
 	}
 	idx, err := p.ImageIndex()
