@@ -263,7 +263,7 @@ func TestOpenLocalTransports(t *testing.T) {
 		{ref: "oci:" + multi + ":v3", err: `no image tagged "v3"`},
 		{ref: "oci:" + plat, marker: "amd64"},
 		{ref: "oci:" + multi, err: "holds 3 manifests; name one with oci:" + multi + ":TAG (tags: multi, v1, v2)"},
-		{ref: "oci:" + filepath.Join(t.TempDir(), "missing"), err: "is not an OCI image layout (no index.json there)"},
+		{ref: "oci:" + filepath.Join(t.TempDir(), "missing"), err: "is not an OCI image layout (no index.json there; oci: takes a layout directory"},
 		{ref: "oci-archive:" + ociTar + ":v1", marker: "local"},
 		{ref: "oci-archive:" + ociTar, marker: "local"},
 		{ref: "containers-storage:app", err: "unsupported transport \"containers-storage\""},
