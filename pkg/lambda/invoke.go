@@ -494,6 +494,14 @@ func (inv *invocation) fetchOutput(ctx context.Context, res *InvokeResult) error
 			return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
 		}
 		body = o
+		if n, err := o.Seek(0, io.SeekEnd); err == nil {
+			size = n
+			_, err = o.Seek(0, io.SeekStart)
+			if err != nil {
+				o.Close()
+				return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
+			}
+		}
 	} else {
 		out, err := inv.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &rec.OutputBucket, Key: &rec.OutputKey})
 		if err != nil {

@@ -45,8 +45,15 @@ type LocalS3 struct {
 	uploads map[string]*localUpload
 }
 
+// localObject is a stored object. Its bytes are in files, in order: one
+// file for a PutObject, the part files for a completed multipart upload.
+// The parts are kept as they are, in the upload's directory (dir, removed
+// with the object): joining them would copy the whole object once more
+// before CompleteMultipartUpload could answer.
 type localObject struct {
-	file        string
+	files       []string
+	sizes       []int64
+	dir         string
 	size        int64
 	etag        string
 	contentType string
@@ -372,7 +379,7 @@ func localStore(dir string, src io.Reader) (*localObject, error) {
 		os.Remove(f.Name())
 		return nil, &s3Error{http.StatusBadRequest, "IncompleteBody", err.Error()}
 	}
-	return &localObject{file: f.Name(), size: n, etag: localETag(h, ""), modTime: time.Now()}, nil
+	return &localObject{files: []string{f.Name()}, sizes: []int64{n}, size: n, etag: localETag(h, ""), modTime: time.Now()}, nil
 }
 
 func localETag(h hash.Hash, suffix string) string {
@@ -385,11 +392,11 @@ func (s *LocalS3) commit(bucket, key string, o *localObject) error {
 	defer s.mu.Unlock()
 	b, ok := s.buckets[bucket]
 	if !ok {
-		os.Remove(o.file)
+		o.remove()
 		return &s3Error{http.StatusNotFound, "NoSuchBucket", "the bucket " + bucket + " does not exist"}
 	}
 	if old, ok := b[key]; ok {
-		os.Remove(old.file)
+		old.remove()
 	}
 	b[key] = o
 	return nil
@@ -425,12 +432,12 @@ func (s *LocalS3) PutObject(bucket, key string, data io.Reader) error {
 }
 
 // Object opens bucket/key for reading.
-func (s *LocalS3) Object(bucket, key string) (io.ReadCloser, error) {
+func (s *LocalS3) Object(bucket, key string) (io.ReadSeekCloser, error) {
 	o, err := s.object(bucket, key)
 	if err != nil {
 		return nil, err
 	}
-	return os.Open(o.file)
+	return o.open()
 }
 
 func (s *LocalS3) object(bucket, key string) (*localObject, error) {
@@ -452,13 +459,13 @@ func (s *LocalS3) getObject(w http.ResponseWriter, r *http.Request, bucket, key 
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(o.file)
+	f, err := o.open()
 	if err != nil {
 		// Replaced between the lookup and the open: the newer version.
 		if o, err = s.object(bucket, key); err != nil {
 			return err
 		}
-		if f, err = os.Open(o.file); err != nil {
+		if f, err = o.open(); err != nil {
 			return err
 		}
 	}
@@ -482,7 +489,7 @@ func (s *LocalS3) deleteObject(w http.ResponseWriter, bucket, key string) error 
 	}
 	s.mu.Lock()
 	if o, ok := b[key]; ok {
-		os.Remove(o.file)
+		o.remove()
 		delete(b, key)
 	}
 	s.mu.Unlock()
@@ -540,11 +547,11 @@ func (s *LocalS3) uploadPart(w http.ResponseWriter, r *http.Request, id, number 
 	s.mu.Lock()
 	if _, ok := s.uploads[id]; !ok { // aborted meanwhile
 		s.mu.Unlock()
-		os.Remove(o.file)
+		o.remove()
 		return &s3Error{http.StatusNotFound, "NoSuchUpload", "the upload " + id + " does not exist"}
 	}
 	if old, ok := u.parts[n]; ok {
-		os.Remove(old.file)
+		old.remove()
 	}
 	u.parts[n] = o
 	s.mu.Unlock()
@@ -591,35 +598,32 @@ func (s *LocalS3) completeUpload(w http.ResponseWriter, r *http.Request, bucket,
 		last = p.PartNumber
 		files = append(files, o)
 	}
-	s.mu.Unlock()
-	var closers []*os.File
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	sums := crc32.New(localCRCTable)
-	for _, o := range files {
-		f, err := os.Open(o.file)
-		if err != nil {
-			return err
-		}
-		closers = append(closers, f)
-		io.WriteString(sums, o.etag)
+	// Claim the upload: a concurrent UploadPart or Abort now finds none.
+	if _, ok := s.uploads[id]; !ok {
+		s.mu.Unlock()
+		return &s3Error{http.StatusNotFound, "NoSuchUpload", "the upload " + id + " does not exist"}
 	}
-	o, err := concatParts(filepath.Join(s.dir, bucket), closers)
-	if err != nil {
-		return err
+	delete(s.uploads, id)
+	s.mu.Unlock()
+	o := &localObject{dir: u.dir, contentType: u.contentType, modTime: time.Now()}
+	sums := crc32.New(localCRCTable)
+	used := map[*localObject]bool{}
+	for _, p := range files {
+		used[p] = true
+		o.files = append(o.files, p.files...)
+		o.sizes = append(o.sizes, p.sizes...)
+		o.size += p.size
+		io.WriteString(sums, p.etag)
+	}
+	for _, p := range u.parts { // uploaded but not listed: S3 drops them
+		if !used[p] {
+			p.remove()
+		}
 	}
 	o.etag = localETag(sums, "-"+strconv.Itoa(len(files)))
-	o.contentType = u.contentType
 	if err := s.commit(bucket, key, o); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	delete(s.uploads, id)
-	s.mu.Unlock()
-	os.RemoveAll(u.dir)
 	writeS3XML(w, struct {
 		XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
 		Xmlns    string   `xml:"xmlns,attr"`
@@ -644,31 +648,75 @@ func (s *LocalS3) abortUpload(w http.ResponseWriter, id string) error {
 	return nil
 }
 
-// concatParts writes the parts, in order, to a new file in dir. The copy
-// goes file to file (copy_file_range on Linux): the object's ETag comes
-// from the parts' ETags, so nothing needs reading here.
-func concatParts(dir string, parts []*os.File) (*localObject, error) {
-	f, err := os.CreateTemp(dir, ".obj-*")
-	if err != nil {
-		return nil, err
+// remove deletes the object's files.
+func (o *localObject) remove() {
+	for _, f := range o.files {
+		os.Remove(f)
 	}
-	var n int64
-	for _, p := range parts {
-		m, cerr := io.Copy(f, p)
-		n += m
-		if cerr != nil {
-			err = cerr
+	if o.dir != "" {
+		os.RemoveAll(o.dir)
+	}
+}
+
+// open opens the object for reading: its file itself when it has one (so a
+// GET can send it with sendfile), else a reader over its parts in order.
+func (o *localObject) open() (io.ReadSeekCloser, error) {
+	if len(o.files) == 1 {
+		return os.Open(o.files[0])
+	}
+	p := &partsReader{sizes: o.sizes}
+	for _, name := range o.files {
+		f, err := os.Open(name)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.files = append(p.files, f)
+	}
+	return struct {
+		*io.SectionReader
+		io.Closer
+	}{io.NewSectionReader(p, 0, o.size), p}, nil
+}
+
+// partsReader reads files as if they were one, in order.
+type partsReader struct {
+	files []*os.File
+	sizes []int64
+}
+
+func (p *partsReader) ReadAt(b []byte, off int64) (int, error) {
+	n := 0
+	for i, f := range p.files {
+		if len(b) == 0 {
 			break
 		}
+		if off >= p.sizes[i] {
+			off -= p.sizes[i]
+			continue
+		}
+		want := min(int64(len(b)), p.sizes[i]-off)
+		m, err := f.ReadAt(b[:want], off)
+		n += m
+		if err != nil && !(err == io.EOF && int64(m) == want) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // a part file shrank
+			}
+			return n, err
+		}
+		b, off = b[m:], 0
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if len(b) > 0 {
+		return n, io.EOF
 	}
-	if err != nil {
-		os.Remove(f.Name())
-		return nil, err
+	return n, nil
+}
+
+func (p *partsReader) Close() error {
+	for _, f := range p.files {
+		f.Close()
 	}
-	return &localObject{file: f.Name(), size: n, modTime: time.Now()}, nil
+	return nil
 }
 
 // Uploads returns how many multipart uploads are in progress (neither

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -282,4 +284,82 @@ func FuzzAWSChunked(f *testing.F) {
 			t.Fatalf("round trip of %d bytes in %d-byte chunks: %d bytes, %v", len(data), size, len(dec), err)
 		}
 	})
+}
+
+// A completed multipart object is served from its parts, kept as uploaded:
+// reads across part boundaries, parts uploaded but not listed dropped, and
+// nothing left on disk once the object is replaced and deleted.
+func TestLocalS3MultipartParts(t *testing.T) {
+	ctx := context.Background()
+	s := mustLocalS3(t)
+	c := sdkClient(s.URL(), aws.RequestChecksumCalculationWhenRequired)
+	bucket, key := "in", "parts.csv"
+	if err := s.CreateBucket(bucket); err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		t.Fatalf("CreateMultipartUpload: %v", err)
+	}
+	sizes := []int{5<<20 + 7, 5 << 20, 3, 1000} // part 4 is uploaded, not listed
+	var want []byte
+	var done []types.CompletedPart
+	for i, n := range sizes {
+		b := randomBytes(t, n)
+		part, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(b)})
+		if err != nil {
+			t.Fatalf("UploadPart %d: %v", i+1, err)
+		}
+		if i < 3 {
+			want = append(want, b...)
+			done = append(done, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: part.ETag})
+		}
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		t.Fatalf("CompleteMultipartUpload: %v", err)
+	}
+	if got := getAll(t, c, bucket, key); !bytes.Equal(got, want) {
+		t.Fatalf("GetObject: %d bytes differ from the %d uploaded", len(got), len(want))
+	}
+	b1 := int64(sizes[0])
+	for _, r := range [][2]int64{{b1 - 2, b1 + 2}, {0, b1 - 1}, {b1, b1}, {2*b1 - 10, int64(len(want)) - 1}, {int64(len(want)) - 2, int64(len(want)) - 1}} {
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, Range: aws.String(fmt.Sprintf("bytes=%d-%d", r[0], r[1]))})
+		if err != nil {
+			t.Fatalf("GetObject range %v: %v", r, err)
+		}
+		got, err := io.ReadAll(out.Body)
+		out.Body.Close()
+		if err != nil || !bytes.Equal(got, want[r[0]:r[1]+1]) {
+			t.Errorf("GetObject range %v: %d bytes (%v), want %d equal bytes", r, len(got), err, r[1]-r[0]+1)
+		}
+	}
+	rc, err := s.Object(bucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("Object: %d bytes (%v), want the %d uploaded", len(got), err, len(want))
+	}
+
+	// Replaced by a plain PutObject, then deleted: no file is left behind.
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader("x\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := getAll(t, c, bucket, key); string(got) != "x\n" {
+		t.Errorf("after PutObject GetObject = %q", got)
+	}
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key}); err != nil {
+		t.Fatal(err)
+	}
+	left, err := os.ReadDir(filepath.Join(s.dir, bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("%d entries left in the bucket's directory after delete, want 0: %v", len(left), left)
+	}
 }
