@@ -20,16 +20,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
-
-// S3API is the part of the S3 client the handler uses: GetObject for the
-// input and the multipart calls of the upload manager for the output.
-type S3API interface {
-	manager.UploadAPIClient
-	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-}
 
 // Defaults of the handler's options.
 const (
@@ -110,8 +102,11 @@ func WithKillMargin(d time.Duration) Option {
 // minimum 5 MiB, S3's limit).
 func WithPartSize(n int64) Option {
 	return func(o *options) error {
-		if n < manager.MinUploadPartSize {
-			return fmt.Errorf("part size %d is below S3's minimum %d", n, manager.MinUploadPartSize)
+		if n < MinPartSize {
+			return fmt.Errorf("part size %d is below S3's minimum %d", n, MinPartSize)
+		}
+		if n > 1<<30 {
+			return fmt.Errorf("part size %d is above 1 GiB: each part is held in memory", n)
 		}
 		o.partSize = n
 		return nil
@@ -119,7 +114,8 @@ func WithPartSize(n int64) Option {
 }
 
 // WithUploadConcurrency sets how many parts are uploaded at once (default
-// 2); memory use is about (concurrency+1) × part size.
+// 2); the output holds at most concurrency+1 parts in memory, allocated
+// once and reused by every invocation.
 func WithUploadConcurrency(n int) Option {
 	return func(o *options) error {
 		if n < 1 {
@@ -146,7 +142,7 @@ type Handler struct {
 	dir      string
 	env      []string
 	opts     options
-	uploader *manager.Uploader
+	uploader *uploader
 }
 
 // NewHandler returns the handler for the package at taskRoot described by m.
@@ -188,10 +184,7 @@ func NewHandler(ctx context.Context, m *Manifest, taskRoot string, opts ...Optio
 		env:     Environ(m, taskRoot, o.environ),
 		opts:    o,
 	}
-	h.uploader = manager.NewUploader(o.s3, func(u *manager.Uploader) {
-		u.PartSize = o.partSize
-		u.Concurrency = o.concurrency
-	})
+	h.uploader = newUploader(o.s3, int(o.partSize), o.concurrency, requestChecksum(os.Getenv))
 	return h, nil
 }
 
@@ -429,11 +422,7 @@ func (h *Handler) run(ctx context.Context, r *RecordResult) error {
 		}
 		return nil
 	}}
-	_, upErr := h.uploader.Upload(ctx, &s3.PutObjectInput{
-		Bucket: &r.OutputBucket,
-		Key:    &r.OutputKey,
-		Body:   gate,
-	})
+	upErr := h.uploader.upload(ctx, r.OutputBucket, r.OutputKey, gate)
 	if upErr != nil {
 		killGroup()
 		outR.Close()

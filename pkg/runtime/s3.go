@@ -9,6 +9,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -64,6 +65,16 @@ func newS3Client(getenv func(string) string) *s3.Client {
 			o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware, addUnsignedPayloadHash)
 		}
 	})
+}
+
+// requestChecksum is the checksum algorithm of uploads: CRC32, the SDK's
+// default, unless AWS_REQUEST_CHECKSUM_CALCULATION is when_required (for
+// S3-compatible servers that refuse checksums).
+func requestChecksum(getenv func(string) string) types.ChecksumAlgorithm {
+	if strings.EqualFold(getenv("AWS_REQUEST_CHECKSUM_CALCULATION"), "when_required") {
+		return ""
+	}
+	return types.ChecksumAlgorithmCrc32
 }
 
 // addUnsignedPayloadHash marks every request's payload as unsigned from the
