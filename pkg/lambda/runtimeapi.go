@@ -60,7 +60,9 @@ type InvokeResult struct {
 	// Error is set when the invocation failed: the function reported an
 	// error, timed out, or its runtime failed to start.
 	Error *FunctionError `json:"error,omitempty"`
-	// Duration runs from queueing the event to the function's answer.
+	// Duration runs from the event's delivery (the runtime's /next
+	// returning it) to the function's answer, as Lambda's billed duration
+	// does: the runtime's initialization is InitDuration's.
 	Duration time.Duration `json:"duration_ns"`
 	// InitDuration runs from starting the bootstrap to its first request
 	// for an invocation (set by Invoke).
@@ -111,11 +113,17 @@ type RuntimeAPI struct {
 }
 
 type pendingInvoke struct {
-	id       string
-	payload  []byte
-	deadline time.Time
-	done     chan *InvokeResult // buffered, one answer
-	answered bool
+	id      string
+	payload []byte
+	timeout time.Duration
+	// deadline is set when the event is delivered, as is delivered
+	// (closed): the invocation's time starts then, as Lambda's billed
+	// duration does, not while the runtime is still initializing.
+	deadline  time.Time
+	started   time.Time
+	delivered chan struct{}
+	done      chan *InvokeResult // buffered, one answer
+	answered  bool
 }
 
 // NewRuntimeAPI starts a Runtime API server on 127.0.0.1 and a free port.
@@ -173,16 +181,16 @@ func (a *RuntimeAPI) InitError() *FunctionError {
 
 // Invoke queues payload as an invocation with the given timeout and waits
 // for the runtime's answer. The deadline the runtime sees is timeout after
-// the event was queued. A function error, a timeout (no answer by the
+// the event was delivered (a runtime still initializing must ask for it
+// within timeout too). A function error, a timeout (no answer by the
 // deadline) or an init error is reported in the result's Error; the error
 // return is for ctx ending or the server closing.
 func (a *RuntimeAPI) Invoke(ctx context.Context, payload []byte, timeout time.Duration) (*InvokeResult, error) {
 	if timeout <= 0 {
 		return nil, fmt.Errorf("invocation timeout %v is not positive", timeout)
 	}
-	p := &pendingInvoke{id: newRequestID(), payload: payload, done: make(chan *InvokeResult, 1)}
-	start := time.Now()
-	p.deadline = start.Add(timeout)
+	p := &pendingInvoke{id: newRequestID(), payload: payload, timeout: timeout, delivered: make(chan struct{}), done: make(chan *InvokeResult, 1)}
+	queued := time.Now()
 	select {
 	case a.queue <- p:
 	case <-a.closed:
@@ -191,20 +199,38 @@ func (a *RuntimeAPI) Invoke(ctx context.Context, payload []byte, timeout time.Du
 		return nil, ctx.Err()
 	}
 	a.logger.Debug("invocation queued", "request_id", p.id, "timeout", timeout)
+	timedOut := func(since time.Time) *InvokeResult {
+		a.forget(p)
+		return &InvokeResult{RequestID: p.id, Duration: time.Since(since), Error: &FunctionError{
+			Type:    ErrorTypeTimeout,
+			Message: fmt.Sprintf("task timed out after %.2f seconds", timeout.Seconds()),
+		}}
+	}
+	// Until delivery: the runtime initializes (bounded by the timeout too).
 	timer := time.NewTimer(timeout + timeoutGrace)
 	defer timer.Stop()
+	select {
+	case <-p.delivered:
+	case <-a.initDone:
+		return &InvokeResult{RequestID: p.id, Error: a.InitError(), Duration: time.Since(queued)}, nil
+	case <-timer.C:
+		return timedOut(queued), nil
+	case <-a.closed:
+		return nil, errors.New("runtime API closed")
+	case <-ctx.Done():
+		a.forget(p)
+		return nil, context.Cause(ctx)
+	}
+	a.mu.Lock()
+	start := p.started
+	a.mu.Unlock()
+	timer.Reset(time.Until(start.Add(timeout + timeoutGrace)))
 	select {
 	case res := <-p.done:
 		res.Duration = time.Since(start)
 		return res, nil
-	case <-a.initDone:
-		return &InvokeResult{RequestID: p.id, Error: a.InitError(), Duration: time.Since(start)}, nil
 	case <-timer.C:
-		a.forget(p)
-		return &InvokeResult{RequestID: p.id, Duration: time.Since(start), Error: &FunctionError{
-			Type:    ErrorTypeTimeout,
-			Message: fmt.Sprintf("task timed out after %.2f seconds", timeout.Seconds()),
-		}}, nil
+		return timedOut(start), nil
 	case <-a.closed:
 		return nil, errors.New("runtime API closed")
 	case <-ctx.Done():
@@ -247,7 +273,10 @@ func (a *RuntimeAPI) next(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			a.inflight[p.id] = p
+			p.started = time.Now()
+			p.deadline = p.started.Add(p.timeout)
 			a.mu.Unlock()
+			close(p.delivered)
 			h := w.Header()
 			h.Set(headerRequestID, p.id)
 			h.Set(headerDeadlineMS, strconv.FormatInt(p.deadline.UnixMilli(), 10))

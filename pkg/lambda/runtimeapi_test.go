@@ -212,3 +212,33 @@ func TestRuntimeAPIClose(t *testing.T) {
 		t.Fatal("Invoke did not return after Close")
 	}
 }
+
+// The invocation's time starts at delivery, as Lambda's does: a runtime that
+// initializes for a while still gets its whole timeout, and Duration leaves
+// the initialization out.
+func TestRuntimeAPIDurationFromDelivery(t *testing.T) {
+	a := mustRuntimeAPI(t)
+	const initTime, timeout = 400 * time.Millisecond, 2 * time.Second
+	ch := goInvoke(a, `{}`, timeout)
+	time.Sleep(initTime) // the runtime initializing
+	delivered := time.Now()
+	resp, _ := apiCall(t, a, "GET", "/invocation/next", "", nil)
+	ms, err := strconv.ParseInt(resp.Header.Get("Lambda-Runtime-Deadline-Ms"), 10, 64)
+	if err != nil {
+		t.Fatalf("deadline header: %v", err)
+	}
+	if d := time.UnixMilli(ms).Sub(delivered); d < timeout-50*time.Millisecond {
+		t.Errorf("deadline is %v after delivery, want the whole %v timeout", d, timeout)
+	}
+	id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+	if resp, body := apiCall(t, a, "POST", "/invocation/"+id+"/response", `{}`, nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("response: %s %s", resp.Status, body)
+	}
+	out := <-ch
+	if out.err != nil || out.res.Error != nil {
+		t.Fatalf("Invoke = %+v, %v", out.res, out.err)
+	}
+	if out.res.Duration >= initTime {
+		t.Errorf("Duration = %v, includes the %v the runtime took to ask for the event", out.res.Duration, initTime)
+	}
+}
