@@ -517,10 +517,12 @@ func (inv *invocation) fetchOutput(ctx context.Context, res *InvokeResult) error
 		return nil
 	}
 	var buf bytes.Buffer
-	if size > 0 {
-		buf.Grow(int(size))
+	if size >= 0 {
+		// Room for the size and the read that sees the end: a buffer
+		// exactly full would double to find it.
+		buf.Grow(int(size) + bytes.MinRead)
 	}
-	if _, err := io.Copy(&buf, body); err != nil {
+	if _, err := buf.ReadFrom(body); err != nil {
 		return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
 	}
 	res.Output = buf.Bytes()
