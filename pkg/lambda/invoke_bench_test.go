@@ -176,23 +176,7 @@ func s3Plumbed(t *testing.T, csv, prog string) time.Duration {
 	body := io.Reader(obj.Body)
 	var cmd *exec.Cmd
 	if prog != "" {
-		cmd = exec.Command(prog, "cat")
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			io.CopyBuffer(struct{ io.Writer }{stdin}, obj.Body, make([]byte, 256<<10))
-			stdin.Close()
-		}()
-		body = struct{ io.Reader }{stdout} // not an io.Seeker: a pipe
+		cmd, body = startCat(t, prog, obj.Body)
 	}
 	if _, err := up.Upload(context.Background(), &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("out.csv"), Body: body}); err != nil {
 		t.Fatal(err)
@@ -220,6 +204,22 @@ func runPiped(t *testing.T, prog, in, out string) time.Duration {
 		t.Fatal(err)
 	}
 	defer dst.Close()
+	start := time.Now()
+	cmd, stdout := startCat(t, prog, src)
+	if _, err := io.CopyBuffer(struct{ io.Writer }{dst}, stdout, make([]byte, 256<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// startCat starts `prog cat` with src copied to its stdin by a goroutine
+// and returns its stdout, a plain reader (not an *os.File, so copies from
+// it go through user space, as the bootstrap's do).
+func startCat(t *testing.T, prog string, src io.Reader) (*exec.Cmd, io.Reader) {
+	t.Helper()
 	cmd := exec.Command(prog, "cat")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -229,7 +229,6 @@ func runPiped(t *testing.T, prog, in, out string) time.Duration {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -237,13 +236,7 @@ func runPiped(t *testing.T, prog, in, out string) time.Duration {
 		io.CopyBuffer(struct{ io.Writer }{stdin}, struct{ io.Reader }{src}, make([]byte, 256<<10))
 		stdin.Close()
 	}()
-	if _, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{stdout}, make([]byte, 256<<10)); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	return time.Since(start)
+	return cmd, struct{ io.Reader }{stdout}
 }
 
 // writeCSV writes about size bytes of CSV rows (exactly size bytes).

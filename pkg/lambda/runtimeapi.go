@@ -199,43 +199,36 @@ func (a *RuntimeAPI) Invoke(ctx context.Context, payload []byte, timeout time.Du
 		return nil, ctx.Err()
 	}
 	a.logger.Debug("invocation queued", "request_id", p.id, "timeout", timeout)
-	timedOut := func(since time.Time) *InvokeResult {
-		a.forget(p)
-		return &InvokeResult{RequestID: p.id, Duration: time.Since(since), Error: &FunctionError{
-			Type:    ErrorTypeTimeout,
-			Message: fmt.Sprintf("task timed out after %.2f seconds", timeout.Seconds()),
-		}}
-	}
-	// Until delivery: the runtime initializes (bounded by the timeout too).
+	// Until delivery the runtime initializes, bounded by the timeout too;
+	// from delivery, the invocation has its whole timeout.
+	start, delivered, initDone := queued, p.delivered, a.initDone
 	timer := time.NewTimer(timeout + timeoutGrace)
 	defer timer.Stop()
-	select {
-	case <-p.delivered:
-	case <-a.initDone:
-		return &InvokeResult{RequestID: p.id, Error: a.InitError(), Duration: time.Since(queued)}, nil
-	case <-timer.C:
-		return timedOut(queued), nil
-	case <-a.closed:
-		return nil, errors.New("runtime API closed")
-	case <-ctx.Done():
-		a.forget(p)
-		return nil, context.Cause(ctx)
-	}
-	a.mu.Lock()
-	start := p.started
-	a.mu.Unlock()
-	timer.Reset(time.Until(start.Add(timeout + timeoutGrace)))
-	select {
-	case res := <-p.done:
-		res.Duration = time.Since(start)
-		return res, nil
-	case <-timer.C:
-		return timedOut(start), nil
-	case <-a.closed:
-		return nil, errors.New("runtime API closed")
-	case <-ctx.Done():
-		a.forget(p)
-		return nil, context.Cause(ctx)
+	for {
+		select {
+		case <-delivered:
+			a.mu.Lock()
+			start = p.started
+			a.mu.Unlock()
+			delivered, initDone = nil, nil
+			timer.Reset(time.Until(start.Add(timeout + timeoutGrace)))
+		case res := <-p.done:
+			res.Duration = time.Since(start)
+			return res, nil
+		case <-initDone:
+			return &InvokeResult{RequestID: p.id, Error: a.InitError(), Duration: time.Since(queued)}, nil
+		case <-timer.C:
+			a.forget(p)
+			return &InvokeResult{RequestID: p.id, Duration: time.Since(start), Error: &FunctionError{
+				Type:    ErrorTypeTimeout,
+				Message: fmt.Sprintf("task timed out after %.2f seconds", timeout.Seconds()),
+			}}, nil
+		case <-a.closed:
+			return nil, errors.New("runtime API closed")
+		case <-ctx.Done():
+			a.forget(p)
+			return nil, context.Cause(ctx)
+		}
 	}
 }
 
