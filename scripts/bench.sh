@@ -7,8 +7,10 @@
 #      ≤ 1.0× flatten, peak RSS < 150 MB);
 #   2. the closure itself on the Fortran fixture's index;
 #   3. the Lambda shim: a 200 MB CSV through a cat-like program via the real
-#      bootstrap, the Runtime API and local S3 vs the program run directly, and
-#      the bootstrap's start → first /next latency;
+#      bootstrap, the Runtime API and local S3, side by side with the program
+#      run directly on the file, on pipes, and fed from and to the same S3
+#      without the shim (and the S3 round trip alone, no program); and the
+#      bootstrap's start → first /next latency;
 #   4. the same for the Fortran momentum program (BENCH_SHIM_MB, default 200;
 #      set BENCH_SHIM_MB=0 to skip: momentum parses 200 MB in minutes).
 set -euo pipefail

@@ -212,6 +212,7 @@ type invocation struct {
 	tmp     string // TMPDIR of the function
 	work    string // holds dir and tmp
 	linkDir string
+	unlock  func() // releases the link directory's lock
 	// inputPrefix is the package's trigger prefix, under which WithCSV
 	// puts the file.
 	inputPrefix string
@@ -243,6 +244,11 @@ func (inv *invocation) run(ctx context.Context) (*InvokeResult, error) {
 		if json.Unmarshal(b, &m) == nil {
 			inv.linkDir = m.LinkDir
 			inv.inputPrefix = m.Input.Prefix
+		}
+	}
+	if inv.linkDir != "" {
+		if inv.unlock, err = lockLinkDir(ctx, inv.linkDir, log); err != nil {
+			return nil, fmt.Errorf("invoke: %w", err)
 		}
 	}
 	log.Debug("package unpacked", "zip", inv.zipPath, "dir", inv.dir)
@@ -582,6 +588,9 @@ func (inv *invocation) cleanup() {
 			os.Remove(inv.linkDir)
 		}
 	}
+	if inv.unlock != nil {
+		inv.unlock()
+	}
 	if inv.work != "" {
 		_ = filepath.WalkDir(inv.work, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
@@ -590,6 +599,53 @@ func (inv *invocation) cleanup() {
 			return nil
 		})
 		os.RemoveAll(inv.work)
+	}
+}
+
+// lockLinkDir waits until no other local invocation uses linkDir and
+// claims it; unlock releases it. The link directory is one path per
+// package — its programs' PT_INTERP names it — so a second invocation of
+// the same package would repoint it, and remove it at its end, under the
+// first one's running program. (On Lambda every sandbox has its own /tmp.)
+// The lock is a flock on linkDir+".lock", released by the kernel if this
+// process dies. Unlock removes the file before releasing it, so a waiter
+// that then locks the removed file sees it is no longer at the path and
+// tries again.
+func lockLinkDir(ctx context.Context, linkDir string, log *slog.Logger) (unlock func(), err error) {
+	name := linkDir + ".lock"
+	for waited := false; ; {
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("locking the link directory: %w", err)
+		}
+		fd := int(f.Fd())
+		err = syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			held, herr := f.Stat()
+			cur, cerr := os.Stat(name)
+			if herr == nil && cerr == nil && os.SameFile(held, cur) {
+				return func() {
+					os.Remove(name)
+					_ = syscall.Flock(fd, syscall.LOCK_UN)
+					f.Close()
+				}, nil
+			}
+			f.Close() // removed by its holder meanwhile: lock the new one
+			continue
+		}
+		f.Close()
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("locking the link directory %s: %w", linkDir, err)
+		}
+		if !waited {
+			log.Info("waiting for another `extract invoke` of this package to end (they share its link directory)", "link", linkDir)
+			waited = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -567,4 +568,84 @@ func TestInvokeArm64(t *testing.T) {
 	if !bytes.Equal(res.Output, data) {
 		t.Errorf("Output = %q, want %q", res.Output, data)
 	}
+}
+
+// Two local invocations of one package share its link directory: the
+// second waits for the first to end, then runs, and neither leaves the
+// link or its lock behind.
+func TestInvokeWaitsForLinkDir(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	m := invManifest("cat")
+	zipPath := mustInvPackage(t, m)
+	data := []byte("a,b\n1,2\n")
+	csv := mustCSV(t, "in.csv", data)
+
+	// Another invocation holds the link directory.
+	unlock, err := lockLinkDir(context.Background(), m.LinkDir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		res, err := Invoke(context.Background(), zipPath, WithCSV(csv), WithInvokeLogger(slog.New(slog.NewTextHandler(&logs, nil))), WithInvokeTimeout(20*time.Second))
+		if err == nil && !bytes.Equal(res.Output, data) {
+			err = fmt.Errorf("Output = %q, want %q", res.Output, data)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		unlock()
+		t.Fatalf("Invoke ended (%v) while the link directory was held", err)
+	case <-time.After(700 * time.Millisecond):
+	}
+	if !strings.Contains(logs.String(), "waiting for another `extract invoke` of this package") {
+		t.Errorf("logs do not say Invoke is waiting:\n%s", logs.String())
+	}
+	unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Invoke after the link directory was freed: %v\nlogs:\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Invoke still waiting after the link directory was freed")
+	}
+	for _, p := range []string{m.LinkDir, m.LinkDir + ".lock"} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left behind (%v)", p, err)
+		}
+	}
+
+	// Cancelled while waiting: the context's error, promptly.
+	unlock, err = lockLinkDir(context.Background(), m.LinkDir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := Invoke(ctx, zipPath, WithCSV(csv)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Invoke cancelled while waiting = %v, want the deadline", err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
