@@ -47,6 +47,14 @@ func imageFlags() []cli.Flag {
 				}
 				return nil
 			}},
+		&cli.StringFlag{Name: "stdout", Category: categoryEvents, Value: "file",
+			Usage: "what the program writes its output to: `MODE` file (under /tmp, uploaded as it grows; runtimes such as Fortran's buffer only on files), or pipe",
+			Action: func(_ *cli.Context, s string) error {
+				if s != "file" && s != "pipe" {
+					return usageError{fmt.Sprintf("--stdout %q: want file or pipe", s)}
+				}
+				return nil
+			}},
 		&cli.StringFlag{Name: "prefix", Category: categoryEvents, Value: lambda.DefaultInputPrefix,
 			Usage: "run on uploads whose key starts with `PREFIX`; it is removed from the output key"},
 		&cli.StringFlag{Name: "suffix", Category: categoryEvents, Value: lambda.DefaultInputSuffix,
@@ -105,6 +113,7 @@ func packageOptions(c *cli.Context) []lambda.PackageOption {
 		lambda.WithCommandOverride(ov),
 		lambda.WithClosureOptions(closure...),
 		lambda.WithInput(c.String("input")),
+		lambda.WithStdout(c.String("stdout")),
 		lambda.WithPrefix(c.String("prefix")),
 		lambda.WithSuffix(c.String("suffix")),
 		lambda.WithOutput(c.String("output-bucket"), c.String("output-prefix"), c.String("output-suffix")),

@@ -39,7 +39,7 @@ const (
 func makePackageOptions(opts ...PackageOption) (*packageOptions, error) {
 	o := &packageOptions{
 		input:       xruntime.Input{Mode: xruntime.InputStdin, Prefix: DefaultInputPrefix, Suffix: DefaultInputSuffix},
-		output:      xruntime.Output{Prefix: DefaultOutputPrefix},
+		output:      xruntime.Output{Prefix: DefaultOutputPrefix, Stdout: xruntime.StdoutFile},
 		logger:      slog.New(slog.DiscardHandler),
 		tool:        "dev",
 		maxUnzipped: MaxUnzippedSize,
@@ -160,7 +160,22 @@ func WithOutput(bucket, prefix, suffix string) PackageOption {
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
-		o.output = xruntime.Output{Bucket: bucket, Prefix: prefix, Suffix: suffix}
+		o.output.Bucket, o.output.Prefix, o.output.Suffix = bucket, prefix, suffix
+		return nil
+	}
+}
+
+// WithStdout sets what the program writes its standard output to on
+// Lambda: xruntime.StdoutFile (default), a file under /tmp uploaded as it
+// grows — some runtimes, libgfortran's among them, buffer their output
+// only on regular files — or xruntime.StdoutPipe, for a program that must
+// see a pipe.
+func WithStdout(mode string) PackageOption {
+	return func(o *packageOptions) error {
+		if mode != xruntime.StdoutFile && mode != xruntime.StdoutPipe {
+			return fmt.Errorf("stdout mode %q: want %q or %q", mode, xruntime.StdoutFile, xruntime.StdoutPipe)
+		}
+		o.output.Stdout = mode
 		return nil
 	}
 }

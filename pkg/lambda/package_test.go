@@ -173,7 +173,7 @@ func TestPackageDash(t *testing.T) {
 		LibraryPath: res.Closure.LibraryPath,
 		LinkDir:     linkDir,
 		Input:       xruntime.Input{Mode: "stdin", Prefix: "input/", Suffix: ".csv"},
-		Output:      xruntime.Output{Prefix: "output/"},
+		Output:      xruntime.Output{Prefix: "output/", Stdout: "file"},
 	}
 	if diff := cmp.Diff(wantM, m); diff != "" {
 		t.Errorf("extract.json (-want +got):\n%s", diff)
@@ -351,7 +351,7 @@ func main() {
 `)
 	img := mustServe(t, mustImage(t, v1.Config{Entrypoint: []string{"upper"}, Env: []string{"PATH=/usr/local/bin"}},
 		[]layerFile{{name: "usr/local/bin/upper", from: prog, mode: 0o755}, {name: "etc/motd", body: "hi"}}))
-	b, res := mustPackage(t, img, WithBootstrap(testBootstrap), WithInput("file"), WithOutput("out-bucket", "results/", ".out"), WithWritableWorkDir(true))
+	b, res := mustPackage(t, img, WithBootstrap(testBootstrap), WithInput("file"), WithStdout("pipe"), WithOutput("out-bucket", "results/", ".out"), WithWritableWorkDir(true))
 	var got []string
 	for _, f := range mustReadZip(t, b) {
 		got = append(got, f.Name)
@@ -361,8 +361,8 @@ func main() {
 		t.Errorf("zip entries (-want +got):\n%s", diff)
 	}
 	m := res.Manifest
-	if m.LinkDir != "" || m.Program != "/usr/local/bin/upper" || m.Input.Mode != "file" || !m.WritableWorkDir || m.Output != (xruntime.Output{Bucket: "out-bucket", Prefix: "results/", Suffix: ".out"}) {
-		t.Errorf("Manifest = %+v; want no LinkDir, program /usr/local/bin/upper, file input, writable workdir, output out-bucket/results/…​.out", m)
+	if m.LinkDir != "" || m.Program != "/usr/local/bin/upper" || m.Input.Mode != "file" || !m.WritableWorkDir || m.Output != (xruntime.Output{Bucket: "out-bucket", Prefix: "results/", Suffix: ".out", Stdout: "pipe"}) {
+		t.Errorf("Manifest = %+v; want no LinkDir, program /usr/local/bin/upper, file input, writable workdir, output out-bucket/results/…​.out through a pipe", m)
 	}
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "{input}") {
 		t.Errorf("Warnings = %q, want one about the missing {input}", res.Warnings)

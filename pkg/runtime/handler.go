@@ -318,12 +318,27 @@ func (h *Handler) run(ctx context.Context, r *RecordResult) error {
 		defer stdinW.Close()
 		growPipe(stdinW)
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return fail("running program", err)
+	// stdout: a file followed as it grows (spool_linux.go says why), or
+	// a pipe.
+	var outR io.ReadCloser
+	var outW *os.File
+	var sp *spool
+	if h.m.Output.Stdout != StdoutPipe {
+		if sp, err = newSpool(); err != nil && !errors.Is(err, errNoSpool) {
+			return fail("running program", fmt.Errorf("creating the file for its stdout: %w", err))
+		}
+	}
+	if sp != nil {
+		outR, outW = sp, sp.w
+	} else {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return fail("running program", err)
+		}
+		growPipe(pr)
+		outR, outW = pr, pw
 	}
 	defer outR.Close()
-	growPipe(outR)
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outW.Close()
@@ -392,6 +407,9 @@ func (h *Handler) run(ctx context.Context, r *RecordResult) error {
 		killGroup() // leftovers of the group would hold the pipes open
 		close(waitDone)
 	}()
+	if sp != nil {
+		sp.start(pgid, waitDone)
+	}
 	var timer <-chan time.Time
 	if dl, ok := ctx.Deadline(); ok {
 		t := time.NewTimer(time.Until(dl) - h.opts.killMargin)

@@ -80,4 +80,9 @@ type Output struct {
 	Prefix string `json:"prefix"`
 	// Suffix is appended to the output key (default none).
 	Suffix string `json:"suffix,omitempty"`
+	// Stdout is what the program writes its output to: "file" (default),
+	// a file under /tmp uploaded as it grows — runtimes such as
+	// libgfortran buffer only on regular files — or "pipe", for a program
+	// that must see a pipe.
+	Stdout string `json:"stdout,omitempty"`
 }

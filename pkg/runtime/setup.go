@@ -30,6 +30,18 @@ const (
 	InputFile  = "file"
 )
 
+// How the program's stdout reaches the uploader (Output.Stdout).
+const (
+	// StdoutFile: a file under /tmp, read behind the program as it grows
+	// (the default; see spool_linux.go).
+	StdoutFile = "file"
+	// StdoutPipe: a pipe, for a program that must see one.
+	StdoutPipe = "pipe"
+)
+
+// errNoSpool is returned where stdout cannot be a followed file.
+var errNoSpool = errors.New("stdout as a file is not supported here")
+
 // InputPlaceholder is replaced in Args by the input file's path when
 // Input.Mode is "file".
 const InputPlaceholder = "{input}"
@@ -83,6 +95,12 @@ func (m *Manifest) check() error {
 	}
 	if m.Output.Prefix == "" {
 		m.Output.Prefix = DefaultOutputPrefix
+	}
+	if m.Output.Stdout == "" {
+		m.Output.Stdout = StdoutFile
+	}
+	if m.Output.Stdout != StdoutFile && m.Output.Stdout != StdoutPipe {
+		errs = append(errs, fmt.Errorf("stdout mode %q is neither %q nor %q", m.Output.Stdout, StdoutFile, StdoutPipe))
 	}
 	if m.LinkDir != "" && !filepath.IsAbs(m.LinkDir) {
 		errs = append(errs, fmt.Errorf("link dir %q is not absolute", m.LinkDir))

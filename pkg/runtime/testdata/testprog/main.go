@@ -9,6 +9,8 @@
 //	sleep               start a child in the same process group, print its
 //	                    pid on stderr, then sleep (both until killed)
 //	env                 print argv, the working directory and the environment
+//	stdout-type         print what its stdout is: "regular file", "pipe", ...
+//	zeros N             write N zero bytes to stdout, 64 KiB at a time
 package main
 
 import (
@@ -78,6 +80,31 @@ func main() {
 		fmt.Printf("argv=%q\nwd=%s\n", os.Args, wd)
 		for _, kv := range os.Environ() {
 			fmt.Println(kv)
+		}
+	case "stdout-type":
+		fi, err := os.Stdout.Stat()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testprog:", err)
+			os.Exit(1)
+		}
+		switch m := fi.Mode(); {
+		case m.IsRegular():
+			fmt.Println("regular file")
+		case m&os.ModeNamedPipe != 0:
+			fmt.Println("pipe")
+		default:
+			fmt.Println(m.Type().String())
+		}
+	case "zeros":
+		buf := make([]byte, 64<<10)
+		for left := arg(2); left > 0; left -= len(buf) {
+			if left < len(buf) {
+				buf = buf[:left]
+			}
+			if _, err := os.Stdout.Write(buf); err != nil {
+				fmt.Fprintln(os.Stderr, "testprog:", err)
+				os.Exit(1)
+			}
 		}
 	default:
 		fmt.Fprintln(os.Stderr, "testprog: unknown mode", os.Args[1])
