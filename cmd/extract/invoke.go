@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/comingout/extract/pkg/lambda"
 	"github.com/urfave/cli/v2"
@@ -65,6 +66,21 @@ Examples:
 		var failed *lambda.InvokeError
 		if err != nil && !errors.As(err, &failed) {
 			return err
+		}
+		if !c.Bool("json") {
+			// Durations as Lambda reports them: the invocation from the
+			// event's delivery, the bootstrap's start to its first /next.
+			attrs := []any{"request_id", res.RequestID,
+				"duration", res.Duration.Round(time.Millisecond), "duration_ns", res.Duration.Nanoseconds(),
+				"init", res.InitDuration.Round(10 * time.Microsecond), "init_ns", res.InitDuration.Nanoseconds()}
+			if res.OutputKey != "" {
+				attrs = append(attrs, "output", "s3://"+res.OutputBucket+"/"+res.OutputKey)
+			}
+			msg := "invocation done"
+			if failed != nil {
+				msg = "invocation failed"
+			}
+			logger(c).Info(msg, attrs...)
 		}
 		switch {
 		case c.Bool("json"):
