@@ -60,9 +60,17 @@ func StartRegistry(addr string, logw io.Writer) (*Registry, error) {
 // Wait blocks until the server stops and returns why.
 func (r *Registry) Wait() error { return <-r.done }
 
-// Close stops the server, letting requests in flight finish until ctx ends.
+// Close stops the server, letting requests in flight finish until ctx ends,
+// then cutting what is left.
 func (r *Registry) Close(ctx context.Context) error {
-	if err := r.srv.Shutdown(ctx); err != nil {
+	err := r.srv.Shutdown(ctx)
+	if err != nil && ctx.Err() != nil {
+		// Connections still busy when ctx ended — or only just accepted:
+		// Shutdown waits up to 5 s for a connection that has sent no
+		// request yet, which a client's spare connection can be. Cut them.
+		err = r.srv.Close()
+	}
+	if err != nil {
 		return fmt.Errorf("stopping registry on %s: %w", r.Addr, err)
 	}
 	return nil

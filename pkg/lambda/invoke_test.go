@@ -595,14 +595,19 @@ func TestInvokeWaitsForLinkDir(t *testing.T) {
 		}
 		done <- err
 	}()
+	// It says it waits (unpacking comes first: give it time), and waits.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "waiting for another `extract invoke` of this package"); {
+		if time.Now().After(deadline) {
+			unlock()
+			t.Fatalf("logs do not say Invoke is waiting:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	select {
 	case err := <-done:
 		unlock()
 		t.Fatalf("Invoke ended (%v) while the link directory was held", err)
-	case <-time.After(700 * time.Millisecond):
-	}
-	if !strings.Contains(logs.String(), "waiting for another `extract invoke` of this package") {
-		t.Errorf("logs do not say Invoke is waiting:\n%s", logs.String())
+	case <-time.After(500 * time.Millisecond):
 	}
 	unlock()
 	select {
