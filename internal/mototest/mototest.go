@@ -1,6 +1,7 @@
 // Package mototest starts a real moto_server (Python moto 5) for tests that
 // talk to AWS: S3, Lambda control plane, IAM, STS. Each Start runs its own
-// server on a free 127.0.0.1 port and stops it when the test ends.
+// server on a free 127.0.0.1 port and stops it when the test ends; Shared
+// runs one for a whole test binary.
 //
 // When moto_server is not on PATH the test is skipped with a message saying
 // how to install it, unless the environment variable CI is set, in which case
@@ -48,6 +49,51 @@ const startTimeout = 30 * time.Second
 // logged with t.Log if the test fails.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	s, stop, err := startRetrying(lookPath(t))
+	if err != nil {
+		t.Fatalf("starting moto_server: %v", err)
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("moto_server output (last lines):\n%s", s.logs.tail(40))
+		}
+	})
+	return s
+}
+
+var shared struct {
+	once sync.Once
+	s    *Server
+	stop func()
+	err  error
+}
+
+// Shared returns one server for the whole test binary, started on first
+// use: for packages whose many tests each need only a fresh bucket, not a
+// fresh server. Tests sharing it must not expect it empty (use fresh names,
+// or Reset). TestMain calls StopShared after m.Run.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	bin := lookPath(t)
+	shared.once.Do(func() { shared.s, shared.stop, shared.err = startRetrying(bin) })
+	if shared.err != nil {
+		t.Fatalf("starting moto_server: %v", shared.err)
+	}
+	return shared.s
+}
+
+// StopShared stops the server Shared started, if it did.
+func StopShared() {
+	if shared.stop != nil {
+		shared.stop()
+	}
+}
+
+// lookPath finds moto_server, or skips the test saying how to install it —
+// fails it when CI is set: CI must never silently skip AWS tests.
+func lookPath(t testing.TB) string {
+	t.Helper()
 	bin, err := exec.LookPath("moto_server")
 	if err != nil {
 		msg := "moto_server not found on PATH (install it with: pip install 'moto[server]'); skipping AWS tests"
@@ -56,22 +102,24 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skip(msg)
 	}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		s, err := start(t, bin)
-		if err == nil {
-			return s
-		}
-		lastErr = err
-	}
-	t.Fatalf("starting moto_server: %v", lastErr)
-	return nil
+	return bin
 }
 
-func start(t testing.TB, bin string) (*Server, error) {
+// startRetrying starts the server, three times at most (a free port can be
+// taken between choosing it and the server binding it).
+func startRetrying(bin string) (s *Server, stop func(), err error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		if s, stop, err = start(bin); err == nil {
+			return s, stop, nil
+		}
+	}
+	return nil, nil, err
+}
+
+func start(bin string) (*Server, func(), error) {
 	port, err := freePort()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logs := &syncBuffer{}
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
@@ -79,7 +127,7 @@ func start(t testing.TB, bin string) (*Server, error) {
 	cmd.Stderr = logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("running %s: %w", bin, err)
+		return nil, nil, fmt.Errorf("running %s: %w", bin, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -99,10 +147,10 @@ func start(t testing.TB, bin string) (*Server, error) {
 	for {
 		select {
 		case err := <-exited:
-			return nil, fmt.Errorf("moto_server on port %d exited before answering: %v\n%s", port, err, logs.String())
+			return nil, nil, fmt.Errorf("moto_server on port %d exited before answering: %v\n%s", port, err, logs.String())
 		case <-ctx.Done():
 			stop()
-			return nil, fmt.Errorf("moto_server on port %d did not answer within %s\n%s", port, startTimeout, logs.String())
+			return nil, nil, fmt.Errorf("moto_server on port %d did not answer within %s\n%s", port, startTimeout, logs.String())
 		case <-time.After(100 * time.Millisecond):
 		}
 		resp, err := client.Get(s.URL + "/moto-api/")
@@ -111,16 +159,9 @@ func start(t testing.TB, bin string) (*Server, error) {
 		}
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
-			break
+			return s, stop, nil
 		}
 	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("moto_server output (last lines):\n%s", s.logs.tail(40))
-		}
-	})
-	return s, nil
 }
 
 // Reset drops every resource the server holds (POST /moto-api/reset), so

@@ -11,20 +11,18 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/comingout/extract/internal/mototest"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
@@ -292,7 +290,7 @@ func TestInvokeWithEvent(t *testing.T) {
 }
 
 func TestInvokeMoto(t *testing.T) {
-	endpoint := invMotoEndpoint(t)
+	endpoint := mototest.Start(t).URL
 	t.Setenv("AWS_ENDPOINT_URL_S3", endpoint)
 	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -393,69 +391,6 @@ func TestS3PutEvent(t *testing.T) {
 	}
 	if len(ev.Records) != 1 || ev.Records[0].S3.Object.Key != "dir%2Fred+flower%2B1.csv" || ev.Records[0].S3.Bucket.Name != "in" || ev.Records[0].EventName != "ObjectCreated:Put" {
 		t.Errorf("S3PutEvent = %s", b)
-	}
-}
-
-var invMoto struct {
-	once     sync.Once
-	cmd      *exec.Cmd
-	endpoint string
-	err      error
-}
-
-// invMotoEndpoint starts moto_server once per test binary on a free port and
-// stops it when the process's tests end (see TestMain-free cleanup below).
-// Without moto_server the test is skipped, unless CI is set: then it fails.
-func invMotoEndpoint(t *testing.T) string {
-	t.Helper()
-	invMoto.once.Do(func() {
-		bin, err := exec.LookPath("moto_server")
-		if err != nil {
-			invMoto.err = fmt.Errorf("moto_server not found in PATH (pip install 'moto[server]'): %w", err)
-			return
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			invMoto.err = err
-			return
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			invMoto.err = err
-			return
-		}
-		invMoto.cmd = cmd
-		invMoto.endpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			if resp, err := http.Get(invMoto.endpoint + "/"); err == nil {
-				resp.Body.Close()
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		invMoto.err = fmt.Errorf("moto_server did not answer on %s within 30s", invMoto.endpoint)
-	})
-	if invMoto.err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("moto: %v", invMoto.err)
-		}
-		t.Skipf("moto: %v", invMoto.err)
-	}
-	// Stopped with the test that started it: later tests start their own.
-	t.Cleanup(stopInvMoto)
-	return invMoto.endpoint
-}
-
-func stopInvMoto() {
-	if invMoto.cmd != nil {
-		_ = syscall.Kill(-invMoto.cmd.Process.Pid, syscall.SIGKILL)
-		_ = invMoto.cmd.Wait()
-		invMoto.cmd = nil
-		invMoto.once = sync.Once{}
 	}
 }
 

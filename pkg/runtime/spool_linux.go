@@ -85,7 +85,7 @@ func (s *spool) start(pgid int, exited <-chan struct{}) {
 
 // monitor stops the program while the backlog is over spoolHigh.
 func (s *spool) monitor() {
-	t := time.NewTicker(5 * time.Millisecond)
+	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
 	stopped := false
 	defer func() {

@@ -31,12 +31,12 @@ func TestHandleStdoutModes(t *testing.T) {
 }
 
 // TestSpoolBackPressure starts a program that writes far more than the
-// spool's high mark, as fast as it can, and reads nothing for a while:
-// the program is stopped near the mark instead of filling /tmp, and once
-// read, every byte comes through while the file's blocks stay bounded
-// (what was read is punched out).
+// spool's high mark, as fast as it can, and reads nothing for a while: the
+// program is stopped past the mark instead of filling /tmp, and once read,
+// every byte comes through while the file's blocks stay far under what was
+// written (what was read is punched out).
 func TestSpoolBackPressure(t *testing.T) {
-	const total = 4 * spoolHigh
+	const total = 8 * spoolHigh
 	sp, err := newSpool()
 	if err != nil {
 		t.Fatal(err)
@@ -55,16 +55,31 @@ func TestSpoolBackPressure(t *testing.T) {
 	}()
 	sp.start(cmd.Process.Pid, exited)
 
-	time.Sleep(time.Second) // nobody reads
-	fi, err := sp.r.Stat()
-	if err != nil {
-		t.Fatal(err)
+	// Nobody reads: the program must be stopped, then stay stopped. How
+	// far past the mark it gets depends on the monitor's tick and on the
+	// machine's load, so what is checked is that it stops and stays.
+	deadline := time.Now().Add(20 * time.Second)
+	for sp.stops.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the program was never stopped")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if fi.Size() > spoolHigh+16<<20 {
-		t.Errorf("%d MiB written while nothing was read, want the program stopped near %d MiB", fi.Size()>>20, spoolHigh>>20)
+	size := func() int64 {
+		fi, err := sp.r.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
 	}
-	if sp.stops.Load() == 0 {
-		t.Error("the program was never stopped")
+	time.Sleep(100 * time.Millisecond) // a write in flight lands
+	held := size()
+	time.Sleep(500 * time.Millisecond)
+	if now := size(); now != held {
+		t.Errorf("the stopped program wrote on: %d MiB, then %d MiB", held>>20, now>>20)
+	}
+	if held < spoolHigh || held >= total {
+		t.Errorf("stopped at %d MiB, want past the %d MiB mark and short of the %d MiB", held>>20, spoolHigh>>20, total>>20)
 	}
 	select {
 	case <-exited:
@@ -96,8 +111,11 @@ func TestSpoolBackPressure(t *testing.T) {
 	if n != total {
 		t.Errorf("read %d bytes, want %d", n, total)
 	}
-	if !sp.noPunch && maxBlocks > 2*spoolHigh {
-		t.Errorf("the file held up to %d MiB on disk, want the read part punched out (under %d MiB)", maxBlocks>>20, 2*spoolHigh>>20)
+	// Without punching the file would end up holding all of it; with
+	// it, each stop-and-resume cycle's backlog (how far past the mark a
+	// cycle gets varies with the load).
+	if !sp.noPunch && maxBlocks > total/2 {
+		t.Errorf("the file held up to %d MiB on disk for %d MiB written, want the read part punched out", maxBlocks>>20, total>>20)
 	}
 	t.Logf("stopped %d times; at most %d MiB on disk for %d MiB written (punching: %v)", sp.stops.Load(), maxBlocks>>20, total>>20, !sp.noPunch)
 }
