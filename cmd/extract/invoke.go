@@ -31,7 +31,9 @@ either, S3 is AWS itself, with your credentials.
 With --csv, stdout carries the output object's bytes; otherwise the function's
 response. --json prints the whole result (request ID, durations, response or
 error) instead. The function's log (the bootstrap's and the program's stderr)
-goes to stderr. The exit status is 1 when the invocation failed.
+goes to stderr, then a line with the request ID and the durations as Lambda
+reports them (the invocation from the event's delivery; the bootstrap's init).
+The exit status is 1 when the invocation failed.
 
 Examples:
   extract invoke momentum.zip --csv data/momentum.csv
