@@ -370,8 +370,10 @@ func (b *syncBuffer) String() string {
 // TestChrootFortranARM64 packages the arm64 momentum fixture and runs the
 // bundled program under qemu-user in a poisoned root: qemu loads the
 // PT_INTERP the package rewrote, so the bundled aarch64 loader and libraries
-// must be the ones used. (The arm64 bootstrap cannot run here: without
-// binfmt_misc the kernel cannot start the aarch64 program it execs.)
+// must be the ones used. Then it runs the whole function, arm64 bootstrap
+// included, with Invoke: the kernel hands the bootstrap and the program it
+// starts to qemu through binfmt_misc (scripts/install-deps.sh registers
+// the handler).
 func TestChrootFortranARM64(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("chroot needs root: run the tests as root (make test)")
@@ -460,4 +462,26 @@ func TestChrootFortranARM64(t *testing.T) {
 	if strings.Contains(stderr, "POISON") {
 		t.Errorf("the bundled arm64 momentum ran a poisoned host file:\n%s", stderr)
 	}
+
+	if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err != nil {
+		msg := "no qemu-aarch64 binfmt_misc handler: the arm64 bootstrap was not run (scripts/install-deps.sh registers it)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Log(msg)
+		return
+	}
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	zipPath := filepath.Join(t.TempDir(), "momentum-arm64.zip")
+	mustWrite(t, zipPath, zipped.Bytes(), 0o644)
+	var logs bytes.Buffer
+	inv, err := Invoke(ctx, zipPath, WithCSV(mustCSV(t, "sample.csv", sample)), WithLogWriter(&logs), WithInvokeTimeout(3*time.Minute))
+	if err != nil {
+		t.Fatalf("Invoke of the arm64 function: %v\nlogs:\n%s", err, logs.String())
+	}
+	if diff := cmp.Diff(string(expected), string(inv.Output)); diff != "" {
+		t.Errorf("arm64 function's output object (-want +got):\n%s", diff)
+	}
+	t.Logf("arm64 function under qemu: %v, bootstrap start → first /next %v", inv.Duration.Round(time.Millisecond), inv.InitDuration.Round(time.Millisecond))
 }
