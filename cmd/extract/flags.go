@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/comingout/extract/pkg/image"
@@ -40,21 +41,11 @@ func imageFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "writable-workdir", Category: categoryImage,
 			Usage: "run the program in a writable copy of its WORKDIR under /tmp (Lambda's /var/task is read-only)"},
 		&cli.StringFlag{Name: "input", Category: categoryEvents, Value: "stdin",
-			Usage: "how the uploaded object reaches the program: `MODE` stdin, or file (its path replaces {input} in the arguments)",
-			Action: func(_ *cli.Context, s string) error {
-				if s != "stdin" && s != "file" {
-					return usageError{fmt.Sprintf("--input %q: want stdin or file", s)}
-				}
-				return nil
-			}},
+			Usage:  "how the uploaded object reaches the program: `MODE` stdin, or file (its path replaces {input} in the arguments)",
+			Action: oneOf("input", "stdin", "file")},
 		&cli.StringFlag{Name: "stdout", Category: categoryEvents, Value: "file",
-			Usage: "what the program writes its output to: `MODE` file (under /tmp, uploaded as it grows; runtimes such as Fortran's buffer only on files), or pipe",
-			Action: func(_ *cli.Context, s string) error {
-				if s != "file" && s != "pipe" {
-					return usageError{fmt.Sprintf("--stdout %q: want file or pipe", s)}
-				}
-				return nil
-			}},
+			Usage:  "what the program writes its output to: `MODE` file (under /tmp, uploaded as it grows; runtimes such as Fortran's buffer only on files), or pipe",
+			Action: oneOf("stdout", "file", "pipe")},
 		&cli.StringFlag{Name: "prefix", Category: categoryEvents, Value: lambda.DefaultInputPrefix,
 			Usage: "run on uploads whose key starts with `PREFIX`; it is removed from the output key"},
 		&cli.StringFlag{Name: "suffix", Category: categoryEvents, Value: lambda.DefaultInputSuffix,
@@ -252,4 +243,15 @@ func findFlag(c *cli.Context, name string) cli.Flag {
 		}
 	}
 	return nil
+}
+
+// oneOf checks that the flag name's value is one of values, else it is a
+// usage error naming them.
+func oneOf(name string, values ...string) func(*cli.Context, string) error {
+	return func(_ *cli.Context, v string) error {
+		if slices.Contains(values, v) {
+			return nil
+		}
+		return usageError{fmt.Sprintf("--%s %q: want %s", name, v, strings.Join(values, " or "))}
+	}
 }

@@ -154,6 +154,7 @@ func TestPackageCommandErrors(t *testing.T) {
 		{"two images", []string{"a", "b"}, exitUsage},
 		{"bad entrypoint JSON", []string{"--entrypoint", "[nope", "docker-archive:" + archive}, exitUsage},
 		{"bad input mode", []string{"docker-archive:" + archive, "--input", "pipe"}, exitUsage},
+		{"bad stdout mode", []string{"docker-archive:" + archive, "--stdout", "socket"}, exitUsage},
 		{"unknown flag after image", []string{"docker-archive:" + archive, "--nope"}, exitUsage},
 		{"missing entrypoint", []string{"docker-archive:" + archive, "--entrypoint", "/no/such/program", "-o", out}, exitNotFound},
 		{"looping output", []string{"docker-archive:" + archive, "--prefix", "", "-o", out}, exitFailure},

@@ -521,7 +521,7 @@ func TestInvokeWaitsForLinkDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs syncBuffer
 	done := make(chan error, 1)
 	go func() {
 		res, err := Invoke(context.Background(), zipPath, WithCSV(csv), WithInvokeLogger(slog.New(slog.NewTextHandler(&logs, nil))), WithInvokeTimeout(20*time.Second))
@@ -570,22 +570,4 @@ func TestInvokeWaitsForLinkDir(t *testing.T) {
 	if _, err := Invoke(ctx, zipPath, WithCSV(csv)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Invoke cancelled while waiting = %v, want the deadline", err)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -54,7 +54,6 @@ type localObject struct {
 	files       []string
 	sizes       []int64
 	dir         string
-	size        int64
 	etag        string
 	contentType string
 	modTime     time.Time
@@ -269,7 +268,7 @@ func (s *LocalS3) list(w http.ResponseWriter, bucket string, q map[string][]stri
 			break
 		}
 		o := b[k]
-		res.Contents = append(res.Contents, content{k, o.modTime.UTC().Format("2006-01-02T15:04:05.000Z"), o.etag, o.size, "STANDARD"})
+		res.Contents = append(res.Contents, content{k, o.modTime.UTC().Format("2006-01-02T15:04:05.000Z"), o.etag, o.length(), "STANDARD"})
 	}
 	s.mu.Unlock()
 	res.KeyCount = len(res.Contents)
@@ -379,7 +378,7 @@ func localStore(dir string, src io.Reader) (*localObject, error) {
 		os.Remove(f.Name())
 		return nil, &s3Error{http.StatusBadRequest, "IncompleteBody", err.Error()}
 	}
-	return &localObject{files: []string{f.Name()}, sizes: []int64{n}, size: n, etag: localETag(h, ""), modTime: time.Now()}, nil
+	return &localObject{files: []string{f.Name()}, sizes: []int64{n}, etag: localETag(h, ""), modTime: time.Now()}, nil
 }
 
 func localETag(h hash.Hash, suffix string) string {
@@ -612,7 +611,6 @@ func (s *LocalS3) completeUpload(w http.ResponseWriter, r *http.Request, bucket,
 		used[p] = true
 		o.files = append(o.files, p.files...)
 		o.sizes = append(o.sizes, p.sizes...)
-		o.size += p.size
 		io.WriteString(sums, p.etag)
 	}
 	for _, p := range u.parts { // uploaded but not listed: S3 drops them
@@ -648,6 +646,15 @@ func (s *LocalS3) abortUpload(w http.ResponseWriter, id string) error {
 	return nil
 }
 
+// length is the object's size.
+func (o *localObject) length() int64 {
+	var n int64
+	for _, s := range o.sizes {
+		n += s
+	}
+	return n
+}
+
 // remove deletes the object's files.
 func (o *localObject) remove() {
 	for _, f := range o.files {
@@ -676,7 +683,7 @@ func (o *localObject) open() (io.ReadSeekCloser, error) {
 	return struct {
 		*io.SectionReader
 		io.Closer
-	}{io.NewSectionReader(p, 0, o.size), p}, nil
+	}{io.NewSectionReader(p, 0, o.length()), p}, nil
 }
 
 // partsReader reads files as if they were one, in order.

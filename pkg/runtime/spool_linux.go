@@ -127,6 +127,14 @@ func (s *spool) Read(p []byte) (int, error) {
 	}
 	wait := 250 * time.Microsecond
 	for {
+		// Looked at before reading: once the program has exited,
+		// everything it wrote is in the file, so an empty read is the end.
+		var exited bool
+		select {
+		case <-s.exited:
+			exited = true
+		default:
+		}
 		n, err := s.r.ReadAt(p, s.off.Load())
 		if n > 0 {
 			s.advance(int64(n))
@@ -135,18 +143,11 @@ func (s *spool) Read(p []byte) (int, error) {
 		if err != nil && err != io.EOF {
 			return 0, err
 		}
+		if exited {
+			return 0, io.EOF
+		}
 		select {
 		case <-s.exited:
-			// Everything written before the exit is in the file now.
-			n, err := s.r.ReadAt(p, s.off.Load())
-			if n > 0 {
-				s.advance(int64(n))
-				return n, nil
-			}
-			if err != nil && err != io.EOF {
-				return 0, err
-			}
-			return 0, io.EOF
 		case <-s.done:
 			return 0, os.ErrClosed
 		case <-time.After(wait):
