@@ -10,15 +10,23 @@ import (
 	"time"
 )
 
-// TaskRoot returns the directory the package was unpacked in:
-// LAMBDA_TASK_ROOT, else the directory of the running executable.
+// TaskRoot returns the directory that holds the package's manifest: the
+// directory of the running executable when the manifest is there (a zip
+// unpacked at /var/task; an image package's ImageDir, while Lambda still
+// sets LAMBDA_TASK_ROOT=/var/task for images), else LAMBDA_TASK_ROOT.
 func TaskRoot() (string, error) {
+	exe, exeErr := os.Executable()
+	if exeErr == nil {
+		dir := filepath.Dir(exe)
+		if _, err := os.Stat(filepath.Join(dir, ManifestPath)); err == nil {
+			return dir, nil
+		}
+	}
 	if d := os.Getenv("LAMBDA_TASK_ROOT"); d != "" {
 		return d, nil
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("finding the task root: %w", err)
+	if exeErr != nil {
+		return "", fmt.Errorf("finding the task root: %w", exeErr)
 	}
 	return filepath.Dir(exe), nil
 }

@@ -9,12 +9,30 @@ const ManifestPath = "extract.json"
 // rootfs/usr/bin/momentum in the package.
 const RootDir = "rootfs"
 
+// Package formats (Manifest.Format).
+const (
+	// FormatZip is a Lambda zip: the image's files under RootDir of the task
+	// root, with loaders, "#!" lines and paths pointed into the bundle.
+	FormatZip = "zip"
+	// FormatImage is a Lambda container image: the image's files at their
+	// original paths, the bootstrap and manifest in ImageDir.
+	FormatImage = "image"
+)
+
+// ImageDir is where a container-image package keeps the bootstrap and the
+// manifest: the image's ENTRYPOINT is ImageDir+"/bootstrap".
+const ImageDir = "/opt/extract"
+
 // Manifest is the contract between `extract package` (which writes it) and
 // the bootstrap (which reads it at start). Paths in it are image paths
 // (absolute, as inside the image) unless a field says otherwise.
 type Manifest struct {
 	// Version of the manifest format; the bootstrap refuses newer majors.
 	Version int `json:"version"`
+	// Format is FormatZip (or empty, as written before images existed) or
+	// FormatImage: where the image's files are, RootDir under the task root
+	// or their original paths.
+	Format string `json:"format,omitempty"`
 	// Tool is the version of extract that wrote the package.
 	Tool string `json:"tool"`
 
@@ -31,7 +49,9 @@ type Manifest struct {
 	Program string   `json:"program"`
 	Args    []string `json:"args"`
 	// Env is the image's ENV (K=V), applied over Lambda's environment.
-	// PATH entries are mapped into the bundle by the bootstrap.
+	// In a zip, PATH entries are mapped into the bundle by the bootstrap; in
+	// an image, the program sees them as written, and none of the variables
+	// Lambda sets for the runtime (see Environ).
 	Env []string `json:"env,omitempty"`
 	// WorkDir is the image's WORKDIR; WritableWorkDir asks for a writable copy
 	// of it under /tmp (Lambda's task root is read-only).

@@ -105,19 +105,38 @@ func (m *Manifest) check() error {
 	if m.LinkDir != "" && !filepath.IsAbs(m.LinkDir) {
 		errs = append(errs, fmt.Errorf("link dir %q is not absolute", m.LinkDir))
 	}
+	switch m.Format {
+	case "", FormatZip:
+	case FormatImage:
+		if m.LinkDir != "" {
+			errs = append(errs, fmt.Errorf("an image package has no link dir, got %q", m.LinkDir))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("format %q is neither %q nor %q", m.Format, FormatZip, FormatImage))
+	}
 	return errors.Join(errs...)
 }
 
+// filesRoot is the directory that holds the image's files at their image
+// paths: RootDir under the task root in a zip, / in an image package.
+func filesRoot(m *Manifest, taskRoot string) string {
+	if m.Format == FormatImage {
+		return string(filepath.Separator)
+	}
+	return filepath.Join(taskRoot, RootDir)
+}
+
 // rootPath maps an image path to the file in the package.
-func rootPath(taskRoot, imagePath string) string {
-	return filepath.Join(taskRoot, RootDir, filepath.FromSlash(path.Clean("/"+imagePath)))
+func rootPath(m *Manifest, taskRoot, imagePath string) string {
+	return filepath.Join(filesRoot(m, taskRoot), filepath.FromSlash(path.Clean("/"+imagePath)))
 }
 
 // ProgramPath returns the host path of the manifest's program inside the
 // package, with symlinks followed inside rootfs (an absolute link target is
-// an image path, never a host path).
+// an image path, never a host path). In an image package the program is at
+// its image path.
 func ProgramPath(m *Manifest, taskRoot string) (string, error) {
-	root := filepath.Join(taskRoot, RootDir)
+	root := filesRoot(m, taskRoot)
 	p, err := resolveInRoot(root, m.Program)
 	if err != nil {
 		return "", fmt.Errorf("resolving program %q: %w", m.Program, err)
@@ -177,7 +196,7 @@ func Setup(m *Manifest, taskRoot string) error {
 		}
 	}
 	if dir, ok := writableWorkDir(m, taskRoot); ok {
-		if err := copyWorkDir(rootPath(taskRoot, m.WorkDir), dir); err != nil {
+		if err := copyWorkDir(rootPath(m, taskRoot, m.WorkDir), dir); err != nil {
 			return fmt.Errorf("preparing writable workdir %q: %w", m.WorkDir, err)
 		}
 	}
@@ -210,7 +229,7 @@ func WorkDir(m *Manifest, taskRoot string) string {
 	if dir, ok := writableWorkDir(m, taskRoot); ok {
 		return dir
 	}
-	return rootPath(taskRoot, m.WorkDir)
+	return rootPath(m, taskRoot, m.WorkDir)
 }
 
 // writableWorkDir names the writable copy of the WORKDIR and says whether
@@ -218,7 +237,7 @@ func WorkDir(m *Manifest, taskRoot string) string {
 func writableWorkDir(m *Manifest, taskRoot string) (string, bool) {
 	need := m.WritableWorkDir
 	if !need {
-		fi, err := os.Stat(rootPath(taskRoot, m.WorkDir))
+		fi, err := os.Stat(rootPath(m, taskRoot, m.WorkDir))
 		need = err != nil || !fi.IsDir()
 	}
 	if !need {
@@ -316,7 +335,21 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 // image's own LD_LIBRARY_PATH entries mapped into the package (unset when
 // empty, so the host's library directories are never searched), and
 // HOME=/tmp when unset.
+//
+// In an image package the program sees what its container saw: the
+// variables Lambda sets for the runtime (see RuntimeVariable) are left out
+// of base, PATH and LD_LIBRARY_PATH are the image's as written, and HOME is
+// the packager's (the image USER's home, as Docker sets it) or "/".
 func Environ(m *Manifest, taskRoot string, base []string) []string {
+	if m.Format == FormatImage {
+		kept := make([]string, 0, len(base))
+		for _, kv := range base {
+			if k, _, _ := strings.Cut(kv, "="); !RuntimeVariable(k) {
+				kept = append(kept, kv)
+			}
+		}
+		base = kept
+	}
 	vars := map[string]string{}
 	var order []string
 	set := func(kv string) {
@@ -344,15 +377,19 @@ func Environ(m *Manifest, taskRoot string, base []string) []string {
 			set(kv)
 		}
 	}
-	set("PATH=" + mapList(taskRoot, filepath.SplitList(imagePath)))
+	set("PATH=" + mapList(m, taskRoot, filepath.SplitList(imagePath)))
 	libs := append(append([]string(nil), m.LibraryPath...), filepath.SplitList(imageLibs)...)
-	if l := mapList(taskRoot, libs); l != "" {
+	if l := mapList(m, taskRoot, libs); l != "" {
 		set("LD_LIBRARY_PATH=" + l)
 	} else {
 		delete(vars, "LD_LIBRARY_PATH")
 	}
 	if vars["HOME"] == "" {
-		set("HOME=/tmp")
+		home := "/tmp"
+		if m.Format == FormatImage {
+			home = "/"
+		}
+		set("HOME=" + home)
 	}
 	env := make([]string, 0, len(order))
 	for _, k := range order {
@@ -363,16 +400,36 @@ func Environ(m *Manifest, taskRoot string, base []string) []string {
 	return env
 }
 
+// RuntimeVariable reports whether the environment variable name is one
+// Lambda sets for the runtime rather than for the program: the runtime API
+// and function settings (AWS_*, LAMBDA_*, _HANDLER, _X_AMZN_TRACE_ID,
+// _AWS_XRAY_*), the role's credentials (AWS_ACCESS_KEY_ID, ...), and the
+// values of Lambda's own image (TZ=:UTC, LANG, PATH, LD_LIBRARY_PATH and the
+// language runtimes' search paths). An image package's program does not
+// see them: a container never had them.
+func RuntimeVariable(name string) bool {
+	for _, p := range []string{"AWS_", "_AWS_", "LAMBDA_", "_X_AMZN_"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	switch name {
+	case "_HANDLER", "TZ", "LANG", "PATH", "LD_LIBRARY_PATH", "NODE_PATH", "PYTHONPATH", "GEM_PATH":
+		return true
+	}
+	return false
+}
+
 // mapList maps image directories into the package, dropping empty and
 // repeated entries.
-func mapList(taskRoot string, dirs []string) string {
+func mapList(m *Manifest, taskRoot string, dirs []string) string {
 	seen := map[string]bool{}
 	var out []string
 	for _, d := range dirs {
 		if d == "" || !path.IsAbs(d) {
 			continue
 		}
-		p := rootPath(taskRoot, d)
+		p := rootPath(m, taskRoot, d)
 		if !seen[p] {
 			seen[p] = true
 			out = append(out, p)

@@ -49,6 +49,16 @@ func TestLoadManifest(t *testing.T) {
 			wantErr: []string{"version 2", `program "bin/p"`, `input mode "pipe"`, `link dir "tmp/x"`, `stdout mode "socket"`},
 		},
 		{
+			name:    "unknown format",
+			m:       map[string]any{"version": 1, "program": "/bin/p", "format": "tarball"},
+			wantErr: []string{`format "tarball"`},
+		},
+		{
+			name:    "an image package has no link dir",
+			m:       map[string]any{"version": 1, "program": "/bin/p", "format": "image", "link_dir": "/tmp/x1"},
+			wantErr: []string{`no link dir, got "/tmp/x1"`},
+		},
+		{
 			name:    "no program",
 			m:       map[string]any{"version": 1},
 			wantErr: []string{"no program"},
@@ -135,6 +145,38 @@ func TestEnviron(t *testing.T) {
 				"HOME=/home/app",
 				"PATH=/var/task/rootfs/bin",
 				"LD_LIBRARY_PATH=/var/task/rootfs/usr/lib:/var/task/rootfs/opt/lib",
+			},
+		},
+		{
+			name: "image package: the container's environment, none of Lambda's runtime variables",
+			m: Manifest{
+				Format: FormatImage,
+				Env:    []string{"PATH=/opt/app/bin:/usr/bin:/bin", "APP=1", "HOME=/root"},
+			},
+			base: append([]string{
+				"AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001", "AWS_ACCESS_KEY_ID=AKIA", "AWS_SECRET_ACCESS_KEY=s",
+				"AWS_SESSION_TOKEN=t", "LAMBDA_TASK_ROOT=/var/task", "_HANDLER=bootstrap",
+				"_X_AMZN_TRACE_ID=Root=1", "TZ=:UTC", "LEVEL=debug",
+			}, lambdaEnv...),
+			want: []string{
+				"LEVEL=debug",
+				"APP=1",
+				"HOME=/root",
+				"PATH=/opt/app/bin:/usr/bin:/bin",
+			},
+		},
+		{
+			name: "image package: the image's LD_LIBRARY_PATH as written, HOME / when unset",
+			m: Manifest{
+				Format: FormatImage,
+				Env:    []string{"LD_LIBRARY_PATH=/opt/lib", "TZ=Europe/Paris"},
+			},
+			base: lambdaEnv,
+			want: []string{
+				"TZ=Europe/Paris",
+				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+				"LD_LIBRARY_PATH=/opt/lib",
+				"HOME=/",
 			},
 		},
 	}
@@ -292,5 +334,26 @@ func TestNewS3ClientFromEnv(t *testing.T) {
 					o.Region, aws.ToString(o.BaseEndpoint), o.UsePathStyle, tt.region, tt.endpoint, tt.pathStyle)
 			}
 		})
+	}
+}
+
+// TestImagePaths checks that an image package's program and WORKDIR are
+// taken at their own paths, not under a task root.
+func TestImagePaths(t *testing.T) {
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "prog")
+	if err := os.WriteFile(prog, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("prog", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	m := &Manifest{Format: FormatImage, Program: filepath.Join(dir, "link"), WorkDir: dir}
+	got, err := ProgramPath(m, "/opt/extract")
+	if err != nil || got != prog {
+		t.Errorf("ProgramPath = %q, %v, want %q", got, err, prog)
+	}
+	if got := WorkDir(m, "/opt/extract"); got != dir {
+		t.Errorf("WorkDir = %q, want the image's WORKDIR %q in place", got, dir)
 	}
 }
