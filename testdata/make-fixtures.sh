@@ -433,5 +433,135 @@ finish busybox
 config busybox linux/amd64 '["/usr/local/bin/tally"]' null / \
 	'[{"created_by": "COPY tally /usr/local/bin/tally", "prefixes": ["/usr/local"]}]'
 
+# Programs that open files at absolute paths compiled into them (or written
+# into their scripts): a zip moves those files under /var/task, so these
+# fixtures tell the zip from the image format (testdata/originalpaths).
+
+# (j) tcl: tclsh8.6 finds its library (init.tcl, clock.tcl, msgcat) at the
+# compiled-in /usr/share/tcltk/tcl8.6. /usr/local/bin/colsum.tcl
+# ("#!/usr/bin/tclsh8.6") sums each CSV row and names its date's weekday
+# with clock scan/format, which init.tcl loads from clock.tcl on first use.
+# tzdata is libtcl8.6's dependency (clock's local zones); -gmt 1 needs none.
+tcl_pkgs=(libc6 tcl8.6 libtcl8.6 zlib1g tzdata)
+fetch amd64 "${tcl_pkgs[@]}"
+root="$out/tcl.tmp"
+rm -rf "$root"
+mkdir -p "$root"
+unpack "$root" amd64 "${tcl_pkgs[@]}"
+merge_usr "$root"
+etc "$root" x86_64-linux-gnu
+mkdir -p "$root/usr/local/bin"
+cat >"$root/usr/local/bin/colsum.tcl" <<'EOF'
+#!/usr/bin/tclsh8.6
+# Reads "date,value..." CSV rows on stdin (a header first) and prints, for
+# each row, the date, its weekday (UTC) and the sum of its values.
+gets stdin header
+puts "date,weekday,sum"
+while {[gets stdin line] >= 0} {
+    if {[string trim $line] eq ""} continue
+    set fields [split $line ,]
+    set t [clock scan [lindex $fields 0] -format %Y-%m-%d -gmt 1]
+    set sum [tcl::mathop::+ {*}[lrange $fields 1 end]]
+    puts [format "%s,%s,%.3f" [clock format $t -format %Y-%m-%d -gmt 1] \
+        [clock format $t -format %A -gmt 1] $sum]
+}
+EOF
+chmod 0755 "$root/usr/local/bin/colsum.tcl"
+finish tcl
+config tcl linux/amd64 '["/usr/local/bin/colsum.tcl"]' null / \
+	'[{"created_by": "COPY colsum.tcl /usr/local/bin/colsum.tcl", "prefixes": ["/usr/local"]}]'
+
+# (k) fontconfig: fc-match reads /etc/fonts/fonts.conf (compiled in), which
+# includes conf.d and names the font directories (/usr/share/fonts).
+# /etc/fonts/conf.d gets the links fontconfig-config's postinst makes with
+# the default debconf answers (hinting slight, no bitmaps). No font cache:
+# fc-cache is not run (its cache records directory times), so fontconfig
+# scans the six DejaVu fonts on every run.
+# /usr/local/bin/fontmatch ("#!/bin/sh") prints, for each family named in
+# the CSV on stdin (a header, then one name per row), "family: file".
+fc_pkgs=(libc6 dash fontconfig fontconfig-config libfontconfig1 libfreetype6 fonts-dejavu-core
+	libexpat1 libbrotli1 libpng16-16 zlib1g)
+fetch amd64 "${fc_pkgs[@]}"
+root="$out/fontconfig.tmp"
+rm -rf "$root"
+mkdir -p "$root"
+unpack "$root" amd64 "${fc_pkgs[@]}"
+merge_usr "$root"
+etc "$root" x86_64-linux-gnu
+ln -sfn dash "$root/usr/bin/sh"
+for conf in 10-hinting-slight.conf 70-no-bitmaps.conf; do
+	ln -sfn "/usr/share/fontconfig/conf.avail/$conf" "$root/etc/fonts/conf.d/$conf"
+done
+mkdir -p "$root/usr/local/share/fonts" "$root/usr/local/bin"
+cat >"$root/usr/local/bin/fontmatch" <<'EOF'
+#!/bin/sh
+# Prints, for each font family named in the CSV on stdin (a header, then one
+# name per row), the font fontconfig picks for it: "family: file".
+IFS= read -r header
+while IFS=, read -r name rest; do
+	[ -n "$name" ] || continue
+	fc-match -f '%{family[0]}: %{file}\n' "$name"
+done
+EOF
+chmod 0755 "$root/usr/local/bin/fontmatch"
+finish fontconfig
+config fontconfig linux/amd64 '["/usr/local/bin/fontmatch"]' null / \
+	'[{"created_by": "COPY fontmatch /usr/local/bin/fontmatch", "prefixes": ["/usr/local/bin"]}]'
+
+# (l) shapp: a shell app with its own configuration file and template.
+# /usr/local/bin/report ("#!/bin/sh") reads its settings from
+# /etc/report/report.conf with sed (a plain read, not ". FILE"), fills in
+# the header template /usr/share/report/header.tmpl and formats the CSV on
+# stdin with awk (mawk) and tr.
+sa_pkgs=(libc6 dash sed mawk coreutils libacl1 libattr1 libgmp10 libselinux1 libpcre2-8-0)
+fetch amd64 "${sa_pkgs[@]}"
+root="$out/shapp.tmp"
+rm -rf "$root"
+mkdir -p "$root"
+unpack "$root" amd64 "${sa_pkgs[@]}"
+merge_usr "$root"
+etc "$root" x86_64-linux-gnu
+ln -sfn dash "$root/usr/bin/sh"
+mkdir -p "$root/etc/alternatives" "$root/etc/report" "$root/usr/share/report" "$root/usr/local/bin"
+ln -sfn /usr/bin/mawk "$root/etc/alternatives/awk"
+ln -sfn /etc/alternatives/awk "$root/usr/bin/awk"
+cat >"$root/etc/report/report.conf" <<'EOF'
+# Settings of /usr/local/bin/report.
+title=Momentum by row
+sep=;
+decimals=2
+EOF
+cat >"$root/usr/share/report/header.tmpl" <<'EOF'
+==== @TITLE@ ====
+columns: @COLUMNS@
+EOF
+cat >"$root/usr/local/bin/report" <<'EOF'
+#!/bin/sh
+# Formats the CSV on stdin (a header, then numeric rows) as a report: the
+# header template filled in, then each row's fields joined by the configured
+# separator with the configured decimals, and a total of the last column.
+set -e
+title=$(sed -n 's/^title=//p' /etc/report/report.conf)
+sep=$(sed -n 's/^sep=//p' /etc/report/report.conf)
+decimals=$(sed -n 's/^decimals=//p' /etc/report/report.conf)
+IFS= read -r header
+columns=$(printf '%s\n' "$header" | tr ',' ' ' | tr '[:lower:]' '[:upper:]')
+sed -e "s/@TITLE@/$title/" -e "s/@COLUMNS@/$columns/" /usr/share/report/header.tmpl
+awk -F, -v sep="$sep" -v d="$decimals" '
+{
+	line = ""
+	for (i = 1; i <= NF; i++)
+		line = line (i > 1 ? sep : "") sprintf("%10." d "f", $i)
+	print line
+	total += $NF
+	n++
+}
+END { printf "%d rows, total %." d "f\n", n, total }'
+EOF
+chmod 0755 "$root/usr/local/bin/report"
+finish shapp
+config shapp linux/amd64 '["/usr/local/bin/report"]' null / \
+	'[{"created_by": "COPY report/ /", "prefixes": ["/usr/local/bin", "/etc/report", "/usr/share/report"]}]'
+
 echo "$hash" >"$out/.stamp"
 log "fixtures ready in $out"
