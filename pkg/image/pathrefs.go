@@ -1,0 +1,762 @@
+package image
+
+// Original paths: which closure files name, by absolute path, files or
+// directories of the image that a Lambda zip would move away. The zip puts
+// every bundled file P at /var/task/rootfs/P; the loader, "#!" lines, shell
+// scripts' commands and a few environment variables are pointed there, but
+// a path compiled into a program (an interpreter's library home, a data
+// directory, an /etc config file) is still opened at P, where the zip has
+// nothing. Such references decide between the two package formats.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// Bounds of the path scan.
+const (
+	// maxRefText is how much of a script or text file is scanned for
+	// paths; ELF files are scanned whole.
+	maxRefText = 1 << 20
+	// maxRefCandidates bounds the distinct path strings kept per file;
+	// further ones are ignored.
+	maxRefCandidates = 1 << 14
+	// minRefLen is the shortest single-component path that counts
+	// ("/app"); paths of two components or more count at any length.
+	minRefLen = 4
+	// refChunk is the read size of the streaming scan.
+	refChunk = 64 << 10
+)
+
+// PathRef is an absolute path named inside a closure file that exists in
+// the image as a regular file or a directory, and that nothing in the
+// Lambda zip relocates: a program opening it by that path finds nothing
+// there once its files are moved under /var/task/rootfs. See PathScanner
+// for the rule.
+type PathRef struct {
+	// File is the image path of the closure file whose bytes name Path.
+	File string `json:"file"`
+	// Path is the path as written in File, cleaned (absolute).
+	Path string `json:"path"`
+	// Kind is "file" or "dir": what Path resolves to in the image
+	// (symlinks followed inside the image).
+	Kind string `json:"kind"`
+	// Bundled reports whether the resolved path is in the closure: a
+	// closure file, or for a directory one holding closure files. Either
+	// way a zip moves it away; an unbundled one is not even in the zip.
+	Bundled bool `json:"bundled"`
+}
+
+// NeedsOriginalPaths is the rule `--format auto` uses to choose between
+// a zip and a Lambda container image: the program needs its files at
+// their original paths when any closure file names an existing image path
+// that the zip would move (refs as PathRefs or PathScanner.Refs return
+// them, non-empty). A closure with no such reference runs from a zip.
+func NeedsOriginalPaths(refs []PathRef) bool { return len(refs) > 0 }
+
+// Package formats AutoFormat chooses between.
+const (
+	FormatZip   = "zip"
+	FormatImage = "image"
+)
+
+// AutoFormat returns the package format `--format auto` picks for a
+// closure and its path references, and why: FormatImage when
+// NeedsOriginalPaths(refs) or when the closure's regular files exceed
+// LambdaUnzippedLimit (a zip could not hold them), FormatZip otherwise.
+func AutoFormat(c *ClosureResult, refs []PathRef) (format, reason string) {
+	var size int64
+	if c != nil {
+		for _, f := range c.Files {
+			if f.Kind == Regular {
+				size += f.Size
+			}
+		}
+	}
+	switch {
+	case NeedsOriginalPaths(refs):
+		files := map[string]bool{}
+		for _, r := range refs {
+			files[r.File] = true
+		}
+		return FormatImage, fmt.Sprintf("%d closure files name %d image paths a zip would move", len(files), len(refs))
+	case size > LambdaUnzippedLimit:
+		return FormatImage, fmt.Sprintf("the closure's %d bytes exceed Lambda's unzipped limit of %d", size, LambdaUnzippedLimit)
+	}
+	return FormatZip, "no closure file names an image path a zip would move"
+}
+
+// PathScanner finds PathRefs in the bodies of closure files as they
+// stream by. A reference counts when all of these hold:
+//
+//  1. It is a run of path bytes ([A-Za-z0-9._+@%-] and '/') that starts
+//     with a single '/' and has two components or more (or one of at
+//     least minRefLen bytes), at most PATH_MAX long, found in an ELF file
+//     (anywhere: .rodata, .dynstr), a "#!" script (its first 1 MiB) or a
+//     text file of the closure (a small regular file with no NUL byte
+//     that is valid UTF-8; see Scannable). Trailing dots are dropped (a
+//     sentence's full stop) and the path is cleaned.
+//  2. It resolves in the image (symlinks followed inside it) to a regular
+//     file or a directory.
+//  3. It is not already handled by the zip or harmless:
+//     - the file is not one of the C library's own (the loader, libc,
+//     libm, libpthread, libdl, librt, libresolv, libnss_*, libmvec,
+//     libutil, libanl, libBrokenLocale, libc_malloc_debug, libthread_db,
+//     libnsl, libmemusage, libpcprofile, gconv modules): they name
+//     /bin/sh, the default library directories and their own data;
+//     - the path is not one of the C library's well-known paths, read or
+//     handled as today (ld.so.cache and ld.so.conf, locale, gconv,
+//     zoneinfo, nsswitch.conf, hosts, resolv.conf, passwd, group,
+//     services, ...), a kernel or scratch file system (/proc, /sys,
+//     /dev, /tmp, /run, ...) or /bin/sh, which every Linux system has,
+//     Lambda's included;
+//     - it is not a standard hierarchy directory (/usr, /usr/lib, the
+//     multiarch directory, /etc, /opt, ...); a directory below one (a
+//     library home like /usr/lib/git-core) counts;
+//     - it is not the file's own PT_INTERP or one of its DT_RPATH or
+//     DT_RUNPATH directories, nor a directory of the closure's library
+//     path: the zip points the loader there;
+//     - in a script, it is not the interpreter of its "#!" line; in a
+//     shell script the packager relocates (ClosureResult.ShellScripts),
+//     it is not a bundled path RelocateShell rewrites at that position;
+//     - it is not, and is not below, a path of ClosureResult.Env (TZDIR,
+//     LOCPATH, SSL_CERT_FILE, PERL5LIB...): the zip points the variable
+//     into the bundle.
+//
+// Each distinct path is resolved once per scanner. A PathScanner is safe
+// for concurrent use by several goroutines scanning different files.
+type PathScanner struct {
+	idx *Index
+	// bundled holds the closure's paths, bundledDirs every directory
+	// above a closure file, shell the scripts RelocateShell rewrites.
+	bundled     map[string]bool
+	bundledDirs map[string]bool
+	shell       map[string]bool
+	// libDirs holds the closure's library directories, as written and
+	// resolved; envPaths the paths of ClosureResult.Env, both ways too.
+	libDirs  map[string]bool
+	envPaths []string
+
+	mu    sync.Mutex
+	cache map[string]resolvedRef
+	refs  map[PathRef]bool
+}
+
+// resolvedRef is what one candidate path resolves to.
+type resolvedRef struct {
+	count   bool // exists, is a file or directory, and is not handled
+	kind    string
+	bundled bool
+	real    string
+}
+
+// NewPathScanner returns a scanner for the files of closure, an image
+// closure computed on idx.
+func NewPathScanner(idx *Index, closure *ClosureResult) *PathScanner {
+	s := &PathScanner{
+		idx:         idx,
+		bundled:     map[string]bool{},
+		bundledDirs: map[string]bool{},
+		shell:       map[string]bool{},
+		libDirs:     map[string]bool{},
+		cache:       map[string]resolvedRef{},
+		refs:        map[PathRef]bool{},
+	}
+	if closure == nil {
+		return s
+	}
+	for _, f := range closure.Files {
+		s.bundled[f.Path] = true
+		for d := path.Dir(f.Path); d != "/" && !s.bundledDirs[d]; d = path.Dir(d) {
+			s.bundledDirs[d] = true
+		}
+	}
+	for _, p := range closure.ShellScripts {
+		s.shell[p] = true
+	}
+	both := func(p string) []string {
+		p = path.Clean(p)
+		out := []string{p}
+		if real, _, err := idx.Resolve(p); err == nil && real != p {
+			out = append(out, real)
+		}
+		return out
+	}
+	for _, d := range closure.LibraryPath {
+		if !path.IsAbs(d) {
+			continue
+		}
+		for _, p := range both(d) {
+			s.libDirs[p] = true
+		}
+	}
+	for _, e := range closure.Env {
+		for _, p := range e.Paths {
+			if path.IsAbs(p) {
+				s.envPaths = append(s.envPaths, both(p)...)
+			}
+		}
+	}
+	return s
+}
+
+// Scannable reports whether a closure file is worth scanning for paths:
+// a regular file that is ELF, a "#!" script, or small enough (1 MiB) to
+// be a text file. Scan decides text or binary from the bytes.
+func Scannable(e *Entry) bool {
+	if e == nil || e.Kind != Regular || e.Size == 0 {
+		return false
+	}
+	if libcFile(e) {
+		return false
+	}
+	return e.ELF != nil || e.Script != nil || e.Size <= maxRefText
+}
+
+// Scan reads the body of the closure file (an entry of the scanner's
+// index) from r and records the references it makes. It always reads r to
+// its end, bytes past the scan's bounds discarded, so that it can sit at
+// the other end of an io.Pipe fed through an io.TeeReader by a packager
+// that streams the file anyway. Memory is bounded (64 KiB chunks; a shell
+// script's first 1 MiB, which RelocateShell's positions need). Files that
+// are not Scannable are read and ignored.
+func (s *PathScanner) Scan(file *Entry, r io.Reader) error {
+	if file == nil || r == nil {
+		return nil
+	}
+	drain := func() error {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return fmt.Errorf("scanning %s for paths: %w", file.Path, err)
+		}
+		return nil
+	}
+	if !Scannable(file) {
+		return drain()
+	}
+	fs := &fileScan{s: s, file: file, cands: map[string]bool{}, firstEnd: -1}
+	if file.ELF != nil {
+		fs.interp = path.Clean(file.ELF.Interp)
+		for _, d := range append(append([]string(nil), file.ELF.RPath...), file.ELF.RunPath...) {
+			if path.IsAbs(d) {
+				fs.own = append(fs.own, path.Clean(d))
+			}
+		}
+	}
+	limit := int64(-1)
+	if file.ELF == nil {
+		limit = maxRefText
+	}
+	switch {
+	case file.Script != nil && s.shell[file.Path]:
+		body, err := io.ReadAll(io.LimitReader(r, limit))
+		if err != nil {
+			return fmt.Errorf("scanning %s for paths: %w", file.Path, err)
+		}
+		fs.relocated = relocatedShellPaths(body, func(p string) bool { return s.bundled[p] })
+		fs.feed(body)
+	default:
+		buf := make([]byte, refChunk)
+		var n int64
+		for limit < 0 || n < limit {
+			want := int64(len(buf))
+			if limit >= 0 && limit-n < want {
+				want = limit - n
+			}
+			k, err := r.Read(buf[:want])
+			n += int64(k)
+			fs.feed(buf[:k])
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("scanning %s for paths: %w", file.Path, err)
+			}
+		}
+	}
+	fs.finish()
+	if err := drain(); err != nil {
+		return err
+	}
+	if fs.binary && file.ELF == nil && file.Script == nil {
+		return nil // not text: its bytes are data, not paths
+	}
+	s.record(fs)
+	return nil
+}
+
+// Refs returns the references found so far, sorted by file then path.
+func (s *PathScanner) Refs() []PathRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PathRef, 0, len(s.refs))
+	for r := range s.refs {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].File != out[j].File {
+			return out[i].File < out[j].File
+		}
+		return out[i].Path < out[j].Path
+	})
+	return out
+}
+
+// PathRefs scans the closure's files for references to their original
+// paths (see PathScanner), reading them with Extract: one pass over only
+// the layers that hold scannable closure files.
+func PathRefs(ctx context.Context, img *Image, idx *Index, c *ClosureResult) ([]PathRef, error) {
+	s := NewPathScanner(idx, c)
+	var files []*Entry
+	for i := range c.Files {
+		if e := &c.Files[i].Entry; Scannable(e) {
+			files = append(files, e)
+		}
+	}
+	err := Extract(ctx, img, idx, files, func(e *Entry, r io.Reader) error {
+		if r == nil {
+			return nil
+		}
+		return s.Scan(e, r)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scanning the closure for original paths: %w", err)
+	}
+	return s.Refs(), nil
+}
+
+// fileScan is the state of one Scan call.
+type fileScan struct {
+	s    *PathScanner
+	file *Entry
+	// interp and own are the ELF file's PT_INTERP and RPATH/RUNPATH.
+	interp string
+	own    []string
+	// relocated holds the paths RelocateShell rewrites in this shell
+	// script, as written.
+	relocated map[string]bool
+	finder    pathFinder
+	cands     map[string]bool
+	// firstEnd is the offset of the newline ending a script's "#!" line
+	// (-1 until seen).
+	firstEnd int64
+	// text state: binary once a NUL or invalid UTF-8 was seen; pend holds
+	// the bytes of a rune split across chunks.
+	binary bool
+	pend   []byte
+	// comment state of a text file: the current line has a non-blank
+	// byte, or is a comment; masked is the reused output buffer.
+	lineStarted, inComment bool
+	masked                 []byte
+}
+
+func (fs *fileScan) feed(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if fs.file.ELF == nil && !fs.binary {
+		fs.checkText(b)
+	}
+	if fs.file.Script != nil && fs.firstEnd < 0 {
+		if i := strings.IndexByte(string(b), '\n'); i >= 0 {
+			fs.firstEnd = fs.finder.off + int64(i)
+		}
+	}
+	if fs.file.ELF == nil {
+		b = fs.maskComments(b)
+	}
+	fs.finder.write(b, fs.candidate)
+}
+
+// maskComments returns b with the bytes of comment lines (whose first
+// non-blank byte is '#', the "#!" line included) replaced by spaces, so
+// that offsets are kept and no path is found in them. The returned slice
+// is valid until the next call.
+func (fs *fileScan) maskComments(b []byte) []byte {
+	fs.masked = append(fs.masked[:0], b...)
+	for i, c := range fs.masked {
+		switch {
+		case c == '\n':
+			fs.lineStarted, fs.inComment = false, false
+		case fs.inComment:
+			fs.masked[i] = ' '
+		case fs.lineStarted || c == ' ' || c == '\t':
+		case c == '#':
+			fs.inComment = true
+			fs.masked[i] = ' '
+		default:
+			fs.lineStarted = true
+		}
+	}
+	return fs.masked
+}
+
+func (fs *fileScan) finish() {
+	fs.finder.close(fs.candidate)
+	if len(fs.pend) > 0 {
+		fs.binary = true // a truncated rune at the end
+	}
+}
+
+// checkText marks the file binary on a NUL byte or invalid UTF-8.
+func (fs *fileScan) checkText(b []byte) {
+	if strings.IndexByte(string(b), 0) >= 0 {
+		fs.binary = true
+		return
+	}
+	if len(fs.pend) > 0 {
+		b = append(fs.pend, b...)
+		fs.pend = nil
+	}
+	// Keep an incomplete rune at the end for the next chunk.
+	cut := len(b)
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	if !utf8.Valid(b[:cut]) {
+		fs.binary = true
+		return
+	}
+	fs.pend = append([]byte(nil), b[cut:]...)
+}
+
+// exprEnds are the bytes that, right before a path, make it the tail of
+// a longer expression rather than an absolute path.
+const exprEnds = "})]>~*$\\"
+
+// candidate is called by the finder for each absolute path run.
+func (fs *fileScan) candidate(off int64, run []byte, prev, next int) {
+	if prev >= 0 && strings.IndexByte(exprEnds, byte(prev)) >= 0 {
+		return // the tail of an expression: "${prefix}/lib", "$(dir)/x", "~/x"
+	}
+	raw := string(run)
+	if fs.relocated[raw] && isShellSep(prev) && isShellSep(next) {
+		return // RelocateShell points it into the bundle
+	}
+	if fs.file.Script != nil && (fs.firstEnd < 0 || off < fs.firstEnd) &&
+		path.Clean(raw) == path.Clean(fs.file.Script.Interpreter) {
+		return // the "#!" interpreter: the packager rewrites it
+	}
+	p, ok := refPath(raw)
+	if !ok || fs.cands[p] || len(fs.cands) >= maxRefCandidates {
+		return
+	}
+	fs.cands[p] = true
+}
+
+// record resolves the file's candidates and keeps those that count.
+func (s *PathScanner) record(fs *fileScan) {
+	if len(fs.cands) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range fs.cands {
+		if p == fs.interp || contains(fs.own, p) {
+			continue
+		}
+		r := s.resolveLocked(p)
+		if !r.count {
+			continue
+		}
+		if fs.interp != "" && r.real == s.resolveLocked(fs.interp).real {
+			continue
+		}
+		s.refs[PathRef{File: fs.file.Path, Path: p, Kind: r.kind, Bundled: r.bundled}] = true
+	}
+}
+
+// resolveLocked resolves p in the image once and applies the rules that
+// do not depend on the naming file. s.mu is held.
+func (s *PathScanner) resolveLocked(p string) resolvedRef {
+	if r, ok := s.cache[p]; ok {
+		return r
+	}
+	r := s.resolveRef(p)
+	s.cache[p] = r
+	return r
+}
+
+func (s *PathScanner) resolveRef(p string) resolvedRef {
+	real, e, err := s.idx.Resolve(p)
+	if err != nil {
+		return resolvedRef{}
+	}
+	r := resolvedRef{real: real}
+	switch e.Kind {
+	case Regular:
+		r.kind, r.bundled = "file", s.bundled[real]
+	case Dir:
+		r.kind, r.bundled = "dir", s.bundledDirs[real]
+		if hierarchyDir(p) || hierarchyDir(real) {
+			return r
+		}
+	default:
+		return r
+	}
+	if systemPath(p) || systemPath(real) || s.libDirs[p] || s.libDirs[real] {
+		return r
+	}
+	for _, ep := range s.envPaths {
+		if within(p, ep) || within(real, ep) {
+			return r
+		}
+	}
+	r.count = true
+	return r
+}
+
+// refPath turns a run of path bytes into the path it names: trailing
+// dots dropped, cleaned. It reports false for runs that are not absolute
+// paths worth resolving: "//" (a URL's authority), too short, a
+// component of only dots up front ("/../src": a relative path's tail).
+func refPath(run string) (string, bool) {
+	run = strings.TrimRight(run, ".")
+	if len(run) < 2 || run[0] != '/' || run[1] == '/' || strings.HasPrefix(run, "/./") || strings.HasPrefix(run, "/../") {
+		return "", false
+	}
+	p := path.Clean(run)
+	if p == "/" || (strings.Count(p, "/") < 2 && len(p) < minRefLen) {
+		return "", false
+	}
+	return p, true
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+// isShellSep reports whether the byte c (or -1 for the start or end of the
+// body) may surround a path RelocateShell rewrites.
+func isShellSep(c int) bool {
+	return c < 0 || strings.IndexByte(" \t\n;|&()`\"'", byte(c)) >= 0
+}
+
+// relocatedShellPaths returns the absolute paths RelocateShell rewrites in
+// body (each as written): those the script runs or sources, or gives an
+// interpreter as its script, that are bundled. RelocateShell rewrites each
+// occurrence of them as a whole word (surrounded by isShellSep bytes).
+func relocatedShellPaths(body []byte, bundled func(string) bool) map[string]bool {
+	cmds, sources, runs := scanShellRuns(string(body))
+	for _, r := range runs {
+		if !r.Module {
+			sources = append(sources, r.Arg)
+		}
+	}
+	out := map[string]bool{}
+	for _, p := range append(cmds, sources...) {
+		if path.IsAbs(p) && bundled(path.Clean(p)) {
+			out[p] = true
+		}
+	}
+	return out
+}
+
+// libcNames are the C library's own files, by name without ".so" and
+// version: they name the C library's paths, handled already.
+var libcNames = map[string]bool{
+	"ld-linux": true, "ld-linux-x86-64": true, "ld-linux-aarch64": true, "ld-linux-armhf": true,
+	"ld64": true, "ld": true, "ld-musl-x86_64": true, "ld-musl-aarch64": true,
+	"libc": true, "libm": true, "libpthread": true, "libdl": true, "librt": true, "libresolv": true,
+	"libmvec": true, "libutil": true, "libanl": true, "libBrokenLocale": true, "libc_malloc_debug": true,
+	"libthread_db": true, "libnsl": true, "libmemusage": true, "libpcprofile": true, "libcidn": true,
+}
+
+// libcFile reports whether e is one of the C library's own files: by its
+// SONAME or file name ("libc.so.6", "libm-2.31.so", "libnss_files.so.2",
+// "ld-linux-x86-64.so.2"), or a gconv module.
+func libcFile(e *Entry) bool {
+	names := []string{path.Base(e.Path)}
+	if e.ELF != nil && e.ELF.SOName != "" {
+		names = append(names, e.ELF.SOName)
+	}
+	if e.ELF != nil && strings.Contains(e.Path, "/gconv/") {
+		return true
+	}
+	for _, n := range names {
+		stem, _, ok := strings.Cut(n, ".so")
+		if !ok {
+			continue
+		}
+		if i := strings.Index(stem, "-2."); i > 0 {
+			stem = stem[:i] // libm-2.31
+		}
+		if libcNames[stem] || strings.HasPrefix(stem, "libnss_") {
+			return true
+		}
+	}
+	return false
+}
+
+// systemPaths are the C library's well-known paths (and what lies below
+// them), the kernel's and scratch file systems, and /bin/sh: a relocated
+// program reading or running them is handled or harmless as today.
+var systemPaths = []string{
+	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ld.so.preload",
+	"/usr/lib/locale", "/usr/share/locale", "/usr/share/i18n", "/usr/lib/gconv",
+	"/usr/share/zoneinfo", "/etc/localtime", "/etc/timezone",
+	"/etc/nsswitch.conf", "/etc/host.conf", "/etc/hosts", "/etc/resolv.conf", "/etc/gai.conf",
+	"/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/services", "/etc/protocols",
+	"/etc/networks", "/etc/rpc", "/etc/netgroup", "/etc/mtab", "/etc/fstab",
+	"/proc", "/sys", "/dev", "/tmp", "/var/tmp", "/run", "/var/run",
+	"/bin/sh", "/usr/bin/sh",
+}
+
+// systemPath reports whether p is one of systemPaths or below one, or in
+// a gconv directory (/usr/lib/TRIPLET/gconv).
+func systemPath(p string) bool {
+	for _, s := range systemPaths {
+		if within(p, s) {
+			return true
+		}
+	}
+	for _, lib := range []string{"/usr/lib/", "/lib/", "/usr/lib64/", "/lib64/"} {
+		if rest, ok := strings.CutPrefix(p, lib); ok {
+			parts := strings.SplitN(rest, "/", 3)
+			if len(parts) >= 2 && parts[1] == "gconv" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hierarchyDirs are the standard directories of the file system
+// hierarchy: naming one says nothing about a program's own files.
+var hierarchyDirs = map[string]bool{
+	"/": true, "/bin": true, "/sbin": true, "/lib": true, "/lib32": true, "/lib64": true, "/libx32": true,
+	"/usr": true, "/usr/bin": true, "/usr/sbin": true, "/usr/lib": true, "/usr/lib32": true, "/usr/lib64": true,
+	"/usr/libx32": true, "/usr/libexec": true, "/usr/share": true, "/usr/include": true,
+	"/usr/local": true, "/usr/local/bin": true, "/usr/local/lib": true, "/usr/local/lib64": true,
+	"/usr/local/share": true, "/usr/local/sbin": true, "/usr/local/include": true, "/usr/local/etc": true,
+	"/usr/local/libexec": true,
+	"/etc":               true, "/var": true, "/var/lib": true, "/var/cache": true, "/var/log": true, "/var/spool": true,
+	"/var/local": true, "/var/opt": true, "/var/mail": true,
+	"/opt": true, "/srv": true, "/home": true, "/root": true, "/mnt": true, "/media": true,
+}
+
+// hierarchyDir reports whether p is a standard hierarchy directory or a
+// multiarch library directory (/usr/lib/x86_64-linux-gnu, /lib/TRIPLET,
+// /usr/local/lib/TRIPLET).
+func hierarchyDir(p string) bool {
+	if hierarchyDirs[p] {
+		return true
+	}
+	for _, lib := range []string{"/usr/lib/", "/lib/", "/usr/local/lib/"} {
+		if rest, ok := strings.CutPrefix(p, lib); ok && !strings.Contains(rest, "/") && isTriplet(rest) {
+			return true
+		}
+	}
+	return false
+}
+
+// isTriplet reports whether s looks like a multiarch tuple
+// ("x86_64-linux-gnu", "aarch64-linux-gnu", "arm-linux-gnueabihf").
+func isTriplet(s string) bool {
+	return strings.Contains(s, "-linux-") && (strings.HasSuffix(s, "-gnu") || strings.Contains(s, "-gnu") || strings.HasSuffix(s, "-musl"))
+}
+
+// pathByte reports which bytes make up a path run.
+var pathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "._+@%-/" {
+		t[c] = true
+	}
+	return t
+}()
+
+// pathFinder finds, in bytes given in chunks, the maximal runs of path
+// bytes that start with '/' and are at most maxPath long, with the bytes
+// around them. Runs split across chunks are found whole; a run in
+// progress is the only state kept between chunks (at most maxPath bytes).
+type pathFinder struct {
+	off     int64 // bytes seen so far
+	in      bool  // inside a run of path bytes
+	keep    bool  // the run starts with '/' and fits maxPath
+	start   int64 // offset of the run
+	run     []byte
+	prev    int // byte before the run, -1 at the start
+	last    int // the last byte seen, -1 before any
+	started bool
+}
+
+// write feeds b and calls fn for each run that ends within it.
+func (f *pathFinder) write(b []byte, fn func(off int64, run []byte, prev, next int)) {
+	if !f.started {
+		f.started, f.last = true, -1
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if pathByte[c] {
+			if !f.in {
+				f.in, f.keep, f.start, f.prev, f.run = true, c == '/', f.off+int64(i), f.last, f.run[:0]
+				if !f.keep {
+					// Skip the rest of a relative run quickly.
+					j := i + 1
+					for j < len(b) && pathByte[b[j]] {
+						j++
+					}
+					f.last = int(b[j-1])
+					i = j - 1
+					continue
+				}
+			}
+			if f.keep {
+				if len(f.run) >= maxPath {
+					f.keep = false
+				} else {
+					f.run = append(f.run, c)
+				}
+			}
+		} else if f.in {
+			f.in = false
+			if f.keep {
+				fn(f.start, f.run, f.prev, int(c))
+			}
+		}
+		f.last = int(c)
+	}
+	f.off += int64(len(b))
+}
+
+// close ends the input: a run reaching the end is reported.
+func (f *pathFinder) close(fn func(off int64, run []byte, prev, next int)) {
+	if f.in && f.keep {
+		fn(f.start, f.run, f.prev, -1)
+	}
+	f.in = false
+}
+
+// pathStrings returns the absolute path runs of b with their offsets, as
+// the streaming finder sees them (for tests and fuzzing).
+func pathStrings(chunks ...[]byte) (offs []int64, runs []string) {
+	var f pathFinder
+	fn := func(off int64, run []byte, _, _ int) {
+		offs = append(offs, off)
+		runs = append(runs, string(run))
+	}
+	for _, c := range chunks {
+		f.write(c, fn)
+	}
+	f.close(fn)
+	return offs, runs
+}
