@@ -5,6 +5,7 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -172,6 +173,18 @@ func poisonedRoot(t *testing.T, zipped []byte) string {
 // stderr (the program's too) must not mention POISON.
 func runBootstrap(ctx context.Context, t *testing.T, root string, input []byte) string {
 	t.Helper()
+	got, logs, err := invokeInRoot(ctx, t, root, input)
+	if err != nil {
+		t.Fatalf("%v\nbootstrap output:\n%s", err, logs)
+	}
+	return got
+}
+
+// invokeInRoot is runBootstrap for invocations that may fail: it returns
+// the output object, the bootstrap's output (its log, with the program's
+// stderr lines) and the function's error, if the invocation failed.
+func invokeInRoot(ctx context.Context, t *testing.T, root string, input []byte) (output, logs string, err error) {
+	t.Helper()
 	s3, err := NewLocalS3("", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -225,8 +238,11 @@ func runBootstrap(ctx context.Context, t *testing.T, root string, input []byte) 
 	if err != nil {
 		t.Fatalf("Invoke: %v", err)
 	}
+	if strings.Contains(stderr.String(), "POISON") {
+		t.Errorf("something bundled ran a poisoned host file:\n%s", stderr.String())
+	}
 	if inv.Error != nil {
-		t.Fatalf("invocation failed: %v", inv.Error)
+		return "", stderr.String(), fmt.Errorf("invocation failed: %w", inv.Error)
 	}
 	var result xruntime.Result
 	if err := json.Unmarshal(inv.Response, &result); err != nil || len(result.Records) != 1 || result.Records[0].OutputKey == "" {
@@ -242,10 +258,7 @@ func runBootstrap(ctx context.Context, t *testing.T, root string, input []byte) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(stderr.String(), "POISON") {
-		t.Errorf("something bundled ran a poisoned host file:\n%s", stderr.String())
-	}
-	return string(got)
+	return string(got), stderr.String(), nil
 }
 
 // TestChrootScripts packages the sh-tools fixture's script entrypoints
