@@ -30,10 +30,17 @@ type SizeError struct {
 	Size    int64
 	Limit   int64
 	Biggest []FileSize
+	// Image is set for a container-image package (limit MaxImageSize).
+	Image bool
 }
 
 func (e *SizeError) Error() string {
 	var b strings.Builder
+	if e.Image {
+		fmt.Fprintf(&b, "image package is %s, over Lambda's limit of %s (%d bytes) for container images: build it with --slim or leave files out of the image",
+			humanSize(e.Size), humanSize(e.Limit), e.Limit)
+		return b.String()
+	}
 	fmt.Fprintf(&b, "package is %s unzipped, over Lambda's limit of %s (%d bytes): leave files out with --exclude GLOB",
 		humanSize(e.Size), humanSize(e.Limit), e.Limit)
 	if len(e.Biggest) > 0 {

@@ -20,9 +20,11 @@ type packageOptions struct {
 	input           xruntime.Input
 	output          xruntime.Output
 	writableWorkDir bool
-	bootstrap       func(arch string) ([]byte, error)
-	logger          *slog.Logger
-	tool            string
+	// slim is set by WithSlim (imagepkg.go).
+	slim      bool
+	bootstrap func(arch string) ([]byte, error)
+	logger    *slog.Logger
+	tool      string
 	// trace is set by WithTrace (trace.go).
 	trace *traceSettings
 	// maxUnzipped is Lambda's unzipped limit; tests lower it.

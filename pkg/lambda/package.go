@@ -109,42 +109,9 @@ func Package(ctx context.Context, img *image.Image, w io.Writer, opts ...Package
 	if err != nil {
 		return nil, err
 	}
-	if img == nil {
-		return nil, errors.New("packaging: no image")
-	}
-	log := o.logger
-	log.Debug("indexing image", "image", img.Ref, "layers", len(img.Layers))
-	idx, err := image.BuildIndex(ctx, img)
+	p, summary, err := resolve(ctx, img, o)
 	if err != nil {
 		return nil, err
-	}
-	cmd, err := image.ResolveCommand(img, idx, o.override)
-	if err != nil {
-		return nil, err
-	}
-	// The image goes first so that the rules beyond ELF (scripts, Python,
-	// Perl, data files) apply by default; o.closure can turn them off.
-	closureOpts := append([]image.ClosureOption{image.WithImage(img)}, o.closure...)
-	staticStart := time.Now()
-	closure, err := image.Closure(ctx, idx, cmd, closureOpts...)
-	if err != nil {
-		return nil, err
-	}
-	var summary *TraceSummary
-	if o.trace != nil {
-		closure, summary, err = traceClosure(ctx, o, img, idx, cmd, closureOpts, closure, time.Since(staticStart))
-		if err != nil {
-			return nil, err
-		}
-	}
-	log.Info("closure resolved", "program", cmd.Path, "paths", len(closure.Files), "arch", closure.Arch)
-	for _, n := range closure.Notes {
-		log.Info("closure: " + n)
-	}
-
-	p := &packer{o: o, img: img, idx: idx, cmd: cmd, closure: closure}
-	if summary != nil {
-		p.warnings = append(p.warnings, summary.warnings...)
 	}
 	if err := p.plan(ctx); err != nil {
 		return nil, err
@@ -201,6 +168,49 @@ func PackageFile(ctx context.Context, img *image.Image, path string, opts ...Pac
 	return res, nil
 }
 
+// resolve runs what every package format starts with: the index of img,
+// the command it runs and the closure of that command (traced with
+// WithTrace).
+func resolve(ctx context.Context, img *image.Image, o *packageOptions) (*packer, *TraceSummary, error) {
+	if img == nil {
+		return nil, nil, errors.New("packaging: no image")
+	}
+	log := o.logger
+	log.Debug("indexing image", "image", img.Ref, "layers", len(img.Layers))
+	idx, err := image.BuildIndex(ctx, img)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd, err := image.ResolveCommand(img, idx, o.override)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The image goes first so that the rules beyond ELF (scripts, Python,
+	// Perl, data files) apply by default; o.closure can turn them off.
+	closureOpts := append([]image.ClosureOption{image.WithImage(img)}, o.closure...)
+	staticStart := time.Now()
+	closure, err := image.Closure(ctx, idx, cmd, closureOpts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	var summary *TraceSummary
+	if o.trace != nil {
+		closure, summary, err = traceClosure(ctx, o, img, idx, cmd, closureOpts, closure, time.Since(staticStart))
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	log.Info("closure resolved", "program", cmd.Path, "paths", len(closure.Files), "arch", closure.Arch)
+	for _, n := range closure.Notes {
+		log.Info("closure: " + n)
+	}
+	p := &packer{o: o, img: img, idx: idx, cmd: cmd, closure: closure}
+	if summary != nil {
+		p.warnings = append(p.warnings, summary.warnings...)
+	}
+	return p, summary, nil
+}
+
 // packer holds one Package run.
 type packer struct {
 	o       *packageOptions
@@ -224,6 +234,9 @@ type packer struct {
 	// shell holds the closure's shell scripts and bundled its paths, for
 	// image.RelocateShell.
 	shell, bundled map[string]bool
+	// verbatim keeps files as they are in the image (an image package's
+	// files stay at their original paths: nothing to point elsewhere).
+	verbatim bool
 }
 
 type spooledFile struct {
@@ -332,17 +345,9 @@ func (p *packer) closureEnv(linkDir string) []string {
 // plan works out everything but the files' contents: the architecture,
 // the manifest and LinkDir, the loader aliases, the symlinks.
 func (p *packer) plan(ctx context.Context) error {
-	var err error
-	p.arch, p.goarch, err = lambdaArch(p.closure.Arch, p.img.Platform.Architecture)
+	prog, err := p.program()
 	if err != nil {
 		return err
-	}
-	prog, progEntry, err := p.idx.Resolve(p.cmd.Path)
-	if err != nil {
-		return fmt.Errorf("resolving program %q: %w", p.cmd.Path, err)
-	}
-	if progEntry.Kind != image.Regular {
-		return fmt.Errorf("program %q is not a regular file", prog)
 	}
 
 	p.shell = map[string]bool{}
@@ -384,25 +389,8 @@ func (p *packer) plan(ctx context.Context) error {
 		return fmt.Errorf("program %q is not in the closure", prog)
 	}
 
-	m := xruntime.Manifest{
-		Version:         xruntime.ManifestVersion,
-		Tool:            p.o.tool,
-		Image:           p.img.Ref,
-		Digest:          p.img.Digest,
-		Platform:        p.img.Platform.String(),
-		Program:         prog,
-		Args:            append([]string(nil), p.cmd.Args...),
-		Env:             append([]string(nil), p.cmd.Env...),
-		WorkDir:         p.cmd.WorkingDir,
-		WritableWorkDir: p.o.writableWorkDir,
-		User:            p.cmd.User,
-		LibraryPath:     append([]string(nil), p.closure.LibraryPath...),
-		Input:           p.o.input,
-		Output:          p.o.output,
-	}
-	if m.Input.Mode == xruntime.InputFile && !containsPlaceholder(m.Args) {
-		p.warn("input mode %q but no %q in the arguments %q: the program is not told where the input is", m.Input.Mode, xruntime.InputPlaceholder, m.Args)
-	}
+	m := p.baseManifest(prog)
+	m.LibraryPath = append([]string(nil), p.closure.LibraryPath...)
 	if rewritten {
 		m.LinkDir = linkDir(p.img.Digest, p.closure.Files, m)
 	}
@@ -463,6 +451,65 @@ func (p *packer) plan(ctx context.Context) error {
 		return errors.Join(errs...)
 	}
 
+	if err := p.getBootstrap(ctx); err != nil {
+		return err
+	}
+
+	// Fail before reading the layers again when the files alone are too
+	// big.
+	var total int64
+	for _, s := range sizes {
+		total += s.Size
+	}
+	return p.sizeRule(checkUnzipped(total+int64(len(p.bootstrap)), p.o.maxUnzipped, sizes))
+}
+
+// program checks the architecture and resolves the program the image runs
+// to its file in the image.
+func (p *packer) program() (string, error) {
+	var err error
+	p.arch, p.goarch, err = lambdaArch(p.closure.Arch, p.img.Platform.Architecture)
+	if err != nil {
+		return "", err
+	}
+	prog, progEntry, err := p.idx.Resolve(p.cmd.Path)
+	if err != nil {
+		return "", fmt.Errorf("resolving program %q: %w", p.cmd.Path, err)
+	}
+	if progEntry.Kind != image.Regular {
+		return "", fmt.Errorf("program %q is not a regular file", prog)
+	}
+	return prog, nil
+}
+
+// baseManifest is the manifest of every format before the format's own
+// settings: the program, its arguments and environment as the image gives
+// them, and the event settings.
+func (p *packer) baseManifest(prog string) xruntime.Manifest {
+	m := xruntime.Manifest{
+		Version:         xruntime.ManifestVersion,
+		Tool:            p.o.tool,
+		Image:           p.img.Ref,
+		Digest:          p.img.Digest,
+		Platform:        p.img.Platform.String(),
+		Program:         prog,
+		Args:            append([]string(nil), p.cmd.Args...),
+		Env:             append([]string(nil), p.cmd.Env...),
+		WorkDir:         p.cmd.WorkingDir,
+		WritableWorkDir: p.o.writableWorkDir,
+		User:            p.cmd.User,
+		Input:           p.o.input,
+		Output:          p.o.output,
+	}
+	if m.Input.Mode == xruntime.InputFile && !containsPlaceholder(m.Args) {
+		p.warn("input mode %q but no %q in the arguments %q: the program is not told where the input is", m.Input.Mode, xruntime.InputPlaceholder, m.Args)
+	}
+	return m
+}
+
+// getBootstrap gets the bootstrap for the package's architecture.
+func (p *packer) getBootstrap(ctx context.Context) error {
+	var err error
 	if p.o.bootstrap != nil {
 		p.bootstrap, err = p.o.bootstrap(p.goarch)
 	} else {
@@ -474,14 +521,7 @@ func (p *packer) plan(ctx context.Context) error {
 	if len(p.bootstrap) == 0 {
 		return fmt.Errorf("getting the %s bootstrap: empty program", p.goarch)
 	}
-
-	// Fail before reading the layers again when the files alone are too
-	// big.
-	var total int64
-	for _, s := range sizes {
-		total += s.Size
-	}
-	return p.sizeRule(checkUnzipped(total+int64(len(p.bootstrap)), p.o.maxUnzipped, sizes))
+	return nil
 }
 
 // sizeRule adds to a *SizeError which closure rule added the most and how
@@ -548,6 +588,12 @@ func (p *packer) extract(ctx context.Context, dir string) error {
 // rewrite copies f's content from r to w, pointing its PT_INTERP or "#!"
 // interpreter into the bundle.
 func (p *packer) rewrite(w io.Writer, r io.Reader, f *image.Entry) error {
+	if p.verbatim {
+		if _, err := io.Copy(w, r); err != nil {
+			return fmt.Errorf("extracting %q: %w", f.Path, err)
+		}
+		return nil
+	}
 	if p.shell[f.Path] && p.manifest.LinkDir != "" {
 		// A shell script's absolute commands and sourced files point
 		// into the bundle too (image.RelocateShell).
