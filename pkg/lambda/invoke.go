@@ -51,6 +51,7 @@ type invokeOptions struct {
 	logWriter   io.Writer
 	output      io.Writer
 	memoryMB    int
+	image       imageInvokeOptions
 }
 
 // WithEvent sends event (JSON, usually an S3 event) as the invocation's
@@ -162,11 +163,19 @@ func (e *InvokeError) Error() string {
 	return "invocation failed: " + e.Result.Error.Error()
 }
 
-// Invoke runs the package at zipPath the way Lambda would, on this machine:
-// it unpacks it to a temporary directory, serves the Runtime API, starts the
+// Invoke runs the package pkg the way Lambda would, on this machine: it
+// unpacks it to a temporary directory, serves the Runtime API, starts the
 // package's own bootstrap with a Lambda-like environment, sends one event
 // and returns the answer. Exactly one of WithEvent, WithCSV and
 // WithS3Object says what to send.
+//
+// pkg is a zip (a path to a zip file, or any path ending in ".zip") or a
+// Lambda container image in image.Open's syntax ("oci:DIR",
+// "docker-archive:FILE", a registry reference). An image runs the way Lambda
+// runs container images: flattened into a temporary root, its ENTRYPOINT
+// (+CMD) started chrooted there in a private mount namespace, the root
+// read-only, /tmp fresh and writable, as a non-root user (WithUID), with
+// its ENV and WORKDIR. That needs Linux and root.
 //
 // S3 is the endpoint AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) names when
 // set; else, with WithCSV, an in-process LocalS3; else AWS itself, with the
@@ -177,7 +186,7 @@ func (e *InvokeError) Error() string {
 // concurrent invocations of the same package share it.
 //
 // A failed invocation returns the result and an *InvokeError.
-func Invoke(ctx context.Context, zipPath string, opts ...InvokeOption) (*InvokeResult, error) {
+func Invoke(ctx context.Context, pkg string, opts ...InvokeOption) (*InvokeResult, error) {
 	o := invokeOptions{
 		timeout:   DefaultInvokeTimeout,
 		logger:    slog.New(slog.DiscardHandler),
@@ -198,7 +207,10 @@ func Invoke(ctx context.Context, zipPath string, opts ...InvokeOption) (*InvokeR
 	if n != 1 {
 		return nil, errors.New("invoke: give exactly one of an event, a CSV file or a bucket and key")
 	}
-	inv := &invocation{o: o, zipPath: zipPath}
+	if !isZipPackage(pkg) {
+		return invokeImage(ctx, pkg, o)
+	}
+	inv := &invocation{o: o, zipPath: pkg}
 	defer inv.cleanup()
 	return inv.run(ctx)
 }
@@ -297,7 +309,12 @@ func (inv *invocation) run(ctx context.Context) (*InvokeResult, error) {
 		return nil, fmt.Errorf("invoke: %w", err)
 	}
 	log.Debug("bootstrap started", "pid", inv.cmd.Process.Pid)
+	return inv.await(ctx, payload, started)
+}
 
+// await sends payload to the bootstrap started at started and waits for its
+// answer, or for its exit; with WithCSV it then fetches the output.
+func (inv *invocation) await(ctx context.Context, payload []byte, started time.Time) (*InvokeResult, error) {
 	ictx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {

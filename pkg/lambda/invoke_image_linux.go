@@ -1,0 +1,174 @@
+//go:build linux
+
+package lambda
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// imageSandboxSupported says whether this process can run an image package:
+// it needs root. The sandbox is a chroot into the flattened image inside a
+// private mount namespace, where the image is bind-mounted read-only and
+// /tmp, /proc and /dev are mounted; mounting needs CAP_SYS_ADMIN. Without
+// root, that capability comes only with a new user namespace, which a Go
+// program cannot enter from one thread (unshare(CLONE_NEWUSER) refuses
+// multithreaded processes) and which os/exec cannot make mounts in
+// between clone and exec.
+func imageSandboxSupported() error {
+	if os.Geteuid() != 0 {
+		return errors.New("running an image package needs root: its root filesystem is mounted read-only in a private mount namespace and the program is chrooted there as a non-root user, as Lambda runs images; run invoke as root (sudo), or invoke a zip package")
+	}
+	return nil
+}
+
+// startImage starts the image's entrypoint in the sandbox (see
+// invokeImage) in its own process group.
+func (inv *invocation) startImage(sb *imageSandbox) error {
+	if err := prepareMountPoints(sb); err != nil {
+		return err
+	}
+	w := &lockedWriter{w: inv.o.logWriter}
+	cmd := &exec.Cmd{
+		Path:   sb.path,
+		Args:   sb.args,
+		Env:    sb.env,
+		Dir:    sb.dir,
+		Stdout: w,
+		Stderr: w,
+		SysProcAttr: &syscall.SysProcAttr{
+			Chroot:     sb.root,
+			Credential: &syscall.Credential{Uid: uint32(sb.uid), Gid: uint32(sb.gid)},
+			Setpgid:    true,
+		},
+		WaitDelay: time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// The mount namespace belongs to this thread only, and the
+		// program is forked from it. The thread is never unlocked, so Go
+		// ends it with the goroutine instead of reusing it; the namespace
+		// then lives as long as the program.
+		runtime.LockOSThread()
+		if err := enterImageNamespace(sb); err != nil {
+			errc <- err
+			return
+		}
+		errc <- cmd.Start()
+	}()
+	if err := <-errc; err != nil {
+		if errors.Is(err, syscall.ENOEXEC) {
+			return fmt.Errorf("starting the image's entrypoint %s: %w (it is built for another architecture: run on such a host, or install qemu-user-static for its binfmt handler)", sb.path, err)
+		}
+		return fmt.Errorf("starting the image's entrypoint %s: %w", sb.path, err)
+	}
+	inv.cmd = cmd
+	inv.exited = make(chan struct{})
+	go func() {
+		inv.exitErr = cmd.Wait()
+		close(inv.exited)
+	}()
+	return nil
+}
+
+// prepareMountPoints makes /tmp, /proc and /dev directories of the
+// flattened image (what is there in the image is replaced: Lambda mounts
+// over them), and the working directory.
+func prepareMountPoints(sb *imageSandbox) error {
+	r, err := os.OpenRoot(sb.root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for _, d := range []string{"tmp", "proc", "dev"} {
+		fi, err := r.Lstat(d)
+		switch {
+		case err == nil && fi.IsDir():
+			continue
+		case err == nil:
+			if err := r.RemoveAll(d); err != nil {
+				return fmt.Errorf("replacing the image's /%s: %w", d, err)
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return err
+		}
+		if err := r.Mkdir(d, 0o755); err != nil {
+			return fmt.Errorf("making /%s in the image: %w", d, err)
+		}
+	}
+	if wd := strings.TrimPrefix(sb.dir, "/"); wd != "" {
+		if err := r.MkdirAll(wd, 0o755); err != nil {
+			return fmt.Errorf("making the WORKDIR %s: %w", sb.dir, err)
+		}
+	}
+	return nil
+}
+
+// enterImageNamespace moves the calling (locked) thread into a new mount
+// namespace and mounts the sandbox there: the image read-only, nosuid and
+// nodev; the fresh tmp directory on its /tmp; a proc file system on /proc;
+// a small read-only tmpfs on /dev with the usual character devices and the
+// /proc/self/fd links. Nothing propagates to the host's mounts.
+func enterImageNamespace(sb *imageSandbox) error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("making a mount namespace: %w", err)
+	}
+	root := sb.root
+	mounts := []struct {
+		what, source, target, fstype string
+		flags                        uintptr
+		data                         string
+	}{
+		{"making mounts private", "", "/", "", unix.MS_REC | unix.MS_PRIVATE, ""},
+		{"binding the image", root, root, "", unix.MS_BIND, ""},
+		{"binding /tmp", sb.tmp, root + "/tmp", "", unix.MS_BIND, ""},
+		{"remounting /tmp", "", root + "/tmp", "", unix.MS_BIND | unix.MS_REMOUNT | unix.MS_NOSUID | unix.MS_NODEV, ""},
+		{"mounting /proc", "proc", root + "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+		{"mounting /dev", "tmpfs", root + "/dev", "tmpfs", unix.MS_NOSUID | unix.MS_NOEXEC, "mode=755,size=64k"},
+	}
+	for _, m := range mounts {
+		if err := unix.Mount(m.source, m.target, m.fstype, m.flags, m.data); err != nil {
+			return fmt.Errorf("%s: %w", m.what, err)
+		}
+	}
+	dev := root + "/dev"
+	for _, d := range []struct {
+		name         string
+		major, minor uint32
+	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}} {
+		p := filepath.Join(dev, d.name)
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
+			return fmt.Errorf("making /dev/%s: %w", d.name, err)
+		}
+		if err := unix.Chmod(p, 0o666); err != nil {
+			return fmt.Errorf("making /dev/%s: %w", d.name, err)
+		}
+	}
+	for name, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"} {
+		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
+			return fmt.Errorf("making /dev/%s: %w", name, err)
+		}
+	}
+	for _, m := range []struct {
+		what, target string
+		flags        uintptr
+	}{
+		{"remounting /dev read-only", dev, unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NOEXEC},
+		{"remounting the image read-only", root, unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV},
+	} {
+		if err := unix.Mount("", m.target, "", m.flags, ""); err != nil {
+			return fmt.Errorf("%s: %w", m.what, err)
+		}
+	}
+	return nil
+}
