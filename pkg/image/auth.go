@@ -21,7 +21,19 @@ import (
 // defaultKeychain is the keychain Open uses unless WithKeychain is given:
 // Docker config and credential helpers first, then Google, then ECR.
 func defaultKeychain(log *slog.Logger) authn.Keychain {
-	return authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain, NewECRKeychain(log))
+	return Keychain(nil, log)
+}
+
+// Keychain is the keychain Open uses by default, for other users of a
+// registry (pushes): Docker config and credential helpers first, then
+// Google, then ECR with tokens from ecrClient, or from the default AWS
+// configuration when ecrClient is nil. log may be nil.
+func Keychain(ecrClient ECRTokenGetter, log *slog.Logger) authn.Keychain {
+	k := NewECRKeychain(log)
+	if ecrClient != nil {
+		k = NewECRKeychainWithClient(ecrClient, log)
+	}
+	return authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain, k)
 }
 
 // ecrHost matches private ECR registries:

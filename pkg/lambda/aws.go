@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -65,6 +66,22 @@ type STSAPI interface {
 	GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
 }
 
+// ECRAPI is the part of ECR's control plane deploy and destroy use for
+// container images: the registry token for pushes, the repository (created
+// with scan on push and a pull policy for Lambda) and, for destroy
+// --purge-images, its images. *ecr.Client implements it.
+type ECRAPI interface {
+	GetAuthorizationToken(context.Context, *ecr.GetAuthorizationTokenInput, ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error)
+	DescribeRepositories(context.Context, *ecr.DescribeRepositoriesInput, ...func(*ecr.Options)) (*ecr.DescribeRepositoriesOutput, error)
+	CreateRepository(context.Context, *ecr.CreateRepositoryInput, ...func(*ecr.Options)) (*ecr.CreateRepositoryOutput, error)
+	ListTagsForResource(context.Context, *ecr.ListTagsForResourceInput, ...func(*ecr.Options)) (*ecr.ListTagsForResourceOutput, error)
+	GetRepositoryPolicy(context.Context, *ecr.GetRepositoryPolicyInput, ...func(*ecr.Options)) (*ecr.GetRepositoryPolicyOutput, error)
+	SetRepositoryPolicy(context.Context, *ecr.SetRepositoryPolicyInput, ...func(*ecr.Options)) (*ecr.SetRepositoryPolicyOutput, error)
+	ListImages(context.Context, *ecr.ListImagesInput, ...func(*ecr.Options)) (*ecr.ListImagesOutput, error)
+	BatchDeleteImage(context.Context, *ecr.BatchDeleteImageInput, ...func(*ecr.Options)) (*ecr.BatchDeleteImageOutput, error)
+	DeleteRepository(context.Context, *ecr.DeleteRepositoryInput, ...func(*ecr.Options)) (*ecr.DeleteRepositoryOutput, error)
+}
+
 // Clients are the AWS clients deploy and destroy call, and the region they
 // are bound to.
 type Clients struct {
@@ -72,6 +89,9 @@ type Clients struct {
 	IAM    IAMAPI
 	S3     S3API
 	STS    STSAPI
+	// ECR is needed only for container images in ECR; deploying one
+	// without it fails before anything changes.
+	ECR ECRAPI
 	// Region is the clients' region, used in the role's log ARNs.
 	Region string
 }
@@ -120,6 +140,7 @@ func NewClients(cfg aws.Config) *Clients {
 			}
 		}),
 		STS:    sts.NewFromConfig(cfg),
+		ECR:    ecr.NewFromConfig(cfg),
 		Region: cfg.Region,
 	}
 }

@@ -28,9 +28,10 @@ import (
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
-// DeployOption configures Deploy and Destroy. Options that do not apply to
-// Destroy (everything but WithClients, WithDeployLogger, WithDryRun and
-// WithCodeBucket) are ignored by it.
+// DeployOption configures Deploy, DeployContainer and Destroy. Options
+// that do not apply to Destroy (everything but WithClients,
+// WithDeployLogger, WithDryRun, WithCodeBucket, WithRepository and
+// WithPurgeImages) are ignored by it, and WithPurgeImages by the deploys.
 type DeployOption func(*deployOptions) error
 
 type deployOptions struct {
@@ -46,6 +47,10 @@ type deployOptions struct {
 	codeBucket string
 	limits     *CodeLimits
 	dryRun     bool
+	// repository is WithRepository's reference; purgeImages is
+	// WithPurgeImages.
+	repository  string
+	purgeImages bool
 
 	// Retry and wait settings; tests shorten them.
 	roleRetryDelays []time.Duration
@@ -273,12 +278,20 @@ type DeployResult struct {
 	FunctionName string `json:"function_name"`
 	FunctionARN  string `json:"function_arn"`
 	// Version is the published version, or "$LATEST".
-	Version      string `json:"version"`
-	Alias        string `json:"alias,omitempty"`
+	Version string `json:"version"`
+	Alias   string `json:"alias,omitempty"`
+	// CodeSha256 is the code's SHA-256 as Lambda reports it: the zip's in
+	// base64, or a container image's manifest digest in hex.
 	CodeSha256   string `json:"code_sha256"`
 	RoleARN      string `json:"role_arn"`
 	Architecture string `json:"architecture"`
-	// CodeLocation is "direct" or the s3:// URL of the uploaded zip.
+	// PackageType is the function's: "Zip" or "Image".
+	PackageType string `json:"package_type"`
+	// ImageURI is a container image's REPOSITORY@sha256:DIGEST, the
+	// function's ImageUri; empty for a zip.
+	ImageURI string `json:"image_uri,omitempty"`
+	// CodeLocation is "direct", the s3:// URL of the uploaded zip, or the
+	// image URI.
 	CodeLocation string  `json:"code_location"`
 	Trigger      Trigger `json:"trigger"`
 	// Changes lists what was changed, in order; empty when the deployment
@@ -319,7 +332,8 @@ func (e *DirectUploadError) Error() string {
 // IsRefused reports whether err is deploy or destroy refusing to act
 // because the request is unsafe or conflicts with what exists (overlapping
 // or recursive trigger, a function or role extract does not manage, code
-// too large), as opposed to a failure talking to AWS.
+// too large, a function of the other package type, an ECR repository in
+// another region), as opposed to a failure talking to AWS.
 func IsRefused(err error) bool {
 	var (
 		o *OverlapError
@@ -327,11 +341,15 @@ func IsRefused(err error) bool {
 		n *NotManagedError
 		d *DirectUploadError
 		s *SizeError
+		p *PackageTypeError
+		g *RepositoryRegionError
 	)
-	return errors.As(err, &o) || errors.As(err, &r) || errors.As(err, &n) || errors.As(err, &d) || errors.As(err, &s)
+	return errors.As(err, &o) || errors.As(err, &r) || errors.As(err, &n) || errors.As(err, &d) || errors.As(err, &s) ||
+		errors.As(err, &p) || errors.As(err, &g)
 }
 
-// pkgInfo is what deploy needs to know about a zip.
+// pkgInfo is what deploy needs to know about a zip or, with image set, a
+// container image.
 type pkgInfo struct {
 	r         io.ReaderAt
 	size      int64
@@ -341,6 +359,24 @@ type pkgInfo struct {
 	manifest  *xruntime.Manifest
 	arch      lambdatypes.Architecture
 	codeSha64 string // base64, as Lambda's CodeSha256
+
+	image *imageInfo
+}
+
+// packageType is the Lambda package type of the code.
+func (p *pkgInfo) packageType() lambdatypes.PackageType {
+	if p.image != nil {
+		return lambdatypes.PackageTypeImage
+	}
+	return lambdatypes.PackageTypeZip
+}
+
+// codeSha256 is the code's CodeSha256 as Lambda reports it.
+func (p *pkgInfo) codeSha256() string {
+	if p.image != nil {
+		return p.image.digest.Hex
+	}
+	return p.codeSha64
 }
 
 func (p *pkgInfo) shaHex() string { return hex.EncodeToString(p.sha256) }
@@ -499,22 +535,28 @@ func Deploy(ctx context.Context, r io.ReaderAt, size int64, function, bucket str
 		}
 		o.clients = NewClients(cfg)
 	}
+	d := newDeployer(o, function, bucket, pkg)
+	if err := d.run(ctx); err != nil {
+		return d.res, err
+	}
+	return d.res, nil
+}
+
+func newDeployer(o *deployOptions, function, bucket string, pkg *pkgInfo) *deployer {
 	d := &deployer{o: o, c: o.clients, log: o.log, function: function, bucket: bucket, pkg: pkg}
 	d.res = &DeployResult{
 		FunctionName: function,
 		Version:      "$LATEST",
 		Alias:        o.alias,
-		CodeSha256:   pkg.codeSha64,
+		CodeSha256:   pkg.codeSha256(),
 		Architecture: string(pkg.arch),
+		PackageType:  string(pkg.packageType()),
 		CodeLocation: "direct",
 		Trigger:      newTrigger(function, bucket, pkg.manifest.Input),
 		Changes:      []string{},
 		DryRun:       o.dryRun,
 	}
-	if err := d.run(ctx); err != nil {
-		return d.res, err
-	}
-	return d.res, nil
+	return d
 }
 
 // deployer holds one deployment's state.
@@ -531,6 +573,12 @@ type deployer struct {
 	cur         *awslambda.GetFunctionOutput // nil when the function does not exist
 	roleCreated bool
 	codeChanged bool // code or configuration changed in this run
+
+	// A container image's repository (repoCreated when this run creates
+	// it) and the function's ImageUri.
+	repo        *repository
+	repoCreated bool
+	imageURI    string
 }
 
 // change records one change and logs it at debug level (the caller prints
@@ -553,16 +601,21 @@ func (d *deployer) run(ctx context.Context) error {
 	d.res.FunctionARN = fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", d.id.Partition, d.id.Region, d.id.Account, d.function)
 
 	// Everything that can refuse is checked before anything changes.
-	limits, err := d.limits(ctx)
-	if err != nil {
+	useS3 := false
+	if d.pkg.image == nil {
+		limits, err := d.limits(ctx)
+		if err != nil {
+			return err
+		}
+		if d.pkg.unzipped > limits.Unzipped {
+			return &SizeError{Size: d.pkg.unzipped, Limit: limits.Unzipped, Biggest: biggestFiles(d.pkg.files, 5)}
+		}
+		useS3 = d.pkg.size > limits.DirectUpload
+		if useS3 && d.o.codeBucket == "" {
+			return &DirectUploadError{Size: d.pkg.size, Limit: limits.DirectUpload}
+		}
+	} else if err := d.resolveRepository(); err != nil {
 		return err
-	}
-	if d.pkg.unzipped > limits.Unzipped {
-		return &SizeError{Size: d.pkg.unzipped, Limit: limits.Unzipped, Biggest: biggestFiles(d.pkg.files, 5)}
-	}
-	useS3 := d.pkg.size > limits.DirectUpload
-	if useS3 && d.o.codeBucket == "" {
-		return &DirectUploadError{Size: d.pkg.size, Limit: limits.DirectUpload}
 	}
 	if err := d.readFunction(ctx); err != nil {
 		return err
@@ -573,6 +626,14 @@ func (d *deployer) run(ctx context.Context) error {
 
 	if err := d.ensureRole(ctx); err != nil {
 		return err
+	}
+	if d.pkg.image != nil {
+		if err := d.ensureRepository(ctx); err != nil {
+			return err
+		}
+		if err := d.pushImage(ctx); err != nil {
+			return err
+		}
 	}
 	if err := d.ensureFunction(ctx, useS3); err != nil {
 		return err
@@ -637,6 +698,9 @@ func (d *deployer) readFunction(ctx context.Context) error {
 	if out.Configuration == nil {
 		return fmt.Errorf("reading function %q: no configuration in the response", d.function)
 	}
+	if cur, want := out.Configuration.PackageType, d.pkg.packageType(); cur != "" && cur != want {
+		return &PackageTypeError{Function: d.function, Current: string(cur), Want: string(want)}
+	}
 	d.cur = out
 	d.res.FunctionARN = deref(out.Configuration.FunctionArn)
 	return nil
@@ -651,12 +715,17 @@ func (d *deployer) spec() functionSpec {
 		Timeout:          d.o.timeout,
 		EphemeralStorage: d.o.ephemeral,
 		Env:              d.o.env,
+		Image:            d.pkg.image != nil,
 	}
 }
 
 // code returns the FunctionCode for the package, uploading it to the code
-// bucket first when useS3 (unless the object is already there).
+// bucket first when useS3 (unless the object is already there); for a
+// container image, its URI (pushed already).
 func (d *deployer) code(ctx context.Context, useS3 bool) (*lambdatypes.FunctionCode, error) {
+	if d.pkg.image != nil {
+		return &lambdatypes.FunctionCode{ImageUri: aws.String(d.imageURI)}, nil
+	}
 	if !useS3 {
 		b := make([]byte, d.pkg.size)
 		if n, err := d.pkg.r.ReadAt(b, 0); int64(n) != d.pkg.size {
@@ -700,7 +769,11 @@ func (d *deployer) ensureFunction(ctx context.Context, useS3 bool) error {
 		if err != nil {
 			return err
 		}
-		d.change("create function %s (%s, %d MB, %ds)", d.function, spec.Architecture, spec.MemorySize, spec.Timeout)
+		if spec.Image {
+			d.change("create function %s (image %s, %s, %d MB, %ds)", d.function, d.imageURI, spec.Architecture, spec.MemorySize, spec.Timeout)
+		} else {
+			d.change("create function %s (%s, %d MB, %ds)", d.function, spec.Architecture, spec.MemorySize, spec.Timeout)
+		}
 		d.codeChanged = true
 		if d.o.dryRun {
 			return nil
@@ -708,16 +781,17 @@ func (d *deployer) ensureFunction(ctx context.Context, useS3 bool) error {
 		in := &awslambda.CreateFunctionInput{
 			FunctionName:     &d.function,
 			Role:             &spec.Role,
-			Runtime:          lambdatypes.RuntimeProvidedal2023,
-			Handler:          aws.String("bootstrap"),
 			Architectures:    []lambdatypes.Architecture{spec.Architecture},
 			Code:             code,
 			MemorySize:       &spec.MemorySize,
 			Timeout:          &spec.Timeout,
 			EphemeralStorage: &lambdatypes.EphemeralStorage{Size: &spec.EphemeralStorage},
-			PackageType:      lambdatypes.PackageTypeZip,
+			PackageType:      d.pkg.packageType(),
 			Description:      aws.String(description(d.pkg.manifest)),
 			Tags:             map[string]string{ManagedByTag: ManagedByValue},
+		}
+		if !spec.Image { // an image's ENTRYPOINT is the bootstrap
+			in.Runtime, in.Handler = lambdatypes.RuntimeProvidedal2023, aws.String("bootstrap")
 		}
 		if len(spec.Env) > 0 {
 			in.Environment = &lambdatypes.Environment{Variables: spec.Env}
@@ -743,12 +817,23 @@ func (d *deployer) ensureFunction(ctx context.Context, useS3 bool) error {
 	if len(cur.Architectures) > 0 {
 		curArch = cur.Architectures[0]
 	}
-	if deref(cur.CodeSha256) != d.pkg.codeSha64 || curArch != spec.Architecture {
+	codeDiffers := deref(cur.CodeSha256) != d.pkg.codeSha64
+	what := fmt.Sprintf("CodeSha256 %s → %s", orNone(deref(cur.CodeSha256)), d.pkg.codeSha64)
+	if spec.Image {
+		// The ImageUri deploy set pins the digest: compare that. (Lambda's
+		// CodeSha256 of an image is its digest, but emulators differ.)
+		var curURI string
+		if d.cur.Code != nil {
+			curURI = deref(d.cur.Code.ImageUri)
+		}
+		codeDiffers = curURI != d.imageURI
+		what = fmt.Sprintf("image %s → %s", orNone(curURI), d.imageURI)
+	}
+	if codeDiffers || curArch != spec.Architecture {
 		code, err := d.code(ctx, useS3)
 		if err != nil {
 			return err
 		}
-		what := fmt.Sprintf("CodeSha256 %s → %s", orNone(deref(cur.CodeSha256)), d.pkg.codeSha64)
 		if curArch != spec.Architecture {
 			what += fmt.Sprintf(", architecture %s → %s", curArch, spec.Architecture)
 		}
@@ -760,6 +845,7 @@ func (d *deployer) ensureFunction(ctx context.Context, useS3 bool) error {
 				ZipFile:       code.ZipFile,
 				S3Bucket:      code.S3Bucket,
 				S3Key:         code.S3Key,
+				ImageUri:      code.ImageUri,
 				Architectures: []lambdatypes.Architecture{spec.Architecture},
 			}
 			err := d.retryConflict(ctx, func() error {
@@ -785,12 +871,13 @@ func (d *deployer) ensureFunction(ctx context.Context, useS3 bool) error {
 			in := &awslambda.UpdateFunctionConfigurationInput{
 				FunctionName:     &d.function,
 				Role:             &spec.Role,
-				Runtime:          lambdatypes.RuntimeProvidedal2023,
-				Handler:          aws.String("bootstrap"),
 				MemorySize:       &spec.MemorySize,
 				Timeout:          &spec.Timeout,
 				EphemeralStorage: &lambdatypes.EphemeralStorage{Size: &spec.EphemeralStorage},
 				Environment:      &lambdatypes.Environment{Variables: env},
+			}
+			if !spec.Image {
+				in.Runtime, in.Handler = lambdatypes.RuntimeProvidedal2023, aws.String("bootstrap")
 			}
 			err := d.retryConflict(ctx, func() error {
 				return d.retryRole(ctx, func() error {
@@ -968,7 +1055,7 @@ func (d *deployer) ensureVersion(ctx context.Context) error {
 		}
 		marker = out.NextMarker
 	}
-	if newest != nil && !d.codeChanged && deref(newest.CodeSha256) == d.pkg.codeSha64 &&
+	if newest != nil && !d.codeChanged && deref(newest.CodeSha256) == deref(latest.Configuration.CodeSha256) &&
 		len(configChanges(newest, d.spec())) == 0 {
 		d.res.Version = deref(newest.Version)
 		return nil

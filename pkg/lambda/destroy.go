@@ -3,6 +3,7 @@ package lambda
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -21,10 +22,13 @@ type DestroyResult struct {
 // Destroy removes what Deploy created for function and bucket, and nothing
 // else: the rule extract-NAME from the bucket's notification configuration
 // (every other rule kept), the function's permission for the bucket, the
-// function, its role when extract created it (tag managed-by=extract), and
-// with WithCodeBucket the code objects under extract/NAME/. What is already
-// gone is skipped, so running it twice is fine. A function of that name not
-// created by extract is a *NotManagedError and nothing is removed.
+// function, its role when extract created it (tag managed-by=extract), with
+// WithCodeBucket the code objects under extract/NAME/, and with
+// WithPurgeImages the container images deploy pushed (see WithPurgeImages;
+// the repository is WithRepository's, else the function's, else the
+// default extract-NAME). What is already gone is skipped, so running it
+// twice is fine. A function of that name not created by extract is a
+// *NotManagedError and nothing is removed.
 func Destroy(ctx context.Context, function, bucket string, opts ...DeployOption) (*DestroyResult, error) {
 	o, err := makeDeployOptions(opts)
 	if err != nil {
@@ -61,6 +65,11 @@ func Destroy(ctx context.Context, function, bucket string, opts ...DeployOption)
 		return res, wrapAWS(err, "reading function %q", function)
 	case fn.Tags[ManagedByTag] != ManagedByValue:
 		return res, &NotManagedError{Kind: "function", Name: function}
+	}
+	// A container image function's repository, for the images.
+	var fnRepo string
+	if fn != nil && fn.Code != nil && fn.Code.ImageUri != nil {
+		fnRepo, _, _ = strings.Cut(*fn.Code.ImageUri, "@")
 	}
 	// Only the role deploy names after the function is a candidate: a role
 	// given with --role may be another function's extract role.
@@ -122,7 +131,48 @@ func Destroy(ctx context.Context, function, bucket string, opts ...DeployOption)
 			return res, err
 		}
 	}
-	return res, nil
+
+	// The images.
+	if !o.purgeImages {
+		if fnRepo != "" {
+			o.log.Info("the function's images stay in their repository: --purge-images removes them", "repository", fnRepo)
+		}
+		return res, nil
+	}
+	return res, purgeImages(ctx, c, o, function, fnRepo, change)
+}
+
+// purgeImages removes function's images from WithRepository's repository,
+// else fnRepo (the function's), else the default ECR repository.
+func purgeImages(ctx context.Context, c *Clients, o *deployOptions, function, fnRepo string, change func(string, ...any)) error {
+	var (
+		repo *repository
+		err  error
+	)
+	switch {
+	case o.repository != "":
+		repo, err = parseRepository(o.repository)
+	case fnRepo != "":
+		repo, err = parseRepository(fnRepo)
+	default:
+		var id identity
+		if id, err = callerIdentity(ctx, c); err == nil {
+			repo, err = defaultRepository(id, function)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if !repo.ecr {
+		return purgeRegistry(ctx, repo, function, keychain(c, o), o.dryRun, change)
+	}
+	if c.ECR == nil {
+		return fmt.Errorf("purging images from %s: the clients have no ECR client", repo)
+	}
+	if repo.region != c.Region {
+		return fmt.Errorf("purging images from %s: it is in region %s and the clients in %s; pass --region %s", repo, repo.region, c.Region, repo.region)
+	}
+	return purgeECR(ctx, c.ECR, repo, function, o.dryRun, change)
 }
 
 // deleteCode deletes the objects under prefix in bucket.

@@ -42,6 +42,8 @@ type functionSpec struct {
 	Timeout          int32
 	EphemeralStorage int32
 	Env              map[string]string
+	// Image is set for a container image: no runtime, no handler.
+	Image bool
 }
 
 // configChanges lists, in a fixed order, how the function's current
@@ -52,10 +54,10 @@ func configChanges(cur *lambdatypes.FunctionConfiguration, spec functionSpec) []
 	if got := deref(cur.Role); got != spec.Role {
 		out = append(out, fmt.Sprintf("role %s → %s", orNone(got), spec.Role))
 	}
-	if cur.Runtime != lambdatypes.RuntimeProvidedal2023 {
+	if !spec.Image && cur.Runtime != lambdatypes.RuntimeProvidedal2023 {
 		out = append(out, fmt.Sprintf("runtime %s → %s", orNone(string(cur.Runtime)), lambdatypes.RuntimeProvidedal2023))
 	}
-	if got := deref(cur.Handler); got != "bootstrap" {
+	if got := deref(cur.Handler); !spec.Image && got != "bootstrap" {
 		out = append(out, fmt.Sprintf("handler %s → bootstrap", orNone(got)))
 	}
 	if got := deref(cur.MemorySize); got != spec.MemorySize {
@@ -433,6 +435,8 @@ type policyStatement struct {
 	Principal map[string]string `json:"Principal,omitempty"`
 	Action    any               `json:"Action"`
 	Resource  any               `json:"Resource,omitempty"`
+	// Condition is operator → key → value.
+	Condition map[string]map[string]string `json:"Condition,omitempty"`
 }
 
 // trustPolicy lets Lambda assume the role.
