@@ -96,6 +96,9 @@ type ImageResult struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// Trace is what the traced run of WithTrace saw and added.
 	Trace *TraceSummary `json:"trace,omitempty"`
+	// PathRefs are the original paths the closure's files name, when the
+	// package was Prepared (what made auto choose an image).
+	PathRefs []image.PathRef `json:"path_refs,omitempty"`
 
 	tmp string
 }
@@ -143,6 +146,12 @@ func PackageImage(ctx context.Context, img *image.Image, opts ...PackageOption) 
 	if err != nil {
 		return nil, err
 	}
+	return p.packageImage(ctx, summary)
+}
+
+// packageImage builds the image package of a resolved packer.
+func (p *packer) packageImage(ctx context.Context, summary *TraceSummary) (*ImageResult, error) {
+	o := p.o
 	p.verbatim = true
 	prog, err := p.program()
 	if err != nil {
@@ -163,7 +172,7 @@ func PackageImage(ctx context.Context, img *image.Image, opts ...PackageOption) 
 	if err != nil {
 		return nil, fmt.Errorf("creating the layer directory: %w", err)
 	}
-	res := &ImageResult{tmp: tmp, Manifest: p.manifest, Closure: p.closure, Arch: p.arch, Trace: summary}
+	res := &ImageResult{tmp: tmp, Manifest: p.manifest, Closure: p.closure, Arch: p.arch, Trace: summary, PathRefs: p.refs}
 	if err := p.buildImage(ctx, res); err != nil {
 		res.Close()
 		return nil, err

@@ -400,3 +400,73 @@ func TestImageSizeError(t *testing.T) {
 		t.Errorf("image SizeError = %q", err)
 	}
 }
+
+// TestPrepareFormat checks auto's choice: a program that names a data file
+// by its image path gets an image, and its zip warns; one that names none
+// gets a zip.
+func TestPrepareFormat(t *testing.T) {
+	ctx := context.Background()
+	// NUL-delimited, as a C string literal is (Go packs its strings
+	// together without separators).
+	named := mustGoBuild(t, "package main\nimport \"os\"\nvar p = []byte(\"\\x00/usr/share/app/table.dat\\x00\")\nfunc main() { os.ReadFile(string(p[1:len(p)-1])) }\n")
+	plain := mustGoBuild(t, "package main\nfunc main() {}\n")
+	mk := func(prog string) *image.Image {
+		return mustServe(t, mustImage(t, v1.Config{Entrypoint: []string{"/app/run"}}, []layerFile{
+			{name: "app/", dir: true},
+			{name: "app/run", from: prog, mode: 0o755},
+			{name: "usr/", dir: true},
+			{name: "usr/share/", dir: true},
+			{name: "usr/share/app/", dir: true},
+			{name: "usr/share/app/table.dat", body: "42\n"},
+		}))
+	}
+
+	pp, err := Prepare(ctx, mk(named), WithBootstrap(testBootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pp.Format != FormatImage {
+		t.Errorf("Format = %q (%s), want image", pp.Format, pp.Reason)
+	}
+	want := []image.PathRef{{File: "/app/run", Path: "/usr/share/app/table.dat", Kind: "file"}}
+	if diff := cmp.Diff(want, pp.PathRefs); diff != "" {
+		t.Errorf("PathRefs (-want +got):\n%s", diff)
+	}
+	res, err := pp.Zip(ctx, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "--format image") || len(res.PathRefs) != 1 {
+		t.Errorf("zip warnings %q, path refs %v: want a warning naming --format image", res.Warnings, res.PathRefs)
+	}
+	if _, err := pp.Image(ctx); err == nil {
+		t.Error("a Prepared packaged twice")
+	}
+
+	// The same warning from Package itself, whose scan rides on the
+	// extraction.
+	var buf bytes.Buffer
+	direct, err := Package(ctx, mk(named), &buf, WithBootstrap(testBootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, direct.PathRefs); diff != "" {
+		t.Errorf("Package PathRefs (-want +got):\n%s", diff)
+	}
+
+	pp, err = Prepare(ctx, mk(plain), WithBootstrap(testBootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pp.Format != FormatZip || len(pp.PathRefs) != 0 {
+		t.Errorf("Format = %q, refs %v, want zip and none", pp.Format, pp.PathRefs)
+	}
+	ir, err := pp.Image(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ir.Close()
+	if ir.Shape != ShapeWhole {
+		t.Errorf("Image shape %q", ir.Shape)
+	}
+}

@@ -87,6 +87,10 @@ type PackageResult struct {
 	// Trace is what the traced run of WithTrace saw and added; nil
 	// without it.
 	Trace *TraceSummary `json:"trace,omitempty"`
+	// PathRefs are the image paths closure files name that the zip moves
+	// or leaves out (image.PathScanner): when there are any, the program
+	// likely needs a container-image package, and Warnings says so.
+	PathRefs []image.PathRef `json:"path_refs,omitempty"`
 }
 
 // Package writes the Lambda deployment zip of img to w: the closure of the
@@ -113,6 +117,11 @@ func Package(ctx context.Context, img *image.Image, w io.Writer, opts ...Package
 	if err != nil {
 		return nil, err
 	}
+	return p.writeZip(ctx, w, summary)
+}
+
+// writeZip plans, extracts and writes the zip of a resolved packer.
+func (p *packer) writeZip(ctx context.Context, w io.Writer, summary *TraceSummary) (*PackageResult, error) {
 	if err := p.plan(ctx); err != nil {
 		return nil, err
 	}
@@ -121,9 +130,18 @@ func Package(ctx context.Context, img *image.Image, w io.Writer, opts ...Package
 		return nil, fmt.Errorf("creating the spool directory: %w", err)
 	}
 	defer os.RemoveAll(spool)
+	if !p.refsKnown {
+		// The zip reads every closure file anyway: the scan for
+		// original paths rides along.
+		p.scanner = image.NewPathScanner(p.idx, p.closure)
+	}
 	if err := p.extract(ctx, spool); err != nil {
 		return nil, err
 	}
+	if p.scanner != nil {
+		p.refs, p.refsKnown, p.scanner = p.scanner.Refs(), true, nil
+	}
+	p.warnOriginalPaths()
 	res, err := p.write(ctx, w)
 	if err != nil {
 		return nil, err
@@ -132,40 +150,29 @@ func Package(ctx context.Context, img *image.Image, w io.Writer, opts ...Package
 	return res, nil
 }
 
+// warnOriginalPaths warns that the zip moves files the program names by
+// their original paths (image.NeedsOriginalPaths): never a silent zip
+// that cannot work.
+func (p *packer) warnOriginalPaths() {
+	if !image.NeedsOriginalPaths(p.refs) {
+		return
+	}
+	var ex []string
+	for i, r := range p.refs {
+		if i == 3 {
+			break
+		}
+		ex = append(ex, fmt.Sprintf("%s names %s", r.File, r.Path))
+	}
+	p.warn("the program may not work from a zip: %d image paths it names by their original path are moved to /var/task/rootfs or left out (%s); package it as a container image with --format image, which keeps them where they are (extract inspect lists them all)",
+		len(p.refs), strings.Join(ex, "; "))
+}
+
 // PackageFile is Package writing to the file at path. The zip is written to
 // a temporary file in the same directory and renamed to path only once
 // complete, so path never holds a partial package.
 func PackageFile(ctx context.Context, img *image.Image, path string, opts ...PackageOption) (*PackageResult, error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("creating %q: %w", path, err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	res, err := Package(ctx, img, tmp, opts...)
-	if err != nil {
-		return nil, err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return nil, fmt.Errorf("writing %q: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("writing %q: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return nil, fmt.Errorf("writing %q: %w", path, err)
-	}
-	done = true
-	return res, nil
+	return writeFileAtomically(path, func(w io.Writer) (*PackageResult, error) { return Package(ctx, img, w, opts...) })
 }
 
 // resolve runs what every package format starts with: the index of img,
@@ -237,6 +244,11 @@ type packer struct {
 	// verbatim keeps files as they are in the image (an image package's
 	// files stay at their original paths: nothing to point elsewhere).
 	verbatim bool
+	// scanner, when set, looks for original paths in the closure's files
+	// as they are extracted; refs holds what a scan found (see Prepare).
+	scanner *image.PathScanner
+	refs      []image.PathRef
+	refsKnown bool
 }
 
 type spooledFile struct {
@@ -558,7 +570,7 @@ func (p *packer) extract(ctx context.Context, dir string) error {
 			return fmt.Errorf("spooling %q: %w", e.Path, err)
 		}
 		cw := &countWriter{w: out}
-		err = p.rewrite(cw, r, f)
+		err = p.scanned(f, r, func(r io.Reader) error { return p.rewrite(cw, r, f) })
 		if cerr := out.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("spooling %q: %w", e.Path, cerr)
 		}
@@ -583,6 +595,27 @@ func (p *packer) extract(ctx context.Context, dir string) error {
 		return fmt.Errorf("extracting the closure: no content for %q", missing)
 	}
 	return nil
+}
+
+// scanned calls fn with r, and when the package scans for original paths
+// (p.scanner), tees r's bytes through the scanner on the way.
+func (p *packer) scanned(f *image.Entry, r io.Reader, fn func(io.Reader) error) error {
+	if p.scanner == nil || !image.Scannable(f) {
+		return fn(r)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := p.scanner.Scan(f, pr)
+		pr.CloseWithError(err) // unblocks the writer should Scan stop early
+		done <- err
+	}()
+	err := fn(io.TeeReader(r, pw))
+	pw.Close()
+	if serr := <-done; err == nil {
+		err = serr
+	}
+	return err
 }
 
 // rewrite copies f's content from r to w, pointing its PT_INTERP or "#!"
@@ -666,6 +699,7 @@ func (p *packer) write(ctx context.Context, w io.Writer) (*PackageResult, error)
 		Manifest:     p.manifest,
 		Closure:      p.closure,
 		Arch:         p.arch,
+		PathRefs:     p.refs,
 	}
 	if wz := zippedWarning(cw.n, MaxDirectUploadSize); wz != "" {
 		p.warn("%s", wz)
