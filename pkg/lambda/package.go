@@ -246,7 +246,7 @@ type packer struct {
 	verbatim bool
 	// scanner, when set, looks for original paths in the closure's files
 	// as they are extracted; refs holds what a scan found (see Prepare).
-	scanner *image.PathScanner
+	scanner   *image.PathScanner
 	refs      []image.PathRef
 	refsKnown bool
 }
