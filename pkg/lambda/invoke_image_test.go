@@ -1,0 +1,277 @@
+package lambda
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// probeSource is a function for an image's ENTRYPOINT that speaks the
+// Runtime API itself: it takes one event and answers with what it sees of
+// its sandbox.
+const probeSource = `package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+)
+
+func try(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, syscall.EROFS):
+		return "EROFS"
+	case errors.Is(err, syscall.EACCES):
+		return "EACCES"
+	}
+	return err.Error()
+}
+
+func create(p string) string {
+	f, err := os.Create(p)
+	if err == nil {
+		f.Close()
+		os.Remove(p)
+	}
+	return try(err)
+}
+
+func main() {
+	api := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API") + "/2018-06-01/runtime/invocation/"
+	resp, err := http.Get(api + "next")
+	if err != nil {
+		panic(err)
+	}
+	id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+	resp.Body.Close()
+	r := map[string]any{}
+	r["uid"], r["gid"], r["euid"] = os.Getuid(), os.Getgid(), os.Geteuid()
+	r["cwd"], _ = os.Getwd()
+	names, _ := os.ReadDir("/tmp")
+	r["tmp_entries"] = len(names)
+	r["write_root"] = create("/probe-file")
+	r["write_workdir"] = create("probe-file")
+	r["write_etc"] = try(os.WriteFile("/etc/app.conf", []byte("x"), 0o644))
+	r["write_tmp"] = create("/tmp/probe-file")
+	r["mkdir_tmp"] = try(os.Mkdir("/tmp/d", 0o700))
+	if fi, err := os.Stat("/tmp"); err == nil {
+		r["tmp_mode"] = fi.Mode().String()
+	}
+	conf, err := os.ReadFile("/etc/app.conf")
+	r["conf"] = strings.TrimSpace(string(conf)) + try(err)
+	r["exe"], _ = os.Executable()
+	f, err := os.OpenFile("/dev/null", os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.Write([]byte("x"))
+		f.Close()
+	}
+	r["dev_null"] = try(err)
+	b := make([]byte, 8)
+	f, err = os.Open("/dev/urandom")
+	if err == nil {
+		_, err = f.Read(b)
+		f.Close()
+	}
+	r["dev_urandom"] = try(err)
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	r["env"] = env
+	body, _ := json.Marshal(r)
+	resp, err = http.Post(api+id+"/response", "application/json", bytes.NewReader(body))
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+}
+`
+
+// probeReport is what the probe answers.
+type probeReport struct {
+	UID          int               `json:"uid"`
+	GID          int               `json:"gid"`
+	EUID         int               `json:"euid"`
+	Cwd          string            `json:"cwd"`
+	WriteRoot    string            `json:"write_root"`
+	WriteWorkdir string            `json:"write_workdir"`
+	WriteEtc     string            `json:"write_etc"`
+	WriteTmp     string            `json:"write_tmp"`
+	MkdirTmp     string            `json:"mkdir_tmp"`
+	TmpMode      string            `json:"tmp_mode"`
+	TmpEntries   int               `json:"tmp_entries"`
+	Conf         string            `json:"conf"`
+	Exe          string            `json:"exe"`
+	DevNull      string            `json:"dev_null"`
+	DevUrandom   string            `json:"dev_urandom"`
+	Env          map[string]string `json:"env"`
+}
+
+// mustProbeImage builds a Lambda container image whose ENTRYPOINT is the
+// probe, found through the image's PATH, with a WORKDIR anyone may write
+// to (so only a read-only mount can refuse writes there), a config file at
+// a compiled-in path, a /tmp that is a symlink with content (Lambda mounts
+// its own /tmp over it) and no /proc or /dev.
+func mustProbeImage(t *testing.T) v1.Image {
+	t.Helper()
+	probe := mustGoBuild(t, probeSource)
+	return mustImage(t, v1.Config{
+		Entrypoint: []string{"probe"},
+		Env:        []string{"PATH=/usr/local/bin:/usr/bin", "APP_MODE=probe", "AWS_LAMBDA_FUNCTION_NAME=from-the-image"},
+		WorkingDir: "/work",
+	}, []layerFile{
+		{name: "usr/", dir: true},
+		{name: "usr/bin/", dir: true},
+		{name: "usr/bin/probe", from: probe, mode: 0o755},
+		{name: "etc/", dir: true},
+		{name: "etc/app.conf", body: "mode=image\n"},
+		{name: "work/", dir: true, mode: 0o777},
+		{name: "var/", dir: true},
+		{name: "var/tmp/", dir: true, mode: 0o1777},
+		{name: "var/tmp/old", body: "left over\n"},
+		{name: "tmp", link: "var/tmp"},
+	})
+}
+
+// mustWriteOCI writes img as an OCI layout and returns "oci:DIR".
+func mustWriteOCI(t testing.TB, img v1.Image, base string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), base)
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatalf("writing the OCI layout: %v", err)
+	}
+	return "oci:" + dir
+}
+
+// mustWriteDockerArchive writes img as `docker save` would and returns
+// "docker-archive:FILE".
+func mustWriteDockerArchive(t testing.TB, img v1.Image, base string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), base+".tar")
+	tag, err := name.NewTag("local/" + base + ":latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tarball.WriteToFile(file, tag, img); err != nil {
+		t.Fatalf("writing the docker archive: %v", err)
+	}
+	return "docker-archive:" + file
+}
+
+func mustRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("running an image package needs root (mount namespace, chroot): run the tests as root (make test)")
+	}
+}
+
+// TestInvokeImageSandbox runs a probe as an image's ENTRYPOINT and checks
+// it sees Lambda's sandbox: a non-root uid (the default and another one),
+// a read-only root (EROFS in a WORKDIR with mode 777 and on a file
+// it could otherwise open), a fresh empty /tmp with mode 1777, /dev and
+// /proc, the image's ENV under Lambda's variables, and the WORKDIR.
+func TestInvokeImageSandbox(t *testing.T) {
+	mustRoot(t)
+	img := mustProbeImage(t)
+	refs := map[string]string{
+		"oci":            mustWriteOCI(t, img, "probe-fn"),
+		"docker-archive": mustWriteDockerArchive(t, img, "probe-fn"),
+	}
+	for _, tt := range []struct {
+		name     string
+		ref      string
+		opts     []InvokeOption
+		uid, gid int
+	}{
+		{"oci default uid", refs["oci"], nil, 65534, 65534},
+		{"oci uid 993", refs["oci"], []InvokeOption{WithUID(993, 990)}, 993, 990},
+		{"docker-archive", refs["docker-archive"], nil, 65534, 65534},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// A TMPDIR of its own, to see Invoke leaves nothing behind.
+			tmpdir := t.TempDir()
+			t.Setenv("TMPDIR", tmpdir)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var log strings.Builder
+			opts := append([]InvokeOption{WithEvent([]byte(`{}`)), WithLogWriter(&log), WithMemorySize(512)}, tt.opts...)
+			res, err := Invoke(ctx, tt.ref, opts...)
+			if err != nil {
+				t.Fatalf("Invoke(%q): %v\nlog:\n%s", tt.ref, err, log.String())
+			}
+			var got probeReport
+			if err := json.Unmarshal(res.Response, &got); err != nil {
+				t.Fatalf("probe response %s: %v", res.Response, err)
+			}
+			env := got.Env
+			got.Env = nil
+			want := probeReport{
+				UID: tt.uid, GID: tt.gid, EUID: tt.uid,
+				Cwd:          "/work",
+				WriteRoot:    "EROFS",
+				WriteWorkdir: "EROFS",
+				WriteEtc:     "EROFS",
+				WriteTmp:     "ok",
+				MkdirTmp:     "ok",
+				TmpMode:      "dtrwxrwxrwx",
+				TmpEntries:   0,
+				Conf:         "mode=imageok",
+				Exe:          "/usr/bin/probe",
+				DevNull:      "ok",
+				DevUrandom:   "ok",
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("what the probe sees (-want +got):\n%s", diff)
+			}
+			for k, v := range map[string]string{
+				"APP_MODE":                        "probe",
+				"PATH":                            "/usr/local/bin:/usr/bin",
+				"AWS_LAMBDA_FUNCTION_NAME":        "probe-fn",
+				"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+				"LAMBDA_TASK_ROOT":                "/var/task",
+				"LAMBDA_RUNTIME_DIR":              "/var/runtime",
+				"TZ":                              ":UTC",
+				"LD_LIBRARY_PATH":                 lambdaDefaultLibraryPath,
+			} {
+				if env[k] != v {
+					t.Errorf("the probe's %s = %q, want %q", k, env[k], v)
+				}
+			}
+			if !strings.HasPrefix(env["AWS_LAMBDA_RUNTIME_API"], "127.0.0.1:") {
+				t.Errorf("the probe's AWS_LAMBDA_RUNTIME_API = %q, want 127.0.0.1:PORT", env["AWS_LAMBDA_RUNTIME_API"])
+			}
+			if _, ok := env["TMPDIR"]; ok {
+				t.Errorf("the probe has TMPDIR=%q; Lambda sets none for images", env["TMPDIR"])
+			}
+			left, err := os.ReadDir(tmpdir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(left) > 0 {
+				t.Errorf("Invoke left %d entries in TMPDIR (%s...)", len(left), left[0].Name())
+			}
+		})
+	}
+}
