@@ -151,10 +151,12 @@ func (inv *invocation) runImage(ctx context.Context, ref string) (*InvokeResult,
 		return nil, fmt.Errorf("invoke: %w", err)
 	}
 	defer img.Close()
+	tOpen := time.Now()
 	idx, err := image.BuildIndex(ctx, img)
 	if err != nil {
 		return nil, fmt.Errorf("invoke: indexing %s: %w", ref, err)
 	}
+	tIndex := time.Now()
 	sb := &imageSandbox{root: filepath.Join(work, "root"), tmp: filepath.Join(work, "tmp"), uid: DefaultInvokeUID, gid: DefaultInvokeUID}
 	if inv.o.image.uidSet {
 		sb.uid, sb.gid = inv.o.image.uid, inv.o.image.gid
@@ -183,7 +185,8 @@ func (inv *invocation) runImage(ctx context.Context, ref string) (*InvokeResult,
 		return nil, fmt.Errorf("invoke: %s: %w", ref, err)
 	}
 	inv.inputPrefix = imageInputPrefix(idx, sb.root, sb.path, log)
-	log.Debug("image flattened", "ref", ref, "digest", img.Digest, "root", sb.root, "entrypoint", sb.args, "duration", time.Since(t0))
+	log.Debug("image flattened", "ref", ref, "digest", img.Digest, "root", sb.root, "entrypoint", sb.args,
+		"open", tOpen.Sub(t0), "index", tIndex.Sub(tOpen), "flatten", time.Since(tIndex))
 
 	env, err := inv.s3Setup(ctx)
 	if err != nil {

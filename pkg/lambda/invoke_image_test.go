@@ -3,14 +3,20 @@ package lambda
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/pkg/image"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -272,6 +278,70 @@ func TestInvokeImageSandbox(t *testing.T) {
 			if len(left) > 0 {
 				t.Errorf("Invoke left %d entries in TMPDIR (%s...)", len(left), left[0].Name())
 			}
+		})
+	}
+}
+
+// TestInvokeImageFortran packages the showcase (the gfortran-built momentum
+// from Debian packages) as a container image with the real bootstrap,
+// writes it as an OCI layout, a docker archive and to a registry, and runs
+// each with --csv the way Lambda runs images: the output must equal the
+// example's expected.csv. It logs the cold-path invoke time (flatten,
+// start, run) of each and of the same image as a zip.
+func TestInvokeImageFortran(t *testing.T) {
+	mustRoot(t)
+	fixtures := os.Getenv("EXTRACT_FIXTURES")
+	if fixtures == "" {
+		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	example := filepath.Join("..", "..", "examples", "fortran-momentum", "data")
+	sample := filepath.Join(example, "sample.csv")
+	expected := mustRead(t, filepath.Join(example, "expected.csv"))
+
+	v1img, err := imagebuild.Fixture(fixtures, "fortran-merged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := mustServe(t, v1img)
+	res, err := PackageImage(ctx, img)
+	if err != nil {
+		t.Fatalf("PackageImage: %v", err)
+	}
+	defer res.Close()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	refs := []struct{ name, dest string }{
+		{"oci", "oci:" + filepath.Join(t.TempDir(), "momentum")},
+		{"docker-archive", "docker-archive:" + filepath.Join(t.TempDir(), "momentum.tar")},
+		{"registry", strings.TrimPrefix(srv.URL, "http://") + "/momentum:v1"},
+	}
+	for _, r := range refs {
+		if _, err := WriteImage(ctx, res.Image, r.dest); err != nil {
+			t.Fatalf("WriteImage(%q): %v", r.dest, err)
+		}
+	}
+	zipPath := filepath.Join(t.TempDir(), "momentum.zip")
+	if _, err := PackageFile(ctx, img, zipPath); err != nil {
+		t.Fatalf("PackageFile: %v", err)
+	}
+	refs = append(refs, struct{ name, dest string }{"zip", zipPath})
+
+	for _, r := range refs {
+		t.Run(r.name, func(t *testing.T) {
+			var log strings.Builder
+			start := time.Now()
+			got, err := Invoke(ctx, r.dest, WithCSV(sample), WithLogWriter(&log),
+				WithInvokeImageOptions(image.WithCacheDir(t.TempDir())))
+			elapsed := time.Since(start)
+			if err != nil {
+				t.Fatalf("Invoke(%q): %v\nlog:\n%s", r.dest, err, log.String())
+			}
+			if diff := cmp.Diff(string(expected), string(got.Output)); diff != "" {
+				t.Errorf("output of the %s package (-want +got):\n%s\nlog:\n%s", r.name, diff, log.String())
+			}
+			t.Logf("%s: cold-path invoke %v (init %v, invocation %v)", r.name, elapsed.Round(time.Millisecond), got.InitDuration.Round(time.Millisecond), got.Duration.Round(time.Millisecond))
 		})
 	}
 }
