@@ -59,6 +59,22 @@ func imageFlags() []cli.Flag {
 	}, traceFlags(categoryImage)...)
 }
 
+// categoryFormat groups --format and --slim in --help.
+const categoryFormat = "Package format"
+
+// formatFlags are --format and --slim (package, deploy). def is --format's
+// default; "" lets the command infer it (package: from -o).
+func formatFlags(def, defText string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "format", Category: categoryFormat, Value: def, DefaultText: defText,
+			Usage: "`FORMAT` zip (files under /var/task), image (a Lambda container image: files at their original paths), " +
+				"or auto (a zip unless closure files name image paths a zip would move, or it would exceed 250 MB)",
+			Action: oneOf("format", lambda.FormatZip, lambda.FormatImage, lambda.FormatAuto)},
+		&cli.BoolFlag{Name: "slim", Category: categoryFormat,
+			Usage: "image format: only the closure at its original paths instead of the whole image (smaller, a faster first cold start; for a closure you trust)"},
+	}
+}
+
 // traceFlags are --trace and --trace-timeout (inspect, package, deploy).
 func traceFlags(category string) []cli.Flag {
 	return []cli.Flag{
@@ -109,6 +125,7 @@ func packageOptions(c *cli.Context) []lambda.PackageOption {
 		lambda.WithSuffix(c.String("suffix")),
 		lambda.WithOutput(c.String("output-bucket"), c.String("output-prefix"), c.String("output-suffix")),
 		lambda.WithWritableWorkDir(c.Bool("writable-workdir")),
+		lambda.WithSlim(c.Bool("slim")),
 		lambda.WithLogger(logger(c)),
 		lambda.WithToolVersion(c.App.Version),
 	}

@@ -5,27 +5,45 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/urfave/cli/v2"
 
 	"github.com/comingout/extract/pkg/image"
 	"github.com/comingout/extract/pkg/lambda"
-	"github.com/urfave/cli/v2"
 )
 
 var packageCommand = &cli.Command{
 	Name:      "package",
-	Usage:     "write the self-contained Lambda zip of an image's program",
+	Usage:     "write the Lambda package of an image's program: a zip, or a container image",
 	ArgsUsage: "IMAGE",
 	Description: `Finds the program the image's ENTRYPOINT runs and everything it needs (its
 loader, shared libraries, script interpreters, --include files) and writes a
-deterministic Lambda zip: a static bootstrap for the image's architecture,
-extract.json, and the files under rootfs/ with their loader paths pointed into
-the bundle. The same image and flags always give the same bytes (CodeSha256).
+Lambda package with a static bootstrap for the image's architecture and its
+manifest, extract.json. The same image and flags always give the same bytes.
+
+Two formats:
+  zip    a deterministic zip (CodeSha256): the files under rootfs/, their
+         loader paths and "#!" lines pointed into the bundle. Lambda keeps it
+         at /var/task, so a program that opens a path compiled into it
+         (/usr/share/tcltk, /etc/fonts, its own /etc/app.conf) finds nothing
+         there: package warns, naming the paths.
+  image  a single-platform Lambda container image, files at their original
+         paths, the bootstrap as ENTRYPOINT: the whole image plus one layer
+         (the source's layers reused as they are), or with --slim only the
+         closure. -o takes oci:DIR[:TAG], docker-archive:FILE[:REF] or a
+         registry reference (docker://REF, or REF with a registry host), pushed.
+  auto   a zip unless closure files name image paths a zip would move (see
+         extract inspect, PATHS) or the closure exceeds 250 MB; -o must then
+         suit the choice.
+The format defaults to image when -o is an image destination, else zip.
 
 IMAGE: REF or docker://REF, docker-daemon:NAME:TAG, docker-archive:FILE.tar,
 oci:DIR[:TAG], oci-archive:FILE.tar.
 
-The zip path, its sizes and CodeSha256 go to stdout (a JSON document with
---json); progress and warnings go to stderr.
+Where it wrote, the sizes and CodeSha256 or the image digest go to stdout (a
+JSON document with --json); progress and warnings go to stderr.
 
 Examples:
   extract package gcr.io/my-project/momentum:v1 -o momentum.zip
@@ -33,66 +51,186 @@ Examples:
   extract package oci:./layout:v1 --input file --cmd '["--csv","{input}"]' -o fn.zip
   extract package python:3.12-slim --entrypoint /usr/local/bin/python3 \
       --cmd /app/job.py --include '/app/**' --exclude '/usr/share/**' -o job.zip
+  extract package my-tcl-app:v1 -o oci:./fn-image                  # a Lambda container image
+  extract package my-tcl-app:v1 --slim -o docker-archive:fn.tar    # only the closure, at its paths
+  extract package my-tcl-app:v1 -o 123456789012.dkr.ecr.eu-west-1.amazonaws.com/fn:v1
+  extract package momentum:v1 --format auto -o momentum.zip        # fails if it needs an image
   extract package momentum:v1 --json | jq -r .code_sha256
   extract package momentum:v1 -o - > fn.zip`,
-	Flags: append(imageFlags(),
+	Flags: append(append(imageFlags(), formatFlags("", "zip, or image when -o is an image destination")...),
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "function.zip", TakesFile: true,
-			Usage: "write the zip to `FILE` (replaced only once complete); - for stdout, the summary then goes to stderr"},
+			Usage: "write the zip to `DEST` (replaced only once complete; - for stdout, the summary then goes to stderr), or the image to oci:DIR, docker-archive:FILE or a registry reference"},
 		&cli.BoolFlag{Name: "json", Usage: "print the result as a JSON document"},
 	),
-	Action: func(c *cli.Context) error {
-		args, err := positionalArgs(c)
-		if errors.Is(err, errHelpShown) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(args) != 1 {
-			return usageError{"package: want exactly one IMAGE argument (see extract package --help)"}
-		}
-		ref, out := args[0], c.String("output")
-		fmt.Fprintf(stderr(c), "I'm coming out… packaging %s\n", ref)
-		img, err := image.Open(c.Context, ref, openOptions(c)...)
-		if err != nil {
-			return packageExit(err)
-		}
-		defer img.Close()
-		// With -o - the zip itself is the result on stdout and the
-		// summary goes to stderr.
-		var res *lambda.PackageResult
-		w := stdout(c)
-		if out == "-" {
-			res, err = lambda.Package(c.Context, img, w, packageOptions(c)...)
-			w = stderr(c)
-		} else {
-			res, err = lambda.PackageFile(c.Context, img, out, packageOptions(c)...)
-			if abs, aerr := filepath.Abs(out); aerr == nil {
-				out = abs
-			}
-		}
-		if err != nil {
-			return packageExit(err)
-		}
-		for _, msg := range res.Warnings {
-			fmt.Fprintf(stderr(c), "warning: %s\n", msg)
-		}
-		if c.Bool("json") {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			return enc.Encode(struct {
-				Path string `json:"path"`
-				*lambda.PackageResult
-			}{out, res})
-		}
-		fmt.Fprintln(w, out)
-		fmt.Fprintf(w, "zipped:     %d bytes\n", res.ZippedSize)
-		fmt.Fprintf(w, "unzipped:   %d bytes\n", res.UnzippedSize)
-		fmt.Fprintf(w, "files:      %d\n", res.Files)
-		fmt.Fprintf(w, "arch:       %s\n", res.Arch)
-		fmt.Fprintf(w, "CodeSha256: %s\n", res.CodeSHA256)
+	Action: packageAction,
+}
+
+func packageAction(c *cli.Context) error {
+	args, err := positionalArgs(c)
+	if errors.Is(err, errHelpShown) {
 		return nil
-	},
+	}
+	if err != nil {
+		return err
+	}
+	if len(args) != 1 {
+		return usageError{"package: want exactly one IMAGE argument (see extract package --help)"}
+	}
+	ref, out := args[0], c.String("output")
+	format := c.String("format")
+	if format == "" {
+		format = lambda.FormatZip
+		if imageDestination(out) {
+			format = lambda.FormatImage
+		}
+	}
+	if format == lambda.FormatZip && imageDestination(out) {
+		return usageError{fmt.Sprintf("package: --format zip writes a file, not %q (give -o FILE.zip, or --format image)", out)}
+	}
+	if format == lambda.FormatImage && !imageDestination(out) {
+		return usageError{fmt.Sprintf("package: --format image writes oci:DIR, docker-archive:FILE or a registry reference, not %q", out)}
+	}
+	if c.Bool("slim") && format == lambda.FormatZip {
+		return usageError{"package: --slim shapes a container image: add --format image (a zip holds only the closure anyway)"}
+	}
+	fmt.Fprintf(stderr(c), "I'm coming out… packaging %s\n", ref)
+	img, err := image.Open(c.Context, ref, openOptions(c)...)
+	if err != nil {
+		return packageExit(err)
+	}
+	defer img.Close()
+	opts := packageOptions(c)
+	var prepared *lambda.Prepared
+	if format == lambda.FormatAuto {
+		if prepared, err = lambda.Prepare(c.Context, img, opts...); err != nil {
+			return packageExit(err)
+		}
+		format = prepared.Format
+		fmt.Fprintf(stderr(c), "format: %s (%s)\n", format, prepared.Reason)
+		if (format == lambda.FormatImage) != imageDestination(out) {
+			want := "a zip FILE"
+			if format == lambda.FormatImage {
+				want = "oci:DIR, docker-archive:FILE or a registry reference"
+			}
+			// Wrapped: urfave/cli would exit on an ExitCoder itself.
+			return fmt.Errorf("%w", exitCodeError{code: exitRefused, err: fmt.Errorf("package: --format auto chose %s (%s), but -o %q does not take one: give -o %s, or choose with --format", format, prepared.Reason, out, want)})
+		}
+	}
+	if format == lambda.FormatImage {
+		return packageImage(c, img, prepared, out, opts)
+	}
+	return packageZip(c, img, prepared, out, opts)
+}
+
+// packageZip writes the zip and reports it.
+func packageZip(c *cli.Context, img *image.Image, prepared *lambda.Prepared, out string, opts []lambda.PackageOption) error {
+	// With -o - the zip itself is the result on stdout and the summary
+	// goes to stderr.
+	var res *lambda.PackageResult
+	var err error
+	w := stdout(c)
+	switch {
+	case out == "-" && prepared != nil:
+		res, err = prepared.Zip(c.Context, w)
+		w = stderr(c)
+	case out == "-":
+		res, err = lambda.Package(c.Context, img, w, opts...)
+		w = stderr(c)
+	case prepared != nil:
+		res, err = prepared.ZipFile(c.Context, out)
+	default:
+		res, err = lambda.PackageFile(c.Context, img, out, opts...)
+	}
+	if err != nil {
+		return packageExit(err)
+	}
+	if abs, aerr := filepath.Abs(out); aerr == nil && out != "-" {
+		out = abs
+	}
+	for _, msg := range res.Warnings {
+		fmt.Fprintf(stderr(c), "warning: %s\n", msg)
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Path   string `json:"path"`
+			Format string `json:"format"`
+			*lambda.PackageResult
+		}{out, lambda.FormatZip, res})
+	}
+	fmt.Fprintln(w, out)
+	fmt.Fprintf(w, "zipped:     %d bytes\n", res.ZippedSize)
+	fmt.Fprintf(w, "unzipped:   %d bytes\n", res.UnzippedSize)
+	fmt.Fprintf(w, "files:      %d\n", res.Files)
+	fmt.Fprintf(w, "arch:       %s\n", res.Arch)
+	fmt.Fprintf(w, "CodeSha256: %s\n", res.CodeSHA256)
+	return nil
+}
+
+// packageImage builds the container image, writes it to out and reports it.
+func packageImage(c *cli.Context, img *image.Image, prepared *lambda.Prepared, out string, opts []lambda.PackageOption) error {
+	var res *lambda.ImageResult
+	var err error
+	if prepared != nil {
+		res, err = prepared.Image(c.Context)
+	} else {
+		res, err = lambda.PackageImage(c.Context, img, opts...)
+	}
+	if err != nil {
+		return packageExit(err)
+	}
+	defer res.Close()
+	written, err := lambda.WriteImage(c.Context, res.Image, out,
+		lambda.WithWriteLogger(logger(c)), lambda.WithWriteProgress(stderr(c)))
+	if err != nil {
+		return err
+	}
+	for _, msg := range res.Warnings {
+		fmt.Fprintf(stderr(c), "warning: %s\n", msg)
+	}
+	w := stdout(c)
+	if c.Bool("json") {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Path   string `json:"path"`
+			Format string `json:"format"`
+			*lambda.ImageResult
+		}{written, lambda.FormatImage, res})
+	}
+	fmt.Fprintln(w, written)
+	fmt.Fprintf(w, "format:     image (%s)\n", res.Shape)
+	fmt.Fprintf(w, "layers:     %d\n", res.Layers)
+	fmt.Fprintf(w, "compressed: %d bytes\n", res.CompressedSize)
+	fmt.Fprintf(w, "size:       %d bytes\n", res.Size)
+	fmt.Fprintf(w, "arch:       %s\n", res.Arch)
+	if res.Shape == lambda.ShapeWhole {
+		fmt.Fprintf(w, "--slim:     would leave out %d files, %d bytes\n", res.SlimOmits.Files, res.SlimOmits.Bytes)
+	}
+	fmt.Fprintf(w, "digest:     %s\n", res.Digest)
+	return nil
+}
+
+// imageDestination reports whether -o names a container-image destination
+// rather than a zip file: oci:, docker-archive: or docker://, or a
+// reference whose first component is a registry host (has a dot or a port,
+// or is localhost). A plain path ("out/fn", "fn.zip") is a file.
+func imageDestination(out string) bool {
+	for _, p := range []string{"oci:", "docker-archive:", "docker://"} {
+		if strings.HasPrefix(out, p) {
+			return true
+		}
+	}
+	if out == "-" || strings.HasSuffix(out, ".zip") {
+		return false
+	}
+	host, _, ok := strings.Cut(out, "/")
+	if !ok || !(strings.ContainsAny(host, ".:") || host == "localhost") {
+		return false
+	}
+	_, err := name.ParseReference(out)
+	return err == nil
 }
 
 // packageExit gives the errors the user fixes by pointing at another image,

@@ -158,6 +158,11 @@ func TestPackageCommandErrors(t *testing.T) {
 		{"unknown flag after image", []string{"docker-archive:" + archive, "--nope"}, exitUsage},
 		{"missing entrypoint", []string{"docker-archive:" + archive, "--entrypoint", "/no/such/program", "-o", out}, exitNotFound},
 		{"looping output", []string{"docker-archive:" + archive, "--prefix", "", "-o", out}, exitFailure},
+		{"bad format", []string{"docker-archive:" + archive, "--format", "tarball", "-o", out}, exitUsage},
+		{"slim zip", []string{"docker-archive:" + archive, "--slim", "-o", out}, exitUsage},
+		{"zip to an image destination", []string{"docker-archive:" + archive, "--format", "zip", "-o", "oci:" + out}, exitUsage},
+		{"image to a file", []string{"docker-archive:" + archive, "--format", "image", "-o", out}, exitUsage},
+		{"auto chose a zip, -o is an image", []string{"docker-archive:" + archive, "--format", "auto", "-o", "oci:" + out}, exitRefused},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,4 +195,86 @@ func packageTar(t *testing.T, name string, body []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+func TestPackageCommandImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a program and the bootstrap")
+	}
+	archive := staticArchive(t)
+	dir := filepath.Join(t.TempDir(), "layout")
+
+	stdout, stderr, err := runPackage(t, "docker-archive:"+archive, "-o", "oci:"+dir)
+	if err != nil {
+		t.Fatalf("package -o oci:DIR: %v\n%s", err, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if !strings.HasPrefix(lines[0], dir+"@sha256:") || !strings.Contains(stdout, "format:     image (whole)") ||
+		!strings.Contains(stdout, "--slim:     would leave out 0 files") {
+		t.Errorf("stdout = %q; want the layout by digest, the whole shape and what --slim leaves out", stdout)
+	}
+	var idx v1.IndexManifest
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &idx); err != nil || len(idx.Manifests) != 1 {
+		t.Fatalf("index.json %s (%v): want one manifest", b, err)
+	}
+	if want := strings.TrimPrefix(lines[0], dir+"@"); idx.Manifests[0].Digest.String() != want {
+		t.Errorf("index.json holds %s, stdout says %s", idx.Manifests[0].Digest, want)
+	}
+
+	// --json, --slim, auto: the static program names no path, but -o
+	// asks for an image: --format image is explicit.
+	stdout, stderr, err = runPackage(t, "docker-archive:"+archive, "--format", "image", "--slim", "-o", "docker-archive:"+filepath.Join(t.TempDir(), "fn.tar"), "--json")
+	if err != nil {
+		t.Fatalf("package --slim: %v\n%s", err, stderr)
+	}
+	var doc struct {
+		Path   string `json:"path"`
+		Format string `json:"format"`
+		Shape  string `json:"shape"`
+		Digest string `json:"digest"`
+		Layers int    `json:"layers"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("--json output %q: %v", stdout, err)
+	}
+	if doc.Format != "image" || doc.Shape != "slim" || doc.Layers != 2 || !strings.HasSuffix(doc.Path, "@"+doc.Digest) {
+		t.Errorf("--json = %+v; want an image, slim, 2 layers, the path by digest", doc)
+	}
+
+	// auto picks a zip for a program that names no image path.
+	zipPath := filepath.Join(t.TempDir(), "fn.zip")
+	_, stderr, err = runPackage(t, "docker-archive:"+archive, "--format", "auto", "-o", zipPath)
+	if err != nil {
+		t.Fatalf("package --format auto: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "format: zip (") {
+		t.Errorf("stderr %q does not say auto chose a zip", stderr)
+	}
+	if _, err := os.Stat(zipPath); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestImageDestination(t *testing.T) {
+	for out, want := range map[string]bool{
+		"fn.zip":                   false,
+		"-":                        false,
+		"out/fn":                   false,
+		"function":                 false,
+		"oci:./layout":             true,
+		"docker-archive:fn.tar":    true,
+		"docker://example.com/x":   true,
+		"127.0.0.1:5000/extract-f": true,
+		"localhost/fn:v1":          true,
+		"123456789012.dkr.ecr.eu-west-1.amazonaws.com/extract-fn": true,
+		"gcr.io/p/fn.zip": false,
+	} {
+		if got := imageDestination(out); got != want {
+			t.Errorf("imageDestination(%q) = %v, want %v", out, got, want)
+		}
+	}
 }
