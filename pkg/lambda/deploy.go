@@ -51,6 +51,8 @@ type deployOptions struct {
 	// WithPurgeImages.
 	repository  string
 	purgeImages bool
+	// format is how DeployImage packages (WithFormat).
+	format string
 
 	// Retry and wait settings; tests shorten them.
 	roleRetryDelays []time.Duration
@@ -62,6 +64,7 @@ type deployOptions struct {
 
 func makeDeployOptions(opts []DeployOption) (*deployOptions, error) {
 	o := &deployOptions{
+		format:    FormatZip,
 		log:       slog.New(slog.DiscardHandler),
 		memory:    512,
 		timeout:   60,
@@ -273,6 +276,22 @@ func WithDryRun(dryRun bool) DeployOption {
 	}
 }
 
+// WithFormat sets how DeployImage packages the image: FormatZip (the
+// default), FormatImage (a container image, deployed as DeployContainer
+// does), or FormatAuto, the format Prepare picks for it (a zip unless the
+// program needs files at their original paths or is too big for one; the
+// CLI's default).
+func WithFormat(format string) DeployOption {
+	return func(o *deployOptions) error {
+		switch format {
+		case FormatZip, FormatImage, FormatAuto:
+			o.format = format
+			return nil
+		}
+		return fmt.Errorf("format %q is not %s, %s or %s", format, FormatZip, FormatImage, FormatAuto)
+	}
+}
+
 // DeployResult is what Deploy did (or, in a dry run, would do).
 type DeployResult struct {
 	FunctionName string `json:"function_name"`
@@ -292,7 +311,10 @@ type DeployResult struct {
 	ImageURI string `json:"image_uri,omitempty"`
 	// CodeLocation is "direct", the s3:// URL of the uploaded zip, or the
 	// image URI.
-	CodeLocation string  `json:"code_location"`
+	CodeLocation string `json:"code_location"`
+	// FormatReason says why DeployImage with FormatAuto chose the package
+	// type; empty otherwise.
+	FormatReason string  `json:"format_reason,omitempty"`
 	Trigger      Trigger `json:"trigger"`
 	// Changes lists what was changed, in order; empty when the deployment
 	// was already up to date.
@@ -464,10 +486,12 @@ func DeployFile(ctx context.Context, path, function, bucket string, opts ...Depl
 	return Deploy(ctx, f, st.Size(), function, bucket, opts...)
 }
 
-// DeployImage packages img (see Package; pkgOpts set the trigger filter and
-// output location recorded in the manifest) into a temporary zip and
-// deploys it (see Deploy); the zip is removed afterwards. Package warnings
-// are logged with WithDeployLogger's logger.
+// DeployImage packages img in WithFormat's format (pkgOpts, those of
+// Package and PackageImage, set the trigger filter and output location
+// recorded in the manifest) and deploys it: a zip, written to a temporary
+// file removed afterwards, as Deploy does; a container image as
+// DeployContainer does. Package warnings are logged with WithDeployLogger's
+// logger.
 func DeployImage(ctx context.Context, img *image.Image, function, bucket string, pkgOpts []PackageOption, opts ...DeployOption) (*DeployResult, error) {
 	o, err := makeDeployOptions(opts)
 	if err != nil {
@@ -476,13 +500,41 @@ func DeployImage(ctx context.Context, img *image.Image, function, bucket string,
 	if err := checkNames(function, bucket); err != nil {
 		return nil, err
 	}
+	format, reason := o.format, ""
+	var pp *Prepared
+	if format == FormatAuto {
+		if pp, err = Prepare(ctx, img, pkgOpts...); err != nil {
+			return nil, err
+		}
+		format, reason = pp.Format, pp.Reason // Prepare logs them
+	}
+	var res *DeployResult
+	if format == FormatImage {
+		res, err = deployImagePackage(ctx, img, pp, function, bucket, pkgOpts, o, opts)
+	} else {
+		res, err = deployZipPackage(ctx, img, pp, function, bucket, pkgOpts, o, opts)
+	}
+	if res != nil {
+		res.FormatReason = reason
+	}
+	return res, err
+}
+
+// deployZipPackage packages img (or the prepared pp) as a zip in a
+// temporary directory and deploys it.
+func deployZipPackage(ctx context.Context, img *image.Image, pp *Prepared, function, bucket string, pkgOpts []PackageOption, o *deployOptions, opts []DeployOption) (*DeployResult, error) {
 	dir, err := os.MkdirTemp("", "extract-deploy-")
 	if err != nil {
 		return nil, fmt.Errorf("creating a temporary directory for the package: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, function+".zip")
-	pres, err := PackageFile(ctx, img, path, pkgOpts...)
+	var pres *PackageResult
+	if pp != nil {
+		pres, err = pp.ZipFile(ctx, path)
+	} else {
+		pres, err = PackageFile(ctx, img, path, pkgOpts...)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -491,6 +543,29 @@ func DeployImage(ctx context.Context, img *image.Image, function, bucket string,
 	}
 	o.log.Info("packaged", "image", img.Ref, "files", pres.Files, "zipped", humanSize(pres.ZippedSize), "unzipped", humanSize(pres.UnzippedSize), "arch", pres.Arch)
 	return DeployFile(ctx, path, function, bucket, opts...)
+}
+
+// deployImagePackage builds img's container image (or the prepared pp's)
+// and deploys it.
+func deployImagePackage(ctx context.Context, img *image.Image, pp *Prepared, function, bucket string, pkgOpts []PackageOption, o *deployOptions, opts []DeployOption) (*DeployResult, error) {
+	var (
+		ires *ImageResult
+		err  error
+	)
+	if pp != nil {
+		ires, err = pp.Image(ctx)
+	} else {
+		ires, err = PackageImage(ctx, img, pkgOpts...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer ires.Close()
+	for _, w := range ires.Warnings {
+		o.log.Warn(w)
+	}
+	o.log.Info("packaged", "image", img.Ref, "shape", ires.Shape, "layers", ires.Layers, "compressed", humanSize(ires.CompressedSize), "size", humanSize(ires.Size), "arch", ires.Arch, "digest", ires.Digest)
+	return DeployContainer(ctx, ContainerImage{Image: ires.Image, Arch: ires.Arch, Manifest: ires.Manifest}, function, bucket, opts...)
 }
 
 // Deploy makes the Lambda function named function run the package zip (size
