@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/comingout/extract/pkg/image"
 	"github.com/comingout/extract/pkg/lambda"
 	"github.com/urfave/cli/v2"
 )
@@ -15,12 +18,20 @@ import (
 var invokeCommand = &cli.Command{
 	Name:      "invoke",
 	Usage:     "run a packaged function locally, the way Lambda would",
-	ArgsUsage: "FUNCTION.zip",
-	Description: `Unpacks the zip to a temporary directory, serves the Lambda Runtime API on
-127.0.0.1, starts the package's own bootstrap with a Lambda-like environment
+	ArgsUsage: "FUNCTION.zip|IMAGE",
+	Description: `Runs a package on this machine, serves the Lambda Runtime API on 127.0.0.1
 and sends it one event: the S3 event for a CSV (--csv), an event from a file
 (--event, "-" for stdin) or the S3 event for an existing object (--bucket and
 --key).
+
+A zip is unpacked to a temporary directory and its own bootstrap started with
+a Lambda-like environment. An IMAGE (a container-image package: oci:DIR,
+docker-archive:FILE, oci-archive:FILE or a registry reference) runs the way
+Lambda runs images, with no Docker: flattened into a temporary root, its
+ENTRYPOINT (+CMD) is started chrooted there in a private mount namespace,
+the root read-only, /tmp fresh and writable, as a non-root user (--uid,
+default 65534), with the image's ENV under Lambda's variables and its
+WORKDIR. Images need Linux and root.
 
 S3 is the endpoint AWS_ENDPOINT_URL_S3 names (moto, MinIO, ...) when set. With
 --csv and no such endpoint, an in-process S3 serves the bucket "local": the CSV
@@ -38,6 +49,8 @@ The exit status is 1 when the invocation failed.
 Examples:
   extract invoke momentum.zip --csv data/momentum.csv
   extract invoke momentum.zip --csv data/momentum.csv > momentum.out.csv
+  extract package momentum:v1 -o oci:momentum-image && sudo extract invoke oci:momentum-image --csv data/momentum.csv
+  sudo extract invoke docker-archive:momentum.tar --csv data/momentum.csv --uid 993:990
   AWS_ENDPOINT_URL_S3=http://127.0.0.1:5000 extract invoke momentum.zip --bucket in --key data/run1.csv
   extract invoke momentum.zip --event s3-put.json --timeout 2m --json`,
 	Flags: []cli.Flag{
@@ -47,6 +60,8 @@ Examples:
 		&cli.StringFlag{Name: "key", Usage: "with --bucket: the object `KEY`"},
 		&cli.DurationFlag{Name: "timeout", Value: lambda.DefaultInvokeTimeout, Usage: "the invocation timeout (up to 15m)"},
 		&cli.IntFlag{Name: "memory", Value: 128, Usage: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE in `MB`"},
+		&cli.StringFlag{Name: "uid", DefaultText: "65534:65534", Usage: "an IMAGE runs as `UID[:GID]` (non-root; Lambda picks its own)"},
+		&cli.StringFlag{Name: "platform", Usage: "`os/arch[/variant]` of an IMAGE that is a multi-platform index (default: the image's own, else linux/amd64)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the result as a JSON document"},
 	},
 	Action: func(c *cli.Context) error {
@@ -58,7 +73,7 @@ Examples:
 			return err
 		}
 		if len(args) != 1 {
-			return usageError{"invoke: want exactly one FUNCTION.zip argument (see extract invoke --help)"}
+			return usageError{"invoke: want exactly one FUNCTION.zip or IMAGE argument (see extract invoke --help)"}
 		}
 		opts, err := invokeOptions(c)
 		if err != nil {
@@ -123,6 +138,17 @@ func invokeOptions(c *cli.Context) ([]lambda.InvokeOption, error) {
 		lambda.WithMemorySize(c.Int("memory")),
 		lambda.WithInvokeLogger(logger(c)),
 		lambda.WithLogWriter(stderr(c)),
+		lambda.WithInvokeImageOptions(image.WithProgress(stderr(c)), image.WithLogger(logger(c))),
+	}
+	if c.IsSet("uid") {
+		uid, gid, err := parseUID(c.String("uid"))
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, lambda.WithUID(uid, gid))
+	}
+	if c.IsSet("platform") {
+		opts = append(opts, lambda.WithInvokePlatform(c.String("platform")))
 	}
 	switch {
 	case c.IsSet("csv"):
@@ -149,4 +175,20 @@ func invokeOptions(c *cli.Context) ([]lambda.InvokeOption, error) {
 		opts = append(opts, lambda.WithS3Object(c.String("bucket"), c.String("key")))
 	}
 	return opts, nil
+}
+
+// parseUID reads --uid: "UID" (the group ID the same) or "UID:GID".
+func parseUID(s string) (uid, gid int, err error) {
+	u, g, hasGID := strings.Cut(s, ":")
+	uid, err = strconv.Atoi(u)
+	if err == nil {
+		gid = uid
+		if hasGID {
+			gid, err = strconv.Atoi(g)
+		}
+	}
+	if err != nil || uid <= 0 || gid <= 0 {
+		return 0, 0, usageError{fmt.Sprintf("invoke: --uid %q: want UID[:GID], non-root numbers such as 993:990", s)}
+	}
+	return uid, gid, nil
 }

@@ -126,13 +126,48 @@ func TestInvokeCommandUsage(t *testing.T) {
 		{"invoke", "fn.zip", "--csv", "a.csv", "--event", "e.json"},
 		{"invoke", "fn.zip", "--bucket", "b"},
 		{"invoke", "a.zip", "b.zip", "--csv", "a.csv"},
+		{"invoke", "oci:x", "--csv", "a.csv", "--uid", "0"},
+		{"invoke", "oci:x", "--csv", "a.csv", "--uid", "993:x"},
 	} {
 		if _, stderr, code := runCLI(t, args...); code != exitUsage {
 			t.Errorf("%q: code %d, want %d\n%s", args, code, exitUsage, stderr)
 		}
 	}
 	stdout, _, _ := runCLI(t, "invoke", "--help")
-	if !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "--csv") {
+	if !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "--csv") || !strings.Contains(stdout, "extract invoke oci:") {
 		t.Errorf("invoke --help lacks examples:\n%s", stdout)
+	}
+}
+
+// TestInvokeCommandImage packages a static program as a container image
+// (oci:DIR) and invokes it with --csv, as the default uid and as another
+// one: the output is the CSV the program copies.
+func TestInvokeCommandImage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running an image package needs root (mount namespace, chroot): run the tests as root (make test)")
+	}
+	if testing.Short() {
+		t.Skip("builds a program and the bootstrap")
+	}
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	dir := filepath.Join(t.TempDir(), "upper")
+	if _, stderr, err := runPackage(t, "docker-archive:"+staticArchive(t), "-o", "oci:"+dir); err != nil {
+		t.Fatalf("package -o oci:DIR: %v\n%s", err, stderr)
+	}
+	csv := filepath.Join(t.TempDir(), "day1.csv")
+	data := "mass,velocity\n2,3\n"
+	if err := os.WriteFile(csv, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--uid", "993:990"}} {
+		args := append([]string{"invoke", "oci:" + dir, "--csv", csv}, extra...)
+		stdout, stderr, code := runCLI(t, args...)
+		if code != exitOK || stdout != data {
+			t.Errorf("%q: code %d, stdout %q; want 0 and the CSV copied\nstderr:\n%s", args, code, stdout, stderr)
+		}
+		if !strings.Contains(stderr, "output=s3://local/output/day1.csv") {
+			t.Errorf("%q: stderr lacks the output object:\n%s", args, stderr)
+		}
 	}
 }
