@@ -85,11 +85,23 @@ func AutoFormat(c *ClosureResult, refs []PathRef) (format, reason string) {
 		for _, r := range refs {
 			files[r.File] = true
 		}
-		return FormatImage, fmt.Sprintf("%d closure files name %d image paths a zip would move", len(files), len(refs))
+		verb := "name"
+		if len(files) == 1 {
+			verb = "names"
+		}
+		return FormatImage, fmt.Sprintf("%s %s %s a zip would move", plural(len(files), "closure file"), verb, plural(len(refs), "image path"))
 	case size > LambdaUnzippedLimit:
 		return FormatImage, fmt.Sprintf("the closure's %d bytes exceed Lambda's unzipped limit of %d", size, LambdaUnzippedLimit)
 	}
 	return FormatZip, "no closure file names an image path a zip would move"
+}
+
+// plural renders "1 file", "2 files".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // PathScanner finds PathRefs in the bodies of closure files as they
@@ -258,6 +270,7 @@ func (s *PathScanner) Scan(file *Entry, r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("scanning %s for paths: %w", file.Path, err)
 		}
+		fs.body = body
 		fs.relocated = relocatedShellPaths(body, func(p string) bool { return s.bundled[p] })
 		fs.feed(body)
 	default:
@@ -337,9 +350,10 @@ type fileScan struct {
 	// interp and own are the ELF file's PT_INTERP and RPATH/RUNPATH.
 	interp string
 	own    []string
-	// relocated holds the paths RelocateShell rewrites in this shell
-	// script, as written.
-	relocated map[string]bool
+	// relocated holds the words RelocateShell rewrites in this shell
+	// script (see relocatedShellPaths), body the script's bytes scanned.
+	relocated map[string][]string
+	body      []byte
 	finder    pathFinder
 	cands     map[string]bool
 	// firstEnd is the offset of the newline ending a script's "#!" line
@@ -440,7 +454,7 @@ func (fs *fileScan) candidate(off int64, run []byte, prev, next int) {
 		return // the tail of an expression: "${prefix}/lib", "$(dir)/x", "~/x"
 	}
 	raw := string(run)
-	if fs.relocated[raw] && isShellSep(prev) && isShellSep(next) {
+	if fs.relocated != nil && relocatedAt(fs.body, off, raw, prev, fs.relocated) {
 		return // RelocateShell points it into the bundle
 	}
 	if fs.file.Script != nil && (fs.firstEnd < 0 || off < fs.firstEnd) &&
@@ -544,23 +558,47 @@ func isShellSep(c int) bool {
 }
 
 // relocatedShellPaths returns the absolute paths RelocateShell rewrites in
-// body (each as written): those the script runs or sources, or gives an
-// interpreter as its script, that are bundled. RelocateShell rewrites each
-// occurrence of them as a whole word (surrounded by isShellSep bytes).
-func relocatedShellPaths(body []byte, bundled func(string) bool) map[string]bool {
+// body, as written: those the script runs or sources, or gives an
+// interpreter as its script, that are bundled. RelocateShell rewrites
+// each occurrence of such a word surrounded by isShellSep bytes. The words
+// are keyed by their leading run of path bytes, the run the path finder
+// reports where the word starts ("/opt/a" for "/opt/a!b").
+func relocatedShellPaths(body []byte, bundled func(string) bool) map[string][]string {
 	cmds, sources, runs := scanShellRuns(string(body))
 	for _, r := range runs {
 		if !r.Module {
 			sources = append(sources, r.Arg)
 		}
 	}
-	out := map[string]bool{}
+	out := map[string][]string{}
 	for _, p := range append(cmds, sources...) {
-		if path.IsAbs(p) && bundled(path.Clean(p)) {
-			out[p] = true
+		if !path.IsAbs(p) || !bundled(path.Clean(p)) {
+			continue
+		}
+		n := 0
+		for n < len(p) && pathByte[p[n]] {
+			n++
+		}
+		if !contains(out[p[:n]], p) {
+			out[p[:n]] = append(out[p[:n]], p)
 		}
 	}
 	return out
+}
+
+// relocatedAt reports whether RelocateShell rewrites the word starting at
+// off in body, where the path finder found run (preceded by prev).
+func relocatedAt(body []byte, off int64, run string, prev int, words map[string][]string) bool {
+	if !isShellSep(prev) {
+		return false
+	}
+	for _, w := range words[run] {
+		end := off + int64(len(w))
+		if end <= int64(len(body)) && string(body[off:end]) == w && (end == int64(len(body)) || isShellSep(int(body[end]))) {
+			return true
+		}
+	}
+	return false
 }
 
 // libcNames are the C library's own files, by name without ".so" and
