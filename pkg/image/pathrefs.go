@@ -24,9 +24,9 @@ const (
 	// maxRefText is how much of a script or text file is scanned for
 	// paths; ELF files are scanned whole.
 	maxRefText = 1 << 20
-	// maxRefCandidates bounds the distinct path strings kept per file;
-	// further ones are ignored.
-	maxRefCandidates = 1 << 14
+	// maxRefCandidates bounds the distinct path strings of a file kept
+	// before they are resolved.
+	maxRefCandidates = 1 << 12
 	// minRefLen is the shortest single-component path that counts
 	// ("/app"); paths of two components or more count at any length.
 	minRefLen = 4
@@ -105,40 +105,46 @@ func plural(n int, what string) string {
 }
 
 // PathScanner finds PathRefs in the bodies of closure files as they
-// stream by. A reference counts when all of these hold:
+// stream by. A reference counts when it is an absolute path written in a
+// closure file, it exists in the image, and the zip does not handle it
+// already and it is not harmless.
 //
-//  1. It is a run of path bytes ([A-Za-z0-9._+@%-] and '/') that starts
-//     with a single '/' and has two components or more (or one of at
-//     least minRefLen bytes), at most PATH_MAX long, found in an ELF file
-//     (anywhere: .rodata, .dynstr), a "#!" script (its first 1 MiB) or a
-//     text file of the closure (a small regular file with no NUL byte
-//     that is valid UTF-8; see Scannable). Trailing dots are dropped (a
-//     sentence's full stop) and the path is cleaned.
-//  2. It resolves in the image (symlinks followed inside it) to a regular
-//     file or a directory.
-//  3. It is not already handled by the zip or harmless:
-//     - the file is not one of the C library's own (the loader, libc,
-//     libm, libpthread, libdl, librt, libresolv, libnss_*, libmvec,
-//     libutil, libanl, libBrokenLocale, libc_malloc_debug, libthread_db,
-//     libnsl, libmemusage, libpcprofile, gconv modules): they name
-//     /bin/sh, the default library directories and their own data;
-//     - the path is not one of the C library's well-known paths, read or
-//     handled as today (ld.so.cache and ld.so.conf, locale, gconv,
-//     zoneinfo, nsswitch.conf, hosts, resolv.conf, passwd, group,
-//     services, ...), a kernel or scratch file system (/proc, /sys,
-//     /dev, /tmp, /run, ...) or /bin/sh, which every Linux system has,
-//     Lambda's included;
-//     - it is not a standard hierarchy directory (/usr, /usr/lib, the
-//     multiarch directory, /etc, /opt, ...); a directory below one (a
-//     library home like /usr/lib/git-core) counts;
-//     - it is not the file's own PT_INTERP or one of its DT_RPATH or
-//     DT_RUNPATH directories, nor a directory of the closure's library
-//     path: the zip points the loader there;
-//     - in a script, it is not the interpreter of its "#!" line; in a
-//     shell script the packager relocates (ClosureResult.ShellScripts),
-//     it is not a bundled path RelocateShell rewrites at that position;
-//     - it is not, and is not below, a path of ClosureResult.Env (TZDIR,
-//     LOCPATH, SSL_CERT_FILE, PERL5LIB...): the zip points the variable
+// Written: a run of path bytes ([A-Za-z0-9._+@%-] and '/') that starts
+// with a single '/' and has two components or more (or one of at least 4
+// bytes, "/app"), at most PATH_MAX long, found in an ELF file (anywhere:
+// .rodata, .dynstr), a "#!" script (its first 1 MiB) or a text file of the
+// closure (a small regular file with no NUL byte that is valid UTF-8; see
+// Scannable). Not counted: runs starting with "//" (a URL's host), "/./"
+// or "/../"; runs right after one of "})]>~*$\\" (the tail of
+// "${prefix}/lib", "$(dir)/x", "~/x"); in scripts and text files, comment
+// lines (first non-blank byte '#', the "#!" line included). Trailing dots
+// are dropped (a sentence's full stop) and the path is cleaned.
+//
+// Exists: it resolves in the image (symlinks followed inside it) to a
+// regular file or a directory.
+//
+// Not handled or harmless, which leaves out:
+//   - everything the C library's own files name (the loader, libc, libm,
+//     libpthread, libdl, librt, libresolv, libnss_*, libmvec, libutil,
+//     libanl, libBrokenLocale, libc_malloc_debug, libthread_db, libnsl,
+//     libmemusage, libpcprofile, gconv modules): /bin/sh, the default
+//     library directories, their own data;
+//   - the C library's well-known paths, read or handled as today
+//     (ld.so.cache and ld.so.conf, locale, gconv, zoneinfo, nsswitch.conf,
+//     hosts, resolv.conf, passwd, group, services, ...), the kernel's and
+//     scratch file systems (/proc, /sys, /dev, /tmp, /run, ...) and
+//     /bin/sh, which every Linux system has, Lambda's included;
+//   - standard hierarchy directories (/usr, /usr/lib, the multiarch
+//     directory, /etc, /opt, ...); a directory below one (a library home
+//     like /usr/lib/git-core) counts;
+//   - an ELF file's own PT_INTERP, DT_RPATH and DT_RUNPATH, and the
+//     directories of the closure's library path: the zip points the
+//     loader there;
+//   - a script's "#!" interpreter; in a shell script the packager
+//     relocates (ClosureResult.ShellScripts), a bundled path at a position
+//     RelocateShell rewrites (a command or sourced file as a whole word);
+//   - the paths of ClosureResult.Env and what lies below them (TZDIR,
+//     LOCPATH, SSL_CERT_FILE, PERL5LIB...): the zip points the variables
 //     into the bundle.
 //
 // Each distinct path is resolved once per scanner. A PathScanner is safe
@@ -253,8 +259,8 @@ func (s *PathScanner) Scan(file *Entry, r io.Reader) error {
 	}
 	fs := &fileScan{s: s, file: file, cands: map[string]bool{}, firstEnd: -1}
 	if file.ELF != nil {
-		fs.interp = path.Clean(file.ELF.Interp)
-		for _, d := range append(append([]string(nil), file.ELF.RPath...), file.ELF.RunPath...) {
+		// The loader and the library directories the zip handles.
+		for _, d := range append(append([]string{file.ELF.Interp}, file.ELF.RPath...), file.ELF.RunPath...) {
 			if path.IsAbs(d) {
 				fs.own = append(fs.own, path.Clean(d))
 			}
@@ -284,7 +290,7 @@ func (s *PathScanner) Scan(file *Entry, r io.Reader) error {
 			k, err := r.Read(buf[:want])
 			n += int64(k)
 			fs.feed(buf[:k])
-			if err == io.EOF {
+			if err == io.EOF || fs.binary && file.ELF == nil && file.Script == nil {
 				break
 			}
 			if err != nil {
@@ -347,9 +353,10 @@ func PathRefs(ctx context.Context, img *Image, idx *Index, c *ClosureResult) ([]
 type fileScan struct {
 	s    *PathScanner
 	file *Entry
-	// interp and own are the ELF file's PT_INTERP and RPATH/RUNPATH.
-	interp string
-	own    []string
+	// own are the ELF file's PT_INTERP, DT_RPATH and DT_RUNPATH, ownReal
+	// the same and their resolved paths (made by record).
+	own     []string
+	ownReal map[string]bool
 	// relocated holds the words RelocateShell rewrites in this shell
 	// script (see relocatedShellPaths), body the script's bytes scanned.
 	relocated map[string][]string
@@ -462,8 +469,14 @@ func (fs *fileScan) candidate(off int64, run []byte, prev, next int) {
 		return // the "#!" interpreter: the packager rewrites it
 	}
 	p, ok := refPath(raw)
-	if !ok || fs.cands[p] || len(fs.cands) >= maxRefCandidates {
+	if !ok || fs.cands[p] {
 		return
+	}
+	if len(fs.cands) >= maxRefCandidates && (fs.file.ELF != nil || fs.file.Script != nil) {
+		// Bound memory on large files: resolve what was found so far.
+		// (A text file is at most maxRefText long, so are its paths.)
+		fs.s.record(fs)
+		clear(fs.cands)
 	}
 	fs.cands[p] = true
 }
@@ -475,15 +488,21 @@ func (s *PathScanner) record(fs *fileScan) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if fs.ownReal == nil {
+		fs.ownReal = map[string]bool{}
+		for _, p := range fs.own {
+			fs.ownReal[p] = true
+			if real, _, err := s.idx.Resolve(p); err == nil {
+				fs.ownReal[real] = true
+			}
+		}
+	}
 	for p := range fs.cands {
-		if p == fs.interp || contains(fs.own, p) {
+		if fs.ownReal[p] {
 			continue
 		}
 		r := s.resolveLocked(p)
-		if !r.count {
-			continue
-		}
-		if fs.interp != "" && r.real == s.resolveLocked(fs.interp).real {
+		if !r.count || fs.ownReal[r.real] {
 			continue
 		}
 		s.refs[PathRef{File: fs.file.Path, Path: p, Kind: r.kind, Bundled: r.bundled}] = true

@@ -3,6 +3,7 @@ package image_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -86,6 +87,11 @@ func TestPathRefs(t *testing.T) {
 			names: []string{"/usr/lib", "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/etc", "/usr/share", "/opt", "/opt/app/lib", "/lib64/ld-linux-x86-64.so.2"},
 		},
 		{
+			name:  "a file the zip points a variable at (SSL_CERT_FILE)",
+			names: []string{"/etc/ssl/certs/ca-certificates.crt"},
+			extra: map[string]node{"etc/ssl/certs/ca-certificates.crt": text("-----BEGIN CERTIFICATE-----\n")},
+		},
+		{
 			name:  "a library home below a hierarchy directory counts",
 			names: []string{"/usr/lib/app-core"},
 			want:  []image.PathRef{{File: app, Path: "/usr/lib/app-core", Kind: "dir"}},
@@ -123,6 +129,11 @@ func TestPathRefs(t *testing.T) {
 			extra:   map[string]node{"usr/share/app/table.bin": text("\x00\x01/usr/share/app/x.dat\x00")},
 		},
 		{
+			name:  "a path after more candidates than are kept at once is found",
+			names: append(manyPaths(5000), "/usr/share/app"),
+			want:  []image.PathRef{{File: app, Path: "/usr/share/app", Kind: "dir"}},
+		},
+		{
 			name:  "a path split by the scan's 64 KiB chunks is found",
 			names: []string{strings.Repeat("x", 64<<10-len(mkELF(elfSpec{exec: true, interp: "/lib64/ld-linux-x86-64.so.2", needed: []string{"libc.so.6"}, rpath: "/opt/app/lib"}))-1-5) + "\x00/usr/share/app/x.dat"},
 			want:  []image.PathRef{{File: app, Path: "/usr/share/app/x.dat", Kind: "file"}},
@@ -152,6 +163,15 @@ func TestPathRefs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyPaths returns n distinct paths the image lacks.
+func manyPaths(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("/nope/%d", i)
+	}
+	return out
 }
 
 // cmpEmpty treats nil and empty slices alike.
