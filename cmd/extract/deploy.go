@@ -26,13 +26,29 @@ the package's extract.json. Outputs go to --output-prefix (output/) + the key
 without --prefix; a filter the outputs could match is refused. Only what differs
 is changed: a second identical run reports "no changes".
 
+IMAGE is packaged as --format says: auto (the default) makes a zip unless the
+program names files at their original paths or is over 250 MB, and then a
+container image; zip or image force one. A container image is pushed to
+--repository, by default the ECR repository extract-FUNCTION of your account
+and region (ACCOUNT.dkr.ecr.REGION.amazonaws.com/extract-FUNCTION), with the tag
+extract-FUNCTION-<digest prefix>; the function runs it by digest. Lambda pulls
+images only from ECR in the function's region, and its first cold start after a
+deploy of a new image is slower (the image is being cached).
+
 Deploy creates or updates, in order:
   role          extract-FUNCTION (unless --role), trusted by lambda.amazonaws.com,
                 tagged managed-by=extract, with an inline policy allowing only
                 s3:GetObject on the trigger objects, s3:PutObject on the output
-                location and CloudWatch Logs for /aws/lambda/FUNCTION
-  function      provided.al2023, handler bootstrap, the package's architecture;
-                code updated only when its SHA-256 differs
+                location and CloudWatch Logs for /aws/lambda/FUNCTION (an image
+                function needs nothing more: Lambda pulls with its own identity)
+  repository    (image) the ECR repository, created if missing with scan on push,
+                tag managed-by=extract and a policy letting Lambda pull
+  image         (image) pushed unless the repository has it; registries keep the
+                layers they have, so only changed layers are uploaded
+  function      zip: provided.al2023, handler bootstrap, code updated only when
+                its SHA-256 differs; image: PackageType Image, ImageUri
+                REPOSITORY@sha256:DIGEST, updated only when that differs; the
+                package's architecture
   version/alias with --publish and --alias
   permission    extract-s3-BUCKET: s3.amazonaws.com may invoke it for BUCKET
   notification  rule extract-FUNCTION in BUCKET's notification configuration,
@@ -40,7 +56,10 @@ Deploy creates or updates, in order:
 
 It refuses (exit 4), before changing anything, a trigger that overlaps another
 rule of the bucket, outputs that would re-trigger the function, a function or
-role of that name that extract did not create, and code over Lambda's limits.
+role of that name that extract did not create, code over Lambda's limits, a
+function that exists as the other package type (Lambda cannot turn a zip
+function into an image function or back: destroy it first, or use another
+--function), and an ECR --repository in another region.
 
 Credentials and region come from the standard AWS chain (environment, profile,
 SSO, web identity, instance role); AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>
@@ -54,7 +73,10 @@ Examples:
   extract deploy momentum.zip --function momentum --bucket my-uploads --memory 1024 --timeout 2m --env LEVEL=debug
   extract deploy big.zip --function big --bucket my-uploads --code-bucket my-artifacts
   extract deploy momentum.zip --function momentum --bucket my-uploads --dry-run
-  extract deploy momentum.zip --function momentum --bucket my-uploads --publish --alias live --json`,
+  extract deploy momentum.zip --function momentum --bucket my-uploads --publish --alias live --json
+  extract deploy gcr.io/p/tcl-app:v1 --function report --bucket my-uploads --format image
+  extract deploy gcr.io/p/tcl-app:v1 --function report --bucket my-uploads --format image --slim \
+      --repository 123456789012.dkr.ecr.us-east-1.amazonaws.com/team/report`,
 	Flags:  deployFlags(),
 	Action: runDeploy,
 }
@@ -84,7 +106,13 @@ func deployFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "publish", Usage: "publish a version when the code or configuration changed"},
 		&cli.StringFlag{Name: "alias", Usage: "point alias `NAME` at the published version (or $LATEST)"},
 		&cli.StringFlag{Name: "code-bucket", Usage: "upload code over the direct-upload limit (50 MB) through `BUCKET`"},
-	}, awsFlags()...), imageFlags()...)
+		repositoryFlag("push container images to `REPOSITORY` (REGISTRY/NAME; default: ECR ACCOUNT.dkr.ecr.REGION.amazonaws.com/extract-FUNCTION, created if missing)"),
+	}, awsFlags()...), append(formatFlags(lambda.FormatAuto, ""), imageFlags()...)...)
+}
+
+// repositoryFlag is --repository, with deploy's or destroy's usage.
+func repositoryFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: "repository", Usage: usage}
 }
 
 func runDeploy(c *cli.Context) error {
@@ -111,6 +139,18 @@ func runDeploy(c *cli.Context) error {
 		if len(set) > 0 {
 			return usageError{fmt.Sprintf("%s: these flags apply when deploying an IMAGE; %s carries its settings in %s, so package it again to change them",
 				strings.Join(set, ", "), arg, "extract.json")}
+		}
+		for _, f := range []string{"repository", "slim"} {
+			if c.IsSet(f) {
+				set = append(set, "--"+f)
+			}
+		}
+		if c.String("format") == lambda.FormatImage {
+			set = append(set, "--format image")
+		}
+		if len(set) > 0 {
+			return usageError{fmt.Sprintf("%s: %s is a zip package and deploys as one; these apply when deploying an IMAGE as a container image",
+				strings.Join(set, ", "), arg)}
 		}
 		res, err = lambda.DeployFile(c.Context, arg, fn, bucket, opts...)
 	} else {
@@ -172,6 +212,9 @@ func awsOptions(c *cli.Context) ([]lambda.DeployOption, error) {
 	if b := c.String("code-bucket"); b != "" {
 		opts = append(opts, lambda.WithCodeBucket(b))
 	}
+	if r := c.String("repository"); r != "" {
+		opts = append(opts, lambda.WithRepository(r))
+	}
 	return opts, nil
 }
 
@@ -190,6 +233,7 @@ func deployOptions(c *cli.Context) ([]lambda.DeployOption, error) {
 		lambda.WithEphemeralStorage(c.Int("ephemeral-storage")),
 		lambda.WithFunctionEnv(env),
 		lambda.WithPublish(c.Bool("publish")),
+		lambda.WithFormat(c.String("format")),
 	}
 	if r := c.String("role"); r != "" {
 		opts = append(opts, lambda.WithRoleARN(r))
@@ -214,7 +258,14 @@ func printDeploy(c *cli.Context, res *lambda.DeployResult) error {
 	}
 	fmt.Fprintf(w, "%s %s (%s)\n", verb, res.FunctionName, res.FunctionARN)
 	fmt.Fprintf(w, "  role     %s\n", res.RoleARN)
-	fmt.Fprintf(w, "  code     %s, %s, %s\n", res.CodeSha256, res.Architecture, res.CodeLocation)
+	if res.ImageURI != "" {
+		fmt.Fprintf(w, "  image    %s, %s\n", res.ImageURI, res.Architecture)
+	} else {
+		fmt.Fprintf(w, "  code     %s, %s, %s\n", res.CodeSha256, res.Architecture, res.CodeLocation)
+	}
+	if res.FormatReason != "" {
+		fmt.Fprintf(w, "  format   %s: %s\n", strings.ToLower(res.PackageType), res.FormatReason)
+	}
 	version := res.Version
 	if res.Alias != "" {
 		version += " (alias " + res.Alias + ")"

@@ -5,14 +5,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/comingout/extract/internal/mototest"
 	"github.com/comingout/extract/pkg/lambda"
@@ -108,6 +115,7 @@ func TestDeployDestroyCLI(t *testing.T) {
 		CodeSha256:   res.CodeSha256,
 		RoleARN:      "arn:aws:iam::123456789012:role/extract-momentum",
 		Architecture: "x86_64",
+		PackageType:  "Zip",
 		CodeLocation: "direct",
 		Trigger: lambda.Trigger{ID: "extract-momentum", Bucket: "uploads", Prefix: "input/", Suffix: ".csv",
 			Events: []string{"s3:ObjectCreated:*"}, StatementID: "extract-s3-uploads"},
@@ -236,5 +244,80 @@ func TestDeployImageCLI(t *testing.T) {
 	_, stderr, code = runCLI(t, "deploy", zipPath, "--function", "upper", "--bucket", "uploads")
 	if code != exitOK || !strings.Contains(stderr, "no changes") {
 		t.Errorf("deploy of the packaged zip: exit %d, stderr:\n%s\nwant \"no changes\"", code, stderr)
+	}
+}
+
+// TestDeployImageFormatCLI deploys an image archive as a container image
+// (--format image) through an in-process registry to moto's Lambda, re-runs
+// it as "no changes", is refused a zip deploy over it, and destroys it with
+// --purge-images.
+func TestDeployImageFormatCLI(t *testing.T) {
+	archive := "docker-archive:" + staticArchive(t)
+	s := mototest.Start(t)
+	s.Setenv(t)
+	cfg, err := lambda.LoadAWSConfig(context.Background(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3c := lambda.NewClients(cfg).S3.(*s3.Client)
+	if _, err := s3c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("uploads")}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	repo := strings.TrimPrefix(srv.URL, "http://") + "/extract-upper"
+
+	args := []string{"deploy", archive, "--function", "upper", "--bucket", "uploads", "--format", "image", "--repository", repo}
+	stdout, stderr, code := runCLI(t, append(args, "--json")...)
+	if code != exitOK {
+		t.Fatalf("deploy --format image: exit %d, stderr:\n%s", code, stderr)
+	}
+	var res lambda.DeployResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("deploy --json: %v\n%s", err, stdout)
+	}
+	if res.PackageType != "Image" || !strings.HasPrefix(res.ImageURI, repo+"@sha256:") || res.Architecture != "x86_64" ||
+		!slices.ContainsFunc(res.Changes, func(c string) bool { return strings.HasPrefix(c, "push image "+res.ImageURI) }) {
+		t.Errorf("deploy --format image: package type %q, image %q, arch %q, changes %q", res.PackageType, res.ImageURI, res.Architecture, res.Changes)
+	}
+	if !strings.Contains(stderr, "  image    "+res.ImageURI) {
+		t.Errorf("deploy summary does not show the image:\n%s", stderr)
+	}
+	ref, err := name.ParseReference(res.ImageURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Head(ref); err != nil {
+		t.Errorf("registry does not hold %s: %v", res.ImageURI, err)
+	}
+
+	_, stderr, code = runCLI(t, args...)
+	if code != exitOK || !strings.Contains(stderr, "no changes") {
+		t.Errorf("second deploy --format image: exit %d, stderr:\n%s\nwant \"no changes\"", code, stderr)
+	}
+	_, stderr, code = runCLI(t, "deploy", archive, "--function", "upper", "--bucket", "uploads", "--format", "zip")
+	if code != exitRefused || !strings.Contains(stderr, "cannot change the package type") {
+		t.Errorf("zip deploy over the image function: exit %d, stderr:\n%s\nwant %d", code, stderr, exitRefused)
+	}
+	zipPath := writeTestZip(t, xruntime.Manifest{Version: 1, Platform: "linux/amd64", Program: "/p", Args: []string{"/p"},
+		Input: xruntime.Input{Mode: "stdin", Prefix: "input/", Suffix: ".csv"}, Output: xruntime.Output{Prefix: "output/"}})
+	if _, stderr, code = runCLI(t, "deploy", zipPath, "--function", "z", "--bucket", "uploads", "--format", "image", "--repository", repo); code != exitUsage ||
+		!strings.Contains(stderr, "--repository, --format image") {
+		t.Errorf("deploy of a zip with --format image: exit %d, stderr %q; want %d naming the flags", code, stderr, exitUsage)
+	}
+
+	stdout, stderr, code = runCLI(t, "destroy", "--function", "upper", "--bucket", "uploads", "--purge-images", "--json")
+	if code != exitOK {
+		t.Fatalf("destroy --purge-images: exit %d, stderr:\n%s", code, stderr)
+	}
+	var dres lambda.DestroyResult
+	if err := json.Unmarshal([]byte(stdout), &dres); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(dres.Changes, func(c string) bool { return strings.HasPrefix(c, "delete image "+repo+":extract-upper-") }) {
+		t.Errorf("destroy --purge-images changes = %q, want the image deleted", dres.Changes)
+	}
+	if _, err := remote.Head(ref); err == nil {
+		t.Errorf("%s still in the registry after destroy --purge-images", res.ImageURI)
 	}
 }
