@@ -345,11 +345,23 @@ func TestDeployImageLifecycle(t *testing.T) {
 		t.Errorf("dry run changed the function: ImageUri %q, memory %d", deref(fn.Code.ImageUri), deref(fn.Configuration.MemorySize))
 	}
 
+	// Publish: a version for the image, then nothing more.
+	res = e.mustDeployContainer(ci2, "momentum", "inbox", repo, WithPublish(true))
+	if diff := cmp.Diff([]string{"publish version 1"}, res.Changes); diff != "" || res.Version != "1" {
+		t.Errorf("publish changes (version %q) (-want +got):\n%s", res.Version, diff)
+	}
+	if res = e.mustDeployContainer(ci2, "momentum", "inbox", repo, WithPublish(true)); len(res.Changes) != 0 || res.Version != "1" {
+		t.Errorf("second publish: changes %q, version %q; want none, 1", res.Changes, res.Version)
+	}
+
 	// Another function in the same repository with the same image: its own
 	// tag; purging its images leaves momentum's.
 	tagOther := "extract-other-" + strings.TrimPrefix(d2, "sha256:")[:16]
 	if _, err := e.deployContainer(ci2, "other", "outbox", repo, WithDeployLogger(discardLogger())); err != nil {
 		t.Fatal(err)
+	}
+	if w := e.reg.writes(); !cmp.Equal(w, []string{"PUT manifest"}) {
+		t.Errorf("pushing an image the registry has under another tag wrote %q, want only the manifest (under the new tag)", w)
 	}
 	if got := e.manifestDigest(e.repo + ":" + tagOther); got != d2 {
 		t.Errorf("tag %s is %q, want %s", tagOther, got, d2)
