@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/comingout/extract/internal/imagebuild"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
@@ -755,5 +757,56 @@ func TestDeployImageRefusalChangesNothing(t *testing.T) {
 	}
 	if deref(after.Configuration.MemorySize) != deref(before.MemorySize) || deref(after.Configuration.LastModified) != deref(before.LastModified) {
 		t.Errorf("a refused deploy modified the function: memory %d → %d", deref(before.MemorySize), deref(after.Configuration.MemorySize))
+	}
+}
+
+// TestDeployImageAuto deploys fixtures with DeployImage and FormatAuto: Tcl,
+// whose library home is a compiled-in path, becomes an image function
+// pushed to the registry; the Fortran showcase stays a zip. moto's Lambda
+// runs with its default ECR stub here (the image is not looked up).
+func TestDeployImageAuto(t *testing.T) {
+	fixtures := os.Getenv("EXTRACT_FIXTURES")
+	if fixtures == "" {
+		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
+	}
+	e := newEnv(t, "inbox", "outbox")
+	reg := newTestRegistry(t)
+	for _, tc := range []struct {
+		fixture, function, bucket string
+		want                      lambdatypes.PackageType
+		reason                    string
+	}{
+		{"tcl", "tclsh", "inbox", lambdatypes.PackageTypeImage, "a zip would move"},
+		{"fortran-merged", "momentum", "outbox", lambdatypes.PackageTypeZip, "no closure file names"},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			v1img, err := imagebuild.Fixture(fixtures, tc.fixture)
+			if err != nil {
+				t.Fatal(err)
+			}
+			repo := reg.host + "/" + RepositoryName(tc.function)
+			res, err := DeployImage(context.Background(), mustServe(t, v1img), tc.function, tc.bucket, []PackageOption{WithBootstrap(testBootstrap)},
+				WithClients(e.clients), fastWaits, WithFormat(FormatAuto), WithRepository(repo))
+			if err != nil {
+				t.Fatalf("DeployImage(%s, auto): %v", tc.fixture, err)
+			}
+			fn := e.function(tc.function)
+			if res.PackageType != string(tc.want) || fn.Configuration.PackageType != tc.want || !strings.Contains(res.FormatReason, tc.reason) {
+				t.Errorf("DeployImage(%s, auto): result %s (reason %q), function %s; want %s, a reason saying %q",
+					tc.fixture, res.PackageType, res.FormatReason, fn.Configuration.PackageType, tc.want, tc.reason)
+			}
+			if tc.want == lambdatypes.PackageTypeImage {
+				if !strings.HasPrefix(res.ImageURI, repo+"@sha256:") || deref(fn.Code.ImageUri) != res.ImageURI {
+					t.Errorf("ImageURI %q, function's %q; want %s@sha256:…", res.ImageURI, deref(fn.Code.ImageUri), repo)
+				}
+				ref, err := name.ParseReference(res.ImageURI)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := remote.Head(ref); err != nil {
+					t.Errorf("registry does not hold %s: %v", res.ImageURI, err)
+				}
+			}
+		})
 	}
 }
