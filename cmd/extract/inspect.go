@@ -27,6 +27,16 @@ the program once on FILE in a sandbox of the image (see docs/trace.md): the
 files it opens or executes join the closure as "seen at run time", and the
 TRACE section lists what the trace added to the static rules.
 
+PATHS lists the image paths that closure files name by absolute path
+(compiled into a program, in a script or a config file) and that a zip would
+move to /var/task/rootfs: an interpreter's library home, a data directory, an
+/etc config file. The C library's own paths, standard directories and what
+the zip already relocates do not count. Any such path makes --format auto
+pick a Lambda container image (files at their original paths) over a zip;
+the last line says which. PATHS reads the closure's ELF files, scripts and
+small text files once more (only the layers holding them), also with
+--no-scan.
+
 IMAGE: REF or docker://REF, docker-daemon:NAME:TAG, docker-archive:FILE.tar,
 oci:DIR[:TAG], oci-archive:FILE.tar.
 
@@ -85,9 +95,21 @@ Examples:
 			}
 		}
 		cmd, closure, trace, cerr := inspectClosure(c, img, idx)
+		var paths *inspectPaths
+		if cerr == nil && closure != nil {
+			refs, err := image.PathRefs(c.Context, img, idx, closure)
+			if err != nil {
+				return err
+			}
+			paths = &inspectPaths{Refs: refs}
+			paths.Format, paths.Reason = image.AutoFormat(closure, refs)
+		}
 		if c.Bool("json") {
 			doc := inspectDoc{Image: ref, Digest: img.Digest, Platform: img.Platform.String(), Config: configOf(img),
 				Layers: img.Layers, Report: rep, Command: cmd, Closure: closure, Trace: trace}
+			if paths != nil {
+				doc.PathRefs, doc.Format, doc.FormatReason = append([]image.PathRef{}, paths.Refs...), paths.Format, paths.Reason
+			}
 			if cerr != nil {
 				doc.Error = cerr.Error()
 			}
@@ -98,6 +120,7 @@ Examples:
 			}
 		} else {
 			printInspect(stdout(c), ref, img, rep, cmd, closure)
+			printPaths(stdout(c), paths)
 			printTrace(stdout(c), trace)
 		}
 		if cerr != nil {
@@ -201,6 +224,44 @@ func printTrace(w io.Writer, t *lambda.TraceSummary) {
 	}
 }
 
+// inspectPaths is what the PATHS section shows: the closure's references
+// to original paths and the format --format auto picks.
+type inspectPaths struct {
+	Refs           []image.PathRef
+	Format, Reason string
+}
+
+// printPaths writes the PATHS section.
+func printPaths(w io.Writer, p *inspectPaths) {
+	if p == nil {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "PATHS (image paths closure files name, which a zip would move to /var/task/rootfs)")
+	if len(p.Refs) == 0 {
+		fmt.Fprintln(w, "  none")
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  FILE\tNAMES\tKIND\tBUNDLED")
+		for _, r := range p.Refs {
+			bundled := "no"
+			if r.Bundled {
+				bundled = "yes"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.File, r.Path, r.Kind, bundled)
+		}
+		tw.Flush()
+	}
+	switch {
+	case p.Format == image.FormatZip:
+		fmt.Fprintln(w, "format auto picks: zip")
+	case image.NeedsOriginalPaths(p.Refs):
+		fmt.Fprintln(w, "format auto picks: image (files at their original paths: see --format image)")
+	default:
+		fmt.Fprintf(w, "format auto picks: image (%s)\n", p.Reason)
+	}
+}
+
 // inspectDoc is the --json document.
 type inspectDoc struct {
 	Image    string               `json:"image"`
@@ -212,7 +273,12 @@ type inspectDoc struct {
 	Command  *image.Command       `json:"command,omitempty"`
 	Closure  *image.ClosureResult `json:"closure,omitempty"`
 	Trace    *lambda.TraceSummary `json:"trace,omitempty"`
-	Error    string               `json:"error,omitempty"`
+	// PathRefs, Format and FormatReason are the PATHS section; null and
+	// empty when the closure failed.
+	PathRefs     []image.PathRef `json:"path_refs"`
+	Format       string          `json:"format,omitempty"`
+	FormatReason string          `json:"format_reason,omitempty"`
+	Error        string          `json:"error,omitempty"`
 }
 
 // inspectConfig is the part of the image config inspect shows.

@@ -173,3 +173,100 @@ func TestInspectCommandErrors(t *testing.T) {
 		})
 	}
 }
+
+// fixtureArchive writes a docker-archive of a Debian fixture (see
+// testdata/make-fixtures.sh) from EXTRACT_FIXTURES, else from
+// testdata/fixtures when `make fixtures` made them; without them the test
+// is skipped, except in CI where it fails.
+func fixtureArchive(t *testing.T, fixture string) string {
+	t.Helper()
+	dir := os.Getenv("EXTRACT_FIXTURES")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "testdata", "fixtures")
+	}
+	if _, err := os.Stat(filepath.Join(dir, fixture+".json")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("fixture %s: %v", fixture, err)
+		}
+		t.Skipf("skipping: Debian fixtures unavailable (set EXTRACT_FIXTURES or run `make fixtures`): %v", err)
+	}
+	img, err := imagebuild.Fixture(dir, fixture)
+	if err != nil {
+		t.Fatalf("imagebuild.Fixture(%q): %v", fixture, err)
+	}
+	p := filepath.Join(t.TempDir(), fixture+".tar")
+	tag, _ := name.NewTag("example.com/" + fixture + ":v1")
+	if err := tarball.WriteToFile(p, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestInspectPaths checks the PATHS section: the Fortran showcase names no
+// image path a zip would move (format zip); the Python fixture's OpenSSL
+// and standard library do (format image).
+func TestInspectPaths(t *testing.T) {
+	t.Run("fortran-merged", func(t *testing.T) {
+		archive := fixtureArchive(t, "fortran-merged")
+		out, stderr, err := runApp(t, "inspect", "--no-layers", "docker-archive:"+archive)
+		if err != nil {
+			t.Fatalf("inspect: %v\n%s", err, stderr)
+		}
+		want := "\nPATHS (image paths closure files name, which a zip would move to /var/task/rootfs)\n  none\nformat auto picks: zip\n"
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+		out, stderr, err = runApp(t, "inspect", "--no-layers", "--json", "docker-archive:"+archive)
+		if err != nil {
+			t.Fatalf("inspect --json: %v\n%s", err, stderr)
+		}
+		var doc struct {
+			PathRefs []image.PathRef `json:"path_refs"`
+			Format   string          `json:"format"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("inspect --json printed invalid JSON: %v\n%s", err, out)
+		}
+		if doc.PathRefs == nil || len(doc.PathRefs) != 0 || doc.Format != "zip" {
+			t.Errorf("path_refs %v, format %q; want [] and zip", doc.PathRefs, doc.Format)
+		}
+	})
+	t.Run("python", func(t *testing.T) {
+		archive := fixtureArchive(t, "python")
+		out, stderr, err := runApp(t, "inspect", "--no-layers", "docker-archive:"+archive)
+		if err != nil {
+			t.Fatalf("inspect: %v\n%s", err, stderr)
+		}
+		_, section, _ := strings.Cut(out, "\nPATHS ")
+		for _, want := range []string{
+			"  FILE ",
+			"  /usr/lib/python3.11/mimetypes.py  ",
+			" /etc/mime.types ",
+			" /usr/lib/x86_64-linux-gnu/ossl-modules ",
+			"\nformat auto picks: image (files at their original paths: see --format image)\n",
+		} {
+			if !strings.Contains(section, want) {
+				t.Errorf("PATHS section lacks %q:\n%s", want, section)
+			}
+		}
+		out, stderr, err = runApp(t, "inspect", "--no-layers", "--json", "docker-archive:"+archive)
+		if err != nil {
+			t.Fatalf("inspect --json: %v\n%s", err, stderr)
+		}
+		var doc struct {
+			PathRefs []image.PathRef `json:"path_refs"`
+			Format   string          `json:"format"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("inspect --json printed invalid JSON: %v\n%s", err, out)
+		}
+		want := image.PathRef{File: "/usr/lib/python3.11/mimetypes.py", Path: "/etc/mime.types", Kind: "file"}
+		found := false
+		for _, r := range doc.PathRefs {
+			found = found || r == want
+		}
+		if !found || doc.Format != "image" {
+			t.Errorf("path_refs %v, format %q; want %+v among them and image", doc.PathRefs, doc.Format, want)
+		}
+	})
+}
