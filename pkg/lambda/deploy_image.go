@@ -67,10 +67,10 @@ type PackageTypeError struct {
 
 func (e *PackageTypeError) Error() string {
 	what := map[string]string{"Zip": "a zip", "Image": "a container image"}
-	flag := map[string]string{"Zip": "--format zip", "Image": "--format image"}
+	keep := map[string]string{"Zip": "deploy with --format zip (or a .zip package)", "Image": "deploy the IMAGE with --format image"}
 	return fmt.Sprintf("function %q is %s function (PackageType %s) and this deploy is %s: Lambda cannot change the package type of an existing function; "+
-		"run extract destroy --function %s first, deploy under another --function name, or deploy with %s to keep it %s",
-		e.Function, what[e.Current], e.Current, what[e.Want], e.Function, flag[e.Current], what[e.Current])
+		"run extract destroy --function %s first, deploy under another --function name, or %s to keep it %s",
+		e.Function, what[e.Current], e.Current, what[e.Want], e.Function, keep[e.Current], what[e.Current])
 }
 
 // imageInfo is what deploy needs to know about a container image.

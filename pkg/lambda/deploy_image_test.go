@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -809,4 +810,12 @@ func TestDeployImageAuto(t *testing.T) {
 			}
 		})
 	}
+}
+
+func ExampleRepositoryName() {
+	fmt.Println(RepositoryName("momentum"))
+	fmt.Println(RepositoryName("Momentum_v2")) // ECR names are lower case
+	// Output:
+	// extract-momentum
+	// extract-momentum-v2-2ba9d91b
 }
