@@ -702,6 +702,7 @@ func TestParseRepository(t *testing.T) {
 		{ref: "example.com/x@sha256:" + strings.Repeat("0", 64), err: "has a digest"},
 		{ref: "extract-x", err: "names no registry"},
 		{ref: "example.com/UPPER", err: "repository"},
+		{ref: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/a__b", err: "not an ECR repository name"},
 	} {
 		r, err := parseRepository(tc.ref)
 		if tc.err != "" {

@@ -63,6 +63,9 @@ func parseRepository(ref string) (*repository, error) {
 	out := &repository{ref: r, name: r.RepositoryStr()}
 	if m := ecrHostRE.FindStringSubmatch(r.RegistryStr()); m != nil {
 		out.ecr, out.account, out.region = true, m[1], m[3]
+		if !ecrRepositoryNameRE.MatchString(out.name) || len(out.name) > 256 {
+			return nil, fmt.Errorf("repository %q: %q is not an ECR repository name (lower-case letters and digits, separated by single ., _, - or /)", ref, out.name)
+		}
 	}
 	return out, nil
 }
@@ -244,8 +247,8 @@ func (d *deployer) ensureRepository(ctx context.Context) error {
 	return wrapAWS(err, "setting the policy of ECR repository %s", r)
 }
 
-// remoteOptions are the registry options for r: the context, and the
-// keychain Open uses, its ECR tokens from the deploy's ECR client.
+// remoteOptions are the registry options of a deploy or destroy: its
+// context and keychain.
 func remoteOptions(ctx context.Context, kc authn.Keychain) []remote.Option {
 	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
 }
