@@ -3,6 +3,7 @@ package lambda
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +25,8 @@ import (
 // then the fixture image is packaged as a zip and run through the real
 // bootstrap in a poisoned root, as on Lambda, where those paths do not
 // exist: the zip moved the files under /var/task. Its output must differ
-// from the golden one, or the invocation fail. The image format, which
+// from the golden one, or the invocation fail, for that reason; and
+// Package must have warned, naming --format image. The image format, which
 // keeps the files at their original paths, is what fixes this.
 func TestOriginalPaths(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -96,6 +98,12 @@ func TestOriginalPaths(t *testing.T) {
 			t.Logf("%s.zip: %d bytes zipped, %d unzipped, %d files; closure %d regular files (%d paths); %s bundled: %v; warnings %q",
 				tt.fixture, res.ZippedSize, res.UnzippedSize, res.Files, files, len(res.Closure.Files), tt.file, bundled, res.Warnings)
 
+			// Never a silent zip that cannot work: Package says so and
+			// names the format that works.
+			if !mentions(res.Warnings, "--format image") {
+				t.Errorf("Warnings = %q, want one naming --format image", res.Warnings)
+			}
+
 			got, logs, err := invokeInRoot(ctx, t, poisonedRoot(t, zipped.Bytes()), input)
 			if err == nil && got == want {
 				// The image format fixes what the zip cannot: if the zip
@@ -114,6 +122,37 @@ func TestOriginalPaths(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOriginalPathsShowcase: the Fortran showcase, whose files are all
+// found by the loader, packages as a zip without the warning that sends
+// TestOriginalPaths' programs to --format image.
+func TestOriginalPathsShowcase(t *testing.T) {
+	fixtures := os.Getenv("EXTRACT_FIXTURES")
+	if fixtures == "" {
+		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
+	}
+	v1img, err := imagebuild.Fixture(fixtures, "fortran-merged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Package(context.Background(), mustServe(t, v1img), io.Discard, WithBootstrap(testBootstrap))
+	if err != nil {
+		t.Fatalf("Package: %v", err)
+	}
+	if mentions(res.Warnings, "--format image") {
+		t.Errorf("Warnings = %q, want none naming --format image", res.Warnings)
+	}
+}
+
+// mentions reports whether one of msgs contains s.
+func mentions(msgs []string, s string) bool {
+	for _, m := range msgs {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // readOnlyRoot bind-mounts dir read-only at a new directory, with a tmpfs
