@@ -238,24 +238,32 @@ func Scannable(e *Entry) bool {
 }
 
 // Scan reads the body of the closure file (an entry of the scanner's
-// index) from r and records the references it makes. It always reads r to
-// its end, bytes past the scan's bounds discarded, so that it can sit at
-// the other end of an io.Pipe fed through an io.TeeReader by a packager
-// that streams the file anyway. Memory is bounded (64 KiB chunks; a shell
-// script's first 1 MiB, which RelocateShell's positions need). Files that
-// are not Scannable are read and ignored.
+// index) from r and records the references it makes. It reads r to its
+// end, bytes past the scan's bounds discarded. Files that are not
+// Scannable are read and ignored. See Writer for a packager that reads
+// the file anyway.
 func (s *PathScanner) Scan(file *Entry, r io.Reader) error {
 	if file == nil || r == nil {
 		return nil
 	}
-	drain := func() error {
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return fmt.Errorf("scanning %s for paths: %w", file.Path, err)
-		}
-		return nil
+	w := s.Writer(file)
+	if _, err := io.CopyBuffer(w, r, make([]byte, refChunk)); err != nil {
+		return fmt.Errorf("scanning %s for paths: %w", file.Path, err)
 	}
-	if !Scannable(file) {
-		return drain()
+	return w.Close()
+}
+
+// Writer returns a writer that scans the body of the closure file as it
+// is written, for a packager that streams the file anyway (through an
+// io.TeeReader or io.MultiWriter); Close records the references found.
+// Write never fails and always reports the whole slice written: bytes past
+// the scan's bounds and bodies of files that are not Scannable are
+// ignored. Memory is bounded (the current path; a shell script's first 1
+// MiB, which RelocateShell's positions need). One Writer serves one
+// goroutine; Writers of different files may run at the same time.
+func (s *PathScanner) Writer(file *Entry) io.WriteCloser {
+	if file == nil || !Scannable(file) {
+		return &scanWriter{skip: true}
 	}
 	fs := &fileScan{s: s, file: file, cands: map[string]bool{}, firstEnd: -1}
 	if file.ELF != nil {
@@ -266,46 +274,64 @@ func (s *PathScanner) Scan(file *Entry, r io.Reader) error {
 			}
 		}
 	}
-	limit := int64(-1)
+	w := &scanWriter{fs: fs, limit: -1, shell: file.Script != nil && s.shell[file.Path]}
 	if file.ELF == nil {
-		limit = maxRefText
+		w.limit = maxRefText
 	}
-	switch {
-	case file.Script != nil && s.shell[file.Path]:
-		body, err := io.ReadAll(io.LimitReader(r, limit))
-		if err != nil {
-			return fmt.Errorf("scanning %s for paths: %w", file.Path, err)
+	return w
+}
+
+// scanWriter is the writer of one file's scan.
+type scanWriter struct {
+	fs *fileScan
+	// limit is how many bytes are scanned (-1: all), n how many were.
+	limit, n int64
+	// shell buffers a relocated shell script's body in body.
+	shell bool
+	body  []byte
+	// skip ignores the rest: not scannable, not text, or closed.
+	skip bool
+}
+
+func (w *scanWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if w.skip {
+		return n, nil
+	}
+	if w.limit >= 0 {
+		if room := w.limit - w.n; int64(len(p)) > room {
+			p = p[:max(room, 0)]
 		}
-		fs.body = body
-		fs.relocated = relocatedShellPaths(body, func(p string) bool { return s.bundled[p] })
-		fs.feed(body)
-	default:
-		buf := make([]byte, refChunk)
-		var n int64
-		for limit < 0 || n < limit {
-			want := int64(len(buf))
-			if limit >= 0 && limit-n < want {
-				want = limit - n
-			}
-			k, err := r.Read(buf[:want])
-			n += int64(k)
-			fs.feed(buf[:k])
-			if err == io.EOF || fs.binary && file.ELF == nil && file.Script == nil {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("scanning %s for paths: %w", file.Path, err)
-			}
-		}
+	}
+	w.n += int64(len(p))
+	if w.shell {
+		w.body = append(w.body, p...)
+		return n, nil
+	}
+	w.fs.feed(p)
+	if w.fs.binary && w.fs.file.ELF == nil && w.fs.file.Script == nil {
+		w.skip = true // not text: its bytes are data, not paths
+	}
+	return n, nil
+}
+
+// Close ends the file's scan and records its references.
+func (w *scanWriter) Close() error {
+	if w.skip {
+		return nil
+	}
+	w.skip = true
+	fs := w.fs
+	if w.shell {
+		fs.body = w.body
+		fs.relocated = relocatedShellPaths(w.body, func(p string) bool { return fs.s.bundled[p] })
+		fs.feed(w.body)
 	}
 	fs.finish()
-	if err := drain(); err != nil {
-		return err
-	}
-	if fs.binary && file.ELF == nil && file.Script == nil {
+	if fs.binary && fs.file.ELF == nil && fs.file.Script == nil {
 		return nil // not text: its bytes are data, not paths
 	}
-	s.record(fs)
+	fs.s.record(fs)
 	return nil
 }
 

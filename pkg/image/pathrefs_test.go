@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -178,8 +179,9 @@ func manyPaths(n int) []string {
 var cmpEmpty = cmp.FilterValues(func(a, b []image.PathRef) bool { return len(a) == 0 && len(b) == 0 }, cmp.Ignore())
 
 // TestPathScannerConcurrent scans the closure's files from several
-// goroutines, each file twice, through a pipe as a packager teeing its
-// reads would, and finds what PathRefs finds.
+// goroutines, each file twice: with Scan, and through Writer one byte at
+// a time as a packager teeing its reads would; it finds what PathRefs
+// finds.
 func TestPathScannerConcurrent(t *testing.T) {
 	im, idx := treeImage(t, refTree([]string{"/usr/share/app", "/usr/lib/app-core/helper"}, nil),
 		v1.Config{Entrypoint: []string{"/usr/bin/app"}}, "linux/amd64")
@@ -207,22 +209,29 @@ func TestPathScannerConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := image.NewPathScanner(idx, c)
+	// One scanner for each way, so that one cannot hide the other's
+	// misses.
+	scanners := []*image.PathScanner{image.NewPathScanner(idx, c), image.NewPathScanner(idx, c)}
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*len(files))
 	for round := 0; round < 2; round++ {
 		for _, e := range files {
 			wg.Add(1)
-			go func(e *image.Entry) {
+			go func(e *image.Entry, round int) {
 				defer wg.Done()
-				pr, pw := io.Pipe()
-				go func() {
-					// The writer's side: the packager copying the file.
-					_, err := io.Copy(io.Discard, io.TeeReader(bytes.NewReader(bodies[e.Path]), pw))
-					pw.CloseWithError(err)
-				}()
-				errs <- s.Scan(e, pr)
-			}(e)
+				s := scanners[round]
+				if round == 0 {
+					errs <- s.Scan(e, bytes.NewReader(bodies[e.Path]))
+					return
+				}
+				// A packager copying the file tees it to Writer.
+				w := s.Writer(e)
+				if _, err := io.Copy(io.Discard, io.TeeReader(iotest.OneByteReader(bytes.NewReader(bodies[e.Path])), w)); err != nil {
+					errs <- err
+					return
+				}
+				errs <- w.Close()
+			}(e, round)
 		}
 	}
 	wg.Wait()
@@ -232,8 +241,10 @@ func TestPathScannerConcurrent(t *testing.T) {
 			t.Fatalf("Scan: %v", err)
 		}
 	}
-	if diff := cmp.Diff(want, s.Refs()); diff != "" {
-		t.Errorf("concurrent Scan refs mismatch (-PathRefs +Scan):\n%s", diff)
+	for i, s := range scanners {
+		if diff := cmp.Diff(want, s.Refs()); diff != "" {
+			t.Errorf("concurrent scan %d refs mismatch (-PathRefs +Scan or Writer):\n%s", i, diff)
+		}
 	}
 }
 
