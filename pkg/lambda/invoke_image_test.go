@@ -3,6 +3,7 @@ package lambda
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -34,8 +35,10 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func try(err error) string {
@@ -60,10 +63,20 @@ func create(p string) string {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "sleep" {
+		time.Sleep(time.Hour)
+	}
 	api := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API") + "/2018-06-01/runtime/invocation/"
 	resp, err := http.Get(api + "next")
 	if err != nil {
 		panic(err)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "hang" {
+		// A child in the background, and no answer.
+		if err := exec.Command("/proc/self/exe", "sleep").Start(); err != nil {
+			panic(err)
+		}
+		time.Sleep(time.Hour)
 	}
 	id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
 	resp.Body.Close()
@@ -135,12 +148,14 @@ type probeReport struct {
 // probe, found through the image's PATH, with a WORKDIR anyone may write
 // to (so only a read-only mount can refuse writes there), a config file at
 // a compiled-in path, a /tmp that is a symlink with content (Lambda mounts
-// its own /tmp over it) and no /proc or /dev.
-func mustProbeImage(t *testing.T) v1.Image {
+// its own /tmp over it), a read-only directory and no /proc or /dev. With
+// cmd "hang", the probe takes the event, starts a child and never answers.
+func mustProbeImage(t *testing.T, cmd ...string) v1.Image {
 	t.Helper()
 	probe := mustGoBuild(t, probeSource)
 	return mustImage(t, v1.Config{
 		Entrypoint: []string{"probe"},
+		Cmd:        cmd,
 		Env:        []string{"PATH=/usr/local/bin:/usr/bin", "APP_MODE=probe", "AWS_LAMBDA_FUNCTION_NAME=from-the-image"},
 		WorkingDir: "/work",
 	}, []layerFile{
@@ -154,6 +169,8 @@ func mustProbeImage(t *testing.T) v1.Image {
 		{name: "var/tmp/", dir: true, mode: 0o1777},
 		{name: "var/tmp/old", body: "left over\n"},
 		{name: "tmp", link: "var/tmp"},
+		{name: "ro/", dir: true, mode: 0o555},
+		{name: "ro/file", body: "in a read-only directory\n", mode: 0o444},
 	})
 }
 
@@ -344,4 +361,70 @@ func TestInvokeImageFortran(t *testing.T) {
 			t.Logf("%s: cold-path invoke %v (init %v, invocation %v)", r.name, elapsed.Round(time.Millisecond), got.InitDuration.Round(time.Millisecond), got.Duration.Round(time.Millisecond))
 		})
 	}
+}
+
+// TestInvokeImageTimeout runs an image whose entrypoint takes the event,
+// starts a child and never answers: Invoke must report the timeout, and
+// leave neither process nor file behind.
+func TestInvokeImageTimeout(t *testing.T) {
+	mustRoot(t)
+	tmpdir := t.TempDir()
+	ref := mustWriteOCI(t, mustProbeImage(t, "hang"), "hang")
+	t.Setenv("TMPDIR", tmpdir)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var log strings.Builder
+	// While it runs, the probe and its child are seen (so the check
+	// below can see them).
+	seen := make(chan int)
+	done := make(chan struct{})
+	go func() {
+		most := 0
+		for {
+			select {
+			case <-done:
+				seen <- most
+				return
+			case <-time.After(20 * time.Millisecond):
+				most = max(most, len(processesBelow(tmpdir)))
+			}
+		}
+	}()
+	res, err := Invoke(ctx, ref, WithEvent([]byte(`{}`)), WithInvokeTimeout(2*time.Second), WithLogWriter(&log))
+	close(done)
+	if most := <-seen; most < 2 {
+		t.Errorf("saw at most %d processes of the image while it ran, want the probe and its child", most)
+	}
+	var ie *InvokeError
+	if !errors.As(err, &ie) || res.Error == nil || res.Error.Type != ErrorTypeTimeout {
+		t.Fatalf("Invoke of a hanging image = %+v, %v; want an *InvokeError of type %s\nlog:\n%s", res, err, ErrorTypeTimeout, log.String())
+	}
+	// The processes were started from below tmpdir: none may be left.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := processesBelow(tmpdir)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left running after Invoke: %v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if left, _ := os.ReadDir(tmpdir); len(left) > 0 {
+		t.Errorf("Invoke left %d entries in TMPDIR (%s...)", len(left), left[0].Name())
+	}
+}
+
+// processesBelow lists the processes whose executable is below dir (none
+// when /proc cannot be read: the caller checks it sees running ones).
+func processesBelow(dir string) []string {
+	procs, _ := os.ReadDir("/proc")
+	var out []string
+	for _, p := range procs {
+		if exe, err := os.Readlink(filepath.Join("/proc", p.Name(), "exe")); err == nil && strings.HasPrefix(exe, dir+"/") {
+			out = append(out, p.Name()+" "+exe)
+		}
+	}
+	return out
 }
