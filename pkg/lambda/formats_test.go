@@ -1,0 +1,137 @@
+package lambda
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/pkg/image"
+)
+
+// TestImageFormatFixtures runs every fixture's program as a container-image
+// package, the way Lambda runs one (Invoke: the image's root read-only, a
+// fresh /tmp, uid 65534, the real bootstrap as ENTRYPOINT), and compares
+// its output byte for byte with the program run in its own root — the
+// container. Whole images must always match; slim ones (only the closure)
+// must match for every program whose closure is complete, and the programs
+// that read compiled-in paths the closure does not hold (tcl, fontconfig,
+// shapp) are expected to differ as slim images: that is what --slim trades.
+func TestImageFormatFixtures(t *testing.T) {
+	mustRoot(t)
+	fixtures := os.Getenv("EXTRACT_FIXTURES")
+	if fixtures == "" {
+		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	momentum := mustRead(t, filepath.Join("..", "..", "examples", "fortran-momentum", "data", "sample.csv"))
+	words := []byte("name,n\nTen,1\nten,2\nfive,3\nTEN,4\nFive,5\none,6\n")
+	masses := []byte("mass,velocity\n70.5,3\n10,2.5\n1200,27.8\n70.5,4\n0.145,40.2\n10,9\n")
+	golden := filepath.Join("..", "..", "testdata", "originalpaths")
+	tests := []struct {
+		fixture string
+		input   []byte
+		opts    []PackageOption
+		// slimDiffers: the program reads files outside its closure.
+		slimDiffers bool
+		platform    string
+	}{
+		{fixture: "fortran-merged", input: momentum},
+		{fixture: "fortran-split", input: momentum},
+		{fixture: "arm64", input: momentum, platform: "linux/arm64"}, // qemu through binfmt_misc
+		{fixture: "sh-tools", input: words},
+		{fixture: "sh-tools", input: words, opts: []PackageOption{
+			WithCommandOverride(image.Override{Entrypoint: []string{"/usr/local/bin/tally.sh"}, EntrypointSet: true}),
+		}},
+		{fixture: "busybox", input: words},
+		{fixture: "python", input: masses},
+		{fixture: "perl", input: masses},
+		{fixture: "c-nss", input: []byte("epoch\n0\n1700000000\n1720000000\n1729990000\n")},
+		{fixture: "tcl", input: mustRead(t, filepath.Join(golden, "tcl.csv")), slimDiffers: true},
+		{fixture: "fontconfig", input: mustRead(t, filepath.Join(golden, "fontconfig.csv")), slimDiffers: true},
+		{fixture: "shapp", input: mustRead(t, filepath.Join(golden, "shapp.csv")), slimDiffers: true},
+	}
+	for _, tt := range tests {
+		name := tt.fixture
+		if tt.opts != nil {
+			name += "-override"
+		}
+		t.Run(name, func(t *testing.T) {
+			v1img, err := imagebuild.Fixture(fixtures, tt.fixture)
+			if err != nil {
+				t.Fatal(err)
+			}
+			platform := tt.platform
+			if platform == "" {
+				platform = "linux/amd64"
+			}
+			img := mustServe(t, v1img, image.WithPlatform(platform))
+			for _, slim := range []bool{false, true} {
+				res, err := PackageImage(ctx, img, append([]PackageOption{WithSlim(slim)}, tt.opts...)...)
+				if err != nil {
+					t.Fatalf("PackageImage(slim %v): %v", slim, err)
+				}
+				want := containerOutput(ctx, t, filepath.Join(fixtures, tt.fixture), res, tt.input)
+				dest := "oci:" + filepath.Join(t.TempDir(), "image")
+				if _, err := WriteImage(ctx, res.Image, dest); err != nil {
+					t.Fatal(err)
+				}
+				res.Close()
+				in := filepath.Join(t.TempDir(), "in.csv")
+				mustWrite(t, in, tt.input, 0o644)
+				var log strings.Builder
+				got, err := Invoke(ctx, dest, WithCSV(in), WithLogWriter(&log), WithInvokePlatform(platform),
+					WithInvokeImageOptions(image.WithCacheDir(t.TempDir())))
+				if slim && tt.slimDiffers {
+					if err == nil && string(got.Output) == want {
+						t.Errorf("the slim image of %s printed the container's output: its closure now holds what it reads; drop slimDiffers", tt.fixture)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("Invoke of the image (slim %v): %v\nlog:\n%s", slim, err, log.String())
+				}
+				if diff := cmp.Diff(want, string(got.Output)); diff != "" {
+					t.Errorf("image (slim %v) output differs from the container's (-want +got):\n%s\nlog:\n%s", slim, diff, log.String())
+				}
+			}
+		})
+	}
+}
+
+// containerOutput runs the program of the package res in its own root dir as
+// Docker would run the source image — its ENV and HOME, its WORKDIR — with
+// the root read-only and /tmp writable, as uid 65534.
+func containerOutput(ctx context.Context, t *testing.T, dir string, res *ImageResult, input []byte) string {
+	t.Helper()
+	m := res.Manifest
+	devNull(t, dir, true) // perl -e opens /dev/null; Lambda has one
+	direct := exec.CommandContext(ctx, m.Program)
+	direct.Args = m.Args
+	direct.SysProcAttr = &syscall.SysProcAttr{Chroot: readOnlyRoot(t, dir), Credential: nobody}
+	direct.Dir = m.WorkDir
+	if direct.Dir == "" {
+		direct.Dir = "/"
+	}
+	direct.Env = m.Env
+	direct.Stdin = bytes.NewReader(input)
+	var stderr bytes.Buffer
+	direct.Stderr = &stderr
+	out, err := direct.Output()
+	if err != nil {
+		t.Fatalf("%s in its own root: %v\n%s", m.Program, err, stderr.Bytes())
+	}
+	if strings.Count(string(out), "\n") < 2 {
+		t.Fatalf("%s in its own root printed too little to compare: %q", m.Program, out)
+	}
+	return string(out)
+}
