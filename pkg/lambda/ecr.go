@@ -222,7 +222,12 @@ func (d *deployer) ensureRepository(ctx context.Context) error {
 			ImageScanningConfiguration: &ecrtypes.ImageScanningConfiguration{ScanOnPush: true},
 			Tags:                       []ecrtypes.Tag{{Key: aws.String(ManagedByTag), Value: aws.String(ManagedByValue)}},
 		})
-		if err != nil && !isCode(err, "RepositoryAlreadyExistsException") {
+		if isCode(err, "RepositoryAlreadyExistsException") {
+			// Made meanwhile by someone else: used as it is.
+			d.log.Info("the ECR repository appeared while deploy created it; using it as it is", "repository", r.String())
+			return nil
+		}
+		if err != nil {
 			return wrapAWS(err, "creating ECR repository %s", r)
 		}
 		_, err = c.SetRepositoryPolicy(ctx, &ecr.SetRepositoryPolicyInput{RepositoryName: &r.name, PolicyText: &policy})
