@@ -356,7 +356,10 @@ func imageFunctionName(ref string) string {
 			} else if i := strings.Index(rest, ":"); i > 0 {
 				rest = rest[:i]
 			}
-			name = strings.TrimSuffix(filepath.Base(strings.TrimRight(rest, "/")), filepath.Ext(rest))
+			name = filepath.Base(strings.TrimRight(rest, "/"))
+			if t != "oci:" {
+				name = strings.TrimSuffix(name, filepath.Ext(name))
+			}
 			break
 		}
 	}

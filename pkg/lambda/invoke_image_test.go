@@ -428,3 +428,65 @@ func processesBelow(dir string) []string {
 	}
 	return out
 }
+
+func TestImageFunctionName(t *testing.T) {
+	for ref, want := range map[string]string{
+		"oci:/tmp/momentum":                         "momentum",
+		"oci:/tmp/momentum/":                        "momentum",
+		"oci:/tmp/momentum:v1":                      "momentum",
+		"oci:layouts/my.fn":                         "my",
+		"docker-archive:/x/momentum.tar":            "momentum",
+		"docker-archive:/x/momentum.tar:repo:tag":   "momentum",
+		"oci-archive:m.tar":                         "m",
+		"123.dkr.ecr.us-east-1.amazonaws.com/a/b:1": "b",
+		"docker://gcr.io/p/momentum@sha256:abc":     "momentum",
+		"localhost:5000/momentum":                   "momentum",
+		"oci:/tmp/a b+c":                            "a-b-c",
+	} {
+		if got := imageFunctionName(ref); got != want {
+			t.Errorf("imageFunctionName(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}
+
+func TestIsZipPackage(t *testing.T) {
+	dir := t.TempDir()
+	zipFile := filepath.Join(dir, "fn")
+	if err := os.WriteFile(zipFile, []byte("PK\x03\x04rest"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other.bin")
+	if err := os.WriteFile(other, []byte("not a zip"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for pkg, want := range map[string]bool{
+		zipFile:                           true, // by its bytes
+		other:                             true, // a local file: the zip path says it is no zip
+		filepath.Join(dir, "missing.zip"): true, // the zip path says it is missing
+		"oci:" + dir:                      false,
+		"oci:" + dir + "/x.zip":           false,
+		"docker-archive:" + other:         false,
+		"momentum:v1":                     false,
+		"gcr.io/p/momentum":               false,
+	} {
+		if got := isZipPackage(pkg); got != want {
+			t.Errorf("isZipPackage(%q) = %v, want %v", pkg, got, want)
+		}
+	}
+}
+
+func TestImageEnviron(t *testing.T) {
+	got := imageEnviron(
+		[]string{"PATH=/app/bin", "HOME=/home/app", "TZ=Europe/Paris"},
+		[]string{"AWS_REGION=eu-west-1", "TZ=:UTC"},
+	)
+	want := []string{"PATH=/app/bin", "HOME=/home/app", "TZ=:UTC", "AWS_REGION=eu-west-1", "LD_LIBRARY_PATH=" + lambdaDefaultLibraryPath}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("imageEnviron (-want +got):\n%s", diff)
+	}
+	got = imageEnviron(nil, nil)
+	want = []string{"PATH=" + lambdaDefaultPath, "LD_LIBRARY_PATH=" + lambdaDefaultLibraryPath}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("imageEnviron of an image without ENV (-want +got):\n%s", diff)
+	}
+}
