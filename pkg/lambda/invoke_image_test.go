@@ -434,7 +434,7 @@ func TestImageFunctionName(t *testing.T) {
 		"oci:/tmp/momentum":                         "momentum",
 		"oci:/tmp/momentum/":                        "momentum",
 		"oci:/tmp/momentum:v1":                      "momentum",
-		"oci:layouts/my.fn":                         "my",
+		"oci:layouts/my.fn":                         "my-fn",
 		"docker-archive:/x/momentum.tar":            "momentum",
 		"docker-archive:/x/momentum.tar:repo:tag":   "momentum",
 		"oci-archive:m.tar":                         "m",
