@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/comingout/extract/internal/imagebuild"
 	"github.com/comingout/extract/pkg/image"
@@ -134,4 +135,84 @@ func containerOutput(ctx context.Context, t *testing.T, dir string, res *ImageRe
 		t.Fatalf("%s in its own root printed too little to compare: %q", m.Program, out)
 	}
 	return string(out)
+}
+
+// workdirProbe writes a file into its working directory, reads it back and
+// says what its stdout is and which environment it has.
+const workdirProbe = `package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+func main() {
+	wd, _ := os.Getwd()
+	if err := os.WriteFile("scratch", []byte("ok"), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "write:", err)
+		os.Exit(3)
+	}
+	b, _ := os.ReadFile("scratch")
+	seed, _ := os.ReadFile("seed.txt")
+	fi, _ := os.Stdout.Stat()
+	kind := "pipe"
+	if fi.Mode().IsRegular() {
+		kind = "regular file"
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		env = append(env, strings.SplitN(kv, "=", 2)[0])
+	}
+	sort.Strings(env)
+	fmt.Printf("wd under /tmp: %v\nscratch: %s\nseed: %s\nstdout: %s\nuid 0: %v\nenv: %s\n",
+		strings.HasPrefix(wd, "/tmp/"), b, seed, kind, os.Getuid() == 0, strings.Join(env, ","))
+}
+`
+
+// TestImageWritableWorkDir: in an image package, --writable-workdir gives the
+// program a writable copy of its WORKDIR (the root is read-only), stdout is
+// a followed file, and the environment is the image's, not Lambda's.
+func TestImageWritableWorkDir(t *testing.T) {
+	mustRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	prog := mustGoBuild(t, workdirProbe)
+	src := mustImage(t, v1.Config{Entrypoint: []string{"/app/probe"}, WorkingDir: "/data", Env: []string{"PATH=/usr/bin:/bin", "APP_MODE=batch"}},
+		[]layerFile{
+			{name: "app/", dir: true},
+			{name: "app/probe", from: prog, mode: 0o755},
+			{name: "data/", dir: true},
+			{name: "data/seed.txt", body: "from the image"},
+		})
+	img := mustServe(t, src)
+	in := filepath.Join(t.TempDir(), "in.csv")
+	mustWrite(t, in, []byte("a,b\n"), 0o644)
+	for _, writable := range []bool{true, false} {
+		res, err := PackageImage(ctx, img, WithWritableWorkDir(writable))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dest := "oci:" + filepath.Join(t.TempDir(), "image")
+		if _, err := WriteImage(ctx, res.Image, dest); err != nil {
+			t.Fatal(err)
+		}
+		res.Close()
+		var log strings.Builder
+		got, err := Invoke(ctx, dest, WithCSV(in), WithLogWriter(&log), WithInvokeImageOptions(image.WithCacheDir(t.TempDir())))
+		if !writable {
+			if err == nil || !strings.Contains(log.String(), "read-only file system") {
+				t.Errorf("without --writable-workdir the program wrote into its WORKDIR of a read-only root: %v\n%s", err, log.String())
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Invoke: %v\n%s", err, log.String())
+		}
+		want := "wd under /tmp: true\nscratch: ok\nseed: from the image\nstdout: regular file\nuid 0: false\nenv: APP_MODE,HOME,PATH\n"
+		if diff := cmp.Diff(want, string(got.Output)); diff != "" {
+			t.Errorf("probe output (-want +got):\n%s\nlog:\n%s", diff, log.String())
+		}
+	}
 }
