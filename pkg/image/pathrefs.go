@@ -115,7 +115,7 @@ func plural(n int, what string) string {
 // .rodata, .dynstr), a "#!" script (its first 1 MiB) or a text file of the
 // closure (a small regular file with no NUL byte that is valid UTF-8; see
 // Scannable). Not counted: runs starting with "//" (a URL's host), "/./"
-// or "/../"; runs right after one of "})]>~*$\\" (the tail of
+// or "/../"; runs right after one of "})]~$\\" (the tail of
 // "${prefix}/lib", "$(dir)/x", "~/x"); in scripts and text files, comment
 // lines (first non-blank byte '#', the "#!" line included). Trailing dots
 // are dropped (a sentence's full stop) and the path is cleaned.
@@ -479,7 +479,7 @@ func (fs *fileScan) checkText(b []byte) {
 
 // exprEnds are the bytes that, right before a path, make it the tail of
 // a longer expression rather than an absolute path.
-const exprEnds = "})]>~*$\\"
+const exprEnds = "})]~$\\"
 
 // candidate is called by the finder for each absolute path run.
 func (fs *fileScan) candidate(off int64, run []byte, prev, next int) {

@@ -76,6 +76,11 @@ func TestPathRefs(t *testing.T) {
 			want:  []image.PathRef{{File: app, Path: "/lib/app-core/helper", Kind: "file"}},
 		},
 		{
+			name:  "binary holds a default XML config",
+			names: []string{`<include ignore_missing="yes">/usr/share/app</include>`},
+			want:  []image.PathRef{{File: app, Path: "/usr/share/app", Kind: "dir"}},
+		},
+		{
 			name:  "binary names paths the image lacks",
 			names: []string{"/usr/share/nothing/here", "/etc/app/missing.conf", "/srv/data"},
 		},
