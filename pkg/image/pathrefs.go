@@ -132,11 +132,12 @@ func plural(n int, what string) string {
 //   - the C library's well-known paths, read or handled as today
 //     (ld.so.cache and ld.so.conf, locale, gconv, zoneinfo, nsswitch.conf,
 //     hosts, resolv.conf, passwd, group, services, ...), the kernel's and
-//     scratch file systems (/proc, /sys, /dev, /tmp, /run, ...) and
-//     /bin/sh, which every Linux system has, Lambda's included;
+//     scratch file systems (/proc, /sys, /dev, /tmp, /run, ...),
+//     /usr/lib/debug, and /bin/sh, which every Linux system has, Lambda's
+//     included;
 //   - standard hierarchy directories (/usr, /usr/lib, the multiarch
-//     directory, /etc, /opt, ...); a directory below one (a library home
-//     like /usr/lib/git-core) counts;
+//     directory, /etc, /opt, /usr/share/man, ...); a directory below one
+//     (a library home like /usr/lib/git-core) counts;
 //   - an ELF file's own PT_INTERP, DT_RPATH and DT_RUNPATH, and the
 //     directories of the closure's library path: the zip points the
 //     loader there;
@@ -693,6 +694,7 @@ var systemPaths = []string{
 	"/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/services", "/etc/protocols",
 	"/etc/networks", "/etc/rpc", "/etc/netgroup", "/etc/mtab", "/etc/fstab",
 	"/proc", "/sys", "/dev", "/tmp", "/var/tmp", "/run", "/var/run",
+	"/usr/lib/debug", // debug symbols: a backtrace without them still runs
 	"/bin/sh", "/usr/bin/sh",
 }
 
@@ -721,7 +723,9 @@ var hierarchyDirs = map[string]bool{
 	"/": true, "/bin": true, "/sbin": true, "/lib": true, "/lib32": true, "/lib64": true, "/libx32": true,
 	"/usr": true, "/usr/bin": true, "/usr/sbin": true, "/usr/lib": true, "/usr/lib32": true, "/usr/lib64": true,
 	"/usr/libx32": true, "/usr/libexec": true, "/usr/share": true, "/usr/include": true,
-	"/usr/local": true, "/usr/local/bin": true, "/usr/local/lib": true, "/usr/local/lib64": true,
+	"/usr/share/man": true, "/usr/share/doc": true, "/usr/share/info": true, "/usr/local/man": true,
+	"/usr/local/share/man": true,
+	"/usr/local":           true, "/usr/local/bin": true, "/usr/local/lib": true, "/usr/local/lib64": true,
 	"/usr/local/share": true, "/usr/local/sbin": true, "/usr/local/include": true, "/usr/local/etc": true,
 	"/usr/local/libexec": true,
 	"/etc":               true, "/var": true, "/var/lib": true, "/var/cache": true, "/var/log": true, "/var/spool": true,

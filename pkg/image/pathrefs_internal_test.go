@@ -97,7 +97,7 @@ func TestHierarchyAndSystemPaths(t *testing.T) {
 	for p, want := range map[string]bool{
 		"/usr/lib": true, "/usr/lib/x86_64-linux-gnu": true, "/lib/aarch64-linux-gnu": true, "/etc": true,
 		"/usr/local/share": true, "/usr/lib/git-core": false, "/etc/fonts": false, "/usr/share/tcltk/tcl8.6": false,
-		"/usr/lib/x86_64-linux-gnu/ossl-modules": false,
+		"/usr/lib/x86_64-linux-gnu/ossl-modules": false, "/usr/share/man": true, "/usr/share/man/man1": false,
 	} {
 		if got := hierarchyDir(p); got != want {
 			t.Errorf("hierarchyDir(%q) = %v, want %v", p, got, want)
@@ -106,7 +106,8 @@ func TestHierarchyAndSystemPaths(t *testing.T) {
 	for p, want := range map[string]bool{
 		"/etc/ld.so.conf.d/x.conf": true, "/usr/lib/locale/C.utf8": true, "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules": true,
 		"/usr/share/zoneinfo/Europe/Paris": true, "/proc/self/exe": true, "/bin/sh": true, "/etc/passwd": true,
-		"/etc/passwords": false, "/bin/shell": false, "/etc/app/app.conf": false, "/usr/lib/x86_64-linux-gnu/libc.so.6": false,
+		"/usr/lib/debug/.build-id/ab/cdef.debug": true,
+		"/etc/passwords":                         false, "/bin/shell": false, "/etc/app/app.conf": false, "/usr/lib/x86_64-linux-gnu/libc.so.6": false,
 	} {
 		if got := systemPath(p); got != want {
 			t.Errorf("systemPath(%q) = %v, want %v", p, got, want)
