@@ -500,6 +500,23 @@ func DeployImage(ctx context.Context, img *image.Image, function, bucket string,
 	if err := checkNames(function, bucket); err != nil {
 		return nil, err
 	}
+	if m, ok, err := PackagedImage(img); err != nil {
+		return nil, err
+	} else if ok {
+		// Built by `package --format image`: deployed as it is.
+		if o.format == FormatZip {
+			return nil, fmt.Errorf("%s is a Lambda image package: it deploys as an image, not with --format zip", img.Ref)
+		}
+		arch, _, err := lambdaArch("", img.Platform.Architecture)
+		if err != nil {
+			return nil, err
+		}
+		res, err := DeployContainer(ctx, ContainerImage{Image: img.V1(), Arch: arch, Manifest: *m}, function, bucket, opts...)
+		if res != nil {
+			res.FormatReason = "an image package already"
+		}
+		return res, err
+	}
 	format, reason := o.format, ""
 	var pp *Prepared
 	if format == FormatAuto {

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -810,6 +811,36 @@ func TestDeployImageAuto(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDeployPackagedImage: an image `package --format image` wrote is
+// deployed as it is, by its own digest, not packaged again.
+func TestDeployPackagedImage(t *testing.T) {
+	e := newEnv(t, "inbox")
+	reg := newTestRegistry(t)
+	ctx := context.Background()
+	res, err := PackageImage(ctx, mustServe(t, imageTestSource(t)), WithBootstrap(testBootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	dir := filepath.Join(t.TempDir(), "layout")
+	if _, err := WriteImage(ctx, res.Image, "oci:"+dir); err != nil {
+		t.Fatal(err)
+	}
+	repo := reg.host + "/" + RepositoryName("packaged")
+	got, err := DeployImage(ctx, mustOpen(t, "oci:"+dir), "packaged", "inbox", nil,
+		WithClients(e.clients), fastWaits, WithFormat(FormatAuto), WithRepository(repo))
+	if err != nil {
+		t.Fatalf("DeployImage(an image package): %v", err)
+	}
+	if got.ImageURI != repo+"@"+res.Digest || got.PackageType != string(lambdatypes.PackageTypeImage) {
+		t.Errorf("deployed %s (%s), want the package itself, %s@%s", got.ImageURI, got.PackageType, repo, res.Digest)
+	}
+	if _, err := DeployImage(ctx, mustOpen(t, "oci:"+dir), "packaged", "inbox", nil,
+		WithClients(e.clients), fastWaits, WithFormat(FormatZip), WithRepository(repo)); err == nil {
+		t.Error("an image package deployed with --format zip")
 	}
 }
 

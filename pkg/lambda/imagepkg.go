@@ -609,3 +609,58 @@ func copyEntry(w io.Writer, e tarEntry) error {
 	}
 	return nil
 }
+
+// maxManifestSize bounds the extract.json PackagedImage reads.
+const maxManifestSize = 1 << 20
+
+// PackagedImage reports whether img is an image package PackageImage built
+// (its ENTRYPOINT is the bootstrap in xruntime.ImageDir) and returns its
+// manifest, read from the top layer. Such an image is deployed or invoked
+// as it is, never packaged again.
+func PackagedImage(img *image.Image) (*xruntime.Manifest, bool, error) {
+	if img == nil || img.Config == nil || !isBootstrapEntrypoint(img.Config.Config.Entrypoint) {
+		return nil, false, nil
+	}
+	layers, err := img.V1().Layers()
+	if err != nil || len(layers) == 0 {
+		return nil, false, fmt.Errorf("reading the layers of %s: %v", img.Ref, err)
+	}
+	rc, err := layers[len(layers)-1].Uncompressed()
+	if err != nil {
+		return nil, false, fmt.Errorf("reading the top layer of %s: %w", img.Ref, err)
+	}
+	defer rc.Close()
+	want := strings.TrimPrefix(xruntime.ImageDir, "/") + "/" + xruntime.ManifestPath
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil, false, fmt.Errorf("%s runs %s but its top layer has no %s: not an image package of this tool", img.Ref, img.Config.Config.Entrypoint[0], want)
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("reading the top layer of %s: %w", img.Ref, err)
+		}
+		if path.Clean(strings.TrimPrefix(h.Name, "./")) != want {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, maxManifestSize+1))
+		if err != nil {
+			return nil, false, fmt.Errorf("reading %s of %s: %w", want, img.Ref, err)
+		}
+		if len(b) > maxManifestSize {
+			return nil, false, fmt.Errorf("%s of %s is over %d bytes", want, img.Ref, maxManifestSize)
+		}
+		var m xruntime.Manifest
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, false, fmt.Errorf("parsing %s of %s: %w", want, img.Ref, err)
+		}
+		if m.Format != xruntime.FormatImage {
+			return nil, false, fmt.Errorf("%s of %s has format %q, not %q", want, img.Ref, m.Format, xruntime.FormatImage)
+		}
+		return &m, true, nil
+	}
+}
+
+func isBootstrapEntrypoint(ep []string) bool {
+	return len(ep) == 1 && ep[0] == xruntime.ImageDir+"/bootstrap"
+}

@@ -470,3 +470,34 @@ func TestPrepareFormat(t *testing.T) {
 		t.Errorf("Image shape %q", ir.Shape)
 	}
 }
+
+// TestPackagedImage: an image package written and opened again is
+// recognized with its manifest, and is not packaged a second time.
+func TestPackagedImage(t *testing.T) {
+	ctx := context.Background()
+	src := mustServe(t, imageTestSource(t))
+	if _, ok, err := PackagedImage(src); ok || err != nil {
+		t.Errorf("PackagedImage(source) = %v, %v; want not a package", ok, err)
+	}
+	res := mustPackageImage(t, src)
+	dir := filepath.Join(t.TempDir(), "layout")
+	if _, err := WriteImage(ctx, res.Image, "oci:"+dir); err != nil {
+		t.Fatal(err)
+	}
+	pkg := mustOpen(t, "oci:"+dir)
+	m, ok, err := PackagedImage(pkg)
+	if err != nil || !ok {
+		t.Fatalf("PackagedImage(package) = %v, %v", ok, err)
+	}
+	if diff := cmp.Diff(res.Manifest, *m); diff != "" {
+		t.Errorf("manifest read back (-want +got):\n%s", diff)
+	}
+	for _, f := range []func() error{
+		func() error { _, err := PackageImage(ctx, pkg, WithBootstrap(testBootstrap)); return err },
+		func() error { _, err := Package(ctx, pkg, io.Discard, WithBootstrap(testBootstrap)); return err },
+	} {
+		if err := f(); err == nil || !strings.Contains(err.Error(), "already a Lambda image package") {
+			t.Errorf("packaging an image package again: %v, want a refusal", err)
+		}
+	}
+}

@@ -182,6 +182,9 @@ func resolve(ctx context.Context, img *image.Image, o *packageOptions) (*packer,
 	if img == nil {
 		return nil, nil, errors.New("packaging: no image")
 	}
+	if img.Config != nil && isBootstrapEntrypoint(img.Config.Config.Entrypoint) && !o.override.EntrypointSet {
+		return nil, nil, fmt.Errorf("%s is already a Lambda image package (its ENTRYPOINT is %s): deploy or invoke it as it is", img.Ref, img.Config.Config.Entrypoint[0])
+	}
 	log := o.logger
 	log.Debug("indexing image", "image", img.Ref, "layers", len(img.Layers))
 	idx, err := image.BuildIndex(ctx, img)
