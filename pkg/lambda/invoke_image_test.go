@@ -490,3 +490,45 @@ func TestImageEnviron(t *testing.T) {
 		t.Errorf("imageEnviron of an image without ENV (-want +got):\n%s", diff)
 	}
 }
+
+// TestInvokeImageOriginalPaths runs, as image packages under Invoke, the
+// fixtures whose programs read files at compiled-in absolute paths (which a
+// zip moves away, see TestOriginalPaths): each must print its container's
+// output, byte for byte, in the read-only root as uid 65534. (As slim
+// images they fail today: the closure does not hold the files they read.)
+func TestInvokeImageOriginalPaths(t *testing.T) {
+	mustRoot(t)
+	fixtures := os.Getenv("EXTRACT_FIXTURES")
+	if fixtures == "" {
+		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	golden := filepath.Join("..", "..", "testdata", "originalpaths")
+	for _, fixture := range []string{"tcl", "fontconfig", "shapp"} {
+		t.Run(fixture, func(t *testing.T) {
+			v1img, err := imagebuild.Fixture(fixtures, fixture)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := PackageImage(ctx, mustServe(t, v1img))
+			if err != nil {
+				t.Fatalf("PackageImage: %v", err)
+			}
+			defer res.Close()
+			ref := "oci:" + filepath.Join(t.TempDir(), fixture)
+			if _, err := WriteImage(ctx, res.Image, ref); err != nil {
+				t.Fatalf("WriteImage: %v", err)
+			}
+			var log strings.Builder
+			got, err := Invoke(ctx, ref, WithCSV(filepath.Join(golden, fixture+".csv")), WithLogWriter(&log))
+			if err != nil {
+				t.Fatalf("Invoke(%q): %v\nlog:\n%s", ref, err, log.String())
+			}
+			want := string(mustRead(t, filepath.Join(golden, fixture+".expected")))
+			if diff := cmp.Diff(want, string(got.Output)); diff != "" {
+				t.Errorf("output of the %s image package (-want +got):\n%s\nlog:\n%s", fixture, diff, log.String())
+			}
+		})
+	}
+}
