@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path"
@@ -78,18 +79,20 @@ func WithInvokeImageOptions(opts ...image.Option) InvokeOption {
 }
 
 // isZipPackage tells a zip package from an image reference: a file that
-// starts like a zip, or a path ending in ".zip" without an image transport
-// (so that a missing zip fails as it always did).
+// starts like a zip, a local file that is neither a zip nor a tar (the
+// zip path says it is no zip), or a path ending in ".zip" without an image
+// transport (so that a missing zip fails as it always did).
 func isZipPackage(pkg string) bool {
 	if f, err := os.Open(pkg); err == nil {
 		defer f.Close()
-		var magic [4]byte
-		if n, _ := f.Read(magic[:]); n == 4 && (bytes.Equal(magic[:], []byte("PK\x03\x04")) || bytes.Equal(magic[:], []byte("PK\x05\x06"))) {
+		head := make([]byte, 512)
+		n, _ := io.ReadFull(f, head)
+		head = head[:n]
+		if bytes.HasPrefix(head, []byte("PK\x03\x04")) || bytes.HasPrefix(head, []byte("PK\x05\x06")) {
 			return true
 		}
-		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && !strings.Contains(pkg, ":") {
-			// A local file that is not a zip and names no transport:
-			// the zip path reports it as a bad zip.
+		isTar := n >= 262 && bytes.Equal(head[257:262], []byte("ustar"))
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && !isTar && !strings.Contains(pkg, ":") {
 			return true
 		}
 	}
@@ -232,6 +235,14 @@ func (inv *invocation) runImage(ctx context.Context, ref string) (*InvokeResult,
 // openInvokeImage opens ref; without WithInvokePlatform, a single-platform
 // image of another platform than image.DefaultPlatform is opened as it is.
 func openInvokeImage(ctx context.Context, ref string, o invokeOptions) (*image.Image, error) {
+	if fi, err := os.Stat(ref); err == nil && !strings.Contains(ref, ":") {
+		// A local tar or directory: image.Open would take it for a
+		// registry reference.
+		if fi.IsDir() {
+			return nil, fmt.Errorf("%s is a directory: an OCI layout is oci:%s", ref, ref)
+		}
+		return nil, fmt.Errorf("%s is a tar, not a zip: an image package is docker-archive:%s (docker save) or oci-archive:%s", ref, ref, ref)
+	}
 	opts := append([]image.Option{image.WithLogger(o.logger)}, o.image.open...)
 	if o.image.platform != "" {
 		return image.Open(ctx, ref, append(opts, image.WithPlatform(o.image.platform))...)

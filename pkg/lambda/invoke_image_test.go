@@ -459,10 +459,17 @@ func TestIsZipPackage(t *testing.T) {
 	if err := os.WriteFile(other, []byte("not a zip"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	tarFile := filepath.Join(dir, "image.tar")
+	tarBytes := mustTar(t, layerFile{name: "manifest.json", body: "[]"})
+	if err := os.WriteFile(tarFile, tarBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for pkg, want := range map[string]bool{
-		zipFile:                           true, // by its bytes
-		other:                             true, // a local file: the zip path says it is no zip
-		filepath.Join(dir, "missing.zip"): true, // the zip path says it is missing
+		tarFile:                           false, // an image archive without its transport
+		dir:                               false, // an OCI layout without its transport
+		zipFile:                           true,  // by its bytes
+		other:                             true,  // a local file: the zip path says it is no zip
+		filepath.Join(dir, "missing.zip"): true,  // the zip path says it is missing
 		"oci:" + dir:                      false,
 		"oci:" + dir + "/x.zip":           false,
 		"docker-archive:" + other:         false,
@@ -488,5 +495,25 @@ func TestImageEnviron(t *testing.T) {
 	want = []string{"PATH=" + lambdaDefaultPath, "LD_LIBRARY_PATH=" + lambdaDefaultLibraryPath}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("imageEnviron of an image without ENV (-want +got):\n%s", diff)
+	}
+}
+
+// TestInvokeImageLocalWithoutTransport: a local tar or directory named
+// without its transport gets an error naming the transports.
+func TestInvokeImageLocalWithoutTransport(t *testing.T) {
+	mustRoot(t)
+	dir := t.TempDir()
+	tarFile := filepath.Join(dir, "image.tar")
+	if err := os.WriteFile(tarFile, mustTar(t, layerFile{name: "manifest.json", body: "[]"}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for pkg, want := range map[string]string{
+		tarFile: "docker-archive:" + tarFile,
+		dir:     "oci:" + dir,
+	} {
+		_, err := Invoke(context.Background(), pkg, WithEvent([]byte(`{}`)))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Invoke(%q) = %v, want an error naming %s", pkg, err, want)
+		}
 	}
 }
