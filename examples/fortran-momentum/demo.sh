@@ -9,7 +9,9 @@
 #   4. extract deploy to moto (S3 + Lambda + IAM), twice: the second is a no-op
 #   5. upload sample.csv, run the deployed zip on the S3 event with
 #      extract invoke, and check output/sample.csv against data/expected.csv
-#   6. a summary with the time of each step
+#   6. the same program as a Lambda container image (package --format image),
+#      run with extract invoke as Lambda runs images (as root)
+#   7. a summary with the time of each step
 #
 # Run it with `make demo` (which first runs deps, fixtures and build).
 # Environment:
@@ -136,7 +138,8 @@ run extract inspect "$image" 2>&1 | no_progress
 
 # ----------------------------------------------------------- 3. package ---
 step "Package: the program and its closure, as a Lambda zip"
-run extract package "$image" -o "momentum.zip" 2>&1 | no_progress
+say "--format auto: a zip, unless the program names image paths a zip would move"
+run extract package "$image" --format auto -o "momentum.zip" 2>&1 | no_progress
 zip_bytes=$(stat -c %s "momentum.zip")
 echo "image $(mb "$image_bytes") (compressed layers) -> zip $(mb "$zip_bytes")"
 
@@ -196,7 +199,20 @@ cat "output.csv"
 diff -u data/expected.csv "output.csv" || die "output/sample.csv differs from data/expected.csv"
 echo "${green}output/sample.csv == data/expected.csv${reset}"
 
-# ----------------------------------------------------------- 6. summary ---
+# ------------------------------------------------------------ 6. image ---
+step "The same program as a Lambda container image, files at their original paths"
+run extract package "$image" --format image -o "oci:momentum-image" 2>&1 | no_progress
+if [ "$(id -u)" = 0 ]; then
+	say "run it as Lambda runs an image: root read-only, /tmp writable, uid 65534"
+	show extract invoke "oci:momentum-image" --csv data/sample.csv
+	extract invoke "oci:momentum-image" --csv data/sample.csv 2>&1 >"image-output.csv" | no_progress
+	diff -u data/expected.csv "image-output.csv" || die "the image's output differs from data/expected.csv"
+	echo "${green}image output == data/expected.csv${reset}"
+else
+	say "running an image package locally needs root (a chroot in a mount namespace): skipped"
+fi
+
+# ----------------------------------------------------------- 7. summary ---
 end_step
 total=$(elapsed "$demo_start" "$EPOCHREALTIME")
 printf '\n%s== Summary%s\n' "$bold" "$reset"
