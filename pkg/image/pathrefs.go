@@ -10,6 +10,7 @@ package image
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"path"
@@ -111,10 +112,11 @@ func plural(n int, what string) string {
 //
 // Written: a run of path bytes ([A-Za-z0-9._+@%-] and '/') that starts
 // with a single '/' and has two components or more (or one of at least 4
-// bytes, "/app"), at most PATH_MAX long, found in an ELF file (anywhere:
-// .rodata, .dynstr), a "#!" script (its first 1 MiB) or a text file of the
-// closure (a small regular file with no NUL byte that is valid UTF-8; see
-// Scannable). Not counted: runs starting with "//" (a URL's host), "/./"
+// bytes, "/app"), at most PATH_MAX long, found in an ELF file's PT_LOAD
+// segments (.rodata, .dynstr: what the program has in memory, not debug
+// sections or the symbol table), a "#!" script (its first 1 MiB) or a
+// text file of the closure (a small regular file with no NUL byte that is
+// valid UTF-8; see Scannable). Not counted: runs starting with "//" (a URL's host), "/./"
 // or "/../"; runs right after one of "})]~$\\" (the tail of
 // "${prefix}/lib", "$(dir)/x", "~/x"); in scripts and text files, comment
 // lines (first non-blank byte '#', the "#!" line included). Trailing dots
@@ -275,7 +277,7 @@ func (s *PathScanner) Writer(file *Entry) io.WriteCloser {
 			}
 		}
 	}
-	w := &scanWriter{fs: fs, limit: -1, shell: file.Script != nil && s.shell[file.Path]}
+	w := &scanWriter{fs: fs, limit: -1, shell: file.Script != nil && s.shell[file.Path], elfHead: file.ELF != nil}
 	if file.ELF == nil {
 		w.limit = maxRefText
 	}
@@ -292,6 +294,10 @@ type scanWriter struct {
 	body  []byte
 	// skip ignores the rest: not scannable, not text, or closed.
 	skip bool
+	// elfHead collects an ELF file's first bytes in head until its
+	// program headers are known.
+	elfHead bool
+	head    []byte
 }
 
 func (w *scanWriter) Write(p []byte) (int, error) {
@@ -309,6 +315,18 @@ func (w *scanWriter) Write(p []byte) (int, error) {
 		w.body = append(w.body, p...)
 		return n, nil
 	}
+	if w.elfHead {
+		w.head = append(w.head, p...)
+		need, ok := elfHeadSize(w.head)
+		if ok && len(w.head) < need {
+			return n, nil
+		}
+		if ok {
+			w.fs.loads, w.fs.filterLoads = elfLoads(w.head[:need])
+		}
+		w.elfHead = false
+		p, w.head = w.head, nil
+	}
 	w.fs.feed(p)
 	if w.fs.binary && w.fs.file.ELF == nil && w.fs.file.Script == nil {
 		w.skip = true // not text: its bytes are data, not paths
@@ -323,6 +341,9 @@ func (w *scanWriter) Close() error {
 	}
 	w.skip = true
 	fs := w.fs
+	if w.elfHead {
+		fs.feed(w.head) // shorter than its headers: scanned unfiltered
+	}
 	if w.shell {
 		fs.body = w.body
 		fs.relocated = relocatedShellPaths(w.body, func(p string) bool { return fs.s.bundled[p] })
@@ -380,6 +401,11 @@ func PathRefs(ctx context.Context, img *Image, idx *Index, c *ClosureResult) ([]
 type fileScan struct {
 	s    *PathScanner
 	file *Entry
+	// loads are the file ranges of an ELF file's PT_LOAD segments, what
+	// the program has in memory; with filterLoads, paths elsewhere (debug
+	// sections, the symbol table) do not count.
+	loads       [][2]int64
+	filterLoads bool
 	// own are the ELF file's PT_INTERP, DT_RPATH and DT_RUNPATH, ownReal
 	// the same and their resolved paths (made by record).
 	own     []string
@@ -478,6 +504,80 @@ func (fs *fileScan) checkText(b []byte) {
 	fs.pend = append([]byte(nil), b[cut:]...)
 }
 
+// maxELFHead bounds the bytes of an ELF file held until its program
+// headers are read; a file whose headers lie further is scanned whole.
+const maxELFHead = 1 << 20
+
+// elfHeadSize returns how many bytes of an ELF file hold its header and
+// program header table, given its first bytes (64 are enough to know);
+// false when the header is malformed or the table lies beyond maxELFHead.
+func elfHeadSize(head []byte) (int, bool) {
+	if len(head) < elfHeader64 {
+		return elfHeader64, true
+	}
+	p := elfParser{}
+	switch head[5] {
+	case 1:
+		p.bo = binary.LittleEndian
+	case 2:
+		p.bo = binary.BigEndian
+	default:
+		return 0, false
+	}
+	var phoff uint64
+	var phentsize, phnum uint16
+	want := uint16(phdrSize64)
+	switch head[4] {
+	case 1:
+		phoff, phentsize, phnum, want = uint64(p.bo.Uint32(head[28:])), p.bo.Uint16(head[42:]), p.bo.Uint16(head[44:]), phdrSize32
+	case 2:
+		phoff, phentsize, phnum = p.bo.Uint64(head[32:]), p.bo.Uint16(head[54:]), p.bo.Uint16(head[56:])
+	default:
+		return 0, false
+	}
+	if phnum == 0 || phentsize < want || phoff > maxELFHead {
+		return 0, false
+	}
+	end := phoff + uint64(phentsize)*uint64(phnum)
+	if end > maxELFHead {
+		return 0, false
+	}
+	return int(max(end, elfHeader64)), true
+}
+
+// elfLoads returns the file ranges of the PT_LOAD segments of the ELF
+// file whose header and program headers are head (see elfHeadSize), and
+// whether there is any.
+func elfLoads(head []byte) ([][2]int64, bool) {
+	p := elfParser{bo: binary.LittleEndian}
+	if head[5] == 2 {
+		p.bo = binary.BigEndian
+	}
+	class, phoff, phentsize, phnum := 64, p.bo.Uint64(head[32:]), int(p.bo.Uint16(head[54:])), int(p.bo.Uint16(head[56:]))
+	if head[4] == 1 {
+		class, phoff, phentsize, phnum = 32, uint64(p.bo.Uint32(head[28:])), int(p.bo.Uint16(head[42:])), int(p.bo.Uint16(head[44:]))
+	}
+	var out [][2]int64
+	for i := 0; i < phnum; i++ {
+		ph := p.phdr(head[int(phoff)+i*phentsize:], class)
+		if ph.typ != ptLoad || ph.offset > MaxFileSize || ph.filesz > MaxFileSize {
+			continue
+		}
+		out = append(out, [2]int64{int64(ph.offset), int64(ph.offset + ph.filesz)})
+	}
+	return out, len(out) > 0
+}
+
+// inRanges reports whether off lies in one of the ranges.
+func inRanges(ranges [][2]int64, off int64) bool {
+	for _, r := range ranges {
+		if off >= r[0] && off < r[1] {
+			return true
+		}
+	}
+	return false
+}
+
 // exprEnds are the bytes that, right before a path, make it the tail of
 // a longer expression rather than an absolute path.
 const exprEnds = "})]~$\\"
@@ -486,6 +586,9 @@ const exprEnds = "})]~$\\"
 func (fs *fileScan) candidate(off int64, run []byte, prev, next int) {
 	if prev >= 0 && strings.IndexByte(exprEnds, byte(prev)) >= 0 {
 		return // the tail of an expression: "${prefix}/lib", "$(dir)/x", "~/x"
+	}
+	if fs.filterLoads && !inRanges(fs.loads, off) {
+		return // not loaded: the program cannot open it
 	}
 	raw := string(run)
 	if fs.relocated != nil && relocatedAt(fs.body, off, raw, prev, fs.relocated) {

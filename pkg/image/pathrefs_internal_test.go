@@ -212,3 +212,22 @@ func FuzzPathStrings(f *testing.F) {
 		checkRelocation(t, data)
 	})
 }
+
+// FuzzELFLoads checks that reading an ELF file's PT_LOAD ranges from its
+// first bytes never reads out of bounds, whatever the headers say.
+func FuzzELFLoads(f *testing.F) {
+	f.Add([]byte("\x7fELF\x02\x01\x01" + strings.Repeat("\x00", 57)))
+	f.Add([]byte("\x7fELF\x01\x02\x01" + strings.Repeat("\x01", 120)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		need, ok := elfHeadSize(data)
+		if !ok || len(data) < need || len(data) < elfHeader64 {
+			return
+		}
+		loads, _ := elfLoads(data[:need])
+		for _, r := range loads {
+			if r[0] < 0 || r[1] < r[0] {
+				t.Fatalf("range %v", r)
+			}
+		}
+	})
+}

@@ -3,6 +3,7 @@ package image_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
@@ -17,14 +18,14 @@ import (
 )
 
 // refTree is a merged-/usr root with a loader, libc, dash and the program
-// /usr/bin/app, whose ELF bytes end with the NUL-separated strings names
-// (as in .rodata). extra adds or replaces paths.
-func refTree(names []string, extra map[string]node) map[string]node {
-	app := mkELF(elfSpec{exec: true, interp: "/lib64/ld-linux-x86-64.so.2", needed: []string{"libc.so.6"}, rpath: "/opt/app/lib"})
-	for _, n := range names {
-		app = append(append(app, 0), n...)
+// /usr/bin/app, whose loaded bytes end with the NUL-separated strings
+// names (as in .rodata), followed by the strings debug outside any PT_LOAD
+// segment (as in .debug_str). extra adds or replaces paths.
+func refTree(names, debug []string, extra map[string]node) map[string]node {
+	app := loadedStrings(mkELF(refApp), names...)
+	for _, n := range debug {
+		app = append(append(app, n...), 0)
 	}
-	app = append(app, 0)
 	tree := map[string]node{
 		"usr/bin/app":  {data: app, mode: 0o755},
 		"usr/bin/dash": prog(elfSpec{interp: "/lib64/ld-linux-x86-64.so.2", needed: []string{"libc.so.6"}}),
@@ -55,11 +56,36 @@ func refTree(names []string, extra map[string]node) map[string]node {
 	return tree
 }
 
+// refApp is the ELF spec of refTree's /usr/bin/app.
+var refApp = elfSpec{exec: true, interp: "/lib64/ld-linux-x86-64.so.2", needed: []string{"libc.so.6"}, rpath: "/opt/app/lib"}
+
+// loadedStrings appends the strings, each after a NUL, to the 64-bit
+// little-endian ELF file b and grows its PT_LOAD segments to the end of
+// the file, so that the strings are in the program's memory.
+func loadedStrings(b []byte, strs ...string) []byte {
+	for _, s := range strs {
+		b = append(append(b, 0), s...)
+	}
+	b = append(b, 0)
+	phoff := binary.LittleEndian.Uint64(b[32:])
+	size, num := int(binary.LittleEndian.Uint16(b[54:])), int(binary.LittleEndian.Uint16(b[56:]))
+	for i := 0; i < num; i++ {
+		ph := b[int(phoff)+i*size:]
+		if binary.LittleEndian.Uint32(ph) == 1 { // PT_LOAD
+			n := uint64(len(b)) - binary.LittleEndian.Uint64(ph[8:])
+			binary.LittleEndian.PutUint64(ph[32:], n)
+			binary.LittleEndian.PutUint64(ph[40:], n)
+		}
+	}
+	return b
+}
+
 func TestPathRefs(t *testing.T) {
 	const app = "/usr/bin/app"
 	tests := []struct {
 		name    string
-		names   []string        // strings in /usr/bin/app's bytes
+		names   []string        // strings in /usr/bin/app's loaded bytes
+		debug   []string        // strings in its bytes not loaded
 		extra   map[string]node // more image paths
 		entry   []string        // ENTRYPOINT (default /usr/bin/app)
 		include []string
@@ -79,6 +105,11 @@ func TestPathRefs(t *testing.T) {
 			name:  "binary holds a default XML config",
 			names: []string{`<include ignore_missing="yes">/usr/share/app</include>`},
 			want:  []image.PathRef{{File: app, Path: "/usr/share/app", Kind: "dir"}},
+		},
+		{
+			name:  "paths outside the loaded segments (debug information) do not count",
+			names: []string{"usage: app"},
+			debug: []string{"/usr/share/app", "/usr/lib/app-core/helper"},
 		},
 		{
 			name:  "binary names paths the image lacks",
@@ -141,7 +172,7 @@ func TestPathRefs(t *testing.T) {
 		},
 		{
 			name:  "a path split by the scan's 64 KiB chunks is found",
-			names: []string{strings.Repeat("x", 64<<10-len(mkELF(elfSpec{exec: true, interp: "/lib64/ld-linux-x86-64.so.2", needed: []string{"libc.so.6"}, rpath: "/opt/app/lib"}))-1-5) + "\x00/usr/share/app/x.dat"},
+			names: []string{strings.Repeat("x", 64<<10-len(mkELF(refApp))-1-5) + "\x00/usr/share/app/x.dat"},
 			want:  []image.PathRef{{File: app, Path: "/usr/share/app/x.dat", Kind: "file"}},
 		},
 	}
@@ -151,7 +182,7 @@ func TestPathRefs(t *testing.T) {
 			if entry == nil {
 				entry = []string{app}
 			}
-			im, idx := treeImage(t, refTree(tt.names, tt.extra), v1.Config{Entrypoint: entry, Env: []string{"PATH=/usr/bin:/bin"}}, "linux/amd64")
+			im, idx := treeImage(t, refTree(tt.names, tt.debug, tt.extra), v1.Config{Entrypoint: entry, Env: []string{"PATH=/usr/bin:/bin"}}, "linux/amd64")
 			var opts []image.ClosureOption
 			if tt.include != nil {
 				opts = append(opts, image.WithInclude(tt.include...))
@@ -188,7 +219,7 @@ var cmpEmpty = cmp.FilterValues(func(a, b []image.PathRef) bool { return len(a) 
 // a time as a packager teeing its reads would; it finds what PathRefs
 // finds.
 func TestPathScannerConcurrent(t *testing.T) {
-	im, idx := treeImage(t, refTree([]string{"/usr/share/app", "/usr/lib/app-core/helper"}, nil),
+	im, idx := treeImage(t, refTree([]string{"/usr/share/app", "/usr/lib/app-core/helper"}, nil, nil),
 		v1.Config{Entrypoint: []string{"/usr/bin/app"}}, "linux/amd64")
 	c := mustClosure(t, im, idx, image.WithImage(im), image.WithInclude("/etc/app/app.conf"))
 	want, err := image.PathRefs(context.Background(), im, idx, c)
