@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -147,17 +148,12 @@ func packageZip(c *cli.Context, img *image.Image, prepared *lambda.Prepared, out
 	if abs, aerr := filepath.Abs(out); aerr == nil && out != "-" {
 		out = abs
 	}
-	for _, msg := range res.Warnings {
-		fmt.Fprintf(stderr(c), "warning: %s\n", msg)
-	}
-	if c.Bool("json") {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			Path   string `json:"path"`
-			Format string `json:"format"`
-			*lambda.PackageResult
-		}{out, lambda.FormatZip, res})
+	if done, err := packageReport(c, w, res.Warnings, struct {
+		Path   string `json:"path"`
+		Format string `json:"format"`
+		*lambda.PackageResult
+	}{out, lambda.FormatZip, res}); done {
+		return err
 	}
 	fmt.Fprintln(w, out)
 	fmt.Fprintf(w, "zipped:     %d bytes\n", res.ZippedSize)
@@ -186,18 +182,13 @@ func packageImage(c *cli.Context, img *image.Image, prepared *lambda.Prepared, o
 	if err != nil {
 		return err
 	}
-	for _, msg := range res.Warnings {
-		fmt.Fprintf(stderr(c), "warning: %s\n", msg)
-	}
 	w := stdout(c)
-	if c.Bool("json") {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			Path   string `json:"path"`
-			Format string `json:"format"`
-			*lambda.ImageResult
-		}{written, lambda.FormatImage, res})
+	if done, err := packageReport(c, w, res.Warnings, struct {
+		Path   string `json:"path"`
+		Format string `json:"format"`
+		*lambda.ImageResult
+	}{written, lambda.FormatImage, res}); done {
+		return err
 	}
 	fmt.Fprintln(w, written)
 	fmt.Fprintf(w, "format:     image (%s)\n", res.Shape)
@@ -210,6 +201,20 @@ func packageImage(c *cli.Context, img *image.Image, prepared *lambda.Prepared, o
 	}
 	fmt.Fprintf(w, "digest:     %s\n", res.Digest)
 	return nil
+}
+
+// packageReport prints the warnings to stderr and, with --json, doc to w;
+// done says the JSON document was the report.
+func packageReport(c *cli.Context, w io.Writer, warnings []string, doc any) (done bool, err error) {
+	for _, msg := range warnings {
+		fmt.Fprintf(stderr(c), "warning: %s\n", msg)
+	}
+	if !c.Bool("json") {
+		return false, nil
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return true, enc.Encode(doc)
 }
 
 // imageDestination reports whether -o names a container-image destination

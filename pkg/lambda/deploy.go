@@ -617,6 +617,12 @@ func Deploy(ctx context.Context, r io.ReaderAt, size int64, function, bucket str
 	if err != nil {
 		return nil, err
 	}
+	return deployPackage(ctx, o, function, bucket, pkg)
+}
+
+// deployPackage deploys a read package (a zip or a container image) once
+// its trigger is known not to re-trigger the function.
+func deployPackage(ctx context.Context, o *deployOptions, function, bucket string, pkg *pkgInfo) (*DeployResult, error) {
 	if err := checkRecursion(bucket, pkg.manifest); err != nil {
 		return nil, err
 	}

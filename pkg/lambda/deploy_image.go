@@ -166,21 +166,7 @@ func DeployContainer(ctx context.Context, ci ContainerImage, function, bucket st
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRecursion(bucket, pkg.manifest); err != nil {
-		return nil, err
-	}
-	if o.clients == nil {
-		cfg, err := LoadAWSConfig(ctx, "", "")
-		if err != nil {
-			return nil, err
-		}
-		o.clients = NewClients(cfg)
-	}
-	d := newDeployer(o, function, bucket, pkg)
-	if err := d.run(ctx); err != nil {
-		return d.res, err
-	}
-	return d.res, nil
+	return deployPackage(ctx, o, function, bucket, pkg)
 }
 
 // resolveRepository sets where the image goes and the function's ImageUri,
