@@ -9,8 +9,10 @@ package image
 // nothing. Such references decide between the two package formats.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -378,6 +380,9 @@ func (s *PathScanner) Refs() []PathRef {
 // paths (see PathScanner), reading them with Extract: one pass over only
 // the layers that hold scannable closure files.
 func PathRefs(ctx context.Context, img *Image, idx *Index, c *ClosureResult) ([]PathRef, error) {
+	if idx == nil || c == nil {
+		return nil, errors.New("PathRefs: no index or no closure")
+	}
 	s := NewPathScanner(idx, c)
 	var files []*Entry
 	for i := range c.Files {
@@ -397,7 +402,7 @@ func PathRefs(ctx context.Context, img *Image, idx *Index, c *ClosureResult) ([]
 	return s.Refs(), nil
 }
 
-// fileScan is the state of one Scan call.
+// fileScan is the state of one file's scan.
 type fileScan struct {
 	s    *PathScanner
 	file *Entry
@@ -420,9 +425,11 @@ type fileScan struct {
 	// (-1 until seen).
 	firstEnd int64
 	// text state: binary once a NUL or invalid UTF-8 was seen; pend holds
-	// the bytes of a rune split across chunks.
-	binary bool
-	pend   []byte
+	// the bytes of a rune split across chunks; stopped once a script's
+	// text ended.
+	binary  bool
+	stopped bool
+	pend    []byte
 	// comment state of a text file: the current line has a non-blank
 	// byte, or is a comment; masked is the reused output buffer.
 	lineStarted, inComment bool
@@ -430,16 +437,22 @@ type fileScan struct {
 }
 
 func (fs *fileScan) feed(b []byte) {
-	if len(b) == 0 {
+	if len(b) == 0 || fs.stopped {
 		return
 	}
-	if fs.file.ELF == nil && !fs.binary {
-		fs.checkText(b)
-	}
-	if fs.file.Script != nil && fs.firstEnd < 0 {
-		if i := strings.IndexByte(string(b), '\n'); i >= 0 {
-			fs.firstEnd = fs.finder.off + int64(i)
+	if fs.file.Script != nil {
+		// A NUL ends a script's text: what follows is a payload (a
+		// self-extracting archive), not paths.
+		if i := bytes.IndexByte(b, 0); i >= 0 {
+			b, fs.stopped = b[:i], true
 		}
+		if fs.firstEnd < 0 {
+			if i := bytes.IndexByte(b, '\n'); i >= 0 {
+				fs.firstEnd = fs.finder.off + int64(i)
+			}
+		}
+	} else if fs.file.ELF == nil && !fs.binary {
+		fs.checkText(b)
 	}
 	if fs.file.ELF == nil {
 		b = fs.maskComments(b)
@@ -479,7 +492,7 @@ func (fs *fileScan) finish() {
 
 // checkText marks the file binary on a NUL byte or invalid UTF-8.
 func (fs *fileScan) checkText(b []byte) {
-	if strings.IndexByte(string(b), 0) >= 0 {
+	if bytes.IndexByte(b, 0) >= 0 {
 		fs.binary = true
 		return
 	}

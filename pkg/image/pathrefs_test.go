@@ -156,6 +156,11 @@ func TestPathRefs(t *testing.T) {
 			},
 		},
 		{
+			name:  "a script's payload after a NUL is not text",
+			entry: []string{"/usr/local/bin/installer.sh"},
+			extra: map[string]node{"usr/local/bin/installer.sh": script("#!/usr/bin/dash\ntail -c +60 \"$0\" | tar x; exit\n\x00\x01/usr/share/app\n")},
+		},
+		{
 			name:    "text config file: its paths count, not those in comments",
 			include: []string{"/etc/app/app.conf", "/var/lib/app/db"},
 			want:    []image.PathRef{{File: "/etc/app/app.conf", Path: "/var/lib/app/db", Kind: "file", Bundled: true}},
