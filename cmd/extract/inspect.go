@@ -33,7 +33,7 @@ move to /var/task/rootfs: an interpreter's library home, a data directory, an
 /etc config file. The C library's own paths, standard directories and what
 the zip already relocates do not count. Any such path makes --format auto
 pick a Lambda container image (files at their original paths) over a zip;
-the last line says which. PATHS reads the closure's ELF files, scripts and
+the section's last line says which. PATHS reads the closure's ELF files, scripts and
 small text files once more (only the layers holding them), also with
 --no-scan.
 
