@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -515,5 +517,36 @@ func TestInvokeImageLocalWithoutTransport(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Invoke(%q) = %v, want an error naming %s", pkg, err, want)
 		}
+	}
+}
+
+// TestOpenInvokeImagePlatform: a single-platform image opens whatever its
+// platform (a Lambda image has one), unless WithInvokePlatform asks for
+// another.
+func TestOpenInvokeImagePlatform(t *testing.T) {
+	img := mustImage(t, v1.Config{Entrypoint: []string{"/x"}}, []layerFile{{name: "x", body: "x", mode: 0o755}})
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture = "arm64"
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref := mustWriteOCI(t, img, "arm")
+	o := invokeOptions{logger: slog.New(slog.DiscardHandler)}
+	got, err := openInvokeImage(context.Background(), ref, o)
+	if err != nil {
+		t.Fatalf("openInvokeImage(%q): %v", ref, err)
+	}
+	got.Close()
+	if got.Platform.String() != "linux/arm64" {
+		t.Errorf("openInvokeImage(%q) platform %s, want linux/arm64", ref, got.Platform)
+	}
+	o.image.platform = "linux/amd64"
+	var pe *image.PlatformError
+	if _, err := openInvokeImage(context.Background(), ref, o); !errors.As(err, &pe) {
+		t.Errorf("openInvokeImage(%q) for linux/amd64 = %v, want a *image.PlatformError", ref, err)
 	}
 }
