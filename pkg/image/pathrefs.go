@@ -155,7 +155,8 @@ func plural(n int, what string) string {
 // Each distinct path is resolved once per scanner. A PathScanner is safe
 // for concurrent use by several goroutines scanning different files.
 type PathScanner struct {
-	idx *Index
+	idx     *Index
+	closure *ClosureResult
 	// bundled holds the closure's paths, bundledDirs every directory
 	// above a closure file, shell the scripts RelocateShell rewrites.
 	bundled     map[string]bool
@@ -182,17 +183,18 @@ type resolvedRef struct {
 // NewPathScanner returns a scanner for the files of closure, an image
 // closure computed on idx.
 func NewPathScanner(idx *Index, closure *ClosureResult) *PathScanner {
+	if closure == nil {
+		closure = &ClosureResult{}
+	}
 	s := &PathScanner{
 		idx:         idx,
+		closure:     closure,
 		bundled:     map[string]bool{},
 		bundledDirs: map[string]bool{},
 		shell:       map[string]bool{},
 		libDirs:     map[string]bool{},
 		cache:       map[string]resolvedRef{},
 		refs:        map[PathRef]bool{},
-	}
-	if closure == nil {
-		return s
 	}
 	for _, f := range closure.Files {
 		s.bundled[f.Path] = true
@@ -384,22 +386,31 @@ func PathRefs(ctx context.Context, img *Image, idx *Index, c *ClosureResult) ([]
 		return nil, errors.New("PathRefs: no index or no closure")
 	}
 	s := NewPathScanner(idx, c)
+	if err := s.ScanClosure(ctx, img); err != nil {
+		return nil, err
+	}
+	return s.Refs(), nil
+}
+
+// ScanClosure scans the scanner's closure files, reading them with
+// Extract: one pass over only the layers that hold scannable files.
+func (s *PathScanner) ScanClosure(ctx context.Context, img *Image) error {
 	var files []*Entry
-	for i := range c.Files {
-		if e := &c.Files[i].Entry; Scannable(e) {
+	for i := range s.closure.Files {
+		if e := &s.closure.Files[i].Entry; Scannable(e) {
 			files = append(files, e)
 		}
 	}
-	err := Extract(ctx, img, idx, files, func(e *Entry, r io.Reader) error {
+	err := Extract(ctx, img, s.idx, files, func(e *Entry, r io.Reader) error {
 		if r == nil {
 			return nil
 		}
 		return s.Scan(e, r)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("scanning the closure for original paths: %w", err)
+		return fmt.Errorf("scanning the closure for original paths: %w", err)
 	}
-	return s.Refs(), nil
+	return nil
 }
 
 // fileScan is the state of one file's scan.
@@ -962,4 +973,42 @@ func pathStrings(chunks ...[]byte) (offs []int64, runs []string) {
 	}
 	f.close(fn)
 	return offs, runs
+}
+
+// Command records the references a program's command line and environment
+// make: the absolute paths in args (as a word, or after "=", ":" or ","
+// in one: "--config=/etc/app.conf") and in the values of env ("K=V"), that
+// the rule counts (see PathScanner), unless moved reports that the
+// packager points that word elsewhere. Their File is "(command)" or
+// "(env NAME)". PATH and LD_LIBRARY_PATH are left out: the packager maps
+// them.
+func (s *PathScanner) Command(args, env []string, moved func(string) bool) {
+	if moved == nil {
+		moved = func(string) bool { return false }
+	}
+	add := func(file, word string) {
+		for _, part := range strings.FieldsFunc(word, func(r rune) bool {
+			return r == '=' || r == ':' || r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '"' || r == '\''
+		}) {
+			p, ok := refPath(part)
+			if !ok || moved(part) {
+				continue
+			}
+			s.mu.Lock()
+			if r := s.resolveLocked(p); r.count {
+				s.refs[PathRef{File: file, Path: p, Kind: r.kind, Bundled: r.bundled}] = true
+			}
+			s.mu.Unlock()
+		}
+	}
+	for _, a := range args {
+		add("(command)", a)
+	}
+	for _, kv := range env {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || name == "PATH" || name == "LD_LIBRARY_PATH" {
+			continue
+		}
+		add("(env "+name+")", val)
+	}
 }

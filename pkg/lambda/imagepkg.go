@@ -158,6 +158,7 @@ func (p *packer) packageImage(ctx context.Context, summary *TraceSummary) (*Imag
 		return nil, err
 	}
 	p.manifest = p.baseManifest(prog)
+	p.warnInput(p.manifest)
 	p.manifest.Format = xruntime.FormatImage
 	p.manifest.Env = withHome(p.manifest.Env, p.idx, p.cmd.User)
 	if err := p.getBootstrap(ctx); err != nil {

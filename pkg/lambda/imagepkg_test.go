@@ -469,6 +469,35 @@ func TestPrepareFormat(t *testing.T) {
 	if ir.Shape != ShapeWhole {
 		t.Errorf("Image shape %q", ir.Shape)
 	}
+
+	// The command line and the environment name paths too: an exec-form
+	// argument and an ENV value the zip leaves as written.
+	cfg := v1.Config{Entrypoint: []string{"/app/run", "--table=/usr/share/app/table.dat"}, Env: []string{"PATH=/usr/bin", "TABLES=/usr/share/app"}}
+	pp, err = Prepare(ctx, mustServe(t, mustImage(t, cfg, []layerFile{
+		{name: "app/", dir: true},
+		{name: "app/run", from: plain, mode: 0o755},
+		{name: "usr/", dir: true},
+		{name: "usr/share/", dir: true},
+		{name: "usr/share/app/", dir: true},
+		{name: "usr/share/app/table.dat", body: "42\n"},
+	})), WithBootstrap(testBootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCmd := []image.PathRef{
+		{File: "(command)", Path: "/usr/share/app/table.dat", Kind: "file"},
+		{File: "(env TABLES)", Path: "/usr/share/app", Kind: "dir"},
+	}
+	if diff := cmp.Diff(wantCmd, pp.PathRefs); diff != "" || pp.Format != FormatImage {
+		t.Errorf("Prepare of a command naming paths: format %s, refs (-want +got):\n%s", pp.Format, diff)
+	}
+	zres, err := pp.Zip(ctx, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(wantCmd, zres.PathRefs); diff != "" {
+		t.Errorf("the zip's refs differ from Prepare's (-want +got):\n%s", diff)
+	}
 }
 
 // TestPackagedImage: an image package written and opened again is

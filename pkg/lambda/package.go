@@ -139,6 +139,7 @@ func (p *packer) writeZip(ctx context.Context, w io.Writer, summary *TraceSummar
 		return nil, err
 	}
 	if p.scanner != nil {
+		commandRefs(p.scanner, p.manifest)
 		p.refs, p.refsKnown, p.scanner = p.scanner.Refs(), true, nil
 	}
 	p.warnOriginalPaths()
@@ -343,11 +344,10 @@ func (p *packer) viaLinks(f image.File, a string) bool {
 // script) they cannot be mapped and are left out with a warning.
 func (p *packer) closureEnv(linkDir string) []string {
 	var out []string
+	if linkDir == "" {
+		return nil // plan warns
+	}
 	for _, e := range p.closure.Env {
-		if linkDir == "" {
-			p.warn("left out %s: a static program has no link directory to point it into the bundle", e.Name)
-			continue
-		}
 		vals := make([]string, len(e.Paths))
 		for i, ip := range e.Paths {
 			vals[i] = linkDir + "/" + xruntime.RootDir + path.Clean(ip)
@@ -355,6 +355,57 @@ func (p *packer) closureEnv(linkDir string) []string {
 		out = append(out, e.Name+"="+e.Prefix+strings.Join(vals, ":"))
 	}
 	return out
+}
+
+// zipManifest is the zip's manifest for the program prog: LinkDir when
+// any bundled file has a loader or "#!" line to point into the bundle,
+// and the image's ENV values, the closure's variables and a shell-form
+// command's or interpreter's script paths pointed there.
+func (p *packer) zipManifest(prog string) xruntime.Manifest {
+	if p.bundled == nil {
+		p.shell = map[string]bool{}
+		for _, s := range p.closure.ShellScripts {
+			p.shell[s] = true
+		}
+		p.bundled = make(map[string]bool, len(p.closure.Files))
+		for _, f := range p.closure.Files {
+			p.bundled[f.Path] = true
+		}
+	}
+	var rewritten bool
+	for _, f := range p.closure.Files {
+		if f.Kind == image.Regular && ((f.ELF != nil && f.ELF.InterpSize > 0) || f.Script != nil) {
+			rewritten = true
+		}
+	}
+	m := p.baseManifest(prog)
+	m.LibraryPath = append([]string(nil), p.closure.LibraryPath...)
+	if rewritten {
+		m.LinkDir = linkDir(p.img.Digest, p.closure.Files, m)
+	}
+	if m.LinkDir != "" {
+		m.Env = p.relocateEnv(m.Env, m.LinkDir+"/"+xruntime.RootDir)
+	}
+	m.Env = append(m.Env, p.closureEnv(m.LinkDir)...)
+	if m.LinkDir != "" {
+		// A shell-form command's absolute paths point into the bundle,
+		// as in bundled scripts.
+		m.Args = image.RelocateShellArgs(m.Args, m.LinkDir+"/"+xruntime.RootDir, func(ip string) bool { return p.bundled[ip] })
+		m.Args = p.relocateScriptArgs(m.Args, m.LinkDir+"/"+xruntime.RootDir)
+	}
+	return m
+}
+
+// commandRefs records in s the image paths the zip manifest m's command
+// line and environment still name after the zip's relocations: the
+// program would look for them at their original paths (argv[0] is
+// the program itself, which the bootstrap starts from the bundle).
+func commandRefs(s *image.PathScanner, m xruntime.Manifest) {
+	var args []string
+	if len(m.Args) > 1 {
+		args = m.Args[1:]
+	}
+	s.Command(args, m.Env, nil)
 }
 
 // plan works out everything but the files' contents: the architecture,
@@ -375,7 +426,6 @@ func (p *packer) plan(ctx context.Context) error {
 	}
 	inClosure := make(map[string]*image.File, len(p.closure.Files))
 	var sizes []FileSize
-	var rewritten bool
 	for i := range p.closure.Files {
 		f := &p.closure.Files[i]
 		inClosure[f.Path] = f
@@ -386,9 +436,6 @@ func (p *packer) plan(ctx context.Context) error {
 			sizes = append(sizes, FileSize{Path: f.Path, Size: f.Size})
 			if f.ELF != nil && f.ELF.Interp != "" && f.ELF.InterpSize <= 0 {
 				return fmt.Errorf("%q names the loader %q but its PT_INTERP segment was not located: cannot point it into the bundle", f.Path, f.ELF.Interp)
-			}
-			if (f.ELF != nil && f.ELF.InterpSize > 0) || f.Script != nil {
-				rewritten = true
 			}
 		case image.Symlink:
 			target := bundleTarget(f.Path, f.Target)
@@ -404,20 +451,12 @@ func (p *packer) plan(ctx context.Context) error {
 		return fmt.Errorf("program %q is not in the closure", prog)
 	}
 
-	m := p.baseManifest(prog)
-	m.LibraryPath = append([]string(nil), p.closure.LibraryPath...)
-	if rewritten {
-		m.LinkDir = linkDir(p.img.Digest, p.closure.Files, m)
-	}
-	if m.LinkDir != "" {
-		m.Env = p.relocateEnv(m.Env, m.LinkDir+"/"+xruntime.RootDir)
-	}
-	m.Env = append(m.Env, p.closureEnv(m.LinkDir)...)
-	if m.LinkDir != "" {
-		// A shell-form command's absolute paths point into the bundle,
-		// as in bundled scripts.
-		m.Args = image.RelocateShellArgs(m.Args, m.LinkDir+"/"+xruntime.RootDir, func(ip string) bool { return p.bundled[ip] })
-		m.Args = p.relocateScriptArgs(m.Args, m.LinkDir+"/"+xruntime.RootDir)
+	m := p.zipManifest(prog)
+	p.warnInput(m)
+	if m.LinkDir == "" {
+		for _, e := range p.closure.Env {
+			p.warn("left out %s: a static program has no link directory to point it into the bundle", e.Name)
+		}
 	}
 	p.manifest = m
 
@@ -516,10 +555,14 @@ func (p *packer) baseManifest(prog string) xruntime.Manifest {
 		Input:           p.o.input,
 		Output:          p.o.output,
 	}
+	return m
+}
+
+// warnInput warns about an input file the program is not told about.
+func (p *packer) warnInput(m xruntime.Manifest) {
 	if m.Input.Mode == xruntime.InputFile && !containsPlaceholder(m.Args) {
 		p.warn("input mode %q but no %q in the arguments %q: the program is not told where the input is", m.Input.Mode, xruntime.InputPlaceholder, m.Args)
 	}
-	return m
 }
 
 // getBootstrap gets the bootstrap for the package's architecture.
@@ -603,20 +646,13 @@ func (p *packer) extract(ctx context.Context, dir string) error {
 // scanned calls fn with r, and when the package scans for original paths
 // (p.scanner), tees r's bytes through the scanner on the way.
 func (p *packer) scanned(f *image.Entry, r io.Reader, fn func(io.Reader) error) error {
-	if p.scanner == nil || !image.Scannable(f) {
+	if p.scanner == nil {
 		return fn(r)
 	}
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := p.scanner.Scan(f, pr)
-		pr.CloseWithError(err) // unblocks the writer should Scan stop early
-		done <- err
-	}()
-	err := fn(io.TeeReader(r, pw))
-	pw.Close()
-	if serr := <-done; err == nil {
-		err = serr
+	w := p.scanner.Writer(f)
+	err := fn(io.TeeReader(r, w))
+	if cerr := w.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }

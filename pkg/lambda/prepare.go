@@ -52,10 +52,18 @@ func Prepare(ctx context.Context, img *image.Image, opts ...PackageOption) (*Pre
 	if err != nil {
 		return nil, err
 	}
-	refs, err := image.PathRefs(ctx, img, p.idx, p.closure)
+	prog, err := p.program()
 	if err != nil {
 		return nil, err
 	}
+	// The closure's files, then the command line and environment as the
+	// zip would write them.
+	s := image.NewPathScanner(p.idx, p.closure)
+	if err := s.ScanClosure(ctx, img); err != nil {
+		return nil, err
+	}
+	commandRefs(s, p.zipManifest(prog))
+	refs := s.Refs()
 	p.refs, p.refsKnown = refs, true
 	pp := &Prepared{p: p, summary: summary, Closure: p.closure, PathRefs: refs}
 	pp.Format, pp.Reason = image.AutoFormat(p.closure, refs)
