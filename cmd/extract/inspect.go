@@ -97,11 +97,11 @@ Examples:
 		cmd, closure, trace, cerr := inspectClosure(c, img, idx)
 		var paths *inspectPaths
 		if cerr == nil && closure != nil {
-			refs, err := image.PathRefs(c.Context, img, idx, closure)
+			refs, err := lambda.OriginalPaths(c.Context, img, idx, cmd, closure)
 			if err != nil {
 				return err
 			}
-			paths = &inspectPaths{Refs: refs}
+			paths = &inspectPaths{Refs: refs, SlimOmits: lambda.SlimOmits(idx, closure)}
 			paths.Format, paths.Reason = image.AutoFormat(closure, refs)
 		}
 		if c.Bool("json") {
@@ -109,6 +109,7 @@ Examples:
 				Layers: img.Layers, Report: rep, Command: cmd, Closure: closure, Trace: trace}
 			if paths != nil {
 				doc.PathRefs, doc.Format, doc.FormatReason = append([]image.PathRef{}, paths.Refs...), paths.Format, paths.Reason
+				doc.SlimOmits = &paths.SlimOmits
 			}
 			if cerr != nil {
 				doc.Error = cerr.Error()
@@ -229,6 +230,8 @@ func printTrace(w io.Writer, t *lambda.TraceSummary) {
 type inspectPaths struct {
 	Refs           []image.PathRef
 	Format, Reason string
+	// SlimOmits is what --slim leaves out of a whole image package.
+	SlimOmits lambda.FileCount
 }
 
 // printPaths writes the PATHS section.
@@ -252,6 +255,7 @@ func printPaths(w io.Writer, p *inspectPaths) {
 		}
 		tw.Flush()
 	}
+	fmt.Fprintf(w, "an image package with --slim leaves out %d files, %s, of the whole image\n", p.SlimOmits.Files, humanBytes(p.SlimOmits.Bytes))
 	switch {
 	case p.Format == image.FormatZip:
 		fmt.Fprintln(w, "format auto picks: zip")
@@ -275,10 +279,11 @@ type inspectDoc struct {
 	Trace    *lambda.TraceSummary `json:"trace,omitempty"`
 	// PathRefs, Format and FormatReason are the PATHS section; null and
 	// empty when the closure failed.
-	PathRefs     []image.PathRef `json:"path_refs"`
-	Format       string          `json:"format,omitempty"`
-	FormatReason string          `json:"format_reason,omitempty"`
-	Error        string          `json:"error,omitempty"`
+	PathRefs     []image.PathRef   `json:"path_refs"`
+	Format       string            `json:"format,omitempty"`
+	FormatReason string            `json:"format_reason,omitempty"`
+	SlimOmits    *lambda.FileCount `json:"slim_omits,omitempty"`
+	Error        string            `json:"error,omitempty"`
 }
 
 // inspectConfig is the part of the image config inspect shows.

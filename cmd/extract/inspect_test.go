@@ -15,6 +15,7 @@ import (
 
 	"github.com/comingout/extract/internal/imagebuild"
 	"github.com/comingout/extract/pkg/image"
+	"github.com/comingout/extract/pkg/lambda"
 )
 
 // hostTrueArchive writes a docker-archive of a tiny merged-/usr image made
@@ -212,23 +213,29 @@ func TestInspectPaths(t *testing.T) {
 		if err != nil {
 			t.Fatalf("inspect: %v\n%s", err, stderr)
 		}
-		want := "\nPATHS (image paths closure files name, which a zip would move to /var/task/rootfs)\n  none\nformat auto picks: zip\n"
-		if !strings.Contains(out, want) {
-			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		for _, want := range []string{
+			"\nPATHS (image paths closure files name, which a zip would move to /var/task/rootfs)\n  none\n",
+			"\nan image package with --slim leaves out 2",
+			" of the whole image\nformat auto picks: zip\n",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("inspect output lacks %q:\n%s", want, out)
+			}
 		}
 		out, stderr, err = runApp(t, "inspect", "--no-layers", "--json", "docker-archive:"+archive)
 		if err != nil {
 			t.Fatalf("inspect --json: %v\n%s", err, stderr)
 		}
 		var doc struct {
-			PathRefs []image.PathRef `json:"path_refs"`
-			Format   string          `json:"format"`
+			PathRefs  []image.PathRef  `json:"path_refs"`
+			Format    string           `json:"format"`
+			SlimOmits lambda.FileCount `json:"slim_omits"`
 		}
 		if err := json.Unmarshal([]byte(out), &doc); err != nil {
 			t.Fatalf("inspect --json printed invalid JSON: %v\n%s", err, out)
 		}
-		if doc.PathRefs == nil || len(doc.PathRefs) != 0 || doc.Format != "zip" {
-			t.Errorf("path_refs %v, format %q; want [] and zip", doc.PathRefs, doc.Format)
+		if doc.PathRefs == nil || len(doc.PathRefs) != 0 || doc.Format != "zip" || doc.SlimOmits.Files < 200 || doc.SlimOmits.Bytes == 0 {
+			t.Errorf("path_refs %v, format %q, slim_omits %+v; want [], zip, the files outside the closure", doc.PathRefs, doc.Format, doc.SlimOmits)
 		}
 	})
 	t.Run("python", func(t *testing.T) {

@@ -222,7 +222,7 @@ func (p *packer) buildImage(ctx context.Context, res *ImageResult) error {
 		}
 		history = cf.History
 		res.Size = whole.Bytes
-		res.SlimOmits = FileCount{Files: whole.Files - closure.Files, Bytes: whole.Bytes - closure.Bytes}
+		res.SlimOmits = SlimOmits(p.idx, p.closure)
 	}
 	boot, err := p.bootstrapLayer(layerType)
 	if err != nil {
@@ -278,6 +278,15 @@ func (p *packer) buildImage(ctx context.Context, res *ImageResult) error {
 	}
 	res.Image, res.Digest, res.Layers = out, d.String(), len(layers)
 	return nil
+}
+
+// SlimOmits is what an image package's --slim shape leaves out of the
+// whole image: the regular files of the flattened image idx outside the
+// closure.
+func SlimOmits(idx *image.Index, closure *image.ClosureResult) FileCount {
+	p := &packer{idx: idx, closure: closure}
+	whole, in := p.imageFiles(nil), p.imageFiles(closure.Files)
+	return FileCount{Files: whole.Files - in.Files, Bytes: whole.Bytes - in.Bytes}
 }
 
 // imageFiles counts the regular files of the flattened image (files nil)

@@ -52,23 +52,44 @@ func Prepare(ctx context.Context, img *image.Image, opts ...PackageOption) (*Pre
 	if err != nil {
 		return nil, err
 	}
-	prog, err := p.program()
+	refs, err := p.originalPaths(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// The closure's files, then the command line and environment as the
-	// zip would write them.
-	s := image.NewPathScanner(p.idx, p.closure)
-	if err := s.ScanClosure(ctx, img); err != nil {
-		return nil, err
-	}
-	commandRefs(s, p.zipManifest(prog))
-	refs := s.Refs()
 	p.refs, p.refsKnown = refs, true
 	pp := &Prepared{p: p, summary: summary, Closure: p.closure, PathRefs: refs}
 	pp.Format, pp.Reason = image.AutoFormat(p.closure, refs)
 	o.logger.Info("format chosen", "format", pp.Format, "reason", pp.Reason)
 	return pp, nil
+}
+
+// OriginalPaths returns the image paths the program cmd of img needs at
+// their original paths (image.PathRef): those the closure's files name,
+// and those its command line and environment name as a zip of it would
+// carry them (see Package for opts). It is what Prepare chooses the format
+// by, for a caller that resolved the closure itself (inspect).
+func OriginalPaths(ctx context.Context, img *image.Image, idx *image.Index, cmd *image.Command, closure *image.ClosureResult, opts ...PackageOption) ([]image.PathRef, error) {
+	o, err := makePackageOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	p := &packer{o: o, img: img, idx: idx, cmd: cmd, closure: closure}
+	return p.originalPaths(ctx)
+}
+
+// originalPaths scans the closure's files, then the command line and
+// environment as the zip would write them.
+func (p *packer) originalPaths(ctx context.Context) ([]image.PathRef, error) {
+	prog, err := p.program()
+	if err != nil {
+		return nil, err
+	}
+	s := image.NewPathScanner(p.idx, p.closure)
+	if err := s.ScanClosure(ctx, p.img); err != nil {
+		return nil, err
+	}
+	commandRefs(s, p.zipManifest(prog))
+	return s.Refs(), nil
 }
 
 // Zip writes the prepared program's zip to w, as Package does; its
