@@ -41,12 +41,12 @@ type imageInvokeOptions struct {
 }
 
 // WithUID sets the user and group IDs an image package runs as (default
-// DefaultInvokeUID for both). Lambda picks a non-root uid of its own (993
-// at the time of writing), so a package must work whatever it is; root (0)
+// DefaultInvokeUID for both). Lambda picks a non-root uid of its own
+// (reportedly 993), so a package must work whatever it is; root (0)
 // is refused. Zip packages run as the caller.
 func WithUID(uid, gid int) InvokeOption {
 	return func(o *invokeOptions) error {
-		if uid <= 0 || gid <= 0 || uid >= 1<<32-1 || gid >= 1<<32-1 {
+		if uid <= 0 || gid <= 0 || int64(uid) >= 1<<32-1 || int64(gid) >= 1<<32-1 {
 			return fmt.Errorf("uid:gid %d:%d: want non-root IDs (Lambda never runs a function as root)", uid, gid)
 		}
 		o.image.uid, o.image.gid, o.image.uidSet = uid, gid, true

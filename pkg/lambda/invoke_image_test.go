@@ -550,3 +550,19 @@ func TestOpenInvokeImagePlatform(t *testing.T) {
 		t.Errorf("openInvokeImage(%q) for linux/amd64 = %v, want a *image.PlatformError", ref, err)
 	}
 }
+
+func TestWithUID(t *testing.T) {
+	for _, tt := range []struct {
+		uid, gid int
+		ok       bool
+	}{{993, 990, true}, {65534, 65534, true}, {0, 0, false}, {993, 0, false}, {-1, 5, false}} {
+		var o invokeOptions
+		err := WithUID(tt.uid, tt.gid)(&o)
+		if (err == nil) != tt.ok {
+			t.Errorf("WithUID(%d, %d) = %v, want ok %v", tt.uid, tt.gid, err, tt.ok)
+		}
+		if err == nil && (o.image.uid != tt.uid || o.image.gid != tt.gid || !o.image.uidSet) {
+			t.Errorf("WithUID(%d, %d) set %+v", tt.uid, tt.gid, o.image)
+		}
+	}
+}
