@@ -33,7 +33,9 @@ container image; zip or image force one. A container image is pushed to
 and region (ACCOUNT.dkr.ecr.REGION.amazonaws.com/extract-FUNCTION), with the tag
 extract-FUNCTION-<digest prefix>; the function runs it by digest. Lambda pulls
 images only from ECR in the function's region, and its first cold start after a
-deploy of a new image is slower (the image is being cached).
+deploy of a new image is slower (the image is being cached). An image package
+that "extract package --format image" wrote (oci:DIR, docker-archive:FILE, a
+reference) is deployed as it is, by its own digest.
 
 Deploy creates or updates, in order:
   role          extract-FUNCTION (unless --role), trusted by lambda.amazonaws.com,
@@ -70,6 +72,7 @@ Examples:
   extract deploy docker-archive:momentum.tar --platform linux/arm64 --function momentum --bucket my-uploads --prefix data/
   extract package gcr.io/p/momentum:v1 -o momentum.zip
   extract deploy momentum.zip --function momentum --bucket my-uploads
+  extract package my-tcl-app:v1 -o oci:./fn-image && extract deploy oci:./fn-image --function tcl --bucket my-uploads
   extract deploy momentum.zip --function momentum --bucket my-uploads --memory 1024 --timeout 2m --env LEVEL=debug
   extract deploy big.zip --function big --bucket my-uploads --code-bucket my-artifacts
   extract deploy momentum.zip --function momentum --bucket my-uploads --dry-run
