@@ -50,21 +50,36 @@ func (inv *invocation) startImage(sb *imageSandbox) error {
 			Chroot:     sb.root,
 			Credential: &syscall.Credential{Uid: uint32(sb.uid), Gid: uint32(sb.gid)},
 			Setpgid:    true,
+			// The entrypoint is PID 1 of a PID namespace of its own:
+			// when it is killed (at the end of the invocation, or
+			// through Pdeathsig if this process dies), the kernel kills
+			// every process it started, also those that left its
+			// process group (the bootstrap gives the program its own).
+			Cloneflags: syscall.CLONE_NEWPID,
+			// The signal comes when the thread that forked it ends,
+			// which stays until the program exits.
+			Pdeathsig: syscall.SIGKILL,
 		},
 		WaitDelay: time.Second,
 	}
+	exited := make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
 		// The mount namespace belongs to this thread only, and the
 		// program is forked from it. The thread is never unlocked, so Go
 		// ends it with the goroutine instead of reusing it; the namespace
-		// then lives as long as the program.
+		// lives as long as the program.
 		runtime.LockOSThread()
 		if err := enterImageNamespace(sb); err != nil {
 			errc <- err
 			return
 		}
-		errc <- cmd.Start()
+		if err := cmd.Start(); err != nil {
+			errc <- err
+			return
+		}
+		errc <- nil
+		<-exited
 	}()
 	if err := <-errc; err != nil {
 		if errors.Is(err, syscall.ENOEXEC) {
@@ -73,10 +88,10 @@ func (inv *invocation) startImage(sb *imageSandbox) error {
 		return fmt.Errorf("starting the image's entrypoint %s: %w", sb.path, err)
 	}
 	inv.cmd = cmd
-	inv.exited = make(chan struct{})
+	inv.exited = exited
 	go func() {
 		inv.exitErr = cmd.Wait()
-		close(inv.exited)
+		close(exited)
 	}()
 	return nil
 }

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,8 +76,11 @@ func main() {
 		panic(err)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "hang" {
-		// A child in the background, and no answer.
-		if err := exec.Command("/proc/self/exe", "sleep").Start(); err != nil {
+		// A child in the background, in a process group of its own as
+		// the bootstrap starts programs, and no answer.
+		child := exec.Command("/proc/self/exe", append([]string{"sleep"}, os.Args[2:]...)...)
+		child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := child.Start(); err != nil {
 			panic(err)
 		}
 		time.Sleep(time.Hour)
@@ -151,7 +156,8 @@ type probeReport struct {
 // to (so only a read-only mount can refuse writes there), a config file at
 // a compiled-in path, a /tmp that is a symlink with content (Lambda mounts
 // its own /tmp over it), a read-only directory and no /proc or /dev. With
-// cmd "hang", the probe takes the event, starts a child and never answers.
+// cmd "hang" (and more arguments, passed to its child), the probe takes the
+// event, starts a child and never answers.
 func mustProbeImage(t *testing.T, cmd ...string) v1.Image {
 	t.Helper()
 	probe := mustGoBuild(t, probeSource)
@@ -366,12 +372,13 @@ func TestInvokeImageFortran(t *testing.T) {
 }
 
 // TestInvokeImageTimeout runs an image whose entrypoint takes the event,
-// starts a child and never answers: Invoke must report the timeout, and
-// leave neither process nor file behind.
+// starts a child in another process group and never answers: Invoke must
+// report the timeout, and leave neither process nor file behind.
 func TestInvokeImageTimeout(t *testing.T) {
 	mustRoot(t)
 	tmpdir := t.TempDir()
-	ref := mustWriteOCI(t, mustProbeImage(t, "hang"), "hang")
+	token := "hang-" + filepath.Base(filepath.Dir(tmpdir))
+	ref := mustWriteOCI(t, mustProbeImage(t, "hang", token), "hang")
 	t.Setenv("TMPDIR", tmpdir)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -388,7 +395,7 @@ func TestInvokeImageTimeout(t *testing.T) {
 				seen <- most
 				return
 			case <-time.After(20 * time.Millisecond):
-				most = max(most, len(processesBelow(tmpdir)))
+				most = max(most, len(processesWith(token)))
 			}
 		}
 	}()
@@ -401,10 +408,9 @@ func TestInvokeImageTimeout(t *testing.T) {
 	if !errors.As(err, &ie) || res.Error == nil || res.Error.Type != ErrorTypeTimeout {
 		t.Fatalf("Invoke of a hanging image = %+v, %v; want an *InvokeError of type %s\nlog:\n%s", res, err, ErrorTypeTimeout, log.String())
 	}
-	// The processes were started from below tmpdir: none may be left.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		left := processesBelow(tmpdir)
+		left := processesWith(token)
 		if len(left) == 0 {
 			break
 		}
@@ -418,14 +424,19 @@ func TestInvokeImageTimeout(t *testing.T) {
 	}
 }
 
-// processesBelow lists the processes whose executable is below dir (none
-// when /proc cannot be read: the caller checks it sees running ones).
-func processesBelow(dir string) []string {
+// processesWith lists the processes with token among their arguments
+// (none when /proc cannot be read: callers check they see running ones).
+func processesWith(token string) []string {
 	procs, _ := os.ReadDir("/proc")
 	var out []string
 	for _, p := range procs {
-		if exe, err := os.Readlink(filepath.Join("/proc", p.Name(), "exe")); err == nil && strings.HasPrefix(exe, dir+"/") {
-			out = append(out, p.Name()+" "+exe)
+		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if slices.Contains(args[1:], token) {
+			out = append(out, p.Name()+" "+strings.Join(args, " "))
 		}
 	}
 	return out
@@ -564,5 +575,46 @@ func TestWithUID(t *testing.T) {
 		if err == nil && (o.image.uid != tt.uid || o.image.gid != tt.gid || !o.image.uidSet) {
 			t.Errorf("WithUID(%d, %d) set %+v", tt.uid, tt.gid, o.image)
 		}
+	}
+}
+
+// TestInvokeImageDiesWithCaller kills a process in the middle of an
+// invocation of an image whose entrypoint hangs with a child: both must
+// die with it.
+func TestInvokeImageDiesWithCaller(t *testing.T) {
+	if ref := os.Getenv("EXTRACT_TEST_INVOKE_HANG"); ref != "" {
+		// The helper process: invoke, and be killed while it hangs.
+		Invoke(context.Background(), ref, WithEvent([]byte(`{}`)), WithInvokeTimeout(time.Minute))
+		return
+	}
+	mustRoot(t)
+	tmpdir := t.TempDir()
+	token := "hang-" + filepath.Base(filepath.Dir(tmpdir))
+	ref := mustWriteOCI(t, mustProbeImage(t, "hang", token), "hang")
+	helper := exec.Command(os.Args[0], "-test.run=^TestInvokeImageDiesWithCaller$")
+	helper.Env = append(os.Environ(), "EXTRACT_TEST_INVOKE_HANG="+ref, "TMPDIR="+tmpdir)
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer helper.Process.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(processesWith(token)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the image's processes did not start: %v", processesWith(token))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	helper.Process.Kill()
+	helper.Wait()
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		left := processesWith(token)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left running after their invoker died: %v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
