@@ -129,9 +129,10 @@ type imageSandbox struct {
 // non-root user (WithUID), chrooted in a private mount namespace where the
 // root is read-only, /tmp is a fresh writable directory (mode 1777), /proc
 // is mounted and /dev holds null, zero, full, random and urandom. The
-// network is the host's, so the Runtime API and S3 on 127.0.0.1 are
-// reached as from a zip package. It needs Linux and root: see
-// imageSandboxSupported.
+// entrypoint is PID 1 of its own PID namespace, so that nothing it started
+// outlives the invocation (or the invoker). The network is the host's, so
+// the Runtime API and S3 on 127.0.0.1 are reached as from a zip package. It
+// needs Linux and root: see imageSandboxSupported.
 func invokeImage(ctx context.Context, ref string, o invokeOptions) (*InvokeResult, error) {
 	if err := imageSandboxSupported(); err != nil {
 		return nil, fmt.Errorf("invoke %s: %w", ref, err)
