@@ -148,13 +148,25 @@ func enterImageNamespace(sb *imageSandbox) error {
 		{"binding the image", root, root, "", unix.MS_BIND, ""},
 		{"binding /tmp", sb.tmp, root + "/tmp", "", unix.MS_BIND, ""},
 		{"remounting /tmp", "", root + "/tmp", "", unix.MS_BIND | unix.MS_REMOUNT | unix.MS_NOSUID | unix.MS_NODEV, ""},
-		{"mounting /proc", "proc", root + "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
 		{"mounting /dev", "tmpfs", root + "/dev", "tmpfs", unix.MS_NOSUID | unix.MS_NOEXEC, "mode=755,size=64k"},
 	}
 	for _, m := range mounts {
 		if err := unix.Mount(m.source, m.target, m.fstype, m.flags, m.data); err != nil {
 			return fmt.Errorf("%s: %w", m.what, err)
 		}
+	}
+	// /proc is the host's PID namespace's (a proc file system shows the
+	// namespace of the process mounting it, this thread's); hidepid hides
+	// the processes of other users from the program, as on Lambda where it
+	// sees only its own. Kernels before 5.8 know no "invisible" (and would
+	// apply hidepid to the host's /proc too): there, /proc shows all.
+	procFlags := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	err := unix.Mount("proc", root+"/proc", "proc", procFlags, "hidepid=invisible")
+	if errors.Is(err, unix.EINVAL) {
+		err = unix.Mount("proc", root+"/proc", "proc", procFlags, "")
+	}
+	if err != nil {
+		return fmt.Errorf("mounting /proc: %w", err)
 	}
 	dev := root + "/dev"
 	for _, d := range []struct {

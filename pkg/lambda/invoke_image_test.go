@@ -116,6 +116,8 @@ func main() {
 		f.Close()
 	}
 	r["dev_urandom"] = try(err)
+	_, err = os.Stat("/proc/1")
+	r["proc_1"] = try(err)
 	env := map[string]string{}
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -148,6 +150,7 @@ type probeReport struct {
 	Exe          string            `json:"exe"`
 	DevNull      string            `json:"dev_null"`
 	DevUrandom   string            `json:"dev_urandom"`
+	Proc1        string            `json:"proc_1"`
 	Env          map[string]string `json:"env"`
 }
 
@@ -272,6 +275,8 @@ func TestInvokeImageSandbox(t *testing.T) {
 				Exe:          "/usr/bin/probe",
 				DevNull:      "ok",
 				DevUrandom:   "ok",
+				// The host's init is root's: hidden.
+				Proc1: "stat /proc/1: no such file or directory",
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("what the probe sees (-want +got):\n%s", diff)
