@@ -454,8 +454,12 @@ func (i *Image) describe() error {
 		if err != nil {
 			return fmt.Errorf("layer %d digest: %w", n, err)
 		}
-		diff, err := l.DiffID()
-		if err != nil {
+		// The config lists the diff IDs; asking a layout's or an
+		// archive's layer would decompress and hash it here.
+		var diff v1.Hash
+		if len(cfg.RootFS.DiffIDs) == len(layers) {
+			diff = cfg.RootFS.DiffIDs[n]
+		} else if diff, err = l.DiffID(); err != nil {
 			return fmt.Errorf("layer %d diff ID: %w", n, err)
 		}
 		size, err := l.Size()
