@@ -231,8 +231,8 @@ func (p *packer) buildImage(ctx context.Context, res *ImageResult) error {
 	layers = append(layers, boot)
 	history = append(history, v1.History{Created: cf.Created, CreatedBy: "extract package --format image: bootstrap and manifest in " + xruntime.ImageDir})
 	res.Size += int64(len(p.bootstrap))
-	if res.Size > MaxImageSize {
-		return &SizeError{Size: res.Size, Limit: MaxImageSize, Image: true}
+	if res.Size > p.o.maxImage {
+		return &SizeError{Size: res.Size, Limit: p.o.maxImage, Image: true}
 	}
 
 	base := empty.Image

@@ -393,11 +393,20 @@ func TestWriteImage(t *testing.T) {
 	})
 }
 
-func TestImageSizeError(t *testing.T) {
-	err := error(&SizeError{Size: MaxImageSize + 1, Limit: MaxImageSize, Image: true})
+// TestImageSizeLimit: an image over Lambda's limit (lowered here) is a
+// *SizeError before anything is written; the slim shape of the same image
+// may fit.
+func TestImageSizeLimit(t *testing.T) {
+	img := mustServe(t, imageTestSource(t))
+	whole := mustPackageImage(t, img)
+	limit := whole.Size - 1
+	_, err := PackageImage(context.Background(), img, WithBootstrap(testBootstrap), withMaxImage(limit))
 	var se *SizeError
-	if !errors.As(err, &se) || !strings.Contains(err.Error(), "container images") || !strings.Contains(err.Error(), "--slim") {
-		t.Errorf("image SizeError = %q", err)
+	if !errors.As(err, &se) || !se.Image || se.Size != whole.Size || !strings.Contains(err.Error(), "container images") || !strings.Contains(err.Error(), "--slim") {
+		t.Fatalf("PackageImage over the limit = %v, want an image *SizeError of %d bytes", err, whole.Size)
+	}
+	if _, err := PackageImage(context.Background(), img, WithBootstrap(testBootstrap), withMaxImage(limit), WithSlim(true)); err != nil {
+		t.Errorf("the slim image over the limit: %v", err)
 	}
 }
 

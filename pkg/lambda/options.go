@@ -27,8 +27,9 @@ type packageOptions struct {
 	tool      string
 	// trace is set by WithTrace (trace.go).
 	trace *traceSettings
-	// maxUnzipped is Lambda's unzipped limit; tests lower it.
-	maxUnzipped int64
+	// maxUnzipped is Lambda's unzipped limit and maxImage its image
+	// size limit; tests lower them.
+	maxUnzipped, maxImage int64
 }
 
 // Defaults of the package options, as recorded in the manifest.
@@ -45,6 +46,7 @@ func makePackageOptions(opts ...PackageOption) (*packageOptions, error) {
 		logger:      slog.New(slog.DiscardHandler),
 		tool:        "dev",
 		maxUnzipped: MaxUnzippedSize,
+		maxImage:    MaxImageSize,
 	}
 	var errs []error
 	for _, opt := range opts {
@@ -242,6 +244,14 @@ func WithToolVersion(v string) PackageOption {
 func withMaxUnzipped(n int64) PackageOption {
 	return func(o *packageOptions) error {
 		o.maxUnzipped = n
+		return nil
+	}
+}
+
+// withMaxImage lowers the container image size limit, for tests.
+func withMaxImage(n int64) PackageOption {
+	return func(o *packageOptions) error {
+		o.maxImage = n
 		return nil
 	}
 }
