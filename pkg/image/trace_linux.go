@@ -278,7 +278,7 @@ func sandboxEnv(idx *Index, cmd *Command, ids sandboxIDs) []string {
 // dropped); devices and fifos are left out. Then /tmp, the WORKDIR and a few
 // device nodes are added, and the tree is given to the image's root user.
 func writeSandbox(ctx context.Context, img *Image, idx *Index, root string, cmd *Command, ids sandboxIDs, log *slog.Logger) error {
-	if err := os.Mkdir(root, 0o755); err != nil {
+	if err := Flatten(ctx, img, idx, root); err != nil {
 		return err
 	}
 	r, err := os.OpenRoot(root)
@@ -286,62 +286,6 @@ func writeSandbox(ctx context.Context, img *Image, idx *Index, root string, cmd 
 		return err
 	}
 	defer r.Close()
-	var files, dirs []*Entry
-	err = idx.Walk(func(e *Entry) error {
-		rel := strings.TrimPrefix(e.Path, "/")
-		switch e.Kind {
-		case Dir:
-			dirs = append(dirs, e)
-			if err := r.MkdirAll(rel, 0o755); err != nil {
-				return err
-			}
-		case Symlink:
-			if err := r.MkdirAll(path.Dir(rel), 0o755); err != nil {
-				return err
-			}
-			if err := r.Symlink(e.Target, rel); err != nil {
-				return err
-			}
-		case Regular:
-			files = append(files, e)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	err = Extract(ctx, img, idx, files, func(e *Entry, body io.Reader) error {
-		rel := strings.TrimPrefix(e.Path, "/")
-		if err := r.MkdirAll(path.Dir(rel), 0o755); err != nil {
-			return err
-		}
-		f, err := r.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(f, body)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", e.Path, err)
-		}
-		return r.Chmod(rel, fileMode(e))
-	})
-	if err != nil {
-		return err
-	}
-	// Directory modes last: a read-only directory would have refused its
-	// files.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		mode := os.FileMode(dirs[i].Mode & 0o777)
-		if dirs[i].Mode&0o1000 != 0 {
-			mode |= os.ModeSticky
-		}
-		if err := r.Chmod(strings.TrimPrefix(dirs[i].Path, "/"), mode); err != nil {
-			return err
-		}
-	}
 	for _, d := range []string{"tmp", "dev"} {
 		if err := r.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("making /%s: %w", d, err)
