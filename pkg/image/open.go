@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -48,8 +49,9 @@ type Image struct {
 // read through the blob cache.
 func (i *Image) V1() v1.Image { return i.img }
 
-// Close removes temporary files Open made (the unpacked oci-archive). It is
-// safe to call on any Image, more than once. The Image must not be used
+// Close removes temporary files Open made (the unpacked oci-archive) and
+// closes the files it reads (the docker-archive). It is safe to call on
+// any Image, more than once. The Image must not be used
 // after Close.
 func (i *Image) Close() error {
 	var errs []error
@@ -198,9 +200,6 @@ func (i *Image) openDockerArchive(spec string) error {
 	if file == "" {
 		return errors.New("docker-archive: missing file name")
 	}
-	if _, err := os.Stat(file); err != nil {
-		return err
-	}
 	var tag *name.Tag
 	if ref != "" {
 		t, err := name.NewTag(ref)
@@ -209,12 +208,59 @@ func (i *Image) openDockerArchive(spec string) error {
 		}
 		tag = &t
 	}
-	img, err := tarball.ImageFromPath(file, tag)
+	img, err := tarball.Image(i.archiveOpener(file), tag)
 	if err != nil {
 		return err
 	}
 	i.img = img
 	return nil
+}
+
+// archiveOpener returns a tarball.Opener reading file through one
+// descriptor, opened on first use and closed by Close. Every reader it
+// returns reads the file with pread (an io.SectionReader) and holds no
+// descriptor of its own: go-containerregistry's tarball image keeps the
+// reader of every compressed layer open until it has hashed all of them,
+// which with one descriptor per reader made an archive of 300 layers fail
+// under a 256-descriptor limit. Readers are safe to use concurrently.
+func (i *Image) archiveOpener(file string) tarball.Opener {
+	var (
+		mu     sync.Mutex
+		f      *os.File
+		size   int64
+		closed bool
+	)
+	i.cleanup = append(i.cleanup, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		closed = true
+		if f == nil {
+			return nil
+		}
+		err := f.Close()
+		f = nil
+		return err
+	})
+	return func() (io.ReadCloser, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			return nil, fmt.Errorf("reading %s: image closed", file)
+		}
+		if f == nil {
+			o, err := os.Open(file)
+			if err != nil {
+				return nil, err
+			}
+			fi, err := o.Stat()
+			if err != nil {
+				o.Close()
+				return nil, err
+			}
+			f, size = o, fi.Size()
+		}
+		return io.NopCloser(io.NewSectionReader(f, 0, size)), nil
+	}
 }
 
 func (i *Image) openLayout(dir, tag string) error {
