@@ -40,9 +40,10 @@ reference) is deployed as it is, by its own digest.
 Deploy creates or updates, in order:
   role          extract-FUNCTION (unless --role), trusted by lambda.amazonaws.com,
                 tagged managed-by=extract, with an inline policy allowing only
-                s3:GetObject on the trigger objects, s3:PutObject on the output
-                location and CloudWatch Logs for /aws/lambda/FUNCTION (an image
-                function needs nothing more: Lambda pulls with its own identity)
+                s3:GetObject on the trigger objects, s3:PutObject and
+                s3:AbortMultipartUpload on the output location and CloudWatch
+                Logs for /aws/lambda/FUNCTION (an image function needs nothing
+                more: Lambda pulls with its own identity)
   repository    (image) the ECR repository, created if missing with scan on push,
                 tag managed-by=extract and a policy letting Lambda pull
   image         (image) pushed unless the repository has it; registries keep the

@@ -286,7 +286,7 @@ func TestDeployLifecycle(t *testing.T) {
 	}
 	for _, s := range []string{
 		`"Action":"s3:GetObject","Resource":"arn:aws:s3:::inbox/input/*"`,
-		`"Action":"s3:PutObject","Resource":"arn:aws:s3:::inbox/output/*"`,
+		`"Action":["s3:PutObject","s3:AbortMultipartUpload"],"Resource":"arn:aws:s3:::inbox/output/*"`,
 		`arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/momentum:log-stream:*`,
 	} {
 		if !strings.Contains(doc, s) {

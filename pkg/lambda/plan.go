@@ -459,8 +459,10 @@ type identity struct {
 }
 
 // rolePolicy is the least-privilege inline policy of the function's role:
-// read the trigger objects (prefix-scoped), write the outputs (the output
-// location only) and write its own CloudWatch logs.
+// read the trigger objects (prefix-scoped), write the outputs and abort
+// the multipart uploads of failed runs (the output location only), and
+// write its own CloudWatch logs. README.md and docs/deploying.md show it
+// (TestRolePolicyDocumented holds them to it).
 func rolePolicy(id identity, function, bucket string, m *xruntime.Manifest) string {
 	outBucket := m.Output.Bucket
 	if outBucket == "" {
@@ -472,7 +474,7 @@ func rolePolicy(id identity, function, bucket string, m *xruntime.Manifest) stri
 		Statement: []policyStatement{
 			{Sid: "ReadTriggerObjects", Effect: "Allow", Action: "s3:GetObject",
 				Resource: fmt.Sprintf("arn:%s:s3:::%s/%s*", id.Partition, bucket, m.Input.Prefix)},
-			{Sid: "WriteOutputObjects", Effect: "Allow", Action: "s3:PutObject",
+			{Sid: "WriteOutputObjects", Effect: "Allow", Action: []string{"s3:PutObject", "s3:AbortMultipartUpload"},
 				Resource: fmt.Sprintf("arn:%s:s3:::%s/%s*", id.Partition, outBucket, m.Output.Prefix)},
 			{Sid: "CreateLogGroup", Effect: "Allow", Action: "logs:CreateLogGroup",
 				Resource: logGroup + ":*"},

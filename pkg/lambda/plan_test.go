@@ -1,7 +1,10 @@
 package lambda
 
 import (
+	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -277,7 +280,7 @@ func TestRolePolicyScopes(t *testing.T) {
 	p := rolePolicy(id, "momentum", "uploads", m)
 	for _, want := range []string{
 		`"Action":"s3:GetObject","Resource":"arn:aws-cn:s3:::uploads/input/*"`,
-		`"Action":"s3:PutObject","Resource":"arn:aws-cn:s3:::results/out/*"`,
+		`"Action":["s3:PutObject","s3:AbortMultipartUpload"],"Resource":"arn:aws-cn:s3:::results/out/*"`,
 		`"Resource":"arn:aws-cn:logs:cn-north-1:111122223333:log-group:/aws/lambda/momentum:*"`,
 		`"Resource":"arn:aws-cn:logs:cn-north-1:111122223333:log-group:/aws/lambda/momentum:log-stream:*"`,
 	} {
@@ -289,5 +292,60 @@ func TestRolePolicyScopes(t *testing.T) {
 		if strings.Contains(p, bad) {
 			t.Errorf("rolePolicy grants %s: %s", bad, p)
 		}
+	}
+}
+
+// TestRolePolicyDocumented holds the role policy README.md and
+// docs/deploying.md show to the one deploy writes: the same JSON value for
+// the placeholders the docs use (BUCKET, OUTPUT_BUCKET, the default
+// prefixes, REGION, ACCOUNT, NAME), so every action and resource they list
+// is granted and nothing else is.
+func TestRolePolicyDocumented(t *testing.T) {
+	id := identity{Account: "ACCOUNT", Partition: "aws", Region: "REGION"}
+	m := &xruntime.Manifest{
+		Input:  xruntime.Input{Prefix: DefaultInputPrefix, Suffix: DefaultInputSuffix},
+		Output: xruntime.Output{Bucket: "OUTPUT_BUCKET", Prefix: DefaultOutputPrefix},
+	}
+	var want any
+	if err := json.Unmarshal([]byte(rolePolicy(id, "NAME", "BUCKET", m)), &want); err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range []string{"README.md", "docs/deploying.md"} {
+		t.Run(doc, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(doc)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			block := jsonBlock(string(b), `"ReadTriggerObjects"`)
+			if block == "" {
+				t.Fatalf("%s has no json block with the role policy (Sid ReadTriggerObjects)", doc)
+			}
+			var got any
+			if err := json.Unmarshal([]byte(block), &got); err != nil {
+				t.Fatalf("%s: the role policy is not JSON: %v\n%s", doc, err, block)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s: role policy differs from what deploy writes (-deploy +doc):\n%s", doc, diff)
+			}
+		})
+	}
+}
+
+// jsonBlock returns the body of the first ```json fenced block of a
+// Markdown document that contains marker, or "".
+func jsonBlock(doc, marker string) string {
+	for rest := doc; ; {
+		_, after, ok := strings.Cut(rest, "```json\n")
+		if !ok {
+			return ""
+		}
+		body, tail, ok := strings.Cut(after, "```")
+		if !ok {
+			return ""
+		}
+		if strings.Contains(body, marker) {
+			return body
+		}
+		rest = tail
 	}
 }

@@ -184,7 +184,7 @@ func NewHandler(ctx context.Context, m *Manifest, taskRoot string, opts ...Optio
 		env:     Environ(m, taskRoot, o.environ),
 		opts:    o,
 	}
-	h.uploader = newUploader(o.s3, int(o.partSize), o.concurrency, requestChecksum(os.Getenv))
+	h.uploader = newUploader(o.s3, int(o.partSize), o.concurrency, requestChecksum(os.Getenv), o.logger)
 	return h, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -53,10 +54,12 @@ type uploader struct {
 	checksum types.ChecksumAlgorithm
 	// bufs holds the part buffers; nil until first needed.
 	bufs chan []byte
+	// log gets a warning when an abort fails.
+	log *slog.Logger
 }
 
-func newUploader(c S3API, partSize, concurrency int, checksum types.ChecksumAlgorithm) *uploader {
-	u := &uploader{s3: c, partSize: partSize, concurrency: concurrency, checksum: checksum, bufs: make(chan []byte, concurrency+1)}
+func newUploader(c S3API, partSize, concurrency int, checksum types.ChecksumAlgorithm, log *slog.Logger) *uploader {
+	u := &uploader{s3: c, partSize: partSize, concurrency: concurrency, checksum: checksum, bufs: make(chan []byte, concurrency+1), log: log}
 	for range concurrency + 1 {
 		u.bufs <- nil
 	}
@@ -186,9 +189,16 @@ func (u *uploader) upload(ctx context.Context, bucket, key string, r io.Reader) 
 
 // abort drops the multipart upload id, even when ctx is done (its
 // deadline is why the upload failed, often): the parts would otherwise
-// stay stored, and billed, until a lifecycle rule removes them.
+// stay stored, and billed, until a lifecycle rule removes them. The upload
+// has failed already, so an abort that fails too (a role without
+// s3:AbortMultipartUpload, say) is logged, not returned: the warning names
+// the upload for whoever removes it by hand.
 func (u *uploader) abort(ctx context.Context, bucket, key string, id *string) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_, _ = u.s3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: id})
+	_, err := u.s3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: id})
+	if err != nil {
+		u.log.WarnContext(actx, "aborting the multipart upload failed: its parts stay stored, and billed, until a lifecycle rule or an abort by hand removes them",
+			"bucket", bucket, "key", key, "upload_id", aws.ToString(id), "err", err)
+	}
 }

@@ -3,8 +3,10 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -20,7 +22,7 @@ func TestUploaderSizes(t *testing.T) {
 	c := motoClient(t)
 	bucket := mustBucket(t, c)
 	const part = MinPartSize
-	u := newUploader(c, part, 2, types.ChecksumAlgorithmCrc32)
+	u := newUploader(c, part, 2, types.ChecksumAlgorithmCrc32, discardLog)
 	for _, tt := range []struct {
 		size  int
 		parts int // 0: a single PutObject
@@ -58,7 +60,7 @@ func TestUploaderSizes(t *testing.T) {
 func TestUploaderReusesBuffers(t *testing.T) {
 	c := motoClient(t)
 	bucket := mustBucket(t, c)
-	u := newUploader(c, MinPartSize, 2, types.ChecksumAlgorithmCrc32)
+	u := newUploader(c, MinPartSize, 2, types.ChecksumAlgorithmCrc32, discardLog)
 	held := func() map[*byte]bool {
 		seen := map[*byte]bool{}
 		for range cap(u.bufs) {
@@ -122,7 +124,7 @@ func TestUploaderFailures(t *testing.T) {
 		{"reader fails in part 1", c, io.MultiReader(bytes.NewReader(data[:10]), errorReader{readErr}), readErr, "program failed"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUploader(tt.s3, MinPartSize, 2, types.ChecksumAlgorithmCrc32)
+			u := newUploader(tt.s3, MinPartSize, 2, types.ChecksumAlgorithmCrc32, discardLog)
 			key := "out/" + tt.name
 			err := u.upload(context.Background(), bucket, key, tt.r)
 			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.msg) {
@@ -148,3 +150,50 @@ func TestUploaderFailures(t *testing.T) {
 type errorReader struct{ err error }
 
 func (e errorReader) Read([]byte) (int, error) { return 0, e.err }
+
+var discardLog = slog.New(slog.DiscardHandler)
+
+// deniedAbort fails AbortMultipartUpload as S3 does for a role without
+// s3:AbortMultipartUpload.
+type deniedAbort struct{ S3API }
+
+var errAbortDenied = errors.New("api error AccessDenied: not authorized to perform s3:AbortMultipartUpload")
+
+func (deniedAbort) AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	return nil, errAbortDenied
+}
+
+// TestUploaderLogsFailedAbort: when the abort after a failed part is
+// denied too, the upload's error is still the part's, and a warning names
+// the bucket, key and upload ID of the upload left behind.
+func TestUploaderLogsFailedAbort(t *testing.T) {
+	c := motoClient(t)
+	bucket := mustBucket(t, c)
+	var logs bytes.Buffer
+	u := newUploader(deniedAbort{failingParts{c, 2}}, MinPartSize, 2, types.ChecksumAlgorithmCrc32,
+		slog.New(slog.NewJSONHandler(&logs, nil)))
+	key := "output/big.csv"
+	err := u.upload(context.Background(), bucket, key, io.MultiReader(bytes.NewReader(randomData(t, 3*MinPartSize))))
+	if !errors.Is(err, errInjected) {
+		t.Fatalf("upload = %v, want the part's error %v", err, errInjected)
+	}
+	ups, err := c.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 1 {
+		t.Fatalf("%d multipart uploads in progress, want the one whose abort was denied", len(ups.Uploads))
+	}
+	var rec struct {
+		Level, Msg, Bucket, Key, Err string
+		UploadID                     string `json:"upload_id"`
+	}
+	if err := json.Unmarshal(logs.Bytes(), &rec); err != nil {
+		t.Fatalf("log %q: want one JSON record: %v", logs.String(), err)
+	}
+	want := rec
+	want.Level, want.Bucket, want.Key, want.UploadID, want.Err = "WARN", bucket, key, aws.ToString(ups.Uploads[0].UploadId), errAbortDenied.Error()
+	if rec != want || !strings.Contains(rec.Msg, "aborting the multipart upload failed") {
+		t.Errorf("log record = %+v, want %+v with a message saying the abort failed", rec, want)
+	}
+}
