@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // Defaults of the handler's options.
@@ -273,7 +272,7 @@ func (h *Handler) record(ctx context.Context, rec events.S3EventRecord) (RecordR
 	r.OutputBucket = outBucket
 	r.OutputKey = OutputKey(h.m, key)
 	log.InfoContext(ctx, "processing", "output", "s3://"+r.OutputBucket+"/"+r.OutputKey)
-	err = h.run(ctx, &r)
+	err = h.run(ctx, &r, pinOf(rec.S3.Object))
 	r.DurationMS = time.Since(start).Milliseconds()
 	if err == nil {
 		log.InfoContext(ctx, "done", "input_bytes", r.InputBytes, "output_bytes", r.OutputBytes, "ms", r.DurationMS)
@@ -281,12 +280,13 @@ func (h *Handler) record(ctx context.Context, rec events.S3EventRecord) (RecordR
 	return r, err
 }
 
-// run streams the object through the program into the output object.
-func (h *Handler) run(ctx context.Context, r *RecordResult) error {
+// run streams the object, the version pin names, through the program into
+// the output object.
+func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error {
 	fail := func(op string, err error) *RecordError {
 		return &RecordError{Bucket: r.Bucket, Key: r.Key, Op: op, ExitCode: -1, Err: err}
 	}
-	obj, err := h.opts.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &r.Bucket, Key: &r.Key})
+	obj, err := getInput(ctx, h.opts.s3, r.Bucket, r.Key, pin)
 	if err != nil {
 		return fail("reading input", err)
 	}
