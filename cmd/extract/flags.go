@@ -40,6 +40,9 @@ func imageFlags() []cli.Flag {
 		noDataFlag(categoryImage),
 		&cli.BoolFlag{Name: "writable-workdir", Category: categoryImage,
 			Usage: "run the program in a writable copy of its WORKDIR under /tmp (Lambda's /var/task is read-only)"},
+		&cli.BoolFlag{Name: "pass-aws-credentials", Category: categoryImage,
+			Usage: "pass the function's AWS credentials, region and endpoints (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, " +
+				"AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL*) to a program that calls AWS itself; without it the program sees no AWS_* variable"},
 		&cli.StringFlag{Name: "input", Category: categoryEvents, Value: "stdin",
 			Usage:  "how the uploaded object reaches the program: `MODE` stdin, or file (its path replaces {input} in the arguments)",
 			Action: oneOf("input", "stdin", "file")},
@@ -125,6 +128,7 @@ func packageOptions(c *cli.Context) []lambda.PackageOption {
 		lambda.WithSuffix(c.String("suffix")),
 		lambda.WithOutput(c.String("output-bucket"), c.String("output-prefix"), c.String("output-suffix")),
 		lambda.WithWritableWorkDir(c.Bool("writable-workdir")),
+		lambda.WithPassAWSCredentials(c.Bool("pass-aws-credentials")),
 		lambda.WithSlim(c.Bool("slim")),
 		lambda.WithLogger(logger(c)),
 		lambda.WithToolVersion(c.App.Version),

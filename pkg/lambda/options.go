@@ -20,6 +20,8 @@ type packageOptions struct {
 	input           xruntime.Input
 	output          xruntime.Output
 	writableWorkDir bool
+	// passAWSCredentials is set by WithPassAWSCredentials.
+	passAWSCredentials bool
 	// slim is set by WithSlim (imagepkg.go).
 	slim      bool
 	bootstrap func(arch string) ([]byte, error)
@@ -154,7 +156,7 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 func WithOutput(bucket, prefix, suffix string) PackageOption {
 	return func(o *packageOptions) error {
 		var errs []error
-		if bucket != "" && (!bucketName.MatchString(bucket) || strings.Contains(bucket, "..")) {
+		if bucket != "" && !validBucketName(bucket) {
 			errs = append(errs, fmt.Errorf("output bucket %q is not a valid S3 bucket name", bucket))
 		}
 		if prefix == "" {
@@ -191,6 +193,9 @@ func checkKeyPart(what, s string) error {
 	if strings.ContainsAny(s, "\x00\n\r") {
 		return fmt.Errorf("%s %q holds a control character", what, s)
 	}
+	if strings.ContainsAny(s, "*?") {
+		return fmt.Errorf("%s %q holds \"*\" or \"?\", which IAM reads as wildcards in the role's policy", what, s)
+	}
 	return nil
 }
 
@@ -200,6 +205,19 @@ func checkKeyPart(what, s string) error {
 func WithWritableWorkDir(writable bool) PackageOption {
 	return func(o *packageOptions) error {
 		o.writableWorkDir = writable
+		return nil
+	}
+}
+
+// WithPassAWSCredentials passes the function's AWS credentials to the
+// program, with the region and endpoints an AWS SDK needs to use them
+// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
+// AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_*), for a program
+// that calls AWS itself; the manifest records it. Default: false, the
+// program sees no AWS_* variable (see xruntime.Environ).
+func WithPassAWSCredentials(pass bool) PackageOption {
+	return func(o *packageOptions) error {
+		o.passAWSCredentials = pass
 		return nil
 	}
 }

@@ -554,6 +554,8 @@ func (p *packer) baseManifest(prog string) xruntime.Manifest {
 		User:            p.cmd.User,
 		Input:           p.o.input,
 		Output:          p.o.output,
+
+		PassAWSCredentials: p.o.passAWSCredentials,
 	}
 	return m
 }

@@ -48,11 +48,20 @@ type Manifest struct {
 	// the input file's path when Input.Mode is "file".
 	Program string   `json:"program"`
 	Args    []string `json:"args"`
-	// Env is the image's ENV (K=V), applied over Lambda's environment.
-	// In a zip, PATH entries are mapped into the bundle by the bootstrap; in
-	// an image, the program sees them as written, and none of the variables
-	// Lambda sets for the runtime (see Environ).
+	// Env is the image's ENV (K=V), with, in a zip, the closure's path
+	// variables the packager adds (TZ, TZDIR, LOCPATH, SSL_CERT_FILE,
+	// PERL5LIB, PYTHONPATH) and the values naming bundled files pointed
+	// into the bundle. It is applied over the function's own variables;
+	// the program sees none of those Lambda sets for the runtime (see
+	// Environ). In a zip, PATH entries are mapped into the bundle by the
+	// bootstrap; in an image, the program sees them as written.
 	Env []string `json:"env,omitempty"`
+	// PassAWSCredentials passes the function's AWS credentials, region and
+	// endpoints to the program (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+	// AWS_SESSION_TOKEN, AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL
+	// and AWS_ENDPOINT_URL_*), for a program that calls AWS itself. Without
+	// it the program sees no AWS_* variable.
+	PassAWSCredentials bool `json:"pass_aws_credentials,omitempty"`
 	// WorkDir is the image's WORKDIR; WritableWorkDir asks for a writable copy
 	// of it under /tmp (Lambda's task root is read-only).
 	WorkDir         string `json:"workdir,omitempty"`

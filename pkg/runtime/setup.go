@@ -328,28 +328,35 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 	return out.Close()
 }
 
-// Environ returns the program's environment: base (Lambda's environment)
-// with the manifest's Env applied over it, PATH made of the image's PATH
-// entries mapped into the package (image order kept; Docker's default PATH
-// when the image sets none), LD_LIBRARY_PATH made of LibraryPath and the
-// image's own LD_LIBRARY_PATH entries mapped into the package (unset when
-// empty, so the host's library directories are never searched), and
-// HOME=/tmp when unset.
+// Environ returns the program's environment: what its container would
+// see, not Lambda's runtime environment. From first to last, a later
+// setting replacing an earlier one of the same name:
 //
-// In an image package the program sees what its container saw: the
-// variables Lambda sets for the runtime (see RuntimeVariable) are left out
-// of base, PATH and LD_LIBRARY_PATH are the image's as written, and HOME is
-// the packager's (the image USER's home, as Docker sets it) or "/".
+//   - base (the bootstrap's environment: Lambda's, with the function's own
+//     variables, deploy --env) without the variables Lambda sets for the
+//     runtime (see RuntimeVariable): no AWS_* (the role's credentials,
+//     AWS_LAMBDA_RUNTIME_API, the region), no LAMBDA_*, _HANDLER,
+//     _X_AMZN_*, no TZ=:UTC, LANG, PATH, LD_LIBRARY_PATH or language
+//     search paths. What is left are the function's variables (and, under
+//     extract invoke, TMPDIR). With m.PassAWSCredentials, AWS_ACCESS_KEY_ID,
+//     AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
+//     AWS_DEFAULT_REGION, AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_* are kept.
+//   - the manifest's Env: the image's ENV and, in a zip, the closure's
+//     variables the packager wrote (TZ for the bundled /etc/localtime,
+//     TZDIR, LOCPATH, SSL_CERT_FILE, PERL5LIB, PYTHONPATH). So TZ and LANG
+//     are the image's, or unset.
+//   - PATH: the image's PATH entries mapped into the package (image order
+//     kept; Docker's default PATH when the image sets none).
+//   - LD_LIBRARY_PATH: LibraryPath and the image's own LD_LIBRARY_PATH
+//     entries mapped into the package, unset when empty, so the host's
+//     library directories are never searched.
+//   - HOME when neither sets it: /tmp in a zip; in an image package the
+//     packager writes the image USER's home (as Docker sets it) into Env,
+//     else "/".
+//
+// In an image package, files are at their image paths, so PATH and
+// LD_LIBRARY_PATH are the image's as written.
 func Environ(m *Manifest, taskRoot string, base []string) []string {
-	if m.Format == FormatImage {
-		kept := make([]string, 0, len(base))
-		for _, kv := range base {
-			if k, _, _ := strings.Cut(kv, "="); !RuntimeVariable(k) {
-				kept = append(kept, kv)
-			}
-		}
-		base = kept
-	}
 	vars := map[string]string{}
 	var order []string
 	set := func(kv string) {
@@ -363,6 +370,10 @@ func Environ(m *Manifest, taskRoot string, base []string) []string {
 		vars[k] = v
 	}
 	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if RuntimeVariable(k) && !(m.PassAWSCredentials && awsVariable(k)) {
+			continue
+		}
 		set(kv)
 	}
 	imagePath, imageLibs := defaultPath, ""
@@ -405,8 +416,10 @@ func Environ(m *Manifest, taskRoot string, base []string) []string {
 // and function settings (AWS_*, LAMBDA_*, _HANDLER, _X_AMZN_TRACE_ID,
 // _AWS_XRAY_*), the role's credentials (AWS_ACCESS_KEY_ID, ...), and the
 // values of Lambda's own image (TZ=:UTC, LANG, PATH, LD_LIBRARY_PATH and the
-// language runtimes' search paths). An image package's program does not
-// see them: a container never had them.
+// language runtimes' search paths). The program does not see them (see
+// Environ): a container never had them. A function variable of such a name
+// (deploy --env TZ=...) does not reach the program either: the image's ENV
+// sets those.
 func RuntimeVariable(name string) bool {
 	for _, p := range []string{"AWS_", "_AWS_", "LAMBDA_", "_X_AMZN_"} {
 		if strings.HasPrefix(name, p) {
@@ -418,6 +431,18 @@ func RuntimeVariable(name string) bool {
 		return true
 	}
 	return false
+}
+
+// awsVariable reports whether name is one of the variables
+// Manifest.PassAWSCredentials passes: what an AWS SDK needs to make the
+// function's calls (credentials, region, endpoints), and not the runtime
+// API or the function's settings.
+func awsVariable(name string) bool {
+	switch name {
+	case "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL":
+		return true
+	}
+	return strings.HasPrefix(name, "AWS_ENDPOINT_URL_")
 }
 
 // mapList maps image directories into the package, dropping empty and

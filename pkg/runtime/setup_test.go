@@ -95,11 +95,25 @@ func TestLoadManifest(t *testing.T) {
 
 func TestEnviron(t *testing.T) {
 	const root = "/var/task"
+	// What Lambda gives the bootstrap, with one variable of the
+	// function's (deploy --env LEVEL=debug).
 	lambdaEnv := []string{
 		"PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin",
 		"LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64",
 		"AWS_REGION=eu-west-1",
+		"AWS_DEFAULT_REGION=eu-west-1",
 		"LANG=en_US.UTF-8",
+		"TZ=:UTC",
+		"AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001",
+		"AWS_ACCESS_KEY_ID=AKIA",
+		"AWS_SECRET_ACCESS_KEY=s",
+		"AWS_SESSION_TOKEN=t",
+		"AWS_LAMBDA_FUNCTION_NAME=fn",
+		"AWS_EXECUTION_ENV=AWS_Lambda_provided.al2023",
+		"LAMBDA_TASK_ROOT=/var/task",
+		"_HANDLER=bootstrap",
+		"_X_AMZN_TRACE_ID=Root=1",
+		"LEVEL=debug",
 	}
 	tests := []struct {
 		name string
@@ -108,29 +122,61 @@ func TestEnviron(t *testing.T) {
 		want []string
 	}{
 		{
-			name: "image env over Lambda's",
+			name: "the image's env and the function's, none of Lambda's runtime variables",
 			m: Manifest{
 				Env:         []string{"PATH=/opt/app/bin:/usr/bin:/bin", "LANG=C.UTF-8", "APP=1"},
 				LibraryPath: []string{"/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu"},
 			},
 			base: lambdaEnv,
 			want: []string{
-				"PATH=/var/task/rootfs/opt/app/bin:/var/task/rootfs/usr/bin:/var/task/rootfs/bin",
-				"LD_LIBRARY_PATH=/var/task/rootfs/usr/lib/x86_64-linux-gnu:/var/task/rootfs/lib/x86_64-linux-gnu",
-				"AWS_REGION=eu-west-1",
+				"LEVEL=debug",
 				"LANG=C.UTF-8",
 				"APP=1",
+				"PATH=/var/task/rootfs/opt/app/bin:/var/task/rootfs/usr/bin:/var/task/rootfs/bin",
+				"LD_LIBRARY_PATH=/var/task/rootfs/usr/lib/x86_64-linux-gnu:/var/task/rootfs/lib/x86_64-linux-gnu",
 				"HOME=/tmp",
 			},
 		},
 		{
-			name: "no image PATH, no libraries",
+			name: "no image PATH, no libraries, no TZ or LANG",
 			m:    Manifest{},
 			base: lambdaEnv,
 			want: []string{
+				"LEVEL=debug",
 				"PATH=/var/task/rootfs/usr/local/sbin:/var/task/rootfs/usr/local/bin:/var/task/rootfs/usr/sbin:/var/task/rootfs/usr/bin:/var/task/rootfs/sbin:/var/task/rootfs/bin",
+				"HOME=/tmp",
+			},
+		},
+		{
+			name: "the closure's variables from the manifest",
+			m: Manifest{
+				Env:     []string{"LANG=C.UTF-8", "TZ=:/tmp/x0123456789/rootfs/etc/localtime", "LOCPATH=/tmp/x0123456789/rootfs/usr/lib/locale"},
+				LinkDir: "/tmp/x0123456789",
+			},
+			base: lambdaEnv,
+			want: []string{
+				"LEVEL=debug",
+				"LANG=C.UTF-8",
+				"TZ=:/tmp/x0123456789/rootfs/etc/localtime",
+				"LOCPATH=/tmp/x0123456789/rootfs/usr/lib/locale",
+				"PATH=/var/task/rootfs/usr/local/sbin:/var/task/rootfs/usr/local/bin:/var/task/rootfs/usr/sbin:/var/task/rootfs/usr/bin:/var/task/rootfs/sbin:/var/task/rootfs/bin",
+				"HOME=/tmp",
+			},
+		},
+		{
+			name: "pass AWS credentials: credentials, region and endpoints, not the runtime API",
+			m:    Manifest{PassAWSCredentials: true, Env: []string{"PATH=/bin"}},
+			base: append([]string{"AWS_ENDPOINT_URL_S3=http://127.0.0.1:5000", "AWS_ENDPOINT_URL=http://127.0.0.1:4566"}, lambdaEnv...),
+			want: []string{
+				"AWS_ENDPOINT_URL_S3=http://127.0.0.1:5000",
+				"AWS_ENDPOINT_URL=http://127.0.0.1:4566",
 				"AWS_REGION=eu-west-1",
-				"LANG=en_US.UTF-8",
+				"AWS_DEFAULT_REGION=eu-west-1",
+				"AWS_ACCESS_KEY_ID=AKIA",
+				"AWS_SECRET_ACCESS_KEY=s",
+				"AWS_SESSION_TOKEN=t",
+				"LEVEL=debug",
+				"PATH=/var/task/rootfs/bin",
 				"HOME=/tmp",
 			},
 		},
@@ -153,11 +199,7 @@ func TestEnviron(t *testing.T) {
 				Format: FormatImage,
 				Env:    []string{"PATH=/opt/app/bin:/usr/bin:/bin", "APP=1", "HOME=/root"},
 			},
-			base: append([]string{
-				"AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001", "AWS_ACCESS_KEY_ID=AKIA", "AWS_SECRET_ACCESS_KEY=s",
-				"AWS_SESSION_TOKEN=t", "LAMBDA_TASK_ROOT=/var/task", "_HANDLER=bootstrap",
-				"_X_AMZN_TRACE_ID=Root=1", "TZ=:UTC", "LEVEL=debug",
-			}, lambdaEnv...),
+			base: lambdaEnv,
 			want: []string{
 				"LEVEL=debug",
 				"APP=1",
@@ -173,6 +215,7 @@ func TestEnviron(t *testing.T) {
 			},
 			base: lambdaEnv,
 			want: []string{
+				"LEVEL=debug",
 				"TZ=Europe/Paris",
 				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 				"LD_LIBRARY_PATH=/opt/lib",
