@@ -552,7 +552,9 @@ func (inv *invocation) fetchOutput(ctx context.Context, res *InvokeResult) error
 	return nil
 }
 
-// startBootstrap starts the package's bootstrap in its own process group.
+// startBootstrap starts the package's bootstrap, contained by
+// startContained: PID 1 of its own PID namespace when this process may make
+// one (root), with Pdeathsig, in its own process group.
 func (inv *invocation) startBootstrap(env []string) error {
 	bin := filepath.Join(inv.dir, "bootstrap")
 	fi, err := os.Stat(bin)
@@ -563,27 +565,24 @@ func (inv *invocation) startBootstrap(env []string) error {
 		return errors.New("the package's bootstrap is not executable")
 	}
 	w := &lockedWriter{w: inv.o.logWriter}
-	inv.cmd = &exec.Cmd{
-		Path:        bin,
-		Args:        []string{bin},
-		Env:         env,
-		Dir:         inv.dir,
-		Stdout:      w,
-		Stderr:      w,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-		WaitDelay:   time.Second,
+	newCmd := func() *exec.Cmd {
+		return &exec.Cmd{
+			Path:        bin,
+			Args:        []string{bin},
+			Env:         env,
+			Dir:         inv.dir,
+			Stdout:      w,
+			Stderr:      w,
+			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+			WaitDelay:   time.Second,
+		}
 	}
-	if err := inv.cmd.Start(); err != nil {
+	if err := inv.startContained(newCmd, nil, true); err != nil {
 		if errors.Is(err, syscall.ENOEXEC) {
 			return fmt.Errorf("starting the bootstrap: %w (it is built for another architecture: run on such a host, or install qemu-user-static for its binfmt handler)", err)
 		}
 		return fmt.Errorf("starting the bootstrap: %w", err)
 	}
-	inv.exited = make(chan struct{})
-	go func() {
-		inv.exitErr = inv.cmd.Wait()
-		close(inv.exited)
-	}()
 	return nil
 }
 

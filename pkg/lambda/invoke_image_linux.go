@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -33,66 +32,38 @@ func imageSandboxSupported() error {
 }
 
 // startImage starts the image's entrypoint in the sandbox (see
-// invokeImage) in its own process group.
+// invokeImage), contained by startContained: PID 1 of its own PID
+// namespace, with Pdeathsig, from the thread that holds the sandbox's
+// mount namespace.
 func (inv *invocation) startImage(sb *imageSandbox) error {
 	if err := prepareMountPoints(sb); err != nil {
 		return err
 	}
 	w := &lockedWriter{w: inv.o.logWriter}
-	cmd := &exec.Cmd{
-		Path:   sb.path,
-		Args:   sb.args,
-		Env:    sb.env,
-		Dir:    sb.dir,
-		Stdout: w,
-		Stderr: w,
-		SysProcAttr: &syscall.SysProcAttr{
-			Chroot:     sb.root,
-			Credential: &syscall.Credential{Uid: uint32(sb.uid), Gid: uint32(sb.gid)},
-			Setpgid:    true,
-			// The entrypoint is PID 1 of a PID namespace of its own:
-			// when it is killed (at the end of the invocation, or
-			// through Pdeathsig if this process dies), the kernel kills
-			// every process it started, also those that left its
-			// process group (the bootstrap gives the program its own).
-			Cloneflags: syscall.CLONE_NEWPID,
-			// The signal comes when the thread that forked it ends,
-			// which stays until the program exits.
-			Pdeathsig: syscall.SIGKILL,
-		},
-		WaitDelay: time.Second,
+	newCmd := func() *exec.Cmd {
+		return &exec.Cmd{
+			Path:   sb.path,
+			Args:   sb.args,
+			Env:    sb.env,
+			Dir:    sb.dir,
+			Stdout: w,
+			Stderr: w,
+			SysProcAttr: &syscall.SysProcAttr{
+				Chroot:     sb.root,
+				Credential: &syscall.Credential{Uid: uint32(sb.uid), Gid: uint32(sb.gid)},
+			},
+			WaitDelay: time.Second,
+		}
 	}
-	exited := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		// The mount namespace belongs to this thread only, and the
-		// program is forked from it. The thread is never unlocked, so Go
-		// ends it with the goroutine instead of reusing it; the namespace
-		// lives as long as the program.
-		runtime.LockOSThread()
-		if err := enterImageNamespace(sb); err != nil {
-			errc <- err
-			return
-		}
-		if err := cmd.Start(); err != nil {
-			errc <- err
-			return
-		}
-		errc <- nil
-		<-exited
-	}()
-	if err := <-errc; err != nil {
+	// The mount namespace belongs to the thread startContained forks
+	// from, and lives as long as the program.
+	err := inv.startContained(newCmd, func() error { return enterImageNamespace(sb) }, false)
+	if err != nil {
 		if errors.Is(err, syscall.ENOEXEC) {
 			return fmt.Errorf("starting the image's entrypoint %s: %w (it is built for another architecture: run on such a host, or install qemu-user-static for its binfmt handler)", sb.path, err)
 		}
 		return fmt.Errorf("starting the image's entrypoint %s: %w", sb.path, err)
 	}
-	inv.cmd = cmd
-	inv.exited = exited
-	go func() {
-		inv.exitErr = cmd.Wait()
-		close(exited)
-	}()
 	return nil
 }
 

@@ -587,17 +587,43 @@ func TestWithUID(t *testing.T) {
 // invocation of an image whose entrypoint hangs with a child: both must
 // die with it.
 func TestInvokeImageDiesWithCaller(t *testing.T) {
-	if ref := os.Getenv("EXTRACT_TEST_INVOKE_HANG"); ref != "" {
-		// The helper process: invoke, and be killed while it hangs.
-		Invoke(context.Background(), ref, WithEvent([]byte(`{}`)), WithInvokeTimeout(time.Minute))
+	if invokeHelperProcess() {
 		return
 	}
 	mustRoot(t)
 	tmpdir := t.TempDir()
 	token := "hang-" + filepath.Base(filepath.Dir(tmpdir))
 	ref := mustWriteOCI(t, mustProbeImage(t, "hang", token), "hang")
-	helper := exec.Command(os.Args[0], "-test.run=^TestInvokeImageDiesWithCaller$")
-	helper.Env = append(os.Environ(), "EXTRACT_TEST_INVOKE_HANG="+ref, "TMPDIR="+tmpdir)
+	killInvokerMidInvocation(t, "TestInvokeImageDiesWithCaller", ref, "", tmpdir, token)
+}
+
+// invokeHelperProcess, in a helper process killInvokerMidInvocation
+// started, invokes the package it names and returns true (the process is
+// killed meanwhile); elsewhere it returns false. A test that calls
+// killInvokerMidInvocation calls it first.
+func invokeHelperProcess() bool {
+	ref := os.Getenv("EXTRACT_TEST_INVOKE_HANG")
+	if ref == "" {
+		return false
+	}
+	what := WithEvent([]byte(`{}`))
+	if csv := os.Getenv("EXTRACT_TEST_INVOKE_CSV"); csv != "" {
+		what = WithCSV(csv)
+	}
+	Invoke(context.Background(), ref, what, WithInvokeTimeout(time.Minute))
+	return true
+}
+
+// killInvokerMidInvocation runs test in a helper process that invokes ref
+// (on csv with the in-process S3 when csv is set, else with an empty event)
+// with TMPDIR tmpdir, waits until two processes with token in their
+// arguments run (the package's program and its child), SIGKILLs the helper
+// and checks that they die with it.
+func killInvokerMidInvocation(t *testing.T, test, ref, csv, tmpdir, token string) {
+	t.Helper()
+	helper := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	helper.Env = append(os.Environ(), "EXTRACT_TEST_INVOKE_HANG="+ref, "EXTRACT_TEST_INVOKE_CSV="+csv,
+		"TMPDIR="+tmpdir, "AWS_ENDPOINT_URL_S3=", "AWS_ENDPOINT_URL=")
 	if err := helper.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -605,7 +631,7 @@ func TestInvokeImageDiesWithCaller(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for len(processesWith(token)) < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the image's processes did not start: %v", processesWith(token))
+			t.Fatalf("the package's processes did not start: %v", processesWith(token))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -571,3 +571,108 @@ func TestInvokeWaitsForLinkDir(t *testing.T) {
 		t.Errorf("Invoke cancelled while waiting = %v, want the deadline", err)
 	}
 }
+
+// treeSource is a program for a zip package that leaves a process tree
+// behind: "tree TOKEN" starts a child in a session of its own (setsid),
+// holding the program's stdout, and both sleep.
+const treeSource = `package main
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if os.Args[1] == "tree" {
+		c := exec.Command("/proc/self/exe", "orphan", os.Args[2])
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		c.Stdout = os.Stdout
+		if err := c.Start(); err != nil {
+			panic(err)
+		}
+	}
+	time.Sleep(time.Hour)
+}
+`
+
+// mustTreePackage writes a zip package whose program runs treeSource's
+// "tree" with token, its stdout a pipe (the child keeps it open), and
+// returns it with a CSV to invoke it on.
+func mustTreePackage(t *testing.T, token string) (zipPath, csv string) {
+	t.Helper()
+	bootstrap, _ := mustInvBuilt(t)
+	m := invManifest()
+	m.Program = "/bin/tree"
+	m.Args = []string{"tree", "tree", token}
+	m.Output.Stdout = xruntime.StdoutPipe
+	mb, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipPath = mustInvZip(t, []invZipEntry{
+		{"bootstrap", 0o755, mustReadInv(t, bootstrap)},
+		{"extract.json", 0o644, mb},
+		{"rootfs/bin/tree", 0o755, mustReadInv(t, mustGoBuild(t, treeSource))},
+		{"rootfs/work/", fs.ModeDir | 0o755, nil},
+	})
+	return zipPath, mustCSV(t, "in.csv", []byte("a\n"))
+}
+
+// TestInvokeDiesWithCaller kills a process in the middle of an invocation
+// of a zip package whose program started a child in a session of its
+// own: the bootstrap, the program and the child must die with it.
+func TestInvokeDiesWithCaller(t *testing.T) {
+	if invokeHelperProcess() {
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the bootstrap gets a PID namespace only as root: run the tests as root (make test)")
+	}
+	tmpdir := t.TempDir()
+	token := "tree-" + filepath.Base(filepath.Dir(tmpdir))
+	zipPath, csv := mustTreePackage(t, token)
+	killInvokerMidInvocation(t, "TestInvokeDiesWithCaller", zipPath, csv, tmpdir, token)
+}
+
+// TestInvokeCancelKillsTree cancels an invocation (Ctrl-C) of a zip package
+// whose program started a child in a session of its own, holding its
+// stdout: Invoke must return promptly and leave no process behind.
+func TestInvokeCancelKillsTree(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the bootstrap gets a PID namespace only as root: run the tests as root (make test)")
+	}
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	tmpdir := t.TempDir()
+	token := "tree-" + filepath.Base(filepath.Dir(tmpdir))
+	zipPath, csv := mustTreePackage(t, token)
+	t.Setenv("TMPDIR", tmpdir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Invoke(ctx, zipPath, WithCSV(csv), WithInvokeTimeout(time.Minute))
+		done <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(processesWith(token)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the program and its child did not start: %v", processesWith(token))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Invoke cancelled = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Invoke still running 10s after its context was cancelled")
+	}
+	if left := processesWith(token); len(left) > 0 {
+		t.Errorf("processes left running after Invoke returned: %v", left)
+	}
+}
