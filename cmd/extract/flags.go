@@ -52,7 +52,7 @@ func imageFlags() []cli.Flag {
 		&cli.StringFlag{Name: "prefix", Category: categoryEvents, Value: lambda.DefaultInputPrefix,
 			Usage: "run on uploads whose key starts with `PREFIX`; it is removed from the output key"},
 		&cli.StringFlag{Name: "suffix", Category: categoryEvents, Value: lambda.DefaultInputSuffix,
-			Usage: "run on uploads whose key ends with `SUFFIX`"},
+			Usage: "run on uploads whose key ends with `SUFFIX` (\"\" for every key)"},
 		&cli.StringFlag{Name: "output-bucket", Category: categoryEvents,
 			Usage: "write the program's output to `BUCKET` (default: the upload's bucket)"},
 		&cli.StringFlag{Name: "output-prefix", Category: categoryEvents, Value: lambda.DefaultOutputPrefix,

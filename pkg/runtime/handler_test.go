@@ -55,7 +55,7 @@ type handlerSetup struct {
 // it against a fresh moto bucket.
 func mustHandler(t *testing.T, mode string, args ...string) handlerSetup {
 	t.Helper()
-	return mustHandlerFor(t, Manifest{Version: 1, Program: "/bin/testprog", Args: append([]string{"testprog"}, args...), Input: Input{Mode: mode}})
+	return mustHandlerFor(t, Manifest{Version: 1, Program: "/bin/testprog", Args: append([]string{"testprog"}, args...), Input: Input{Mode: mode, Suffix: DefaultInputSuffix}})
 }
 
 // mustHandlerFor makes the package of m and a handler for it against a

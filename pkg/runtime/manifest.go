@@ -96,8 +96,10 @@ type Input struct {
 	// → output/day1.csv. Empty means no prefix; `extract package` writes its
 	// default "input/" explicitly.
 	Prefix string `json:"prefix,omitempty"`
-	// Suffix filters keys (default ".csv"); keys not ending in it are skipped.
-	Suffix string `json:"suffix,omitempty"`
+	// Suffix filters keys: keys not ending in it are skipped. Empty means
+	// every key, as in the trigger's filter; it is always written, since
+	// LoadManifest gives an absent suffix the default ".csv".
+	Suffix string `json:"suffix"`
 }
 
 // Output says where the program's stdout goes.

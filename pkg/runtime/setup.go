@@ -17,7 +17,8 @@ import (
 // ManifestVersion is the newest manifest format this bootstrap understands.
 const ManifestVersion = 1
 
-// Defaults applied by LoadManifest to fields the packager left empty.
+// Defaults applied by LoadManifest to fields the packager left empty (the
+// suffix: left out).
 const (
 	DefaultInputMode    = "stdin"
 	DefaultInputSuffix  = ".csv"
@@ -53,14 +54,18 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // documented defaults (input mode "stdin", suffix ".csv", output prefix
 // "output/"). An absent input prefix means none: the packager writes its
 // default "input/" explicitly, and JSON's omitempty cannot tell an empty
-// prefix (--prefix "") from an absent one.
+// prefix (--prefix "") from an absent one. The suffix is the other way
+// round: an absent one is ".csv", and an empty one, always written, means
+// every key (--suffix ""), as the trigger's filter does.
 func LoadManifest(taskRoot string) (*Manifest, error) {
 	p := filepath.Join(taskRoot, ManifestPath)
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
 	}
-	var m Manifest
+	// Unmarshal keeps what the document does not set: the default suffix
+	// stays unless the manifest writes one, "" included.
+	m := Manifest{Input: Input{Suffix: DefaultInputSuffix}}
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("parsing manifest %s: %w", p, err)
 	}
@@ -89,9 +94,6 @@ func (m *Manifest) check() error {
 	}
 	if m.Input.Mode != InputStdin && m.Input.Mode != InputFile {
 		errs = append(errs, fmt.Errorf("input mode %q is neither %q nor %q", m.Input.Mode, InputStdin, InputFile))
-	}
-	if m.Input.Suffix == "" {
-		m.Input.Suffix = DefaultInputSuffix
 	}
 	if m.Output.Prefix == "" {
 		m.Output.Prefix = DefaultOutputPrefix

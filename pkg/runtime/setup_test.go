@@ -43,6 +43,18 @@ func TestLoadManifest(t *testing.T) {
 				Input: Input{Mode: "file", Suffix: ".tsv"}, Output: Output{Bucket: "out", Prefix: "res/", Suffix: ".out", Stdout: "pipe"}},
 		},
 		{
+			name: "an empty suffix is every key, not the default",
+			m:    map[string]any{"version": 1, "program": "/bin/p", "input": map[string]any{"prefix": "in/", "suffix": ""}},
+			want: &Manifest{Version: 1, Program: "/bin/p", Args: []string{"/bin/p"},
+				Input: Input{Mode: "stdin", Prefix: "in/"}, Output: Output{Prefix: "output/", Stdout: "file"}},
+		},
+		{
+			name: "an absent suffix is the default",
+			m:    map[string]any{"version": 1, "program": "/bin/p", "input": map[string]any{"mode": "file"}},
+			want: &Manifest{Version: 1, Program: "/bin/p", Args: []string{"/bin/p"},
+				Input: Input{Mode: "file", Suffix: ".csv"}, Output: Output{Prefix: "output/", Stdout: "file"}},
+		},
+		{
 			name: "all problems at once",
 			m: map[string]any{"version": 2, "program": "bin/p", "input": map[string]any{"mode": "pipe"}, "link_dir": "tmp/x",
 				"output": map[string]any{"stdout": "socket"}},
