@@ -54,6 +54,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +68,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -166,6 +168,7 @@ func traceIn(ctx context.Context, o *traceOptions, img *Image, idx *Index, cmd *
 		seen:    map[string]bool{},
 		pending: map[int]string{},
 		tracees: map[int]*tracee{},
+		pivoted: true,
 	}
 	res, err := t.start(ctx, o, cmd, args, sandboxEnv(idx, cmd, ids), stdin, ids)
 	if err != nil {
@@ -391,6 +394,13 @@ type tracer struct {
 	count   int
 	// violation is set when the program called a forbidden syscall.
 	violation error
+	// pivoted: the sandbox's processes have the sandbox root as their
+	// root, so the paths the host reads in /proc/PID (cwd, fd, exe) are
+	// already image paths.
+	pivoted bool
+	// reaped is set once the sandbox's PID 1 was waited for: from then on
+	// its process ID may name another process.
+	reaped atomic.Bool
 }
 
 // tracee is one traced thread.
@@ -433,15 +443,17 @@ func (t *tracer) start(ctx context.Context, o *traceOptions, cmd *Command, args,
 		io.Copy(tail, errR)
 	}()
 
+	// The sandbox helper (sandbox_linux.go) starts in the new namespaces
+	// as the caller, with the capabilities (in its user namespace) it
+	// needs to pivot_root, empty the bounding set and become the image's
+	// user; it drops them all before the exec.
 	sys := &syscall.SysProcAttr{
-		Chroot:    t.root,
-		Ptrace:    true,
 		Setsid:    true,
 		Pdeathsig: syscall.SIGKILL,
 		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
 			syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
-		Credential:                 &syscall.Credential{Uid: uint32(ids.uid), Gid: uint32(ids.gid), NoSetGroups: !ids.privileged},
 		GidMappingsEnableSetgroups: ids.privileged,
+		AmbientCaps:                []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_SETPCAP, unix.CAP_SETUID, unix.CAP_SETGID},
 	}
 	if ids.privileged {
 		sys.UidMappings = idMaps(ids.uid)
@@ -454,7 +466,27 @@ func (t *tracer) start(ctx context.Context, o *traceOptions, cmd *Command, args,
 	if wd == "" {
 		wd = "/"
 	}
-	attr := &syscall.ProcAttr{Dir: wd, Env: env, Files: []uintptr{stdin.Fd(), outW.Fd(), errW.Fd()}, Sys: sys}
+	spec, err := json.Marshal(sandboxSpec{Root: t.root, Dir: wd, UID: ids.uid, GID: ids.gid, SetGroups: ids.privileged,
+		Path: cmd.Path, Args: args, Env: env})
+	if err != nil {
+		outW.Close()
+		errW.Close()
+		return nil, err
+	}
+	// The helper's error pipe: see sandbox_linux.go.
+	helperR, helperW, err := os.Pipe()
+	if err != nil {
+		outW.Close()
+		errW.Close()
+		return nil, err
+	}
+	defer helperR.Close()
+	attr := &syscall.ProcAttr{
+		Env:   []string{sandboxHelperEnv + "=1"},
+		Files: []uintptr{stdin.Fd(), outW.Fd(), errW.Fd(), helperW.Fd()},
+		Sys:   sys,
+	}
+	helper := &sandboxStart{argv: []string{sandboxHelperArg0, string(spec)}, attr: attr, errR: helperR, errW: helperW}
 
 	startCh := make(chan started, 1)
 	done := make(chan error, 1)
@@ -462,7 +494,7 @@ func (t *tracer) start(ctx context.Context, o *traceOptions, cmd *Command, args,
 		// The tracer thread: never unlocked, so Go ends it with the
 		// goroutine instead of reusing a thread that had tracees.
 		runtime.LockOSThread()
-		done <- t.run(cmd.Path, args, attr, startCh, res)
+		done <- t.run(cmd.Path, helper, startCh, res)
 	}()
 	var st started
 	select {
@@ -481,11 +513,7 @@ func (t *tracer) start(ctx context.Context, o *traceOptions, cmd *Command, args,
 	runStart := time.Now()
 	t.log.Debug("traced program started", "pid", st.pid, "args", args)
 
-	kill := func() {
-		if st.pidfd >= 0 {
-			unix.PidfdSendSignal(st.pidfd, unix.SIGKILL, nil, 0)
-		}
-	}
+	kill := func() { t.kill(st.pid, st.pidfd) }
 	timer := time.NewTimer(o.timeout)
 	defer timer.Stop()
 	var runErr error
@@ -532,19 +560,60 @@ func idMaps(id int) []syscall.SysProcIDMap {
 const traceOptionsMask = unix.PTRACE_O_TRACESYSGOOD | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK |
 	unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_EXITKILL
 
+// sandboxStart is how run starts the sandbox helper.
+type sandboxStart struct {
+	argv []string
+	attr *syscall.ProcAttr
+	// errR and errW are the helper's error pipe; run closes errW once
+	// the helper runs.
+	errR, errW *os.File
+}
+
+// pidfdOpen is unix.PidfdOpen; tests replace it to take the kill path of
+// kernels without pidfds.
+var pidfdOpen = unix.PidfdOpen
+
+// kill kills the sandbox: its PID 1 (pid), and with it every process of
+// its PID namespace. Through pidfd when there is one; otherwise (Linux
+// before 5.3, or pidfd_open refused) with kill(2) on the process group and
+// the process, unless run already reaped pid (its number could be reused).
+func (t *tracer) kill(pid, pidfd int) {
+	if pidfd >= 0 {
+		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		return
+	}
+	if pid > 0 && !t.reaped.Load() {
+		unix.Kill(-pid, unix.SIGKILL)
+		unix.Kill(pid, unix.SIGKILL)
+	}
+}
+
 // run starts the program and traces it until no tracee is left. It runs on
 // the locked tracer thread.
-func (t *tracer) run(argv0 string, argv []string, attr *syscall.ProcAttr, startCh chan<- started, res *TraceResult) error {
-	pid, err := syscall.ForkExec(argv0, argv, attr)
+func (t *tracer) run(argv0 string, helper *sandboxStart, startCh chan<- started, res *TraceResult) error {
+	pid, err := syscall.ForkExec("/proc/self/exe", helper.argv, helper.attr)
+	helper.errW.Close()
 	if err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) {
 			return fmt.Errorf("trace: starting %s in the sandbox: %w (the trace needs root, or unprivileged user namespaces)", argv0, err)
 		}
 		return fmt.Errorf("trace: starting %s in the sandbox: %w", argv0, err)
 	}
-	pidfd, err := unix.PidfdOpen(pid, 0)
+	pidfd, err := pidfdOpen(pid, 0)
 	if err != nil {
+		t.log.Debug("pidfd_open failed: the sandbox will be killed by its process ID", "error", err)
 		pidfd = -1
+	}
+	// The helper's error pipe is closed by its exec of the program, or by
+	// its exit.
+	if msg, _ := io.ReadAll(helper.errR); len(msg) > 0 {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, unix.WALL, nil)
+		t.reaped.Store(true)
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
+		return fmt.Errorf("trace: setting up the sandbox for %s: %s", argv0, msg)
 	}
 	// The program stops at the SIGTRAP of its exec (PTRACE_TRACEME).
 	var ws unix.WaitStatus
@@ -552,10 +621,17 @@ func (t *tracer) run(argv0 string, argv []string, attr *syscall.ProcAttr, startC
 		return fmt.Errorf("trace: waiting for %s: %w", argv0, err)
 	}
 	if !ws.Stopped() {
+		t.reaped.Store(true)
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
 		return fmt.Errorf("trace: %s did not stop after exec (status %#x)", argv0, uint32(ws))
 	}
 	if err := unix.PtraceSetOptions(pid, traceOptionsMask); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
 		return fmt.Errorf("trace: PTRACE_SETOPTIONS: %w", err)
 	}
 	startCh <- started{pid: pid, pidfd: pidfd}
@@ -565,13 +641,7 @@ func (t *tracer) run(argv0 string, argv []string, attr *syscall.ProcAttr, startC
 	// program as named and as run (a script's interpreter).
 	t.record(pid, argv0)
 	t.exec(pid)
-	kill := func() {
-		if pidfd >= 0 {
-			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-		} else {
-			unix.Kill(pid, unix.SIGKILL)
-		}
-	}
+	kill := func() { t.kill(pid, pidfd) }
 	if err := unix.PtraceSyscall(pid, 0); err != nil {
 		kill()
 	}
@@ -594,6 +664,7 @@ func (t *tracer) run(argv0 string, argv []string, attr *syscall.ProcAttr, startC
 			delete(t.tracees, wpid)
 			delete(t.pending, wpid)
 			if wpid == pid {
+				t.reaped.Store(true)
 				if ws.Exited() {
 					res.ExitCode = ws.ExitStatus()
 				} else {
@@ -863,8 +934,16 @@ func (t *tracer) resolveAt(pid int, dirfd int32, name string) (string, bool) {
 	return cleanKeepDotDot(dir + "/" + name), true
 }
 
-// imagePath maps a host path below the sandbox root to its image path.
+// imagePath maps a path read in /proc/PID of a sandbox process to its image
+// path: below a pivot_root, the path as read; otherwise the host path below
+// the sandbox root.
 func (t *tracer) imagePath(host string) (string, bool) {
+	if t.pivoted {
+		if !strings.HasPrefix(host, "/") {
+			return "", false // pipe:[N], anon_inode:..., unreachable paths
+		}
+		return cleanKeepDotDot(host), true
+	}
 	if host == t.root {
 		return "/", true
 	}

@@ -360,9 +360,10 @@ func TestTraceArch(t *testing.T) {
 // nobody.
 const unprivilegedEnv = "EXTRACT_TRACE_UNPRIVILEGED"
 
-// TestTraceUnprivileged runs TestTracePlugin again as nobody, where Trace
-// maps the image's user to the caller in an unprivileged user namespace
-// (needs unprivileged user namespaces; skipped where they are off).
+// TestTraceUnprivileged runs TestTracePlugin and TestTraceEscape again as
+// nobody, where Trace maps the image's user to the caller in an unprivileged
+// user namespace (needs unprivileged user namespaces; skipped where they are
+// off).
 func TestTraceUnprivileged(t *testing.T) {
 	traceable(t)
 	if os.Getenv(unprivilegedEnv) != "" {
@@ -399,13 +400,15 @@ func TestTraceUnprivileged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-test.run", "^TestTracePlugin$", "-test.count", "1", "-test.v")
+	cmd := exec.Command(bin, "-test.run", "^(TestTracePlugin|TestTraceEscape)$", "-test.count", "1", "-test.v")
 	cmd.Dir = wd
 	cmd.Env = append(os.Environ(), unprivilegedEnv+"=1", "TMPDIR="+tmp, "HOME="+tmp, "EXTRACT_FIXTURES="+fixtures(t))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestTracePlugin") {
-		t.Fatalf("TestTracePlugin as nobody: %v\n%s", err, out)
+	for _, name := range []string{"TestTracePlugin", "TestTraceEscape"} {
+		if err != nil || !strings.Contains(string(out), "--- PASS: "+name+" ") {
+			t.Fatalf("%s as nobody: %v\n%s", name, err, out)
+		}
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		if strings.Contains(line, "static closure:") {
