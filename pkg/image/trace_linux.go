@@ -26,29 +26,34 @@ package image
 // first; PT_INTERP loaders, also opened by the kernel, come with the ELF
 // program through the closure. Relative paths are resolved against the
 // process's working directory (/proc/PID/cwd) or the directory fd
-// (/proc/PID/fd/N), both read from the host and mapped back below the
-// sandbox root. Paths are kept as the program named them, so that the
+// (/proc/PID/fd/N), both read from the host: below the sandbox's
+// pivot_root they read as image paths. Paths are kept as the program named them, so that the
 // closure adds the symlinks on the way.
 //
 // Sandbox: the whole flattened image is written to a fresh temporary
-// directory (regular files, directories and symlinks only, through an
-// os.Root so nothing lands outside it; symlinks are created, never followed
-// on the host; setuid/setgid bits dropped), with /tmp (1777), the WORKDIR and
-// /dev/{null,zero,full,random,urandom} added. The program runs chrooted
+// directory (image.Flatten, through an os.Root: symlinks are created, never
+// followed on the host; setuid/setgid bits dropped), with /tmp (1777), the
+// WORKDIR and /dev/{null,zero,full,random,urandom} added. The program runs
 // there in new user, mount, PID, network (loopback only, down), IPC and UTS
 // namespaces, with the image's ENV, WORKDIR and USER, the input as stdin,
 // stdout discarded and the tail of stderr kept. When extract runs as root
 // the image's user IDs 0-65535 are mapped to host IDs from 1<<30 on, so even
 // the image's root is an unprivileged nobody-like user on the host;
 // otherwise the single image user is mapped to the caller (unprivileged user
-// namespaces must be enabled). /proc and /sys are not mounted. Root in a
-// user namespace can still call chroot(2) and escape a chroot, so the tracer
-// kills the sandbox at the entry of any call that changes roots or mounts or
-// enters namespaces (chroot, pivot_root, mount, umount, the new mount API,
-// unshare, setns, ptrace, process_vm_writev, open_by_handle_at), before it
-// runs, and reports it. The run is bounded by the timeout: the sandbox's
-// PID 1 is killed through a pidfd, and with it every process of its PID
-// namespace. The temporary directory is removed at the end.
+// namespaces must be enabled). /proc and /sys are not mounted. A helper
+// (sandbox_linux.go: this executable started again) pivot_roots into the
+// root with the host's root detached, drops every capability, sets
+// no_new_privs and installs a seccomp filter (seccomp_linux.go) before it
+// execs the program: the filter binds every process of the sandbox, also
+// one the tracer does not trace (CLONE_UNTRACED is refused anyway). The
+// tracer also kills the sandbox at the entry of any traced call that changes
+// roots or mounts or enters namespaces (chroot, pivot_root, mount, umount,
+// the new mount API, unshare, setns, ptrace, process_vm_writev,
+// open_by_handle_at), before the filter refuses it, and reports it. The run
+// is bounded by the timeout: the sandbox's PID 1 is killed (through a
+// pidfd, or by its process ID where pidfd_open fails), and with it every
+// process of its PID namespace. The temporary directory is removed at the
+// end.
 
 import (
 	"bytes"
