@@ -45,6 +45,9 @@ type options struct {
 	partSize    int64
 	concurrency int
 	environ     []string
+	// inputBackoff is the first wait before resuming a broken input
+	// (tests shorten it).
+	inputBackoff time.Duration
 }
 
 // WithS3Client sets the S3 client (default: NewS3Client, from the
@@ -148,11 +151,12 @@ type Handler struct {
 // Call Setup first.
 func NewHandler(ctx context.Context, m *Manifest, taskRoot string, opts ...Option) (*Handler, error) {
 	o := options{
-		logger:      slog.New(slog.DiscardHandler),
-		programLog:  io.Discard,
-		killMargin:  DefaultKillMargin,
-		partSize:    DefaultPartSize,
-		concurrency: DefaultUploadConcurrency,
+		logger:       slog.New(slog.DiscardHandler),
+		programLog:   io.Discard,
+		killMargin:   DefaultKillMargin,
+		partSize:     DefaultPartSize,
+		concurrency:  DefaultUploadConcurrency,
+		inputBackoff: defaultInputBackoff,
 	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
@@ -203,6 +207,9 @@ type RecordResult struct {
 	InputBytes   int64  `json:"input_bytes"`
 	OutputBytes  int64  `json:"output_bytes"`
 	DurationMS   int64  `json:"duration_ms"`
+	// InputRetries counts the ranged GETs that resumed the input after
+	// its body broke.
+	InputRetries int `json:"input_retries,omitempty"`
 }
 
 // Handle processes every record of ev in order. An s3:TestEvent (no
@@ -275,7 +282,7 @@ func (h *Handler) record(ctx context.Context, rec events.S3EventRecord) (RecordR
 	err = h.run(ctx, &r, pinOf(rec.S3.Object))
 	r.DurationMS = time.Since(start).Milliseconds()
 	if err == nil {
-		log.InfoContext(ctx, "done", "input_bytes", r.InputBytes, "output_bytes", r.OutputBytes, "ms", r.DurationMS)
+		log.InfoContext(ctx, "done", "input_bytes", r.InputBytes, "output_bytes", r.OutputBytes, "input_retries", r.InputRetries, "ms", r.DurationMS)
 	}
 	return r, err
 }
@@ -286,12 +293,12 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 	fail := func(op string, err error) *RecordError {
 		return &RecordError{Bucket: r.Bucket, Key: r.Key, Op: op, ExitCode: -1, Err: err}
 	}
-	obj, err := getInput(ctx, h.opts.s3, r.Bucket, r.Key, pin)
+	body, err := openInput(ctx, h.opts.s3, r.Bucket, r.Key, pin, h.opts.inputBackoff, h.opts.logger)
 	if err != nil {
 		return fail("reading input", err)
 	}
-	body := &countingReader{r: obj.Body}
-	defer obj.Body.Close()
+	defer body.Close()
+	defer func() { r.InputRetries = int(body.retries.Load()) }()
 
 	args := h.m.Args
 	var stdin *os.File
@@ -535,18 +542,6 @@ func (g *gateReader) Read(p []byte) (int, error) {
 		}
 		return n, g.err
 	}
-	return n, err
-}
-
-// countingReader counts the bytes read and marks read errors as such.
-type countingReader struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
 	return n, err
 }
 
