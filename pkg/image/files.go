@@ -180,6 +180,7 @@ func groupByEntry(files []outputFile) ([]*Entry, map[*Entry][]string) {
 
 // fileMode is the mode files are written with: the image's permission
 // bits without setuid, setgid and sticky, always readable by the owner.
+// WriteDir creates files with it, so the process umask applies too.
 func fileMode(e *Entry) os.FileMode {
 	return os.FileMode(e.Mode&0o777) | 0o400
 }
@@ -188,7 +189,10 @@ func fileMode(e *Entry) os.FileMode {
 // Each path is resolved inside the image (symlinks followed) and written
 // under dir at the image path as given (see planOutput): "/usr/bin/app"
 // lands at dir/usr/bin/app as a regular file; directories are copied
-// recursively. Symlinks are never created on the host. Each file is
+// recursively. Symlinks are never created on the host. Files get the
+// image's permission bits without setuid, setgid and sticky, always
+// readable by the owner, less the process umask, as "tar x" without -p
+// gives them (a 0777 file is 0755 under umask 022). Each file is
 // written to a temporary name in its target directory and renamed into
 // place, so no partial file is left behind. Nothing is written outside dir:
 // all access goes through an os.Root at dir, and an existing symlink (or
@@ -256,7 +260,10 @@ func mkdirNoSymlink(root *os.Root, rel string) error {
 }
 
 // writeAtomic writes size bytes of r to rel below root through a temporary
-// file in the same directory.
+// file in the same directory. The file is created with mode, so the kernel
+// applies the umask (or the directory's default ACL) as it does for "tar x"
+// without -p; a chmod would bypass it, and reading the umask with
+// umask(2) would change it for the whole process for a moment.
 func writeAtomic(root *os.Root, rel string, r io.Reader, size int64, mode os.FileMode) error {
 	if fi, err := root.Lstat(rel); err == nil && fi.IsDir() {
 		return fmt.Errorf("%s exists and is a directory", rel)
@@ -264,7 +271,7 @@ func writeAtomic(root *os.Root, rel string, r io.Reader, size int64, mode os.Fil
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	tmp := path.Join(path.Dir(rel), ".extract-"+hex.EncodeToString(rnd[:])+".tmp")
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
 	if err != nil {
 		return err
 	}
@@ -274,9 +281,6 @@ func writeAtomic(root *os.Root, rel string, r io.Reader, size int64, mode os.Fil
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = root.Chmod(tmp, mode)
 	}
 	if err == nil {
 		err = root.Rename(tmp, rel)
