@@ -22,20 +22,24 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-const escapePath = "/usr/local/bin/escape"
+const (
+	escapePath = "/usr/local/bin/escape"
+	probePath  = "/usr/local/bin/probe"
+)
 
-// escapeImage is the sh-tools fixture plus testdata/trace/escape.c, linked
-// statically, as its entrypoint.
-func escapeImage(t *testing.T) (*image.Image, *image.Index) {
+// staticProgramImage is the sh-tools fixture plus the program
+// testdata/trace/src, linked statically, at the image path progPath, as its
+// entrypoint.
+func staticProgramImage(t *testing.T, src, progPath string) (*image.Image, *image.Index) {
 	t.Helper()
 	base, err := imagebuild.Fixture(fixtures(t), "sh-tools")
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog := mustGCC(t, "escape.c", "-static")
+	prog := mustGCC(t, src, "-static")
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	h := &tar.Header{Name: strings.TrimPrefix(escapePath, "/"), Mode: 0o755, Size: int64(len(prog)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
+	h := &tar.Header{Name: strings.TrimPrefix(progPath, "/"), Mode: 0o755, Size: int64(len(prog)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
 	if err := tw.WriteHeader(h); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +57,7 @@ func escapeImage(t *testing.T) (*image.Image, *image.Index) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err = mutate.Config(img, v1.Config{Entrypoint: []string{escapePath}, WorkingDir: "/work"})
+	img, err = mutate.Config(img, v1.Config{Entrypoint: []string{progPath}, WorkingDir: "/work"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +75,7 @@ func escapeImage(t *testing.T) (*image.Image, *image.Index) {
 func TestTraceEscape(t *testing.T) {
 	traceable(t)
 	ctx := context.Background()
-	img, idx := escapeImage(t)
+	img, idx := staticProgramImage(t, "escape.c", escapePath)
 	// Not t.TempDir: the escaped child is not root on the host (as root,
 	// the image's root is host ID 1<<30), so the directory must be open
 	// to it for the test to see an escape.
@@ -122,5 +126,60 @@ func TestTraceEscape(t *testing.T) {
 		if !slices.Contains(tr.Paths, p) {
 			t.Errorf("Trace paths lack %s; got %q", p, tr.Paths)
 		}
+	}
+}
+
+// TestTraceSandboxProbe checks each layer of the sandbox from inside, with
+// testdata/trace/probe.c: no_new_privs, a seccomp filter, no capabilities
+// in any set, and the filter's answers to calls the tracer lets through
+// (clone with CLONE_UNTRACED or CLONE_NEWUSER, clone3, keyctl, bpf).
+// TestTraceUnprivileged runs it again as nobody.
+func TestTraceSandboxProbe(t *testing.T) {
+	traceable(t)
+	img, idx := staticProgramImage(t, "probe.c", probePath)
+	cmd, err := image.ResolveCommand(img, idx, image.Override{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := image.Trace(context.Background(), img, idx, cmd, mustInput(t, "x\n"), image.WithTraceTimeout(20*time.Second))
+	if err != nil {
+		t.Fatalf("Trace: %v", err)
+	}
+	if tr.ExitCode != 0 {
+		t.Fatalf("probe: exit code %d, stderr:\n%s", tr.ExitCode, tr.Stderr)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(tr.Stderr, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			got[k] = v
+		}
+	}
+	want := map[string]string{
+		"nnp":            "1",
+		"seccomp":        "2",
+		"cap_eff":        "0",
+		"cap_prm":        "0",
+		"cap_inh":        "0",
+		"cap_bnd":        "0",
+		"clone_untraced": "EPERM",
+		"clone_newuser":  "EPERM",
+		"clone3":         "ENOSYS",
+		"keyctl":         "EPERM",
+		"bpf":            "EPERM",
+	}
+	for k, w := range want {
+		v, ok := got[k]
+		if strings.HasPrefix(k, "cap_") && k != "cap_bnd" {
+			v = strings.TrimLeft(v, "0")
+			if v == "" && ok {
+				v = "0"
+			}
+		}
+		if !ok || v != w {
+			t.Errorf("in the sandbox %s = %q, want %q", k, got[k], w)
+		}
+	}
+	if t.Failed() {
+		t.Logf("probe stderr:\n%s", tr.Stderr)
 	}
 }

@@ -360,8 +360,8 @@ func TestTraceArch(t *testing.T) {
 // nobody.
 const unprivilegedEnv = "EXTRACT_TRACE_UNPRIVILEGED"
 
-// TestTraceUnprivileged runs TestTracePlugin and TestTraceEscape again as
-// nobody, where Trace maps the image's user to the caller in an unprivileged
+// TestTraceUnprivileged runs TestTracePlugin, TestTraceEscape and
+// TestTraceSandboxProbe again as nobody, where Trace maps the image's user to the caller in an unprivileged
 // user namespace (needs unprivileged user namespaces; skipped where they are
 // off).
 func TestTraceUnprivileged(t *testing.T) {
@@ -400,12 +400,12 @@ func TestTraceUnprivileged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-test.run", "^(TestTracePlugin|TestTraceEscape)$", "-test.count", "1", "-test.v")
+	cmd := exec.Command(bin, "-test.run", "^(TestTracePlugin|TestTraceEscape|TestTraceSandboxProbe)$", "-test.count", "1", "-test.v")
 	cmd.Dir = wd
 	cmd.Env = append(os.Environ(), unprivilegedEnv+"=1", "TMPDIR="+tmp, "HOME="+tmp, "EXTRACT_FIXTURES="+fixtures(t))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
-	for _, name := range []string{"TestTracePlugin", "TestTraceEscape"} {
+	for _, name := range []string{"TestTracePlugin", "TestTraceEscape", "TestTraceSandboxProbe"} {
 		if err != nil || !strings.Contains(string(out), "--- PASS: "+name+" ") {
 			t.Fatalf("%s as nobody: %v\n%s", name, err, out)
 		}
