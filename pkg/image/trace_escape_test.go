@@ -132,18 +132,52 @@ func TestTraceEscape(t *testing.T) {
 // TestTraceSandboxProbe checks each layer of the sandbox from inside, with
 // testdata/trace/probe.c: no_new_privs, a seccomp filter, no capabilities
 // in any set, and the filter's answers to calls the tracer lets through
-// (clone with CLONE_UNTRACED or CLONE_NEWUSER, clone3, keyctl, bpf).
+// (clone with CLONE_UNTRACED or CLONE_NEWUSER, clone3, keyctl, bpf); and,
+// from the host while it sleeps, that its root is the root of its own mount
+// (pivot_root), not a directory of the host's file system (chroot).
 // TestTraceUnprivileged runs it again as nobody.
 func TestTraceSandboxProbe(t *testing.T) {
 	traceable(t)
 	img, idx := staticProgramImage(t, "probe.c", probePath)
-	cmd, err := image.ResolveCommand(img, idx, image.Override{})
+	cmd, err := image.ResolveCommand(img, idx, image.Override{Cmd: []string{"2"}, CmdSet: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The probe's root as the host reads it in /proc/PID/root: "/" after a
+	// pivot_root (its mount is not reachable from the host's root), the
+	// sandbox directory's host path under a chroot.
+	roots := make(chan string, 1)
+	stop := make(chan struct{})
+	go func() {
+		defer close(roots)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			procs, _ := os.ReadDir("/proc")
+			for _, p := range procs {
+				exe, err := os.Readlink(filepath.Join("/proc", p.Name(), "exe"))
+				if err != nil || !strings.HasSuffix(exe, probePath) {
+					continue
+				}
+				if root, err := os.Readlink(filepath.Join("/proc", p.Name(), "root")); err == nil {
+					roots <- root
+					return
+				}
+			}
+		}
+	}()
 	tr, err := image.Trace(context.Background(), img, idx, cmd, mustInput(t, "x\n"), image.WithTraceTimeout(20*time.Second))
+	close(stop)
 	if err != nil {
 		t.Fatalf("Trace: %v", err)
+	}
+	if root, ok := <-roots; !ok {
+		t.Errorf("the probe's process was not found in /proc while it slept")
+	} else if root != "/" {
+		t.Errorf("the probe's root, read from the host, is %q: a directory of the host's file system, not a pivot_root", root)
 	}
 	if tr.ExitCode != 0 {
 		t.Fatalf("probe: exit code %d, stderr:\n%s", tr.ExitCode, tr.Stderr)

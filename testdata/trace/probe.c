@@ -10,6 +10,9 @@
  *   cap_bnd    how many capabilities the bounding set still has
  *   clone_untraced, clone_newuser, clone3, keyctl, bpf
  *              "ok" when the call succeeded, else the errno's name
+ *
+ * Then it sleeps argv[1] seconds (if given), for the test to look at it
+ * from the host.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +23,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,7 +59,7 @@ static const char *tryClone(unsigned long flags)
 	return r;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	fprintf(stderr, "nnp=%d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
 	fprintf(stderr, "seccomp=%d\n", prctl(PR_GET_SECCOMP, 0, 0, 0, 0));
@@ -88,5 +92,8 @@ int main(void)
 	}
 	fprintf(stderr, "keyctl=%s\n", result(syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3, 0)));
 	fprintf(stderr, "bpf=%s\n", result(syscall(SYS_bpf, 0, NULL, 0)));
+	if (argc > 1) {
+		sleep(atoi(argv[1]));
+	}
 	return 0;
 }
