@@ -55,10 +55,12 @@ Deploy creates or updates, in order:
   version/alias with --publish and --alias
   permission    extract-s3-BUCKET: s3.amazonaws.com may invoke it for BUCKET
   notification  rule extract-FUNCTION in BUCKET's notification configuration,
-                every other rule kept
+                every other rule kept; deployed before with another --bucket,
+                the function's rule and permission there are removed
 
 It refuses (exit 4), before changing anything, a trigger that overlaps another
-rule of the bucket, outputs that would re-trigger the function, a function or
+rule of the bucket, outputs that would re-trigger the function, a package whose
+extract.json has input or output settings package does not write, a function or
 role of that name that extract did not create, code over Lambda's limits, a
 function that exists as the other package type (Lambda cannot turn a zip
 function into an image function or back: destroy it first, or use another

@@ -353,20 +353,22 @@ func (e *DirectUploadError) Error() string {
 
 // IsRefused reports whether err is deploy or destroy refusing to act
 // because the request is unsafe or conflicts with what exists (overlapping
-// or recursive trigger, a function or role extract does not manage, code
-// too large, a function of the other package type, an ECR repository in
-// another region), as opposed to a failure talking to AWS.
+// or recursive trigger, a package manifest with invalid input or output
+// settings, a function or role extract does not manage, code too large, a
+// function of the other package type, an ECR repository in another
+// region), as opposed to a failure talking to AWS.
 func IsRefused(err error) bool {
 	var (
 		o *OverlapError
 		r *RecursionError
+		m *ManifestError
 		n *NotManagedError
 		d *DirectUploadError
 		s *SizeError
 		p *PackageTypeError
 		g *RepositoryRegionError
 	)
-	return errors.As(err, &o) || errors.As(err, &r) || errors.As(err, &n) || errors.As(err, &d) || errors.As(err, &s) ||
+	return errors.As(err, &o) || errors.As(err, &r) || errors.As(err, &m) || errors.As(err, &n) || errors.As(err, &d) || errors.As(err, &s) ||
 		errors.As(err, &p) || errors.As(err, &g)
 }
 
@@ -454,13 +456,22 @@ func readPackage(r io.ReaderAt, size int64) (*pkgInfo, error) {
 
 var functionNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 
+// triggerBucketRE is what S3 has accepted as a bucket name: today's rules
+// (validBucketName), and the looser ones older us-east-1 buckets were
+// created under (upper case, "_", up to 255 characters). It keeps "*",
+// "?" and "/" out of the role's resource ARNs.
+var triggerBucketRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{3,255}$`)
+
 func checkNames(function, bucket string) error {
 	var errs []error
 	if !functionNameRE.MatchString(function) {
 		errs = append(errs, fmt.Errorf("function name %q must be 1 to 64 letters, digits, - or _", function))
 	}
-	if bucket == "" {
+	switch {
+	case bucket == "":
 		errs = append(errs, errors.New("no trigger bucket"))
+	case !triggerBucketRE.MatchString(bucket):
+		errs = append(errs, fmt.Errorf("trigger bucket %q is not an S3 bucket name (at least 3 letters, digits, \".\", \"-\" or \"_\")", bucket))
 	}
 	return errors.Join(errs...)
 }
@@ -599,12 +610,17 @@ func deployImagePackage(ctx context.Context, img *image.Image, pp *Prepared, fun
 //   - optionally a published version and an alias;
 //   - the permission for s3.amazonaws.com to invoke it from bucket;
 //   - the rule extract-NAME in the bucket's notification configuration,
-//     every other rule kept.
+//     every other rule kept;
+//   - when the function was deployed with another bucket before (its
+//     policy has a statement extract-s3-OLD), that bucket's rule
+//     extract-NAME for the function and the statement are removed: a
+//     function has one trigger bucket.
 //
-// Deploy refuses (see IsRefused) a trigger that would overlap another rule,
-// outputs that would re-trigger the function, a function or role of the
-// same name not created by extract, and code over the size limits; it
-// checks all of these before changing anything.
+// Deploy refuses (see IsRefused) a manifest whose input or output settings
+// extract package would not have written (*ManifestError), a trigger that
+// would overlap another rule, outputs that would re-trigger the function, a
+// function or role of the same name not created by extract, and code over
+// the size limits; it checks all of these before changing anything.
 func Deploy(ctx context.Context, r io.ReaderAt, size int64, function, bucket string, opts ...DeployOption) (*DeployResult, error) {
 	o, err := makeDeployOptions(opts)
 	if err != nil {
@@ -621,8 +637,14 @@ func Deploy(ctx context.Context, r io.ReaderAt, size int64, function, bucket str
 }
 
 // deployPackage deploys a read package (a zip or a container image) once
-// its trigger is known not to re-trigger the function.
+// its manifest's settings are checked again, as package checked them
+// (whoever could edit the zip or image could edit them), and its trigger
+// is known not to re-trigger the function. Both checks come before any
+// AWS call.
 func deployPackage(ctx context.Context, o *deployOptions, function, bucket string, pkg *pkgInfo) (*DeployResult, error) {
+	if err := checkManifest(pkg.manifest); err != nil {
+		return nil, err
+	}
 	if err := checkRecursion(bucket, pkg.manifest); err != nil {
 		return nil, err
 	}
@@ -671,6 +693,9 @@ type deployer struct {
 	cur         *awslambda.GetFunctionOutput // nil when the function does not exist
 	roleCreated bool
 	codeChanged bool // code or configuration changed in this run
+	// stale are the triggers a deploy with another bucket left, removed
+	// once this deploy's trigger is set.
+	stale []staleTrigger
 
 	// A container image's repository (repoCreated when this run creates
 	// it) and the function's ImageUri.
@@ -721,6 +746,9 @@ func (d *deployer) run(ctx context.Context) error {
 	if _, _, err := d.notification(ctx); err != nil {
 		return err
 	}
+	if err := d.readStale(ctx); err != nil {
+		return err
+	}
 
 	if err := d.ensureRole(ctx); err != nil {
 		return err
@@ -742,7 +770,10 @@ func (d *deployer) run(ctx context.Context) error {
 	if err := d.ensurePermission(ctx); err != nil {
 		return err
 	}
-	return d.ensureNotification(ctx)
+	if err := d.ensureNotification(ctx); err != nil {
+		return err
+	}
+	return d.removeStale(ctx)
 }
 
 func callerIdentity(ctx context.Context, c *Clients) (identity, error) {

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/comingout/extract/internal/mototest"
@@ -521,6 +523,158 @@ func TestDeployRefusals(t *testing.T) {
 	}
 	if e.function("handmade") == nil {
 		t.Error("the foreign function was deleted")
+	}
+}
+
+// countingSTS counts GetCallerIdentity, the first AWS call of a deploy.
+type countingSTS struct {
+	STSAPI
+	calls *atomic.Int32
+}
+
+func (c countingSTS) GetCallerIdentity(ctx context.Context, in *sts.GetCallerIdentityInput, opts ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error) {
+	c.calls.Add(1)
+	return c.STSAPI.GetCallerIdentity(ctx, in, opts...)
+}
+
+// TestDeployRefusesEditedManifest edits the input and output settings of
+// a package's extract.json, zip and container image, as package would
+// never write them: an output bucket "*" (the role would write to every
+// bucket), wildcards in a prefix, an empty output prefix. Deploy refuses
+// each before any AWS call and creates no role.
+func TestDeployRefusesEditedManifest(t *testing.T) {
+	e := newEnv(t, "inbox")
+	var calls atomic.Int32
+	clients := *e.clients
+	clients.STS = countingSTS{e.clients.STS, &calls}
+	edit := func(f func(m *xruntime.Manifest)) xruntime.Manifest {
+		m := testManifest("linux/amd64")
+		f(&m)
+		return m
+	}
+	for _, tc := range []struct {
+		name     string
+		manifest xruntime.Manifest
+		want     string
+	}{
+		{"output bucket *", edit(func(m *xruntime.Manifest) { m.Output.Bucket = "*" }), `output bucket "*" is not a valid S3 bucket name`},
+		{"output bucket with a slash", edit(func(m *xruntime.Manifest) { m.Output.Bucket = "outbox/x" }), `output bucket "outbox/x"`},
+		{"output prefix *", edit(func(m *xruntime.Manifest) { m.Output.Prefix = "*" }), `output prefix "*" holds "*" or "?"`},
+		{"input prefix with ?", edit(func(m *xruntime.Manifest) { m.Input.Prefix = "in?ut/" }), `input prefix "in?ut/" holds "*" or "?"`},
+		{"empty output prefix", edit(func(m *xruntime.Manifest) { m.Output.Bucket, m.Output.Prefix = "outbox", "" }), "output prefix is empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			zip := mustZip(t, tc.manifest, nil)
+			img := testContainer(t, mustLayer(t, layerFile{name: "a", body: "a"}), "v1", "linux/amd64")
+			img.Manifest = tc.manifest
+			for what, deploy := range map[string]func() error{
+				"zip": func() error {
+					_, err := Deploy(context.Background(), bytes.NewReader(zip), int64(len(zip)), "edited", "inbox", WithClients(&clients), fastWaits)
+					return err
+				},
+				"image": func() error {
+					_, err := DeployContainer(context.Background(), img, "edited", "inbox", WithClients(&clients), fastWaits)
+					return err
+				},
+			} {
+				err := deploy()
+				var me *ManifestError
+				if !errors.As(err, &me) || !IsRefused(err) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "extract.json") {
+					t.Errorf("%s deploy: error %v, want a refused *ManifestError saying %s", what, err, tc.want)
+				}
+			}
+			if n := calls.Load(); n != 0 {
+				t.Errorf("refused deploys called sts:GetCallerIdentity %d times, want no AWS call", n)
+			}
+			if e.roleExists("extract-edited") || e.function("edited") != nil {
+				t.Error("a refused deploy created the role or the function")
+			}
+		})
+	}
+	// The trigger bucket is checked too: it is in the role's policy.
+	if _, err := e.deploy(mustZip(t, testManifest("linux/amd64"), nil), "edited", "*"); err == nil || !strings.Contains(err.Error(), `trigger bucket "*"`) {
+		t.Errorf("Deploy to bucket %q: error %v, want the bucket name refused", "*", err)
+	}
+	if n := calls.Load(); n != 0 || e.roleExists("extract-edited") {
+		t.Errorf("deploy to bucket %q: %d AWS calls, role created %v; want none", "*", n, e.roleExists("extract-edited"))
+	}
+}
+
+// TestDeployMovesTrigger deploys a function on bucket A, then on bucket B:
+// A keeps every rule but ours, the function's policy no longer lets A
+// invoke it, and a dry run says so first without doing it. Moving on from
+// a bucket that was deleted meanwhile removes the permission alone.
+func TestDeployMovesTrigger(t *testing.T) {
+	e := newEnv(t, "bucket-a", "bucket-b")
+	e.putNotification("bucket-a", &s3types.NotificationConfiguration{
+		LambdaFunctionConfigurations: []s3types.LambdaFunctionConfiguration{{
+			Id: aws.String("theirs"), LambdaFunctionArn: aws.String(otherFunctionARN),
+			Events: []s3types.Event{"s3:ObjectCreated:*"}, Filter: keyFilter("other/", ""),
+		}},
+		QueueConfigurations: []s3types.QueueConfiguration{{
+			Id: aws.String("queue"), QueueArn: aws.String(queueARN),
+			Events: []s3types.Event{"s3:ObjectCreated:Put"}, Filter: keyFilter("", ".json"),
+		}},
+	})
+	foreign := e.ruleSummary("bucket-a")
+	zip := mustZip(t, testManifest("linux/amd64"), nil)
+	res := e.mustDeploy(zip, "momentum", "bucket-a")
+	permitted := func(bucket string) bool {
+		t.Helper()
+		found, _, err := readPermission(context.Background(), e.clients.Lambda, "momentum", permissionStatement{Sid: statementID(bucket)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return found
+	}
+	ours := "Lambda extract-momentum " + res.FunctionARN + " s3:ObjectCreated:* prefix=input/ suffix=.csv"
+
+	moved := []string{
+		`update role extract-momentum policy "extract"`,
+		"add permission extract-s3-bucket-b (s3.amazonaws.com may invoke momentum for arn:aws:s3:::bucket-b in account 123456789012)",
+		`set notification rule extract-momentum on bucket bucket-b (s3:ObjectCreated:*, prefix "input/", suffix ".csv" → momentum)`,
+		"remove notification rule extract-momentum from bucket bucket-a (the trigger moved to bucket bucket-b)",
+		"remove permission extract-s3-bucket-a from function momentum (the trigger moved to bucket bucket-b)",
+	}
+	dry, err := e.deploy(zip, "momentum", "bucket-b", WithDryRun(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(moved, dry.Changes); diff != "" {
+		t.Errorf("dry-run changes (-want +got):\n%s", diff)
+	}
+	if !permitted("bucket-a") || !slices.Contains(e.ruleSummary("bucket-a"), ours) {
+		t.Error("the dry run removed the trigger from bucket-a")
+	}
+
+	res = e.mustDeploy(zip, "momentum", "bucket-b")
+	if diff := cmp.Diff(moved, res.Changes); diff != "" {
+		t.Errorf("Deploy on bucket-b changes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(foreign, e.ruleSummary("bucket-a")); diff != "" {
+		t.Errorf("bucket-a rules after the move (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{ours}, e.ruleSummary("bucket-b")); diff != "" {
+		t.Errorf("bucket-b rules after the move (-want +got):\n%s", diff)
+	}
+	if permitted("bucket-a") || !permitted("bucket-b") {
+		t.Errorf("after the move the policy allows bucket-a %v, bucket-b %v; want only bucket-b", permitted("bucket-a"), permitted("bucket-b"))
+	}
+	if res = e.mustDeploy(zip, "momentum", "bucket-b"); len(res.Changes) != 0 {
+		t.Errorf("second Deploy on bucket-b changes = %q, want none", res.Changes)
+	}
+
+	// bucket-b deleted: moving back to bucket-a removes only the permission.
+	if _, err := e.clients.S3.(*s3.Client).DeleteBucket(context.Background(), &s3.DeleteBucketInput{Bucket: aws.String("bucket-b")}); err != nil {
+		t.Fatal(err)
+	}
+	res = e.mustDeploy(zip, "momentum", "bucket-a")
+	if want := "remove permission extract-s3-bucket-b from function momentum (the trigger moved to bucket bucket-a)"; !slices.Contains(res.Changes, want) ||
+		slices.ContainsFunc(res.Changes, func(c string) bool { return strings.Contains(c, "from bucket bucket-b") }) {
+		t.Errorf("Deploy back on bucket-a changes = %q, want %q and no rule removed from the deleted bucket", res.Changes, want)
+	}
+	if permitted("bucket-b") || !permitted("bucket-a") {
+		t.Errorf("after moving back the policy allows bucket-a %v, bucket-b %v; want only bucket-a", permitted("bucket-a"), permitted("bucket-b"))
 	}
 }
 

@@ -372,6 +372,27 @@ func removeNotification(nc *s3types.NotificationConfiguration, id string) (*s3ty
 	return out, removed
 }
 
+// removeOurRule returns nc without the Lambda rules with id that target
+// functionARN (or one of its versions or aliases), and whether there was
+// one. A rule of that id for another function is kept: it is not ours.
+func removeOurRule(nc *s3types.NotificationConfiguration, id, functionARN string) (*s3types.NotificationConfiguration, bool) {
+	out := &s3types.NotificationConfiguration{
+		TopicConfigurations:      nc.TopicConfigurations,
+		QueueConfigurations:      nc.QueueConfigurations,
+		EventBridgeConfiguration: nc.EventBridgeConfiguration,
+	}
+	removed := false
+	for _, c := range nc.LambdaFunctionConfigurations {
+		target := deref(c.LambdaFunctionArn)
+		if deref(c.Id) == id && (target == functionARN || strings.HasPrefix(target, functionARN+":")) {
+			removed = true
+			continue
+		}
+		out.LambdaFunctionConfigurations = append(out.LambdaFunctionConfigurations, c)
+	}
+	return out, removed
+}
+
 func sameLambdaRule(a, b s3types.LambdaFunctionConfiguration) bool {
 	ap, as := filterOf(a.Filter)
 	bp, bs := filterOf(b.Filter)
@@ -421,6 +442,55 @@ func checkRecursion(bucket string, m *xruntime.Manifest) error {
 		return &RecursionError{Bucket: bucket, TriggerPrefix: ip, TriggerSuffix: is, OutputPrefix: op, OutputSuffix: os}
 	}
 	return nil
+}
+
+// ManifestError is returned when a package's extract.json holds input or
+// output settings that extract package does not write: an output bucket
+// that is not a valid S3 bucket name, an empty output prefix, or a prefix
+// or suffix that is too long, holds a control character, or holds "*" or
+// "?". The role's policy is made from these settings ("*" and "?" are
+// wildcards in its resource ARNs: an output bucket "*" would let the
+// function write to every bucket), so deploy refuses an edited manifest
+// instead of granting what it asks.
+type ManifestError struct {
+	// Problems lists each invalid setting.
+	Problems []string
+}
+
+func (e *ManifestError) Error() string {
+	return fmt.Sprintf("the package's %s has input or output settings extract package does not write (%s): package the image again with the settings you want",
+		xruntime.ManifestPath, strings.Join(e.Problems, "; "))
+}
+
+// checkManifest re-checks the settings of m that the role's policy, the
+// trigger and the output keys are made from, as extract package checked
+// them when it wrote m; checkRecursion is the other half.
+func checkManifest(m *xruntime.Manifest) error {
+	var problems []string
+	if b := m.Output.Bucket; b != "" && !validBucketName(b) {
+		problems = append(problems, fmt.Sprintf("output bucket %q is not a valid S3 bucket name (3 to 63 lowercase letters, digits, \".\" and \"-\", starting and ending with a letter or digit)", b))
+	}
+	if m.Output.Prefix == "" {
+		problems = append(problems, "output prefix is empty: outputs could go anywhere in the bucket")
+	}
+	for _, p := range []struct{ what, s string }{
+		{"input prefix", m.Input.Prefix}, {"input suffix", m.Input.Suffix},
+		{"output prefix", m.Output.Prefix}, {"output suffix", m.Output.Suffix},
+	} {
+		if err := checkKeyPart(p.what, p.s); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return &ManifestError{Problems: problems}
+	}
+	return nil
+}
+
+// validBucketName reports whether b follows S3's rules for new bucket
+// names, the ones extract package checks an output bucket against.
+func validBucketName(b string) bool {
+	return bucketName.MatchString(b) && !strings.Contains(b, "..")
 }
 
 // policyDocument is an IAM policy document.
@@ -527,6 +597,48 @@ func normalizePolicy(v any) any {
 		return out
 	}
 	return v
+}
+
+// staleTrigger is a permission statement deploy added to the function's
+// policy for another bucket than the current deploy's: the trace of a
+// deploy with another --bucket, whose notification rule is still in that
+// bucket.
+type staleTrigger struct {
+	Sid string
+	// Bucket is the bucket of the statement's AWS:SourceArn, "" when it
+	// names none.
+	Bucket string
+}
+
+// staleTriggers lists the statements of policy (the JSON GetPolicy
+// returns) with extract's statement id prefix, "extract-s3-", other than
+// current: those for other buckets.
+func staleTriggers(policy, current string) ([]staleTrigger, error) {
+	var doc struct {
+		Statement []struct {
+			Sid       string
+			Condition map[string]map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(policy), &doc); err != nil {
+		return nil, fmt.Errorf("parsing function policy: %w", err)
+	}
+	var out []staleTrigger
+	for _, st := range doc.Statement {
+		if !strings.HasPrefix(st.Sid, statementID("")) || st.Sid == current {
+			continue
+		}
+		t := staleTrigger{Sid: st.Sid}
+		for k, v := range st.Condition["ArnLike"] {
+			arn, _ := normalizePolicy(v).(string)
+			if _, bucket, ok := strings.Cut(arn, ":s3:::"); ok && strings.EqualFold(k, "AWS:SourceArn") && strings.HasPrefix(arn, "arn:") {
+				t.Bucket = bucket
+			}
+		}
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b staleTrigger) int { return strings.Compare(a.Sid, b.Sid) })
+	return out, nil
 }
 
 // permissionStatement is what deploy looks for in the function's resource

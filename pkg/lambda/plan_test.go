@@ -295,6 +295,98 @@ func TestRolePolicyScopes(t *testing.T) {
 	}
 }
 
+func TestStaleTriggers(t *testing.T) {
+	policy := `{"Version":"2012-10-17","Statement":[
+		{"Sid":"extract-s3-new","Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"lambda:InvokeFunction",
+		 "Condition":{"ArnLike":{"AWS:SourceArn":"arn:aws:s3:::new"}}},
+		{"Sid":"extract-s3-old","Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"lambda:InvokeFunction",
+		 "Condition":{"ArnLike":{"AWS:SourceArn":["arn:aws-cn:s3:::old"]},"StringEquals":{"AWS:SourceAccount":"123456789012"}}},
+		{"Sid":"extract-s3-bare","Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"lambda:InvokeFunction"},
+		{"Sid":"theirs","Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"lambda:InvokeFunction",
+		 "Condition":{"ArnLike":{"AWS:SourceArn":"arn:aws:s3:::theirs"}}}]}`
+	got, err := staleTriggers(policy, "extract-s3-new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []staleTrigger{{Sid: "extract-s3-bare"}, {Sid: "extract-s3-old", Bucket: "old"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("staleTriggers (-want +got):\n%s", diff)
+	}
+	if _, err := staleTriggers("{", "x"); err == nil {
+		t.Error("staleTriggers of bad JSON: no error")
+	}
+}
+
+func TestRemoveOurRule(t *testing.T) {
+	const fn = "arn:aws:lambda:us-east-1:123456789012:function:momentum"
+	lambdaRule := func(id, target string) s3types.LambdaFunctionConfiguration {
+		return s3types.LambdaFunctionConfiguration{Id: aws.String(id), LambdaFunctionArn: aws.String(target), Events: []s3types.Event{triggerEvent}}
+	}
+	queue := []s3types.QueueConfiguration{{Id: aws.String("q"), QueueArn: aws.String("arn:aws:sqs:us-east-1:123456789012:q")}}
+	nc := &s3types.NotificationConfiguration{
+		LambdaFunctionConfigurations: []s3types.LambdaFunctionConfiguration{
+			lambdaRule("extract-momentum", fn),
+			lambdaRule("extract-momentum", fn+":live"),
+			lambdaRule("extract-momentum", fn+"-other"), // same id, another function: not ours
+			lambdaRule("other", fn),
+		},
+		QueueConfigurations: queue,
+	}
+	out, removed := removeOurRule(nc, "extract-momentum", fn)
+	if !removed {
+		t.Fatal("removeOurRule: nothing removed")
+	}
+	var kept []string
+	for _, r := range rules(out) {
+		kept = append(kept, r.ID+" "+r.Target)
+	}
+	want := []string{"extract-momentum " + fn + "-other", "other " + fn, "q arn:aws:sqs:us-east-1:123456789012:q"}
+	if diff := cmp.Diff(want, kept); diff != "" {
+		t.Errorf("rules kept (-want +got):\n%s", diff)
+	}
+	if _, removed := removeOurRule(out, "extract-momentum", fn); removed {
+		t.Error("removeOurRule removed a rule the second time")
+	}
+}
+
+// TestCheckManifest: deploy's check of a manifest's settings agrees with
+// the package options that write them.
+func TestCheckManifest(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		in     xruntime.Input
+		out    xruntime.Output
+		opts   []PackageOption
+		refuse bool
+	}{
+		{"defaults", xruntime.Input{Prefix: "input/", Suffix: ".csv"}, xruntime.Output{Prefix: "output/"}, nil, false},
+		{"other output bucket, no suffix", xruntime.Input{Prefix: ""}, xruntime.Output{Bucket: "results.example-1", Prefix: "out/"},
+			[]PackageOption{WithPrefix(""), WithSuffix(""), WithOutput("results.example-1", "out/", "")}, false},
+		{"output bucket *", xruntime.Input{Prefix: "input/"}, xruntime.Output{Bucket: "*", Prefix: "output/"},
+			[]PackageOption{WithOutput("*", "output/", "")}, true},
+		{"output bucket ..", xruntime.Input{Prefix: "input/"}, xruntime.Output{Bucket: "a..b", Prefix: "output/"},
+			[]PackageOption{WithOutput("a..b", "output/", "")}, true},
+		{"input prefix *", xruntime.Input{Prefix: "in*"}, xruntime.Output{Prefix: "output/"}, []PackageOption{WithPrefix("in*")}, true},
+		{"input suffix ?", xruntime.Input{Prefix: "input/", Suffix: ".cs?"}, xruntime.Output{Prefix: "output/"}, []PackageOption{WithSuffix(".cs?")}, true},
+		{"output suffix *", xruntime.Input{Prefix: "input/"}, xruntime.Output{Prefix: "output/", Suffix: "*"},
+			[]PackageOption{WithOutput("", "output/", "*")}, true},
+		{"empty output prefix", xruntime.Input{Prefix: "input/"}, xruntime.Output{Bucket: "outbox"},
+			[]PackageOption{WithOutput("outbox", "", "")}, true},
+		{"control character", xruntime.Input{Prefix: "in\nput/"}, xruntime.Output{Prefix: "output/"}, []PackageOption{WithPrefix("in\nput/")}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkManifest(&xruntime.Manifest{Input: tc.in, Output: tc.out})
+			var me *ManifestError
+			if tc.refuse != errors.As(err, &me) {
+				t.Errorf("checkManifest(%+v, %+v) = %v, want refused %v", tc.in, tc.out, err, tc.refuse)
+			}
+			if _, perr := makePackageOptions(tc.opts...); (perr != nil) != tc.refuse {
+				t.Errorf("package options: error %v, want refused %v as deploy", perr, tc.refuse)
+			}
+		})
+	}
+}
+
 // TestRolePolicyDocumented holds the role policy README.md and
 // docs/deploying.md show to the one deploy writes: the same JSON value for
 // the placeholders the docs use (BUCKET, OUTPUT_BUCKET, the default

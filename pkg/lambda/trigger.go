@@ -134,3 +134,78 @@ func (d *deployer) ensurePermission(ctx context.Context) error {
 	}
 	return wrapAWS(err, "adding permission %q to function %q", want.Sid, d.function)
 }
+
+// readStale finds, when the function exists, the triggers a deploy with
+// another bucket left behind: the permission statements extract-s3-OLD
+// for buckets other than this deploy's. It reads each old bucket's
+// notification configuration too, before anything changes, so that a
+// bucket deploy may not read stops it there (a bucket that no longer
+// exists has no rule to remove).
+func (d *deployer) readStale(ctx context.Context) error {
+	if d.cur == nil {
+		return nil
+	}
+	out, err := d.c.Lambda.GetPolicy(ctx, &awslambda.GetPolicyInput{FunctionName: &d.function})
+	if isCode(err, "ResourceNotFoundException") {
+		return nil
+	}
+	if err != nil {
+		return wrapAWS(err, "reading the policy of function %q", d.function)
+	}
+	stale, err := staleTriggers(deref(out.Policy), d.res.Trigger.StatementID)
+	if err != nil {
+		return err
+	}
+	for _, st := range stale {
+		if st.Bucket == "" || st.Bucket == d.bucket {
+			continue
+		}
+		if _, err := readNotification(ctx, d.c.S3, st.Bucket); err != nil && !isCode(err, "NoSuchBucket") {
+			return fmt.Errorf("function %q is still triggered by bucket %q, from a deploy with --bucket %s; deploy moves the trigger to %q and needs to remove the old one: %w",
+				d.function, st.Bucket, st.Bucket, d.bucket, err)
+		}
+	}
+	d.stale = stale
+	return nil
+}
+
+// removeStale removes each stale trigger readStale found, once the trigger
+// on this deploy's bucket is in place: our rule from the old bucket's
+// notification configuration (every other rule kept), then the permission
+// statement. The statement goes last, so that a deploy that fails in
+// between finds the old bucket again the next time.
+func (d *deployer) removeStale(ctx context.Context) error {
+	id := d.res.Trigger.ID
+	for _, st := range d.stale {
+		if st.Bucket != "" && st.Bucket != d.bucket {
+			nc, err := readNotification(ctx, d.c.S3, st.Bucket)
+			switch {
+			case isCode(err, "NoSuchBucket"):
+				d.log.Debug("the old trigger bucket does not exist", "bucket", st.Bucket)
+			case err != nil:
+				return err
+			default:
+				if rest, removed := removeOurRule(nc, id, d.res.FunctionARN); removed {
+					d.change("remove notification rule %s from bucket %s (the trigger moved to bucket %s)", id, st.Bucket, d.bucket)
+					if !d.o.dryRun {
+						if err := writeNotification(ctx, d.c.S3, st.Bucket, rest); err != nil {
+							return err
+						}
+					}
+				}
+			}
+		}
+		d.change("remove permission %s from function %s (the trigger moved to bucket %s)", st.Sid, d.function, d.bucket)
+		if d.o.dryRun {
+			continue
+		}
+		err := d.retryConflict(ctx, func() error {
+			_, err := d.c.Lambda.RemovePermission(ctx, &awslambda.RemovePermissionInput{FunctionName: &d.function, StatementId: &st.Sid})
+			return err
+		})
+		if err != nil && !isCode(err, "ResourceNotFoundException") {
+			return wrapAWS(err, "removing permission %q of function %q", st.Sid, d.function)
+		}
+	}
+	return nil
+}
