@@ -27,7 +27,8 @@ func imageFlags() []cli.Flag {
 		&cli.StringFlag{Name: "platform", Category: categoryImage, DefaultText: image.DefaultPlatform,
 			Usage: "platform `OS/ARCH[/VARIANT]` to select from a multi-platform image (linux/amd64 or linux/arm64 run on Lambda)"},
 		&cli.StringFlag{Name: "entrypoint", Category: categoryImage,
-			Usage:  "override the image's ENTRYPOINT: a `PROGRAM` or a JSON array '[\"/bin/sh\",\"-c\"]'; clears CMD unless --cmd is given too",
+			Usage: "override the image's ENTRYPOINT: a `PROGRAM` or a JSON array, e.g. '[\"/bin/sh\",\"-c\",\"tool \\\"$1\\\"\",\"sh\",\"{input}\"]' " +
+				"(with --input file, pass {input} to a shell as an argument, \"$1\", never inside the -c code); clears CMD unless --cmd is given too",
 			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--entrypoint", s, false); return err }},
 		&cli.StringFlag{Name: "cmd", Category: categoryImage,
 			Usage:  "override the image's CMD: `ARGS` split on spaces, or a JSON array '[\"--fast\",\"{input}\"]'",
@@ -44,7 +45,7 @@ func imageFlags() []cli.Flag {
 			Usage: "pass the function's AWS credentials, region and endpoints (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, " +
 				"AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL*) to a program that calls AWS itself; without it the program sees no AWS_* variable"},
 		&cli.StringFlag{Name: "input", Category: categoryEvents, Value: "stdin",
-			Usage:  "how the uploaded object reaches the program: `MODE` stdin, or file (its path replaces {input} in the arguments)",
+			Usage:  "how the uploaded object reaches the program: `MODE` stdin, or file (its path replaces {input} in the arguments; package warns when {input} stands inside a shell's -c code)",
 			Action: oneOf("input", "stdin", "file")},
 		&cli.StringFlag{Name: "stdout", Category: categoryEvents, Value: "file",
 			Usage:  "what the program writes its output to: `MODE` file (under /tmp, uploaded as it grows; runtimes such as Fortran's buffer only on files), or pipe",

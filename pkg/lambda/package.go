@@ -560,11 +560,13 @@ func (p *packer) baseManifest(prog string) xruntime.Manifest {
 	return m
 }
 
-// warnInput warns about an input file the program is not told about.
+// warnInput warns about an input file the program is not told about, or
+// whose path reaches shell code.
 func (p *packer) warnInput(m xruntime.Manifest) {
 	if m.Input.Mode == xruntime.InputFile && !containsPlaceholder(m.Args) {
 		p.warn("input mode %q but no %q in the arguments %q: the program is not told where the input is", m.Input.Mode, xruntime.InputPlaceholder, m.Args)
 	}
+	p.warnShellInput(m)
 }
 
 // getBootstrap gets the bootstrap for the package's architecture.
