@@ -12,9 +12,11 @@
 // defaults; Setup points Manifest.LinkDir at the task root (the bundled
 // programs' PT_INTERP and #! lines lead there) and makes the writable copy
 // of the WORKDIR when asked; NewHandler computes the program's environment
-// (Environ: the image's PATH and library directories mapped into the
-// package, Lambda's own LD_LIBRARY_PATH dropped). An error there is posted
-// to the Runtime API's init error path (ReportInitError).
+// (Environ: its container's, the image's ENV over the function's own
+// variables, PATH and library directories mapped into the package, none of
+// Lambda's runtime variables, AWS credentials only when the manifest says
+// so). An error there is posted to the Runtime API's init error path
+// (ReportInitError).
 //
 // # Per invocation
 //
