@@ -25,6 +25,12 @@ import (
 const (
 	// MaxEntries is the most paths an index holds (all layers together).
 	MaxEntries = 1 << 20
+	// MaxIndexBytes is the most bytes of paths, tar names, symlink targets
+	// and file details (kept config files, parsed ELF and "#!" strings) an
+	// index holds (all layers together); MaxEntries alone would let a
+	// million 4 KiB paths take gigabytes. Real images hold a few MiB to a
+	// few tens of MiB.
+	MaxIndexBytes = 256 << 20
 	// MaxFileSize is the largest file size a tar header may declare.
 	MaxFileSize = 8 << 30
 	// MaxKeptFile is the largest config file kept in the index
@@ -45,7 +51,7 @@ const (
 )
 
 // ErrLimit is wrapped by BuildIndex errors for images beyond the index
-// limits (MaxEntries, MaxFileSize).
+// limits (MaxEntries, MaxIndexBytes, MaxFileSize).
 var ErrLimit = errors.New("image exceeds index limits")
 
 // ErrSymlinkLoop is wrapped by Resolve errors when more than 40 symlinks
@@ -80,6 +86,9 @@ type Index struct {
 	root   *node
 	layers []Layer
 	count  int
+	// bytes is what the nodes' costs and the dups keys add up to,
+	// bounded by MaxIndexBytes.
+	bytes int64
 	// dups records, for tar names that occur more than once as regular
 	// files in one layer, the ordinal (0-based header number) of the last
 	// occurrence, which is the one that counts.
@@ -92,6 +101,9 @@ type node struct {
 	content []byte
 	// seen is the last layer whose tar named this path or a path below it.
 	seen int
+	// cost is the bytes of strings and content this node holds of its own
+	// (not shared with another node), counted against MaxIndexBytes.
+	cost int64
 }
 
 // BuildIndex reads the layers of img bottom-up in one streaming pass and
@@ -118,7 +130,8 @@ type node struct {
 // temporary file, parsed, and the file is reused for the next one and
 // removed at the end. Sparse files are indexed but not parsed (their holes
 // would expand to gigabytes). Memory is bounded by the number of paths
-// (refused beyond MaxEntries) plus that buffer.
+// (refused beyond MaxEntries) and by the bytes of their names, link
+// targets and details (refused beyond MaxIndexBytes), plus that buffer.
 //
 // A tar name that occurs twice as a regular file in one layer counts with
 // its last occurrence (Extract reads that one); a hardlink made to the
@@ -138,7 +151,11 @@ func BuildIndex(ctx context.Context, img *Image) (*Index, error) {
 			layers: append([]Layer(nil), img.Layers...),
 			dups:   map[Source]int{},
 		},
-		log: logger(img),
+		log:      logger(img),
+		maxBytes: MaxIndexBytes,
+	}
+	if img.maxIndexBytes > 0 {
+		b.maxBytes = img.maxIndexBytes
 	}
 	defer b.close()
 	var progress io.Writer
@@ -239,6 +256,32 @@ type builder struct {
 	head  [headSize]byte
 	buf   []byte
 	spool *os.File
+	// maxBytes bounds idx.bytes plus layerBytes, the bytes of the tar
+	// names the current layer's pass remembers (to find duplicates).
+	maxBytes   int64
+	layerBytes int64
+}
+
+// charge counts n more bytes held by the index, refusing to go beyond
+// maxBytes.
+func (b *builder) charge(n int64) error {
+	b.idx.bytes += n
+	return b.checkBytes()
+}
+
+func (b *builder) checkBytes() error {
+	if b.idx.bytes+b.layerBytes > b.maxBytes {
+		return fmt.Errorf("%w: more than %d bytes of paths, link targets and file details", ErrLimit, b.maxBytes)
+	}
+	return nil
+}
+
+// drop forgets n and the nodes below it in the counts; the caller unlinks
+// n from its parent.
+func (b *builder) drop(n *node) {
+	c, bytes := n.weight()
+	b.idx.count -= c
+	b.idx.bytes -= bytes
 }
 
 func (b *builder) close() {
@@ -252,6 +295,7 @@ func (b *builder) close() {
 func (b *builder) layer(ctx context.Context, li int, r io.Reader) error {
 	tr := tar.NewReader(r)
 	names := map[string]int{}
+	defer func() { b.layerBytes = 0 }()
 	for ord := 0; ; ord++ {
 		if ord%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -314,14 +358,33 @@ func (b *builder) entry(li, ord int, hdr *tar.Header, r io.Reader, names map[str
 		return nil
 	}
 	e := Entry{Path: p, Mode: mode, Layer: li}
+	// extra is what e holds besides its path (which it shares with its
+	// name in the parent's map).
+	var extra int64
 	var src *node
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
 		e.Kind = Regular
 		e.Size = hdr.Size
 		e.Source = Source{Layer: li, Name: hdr.Name}
+		if hdr.Name == p[1:] {
+			// Most tar names are the path without its "/": share it.
+			e.Source.Name = p[1:]
+		} else {
+			extra = int64(len(hdr.Name))
+		}
 		if prev, ok := names[hdr.Name]; ok && prev != ord {
+			if _, ok := b.idx.dups[e.Source]; !ok {
+				if err := b.charge(int64(len(hdr.Name))); err != nil {
+					return err
+				}
+			}
 			b.idx.dups[e.Source] = ord
+		} else if !ok {
+			b.layerBytes += int64(len(hdr.Name))
+			if err := b.checkBytes(); err != nil {
+				return err
+			}
 		}
 		names[hdr.Name] = ord
 	case tar.TypeDir:
@@ -333,6 +396,7 @@ func (b *builder) entry(li, ord int, hdr *tar.Header, r io.Reader, names map[str
 		}
 		e.Kind = Symlink
 		e.Target = hdr.Linkname
+		extra = int64(len(hdr.Linkname))
 	case tar.TypeLink:
 		tp, ok := cleanName(hdr.Linkname)
 		if ok {
@@ -357,7 +421,7 @@ func (b *builder) entry(li, ord int, hdr *tar.Header, r io.Reader, names map[str
 		b.log.Debug("skipping tar entry of unsupported type", "layer", li, "name", hdr.Name, "type", string(hdr.Typeflag))
 		return nil
 	}
-	n, err := b.put(li, dir, base, e)
+	n, err := b.put(li, dir, base, e, extra)
 	if err != nil {
 		return err
 	}
@@ -415,7 +479,7 @@ func (b *builder) whiteout(li int, dir, base string) {
 		return
 	}
 	if child.seen < li {
-		b.idx.count -= child.size()
+		b.drop(child)
 		delete(parent.kids, name)
 		return
 	}
@@ -428,7 +492,7 @@ func (b *builder) whiteout(li int, dir, base string) {
 func (b *builder) prune(n *node, li int) {
 	for name, k := range n.kids {
 		if k.seen < li {
-			b.idx.count -= k.size()
+			b.drop(k)
 			delete(n.kids, name)
 			continue
 		}
@@ -436,13 +500,16 @@ func (b *builder) prune(n *node, li int) {
 	}
 }
 
-// size counts n and the nodes below it.
-func (n *node) size() int {
-	s := 1
+// weight returns the number of nodes at and below n and the sum of their
+// costs.
+func (n *node) weight() (int, int64) {
+	count, bytes := 1, n.cost
 	for _, k := range n.kids {
-		s += k.size()
+		c, b := k.weight()
+		count += c
+		bytes += b
 	}
-	return s
+	return count, bytes
 }
 
 // parents returns the directory node for dir ("/a/b/"), creating missing
@@ -457,14 +524,20 @@ func (b *builder) parents(li int, dir string) (*node, error) {
 		k := cur.kids[part]
 		if k == nil || k.Kind != Dir {
 			if k != nil {
-				b.idx.count -= k.size()
+				b.drop(k)
 			}
 			if b.idx.count >= MaxEntries {
 				return nil, fmt.Errorf("%w: more than %d paths", ErrLimit, MaxEntries)
 			}
-			k = &node{Entry: Entry{Path: path.Join(cur.Path, part), Kind: Dir, Mode: 0o755, Layer: li}, kids: map[string]*node{}}
-			cur.kids[part] = k
+			p := path.Join(cur.Path, part)
+			k = &node{Entry: Entry{Path: p, Kind: Dir, Mode: 0o755, Layer: li}, kids: map[string]*node{}, cost: int64(len(p))}
+			// The key shares the path's bytes, not those of the tar
+			// name part was cut from.
+			cur.kids[p[len(p)-len(part):]] = k
 			b.idx.count++
+			if err := b.charge(k.cost); err != nil {
+				return nil, err
+			}
 		}
 		k.seen = li
 		cur = k
@@ -473,8 +546,9 @@ func (b *builder) parents(li int, dir string) (*node, error) {
 	return cur, nil
 }
 
-// put places e at dir+base for layer li and returns its node.
-func (b *builder) put(li int, dir, base string, e Entry) (*node, error) {
+// put places e at dir+base for layer li and returns its node; extra is
+// the bytes e holds besides its path (base is a part of it).
+func (b *builder) put(li int, dir, base string, e Entry, extra int64) (*node, error) {
 	parent, err := b.parents(li, dir)
 	if err != nil {
 		return nil, err
@@ -485,18 +559,18 @@ func (b *builder) put(li int, dir, base string, e Entry) (*node, error) {
 		return old, nil
 	}
 	if old != nil {
-		b.idx.count -= old.size()
+		b.drop(old)
 	}
 	if b.idx.count >= MaxEntries {
 		return nil, fmt.Errorf("%w: more than %d paths", ErrLimit, MaxEntries)
 	}
-	n := &node{Entry: e, seen: li}
+	n := &node{Entry: e, seen: li, cost: int64(len(e.Path)) + extra}
 	if e.Kind == Dir {
 		n.kids = map[string]*node{}
 	}
 	parent.kids[base] = n
 	b.idx.count++
-	return n, nil
+	return n, b.charge(n.cost)
 }
 
 // inspect looks at a regular file's bytes as they stream by: it keeps
@@ -504,11 +578,15 @@ func (b *builder) put(li int, dir, base string, e Entry) (*node, error) {
 func (b *builder) inspect(n *node, r io.Reader, size int64) error {
 	keep := keepContent(n.Path) && size <= MaxKeptFile
 	if keep {
+		if err := b.charge(size); err != nil {
+			return err
+		}
 		c := make([]byte, size)
 		if _, err := io.ReadFull(r, c); err != nil {
 			return err
 		}
 		n.content = c
+		n.cost += size
 		return nil
 	}
 	if size < 2 {
@@ -530,12 +608,29 @@ func (b *builder) inspect(n *node, r io.Reader, size int64) error {
 			return nil
 		}
 		n.ELF = info
+		n.cost += elfCost(info)
+		return b.charge(elfCost(info))
 	case bytes.HasPrefix(head, []byte("#!")):
 		if s, ok := ParseScript(head); ok {
 			n.Script = s
+			c := int64(len(s.Interpreter) + len(s.Arg))
+			n.cost += c
+			return b.charge(c)
 		}
 	}
 	return nil
+}
+
+// elfCost is the bytes of strings info holds, each list element counted
+// with its string header.
+func elfCost(info *ELFInfo) int64 {
+	c := len(info.Machine) + len(info.Type) + len(info.Interp) + len(info.SOName)
+	for _, l := range [][]string{info.Needed, info.RPath, info.RunPath} {
+		for _, s := range l {
+			c += len(s) + 16
+		}
+	}
+	return int64(c)
 }
 
 // parseELF reads the rest of an ELF file whose first bytes are head into

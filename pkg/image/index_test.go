@@ -431,6 +431,9 @@ func FuzzBuildIndex(f *testing.F) {
 		if n != idx.Len() {
 			t.Errorf("Walk saw %d entries, Len() = %d", n, idx.Len())
 		}
+		if got, want := idx.bytes, heldBytes(idx); got != want {
+			t.Errorf("index counts %d bytes, its nodes hold %d", got, want)
+		}
 		err = Extract(context.Background(), img, idx, regular, func(e *Entry, r io.Reader) error {
 			got, err := io.Copy(io.Discard, r)
 			if err == nil && got != e.Size {

@@ -43,6 +43,9 @@ type Image struct {
 	// compressedBlobs is set for sources that store layers as compressed
 	// blobs (registry, OCI layout), where reading Compressed is cheap.
 	compressedBlobs bool
+	// maxIndexBytes, when positive, replaces MaxIndexBytes for
+	// BuildIndex (tests lower it).
+	maxIndexBytes int64
 }
 
 // V1 returns the go-containerregistry image. For remote images its layers
