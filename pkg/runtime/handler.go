@@ -309,7 +309,9 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 			return fail("reading input", err)
 		}
 		defer os.RemoveAll(dir)
-		name := filepath.Join(dir, path.Base(r.Key))
+		// A fixed name: the key, which the uploader chooses, must not
+		// reach the program's argv, where a shell may read it as code.
+		name := filepath.Join(dir, inputFileName(h.m.Input.Suffix))
 		if err := download(name, body); err != nil {
 			return fail("reading input", err)
 		}
@@ -566,6 +568,36 @@ func copyToPipe(w io.Writer, src io.Reader) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+// inputFileName is the name of the input file: "input" plus the trigger's
+// suffix when it is an extension (".csv", ".tar.gz"), else plus the
+// suffix's last extension ("_day.csv" → ".csv"); extensions of other
+// characters than letters, digits, '.', '_' and '-' are left out. The
+// key never counts: every key processed ends in the suffix anyway.
+func inputFileName(suffix string) string {
+	ext := suffix
+	if !strings.HasPrefix(ext, ".") || !plainExt(ext) {
+		ext = path.Ext(suffix)
+	}
+	if !plainExt(ext) {
+		return "input"
+	}
+	return "input" + ext
+}
+
+// plainExt reports whether ext is a dot followed by letters, digits, '.',
+// '_' or '-', at least one not a dot.
+func plainExt(ext string) bool {
+	if len(ext) < 2 || ext[0] != '.' || strings.Trim(ext, ".") == "" {
+		return false
+	}
+	for _, c := range ext[1:] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // download writes src to a new file at name.
