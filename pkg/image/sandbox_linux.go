@@ -16,6 +16,7 @@ package image
 // function below recognizes it before any other code of the program runs,
 // and, on its main thread:
 //
+//  0. marks every inherited descriptor but 0-2 close-on-exec;
 //  1. bind-mounts the sandbox root on itself, pivot_roots into it and
 //     detaches the old root (umount2 MNT_DETACH): nothing of the host's file
 //     system stays reachable, so chroot tricks find nothing to climb to;
@@ -29,8 +30,8 @@ package image
 //  6. execs the program, which stops at its exec for the tracer.
 //
 // The helper reads its arguments (sandboxSpec, JSON) from argv[1] and
-// reports a failure on descriptor 3, which is close-on-exec: the tracer
-// reads it to its end, and an empty read means the exec happened.
+// reports a failure on descriptor 3 (close-on-exec) before it exits; the
+// tracer reads it when the helper exits instead of stopping at the exec.
 
 import (
 	"encoding/json"
@@ -38,6 +39,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -96,6 +98,9 @@ func sandboxHelper(arg string) {
 // sandboxExec sets up the sandbox in the helper and execs the program; it
 // only returns on failure.
 func sandboxExec(spec *sandboxSpec) error {
+	if err := closeInherited(); err != nil {
+		return err
+	}
 	if err := pivotInto(spec.Root); err != nil {
 		return err
 	}
@@ -119,6 +124,32 @@ func sandboxExec(spec *sandboxSpec) error {
 	}
 	err := syscall.Exec(spec.Path, spec.Args, spec.Env)
 	return fmt.Errorf("exec %s: %w", spec.Path, err)
+}
+
+// closeInherited marks every descriptor above sandboxHelperErrFD
+// close-on-exec: descriptors extract itself inherited without that flag
+// (from a shell's redirections, a CI runner's pipes) must not reach the
+// program. close_range(2) (Linux 5.11 for CLOSE_RANGE_CLOEXEC), else each
+// descriptor listed in /proc/self/fd.
+func closeInherited() error {
+	if err := unix.CloseRange(sandboxHelperErrFD+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("listing the inherited descriptors: %w", err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("listing the inherited descriptors: %w", err)
+	}
+	for _, n := range names {
+		if fd, err := strconv.Atoi(n); err == nil && fd > sandboxHelperErrFD {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
 
 // pivotInto makes root the root of the (new, private) mount namespace and

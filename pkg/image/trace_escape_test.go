@@ -131,7 +131,7 @@ func TestTraceEscape(t *testing.T) {
 
 // TestTraceSandboxProbe checks each layer of the sandbox from inside, with
 // testdata/trace/probe.c: no_new_privs, a seccomp filter, no capabilities
-// in any set, and the filter's answers to calls the tracer lets through
+// in any set, no descriptors but 0-2, and the filter's answers to calls the tracer lets through
 // (clone with CLONE_UNTRACED or CLONE_NEWUSER, clone3, keyctl, bpf); and,
 // from the host while it sleeps, that its root is the root of its own mount
 // (pivot_root), not a directory of the host's file system (chroot).
@@ -195,6 +195,7 @@ func TestTraceSandboxProbe(t *testing.T) {
 		"cap_prm":        "0",
 		"cap_inh":        "0",
 		"cap_bnd":        "0",
+		"fds":            "0,1,2",
 		"clone_untraced": "EPERM",
 		"clone_newuser":  "EPERM",
 		"clone3":         "ENOSYS",

@@ -609,26 +609,37 @@ func (t *tracer) run(argv0 string, helper *sandboxStart, startCh chan<- started,
 		t.log.Debug("pidfd_open failed: the sandbox will be killed by its process ID", "error", err)
 		pidfd = -1
 	}
-	// The helper's error pipe is closed by its exec of the program, or by
-	// its exit.
-	if msg, _ := io.ReadAll(helper.errR); len(msg) > 0 {
-		var ws unix.WaitStatus
-		unix.Wait4(pid, &ws, unix.WALL, nil)
-		t.reaped.Store(true)
-		if pidfd >= 0 {
-			unix.Close(pidfd)
-		}
-		return fmt.Errorf("trace: setting up the sandbox for %s: %s", argv0, msg)
-	}
-	// The program stops at the SIGTRAP of its exec (PTRACE_TRACEME).
+	// The helper stops at the SIGTRAP of the program's exec
+	// (PTRACE_TRACEME). Before that, a signal to its main thread (Go's
+	// preemption signals) stops it too: each is passed on.
 	var ws unix.WaitStatus
-	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil {
-		return fmt.Errorf("trace: waiting for %s: %w", argv0, err)
+	for {
+		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			t.kill(pid, pidfd)
+			if pidfd >= 0 {
+				unix.Close(pidfd)
+			}
+			return fmt.Errorf("trace: waiting for %s: %w", argv0, err)
+		}
+		if !ws.Stopped() || ws.StopSignal() == unix.SIGTRAP {
+			break
+		}
+		if err := unix.PtraceCont(pid, int(ws.StopSignal())); err != nil && !errors.Is(err, unix.ESRCH) {
+			t.log.Debug("PTRACE_CONT of the sandbox helper", "error", err)
+		}
 	}
 	if !ws.Stopped() {
 		t.reaped.Store(true)
 		if pidfd >= 0 {
 			unix.Close(pidfd)
+		}
+		// The helper exited: its error pipe says why.
+		if msg, _ := io.ReadAll(helper.errR); len(msg) > 0 {
+			return fmt.Errorf("trace: setting up the sandbox for %s: %s", argv0, msg)
 		}
 		return fmt.Errorf("trace: %s did not stop after exec (status %#x)", argv0, uint32(ws))
 	}

@@ -8,6 +8,7 @@
  *   seccomp    prctl(PR_GET_SECCOMP): 2 under a filter
  *   cap_eff, cap_prm, cap_inh   capget(2), in hex
  *   cap_bnd    how many capabilities the bounding set still has
+ *   fds        the open descriptors below 1024, comma-separated
  *   clone_untraced, clone_newuser, clone3, keyctl, bpf
  *              "ok" when the call succeeded, else the errno's name
  *
@@ -16,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
@@ -77,6 +79,13 @@ int main(int argc, char **argv)
 		}
 	}
 	fprintf(stderr, "cap_bnd=%d\n", bnd);
+	fprintf(stderr, "fds=");
+	for (int fd = 0, n = 0; fd < 1024; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0) {
+			fprintf(stderr, n++ ? ",%d" : "%d", fd);
+		}
+	}
+	fprintf(stderr, "\n");
 	fprintf(stderr, "clone_untraced=%s\n", tryClone(CLONE_UNTRACED));
 	fprintf(stderr, "clone_newuser=%s\n", tryClone(CLONE_NEWUSER));
 	/* struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, ... */
