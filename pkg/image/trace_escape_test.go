@@ -218,3 +218,22 @@ func TestTraceSandboxProbe(t *testing.T) {
 		t.Logf("probe stderr:\n%s", tr.Stderr)
 	}
 }
+
+// TestTraceForeignABI: the seccomp filter kills a process making a syscall
+// of another ABI than the host's (an i386 int $0x80 from an x86_64
+// program), whose numbers its table would read as other calls.
+func TestTraceForeignABI(t *testing.T) {
+	traceable(t)
+	img, idx := staticProgramImage(t, "probe.c", probePath)
+	cmd, err := image.ResolveCommand(img, idx, image.Override{Cmd: []string{"int80"}, CmdSet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := image.Trace(context.Background(), img, idx, cmd, mustInput(t, "x\n"), image.WithTraceTimeout(20*time.Second))
+	if err != nil {
+		t.Fatalf("Trace: %v", err)
+	}
+	if tr.ExitCode != -1 || tr.Signal != "bad system call" {
+		t.Errorf("probe int80: exit %d, signal %q; want killed by SIGSYS; stderr:\n%s", tr.ExitCode, tr.Signal, tr.Stderr)
+	}
+}

@@ -13,7 +13,8 @@
  *              "ok" when the call succeeded, else the errno's name
  *
  * Then it sleeps argv[1] seconds (if given), for the test to look at it
- * from the host.
+ * from the host. With argv[1] "int80" it makes instead an i386 syscall
+ * (int $0x80, getpid) from this x86_64 program, and exits 0 if it returns.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -101,6 +102,16 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "keyctl=%s\n", result(syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3, 0)));
 	fprintf(stderr, "bpf=%s\n", result(syscall(SYS_bpf, 0, NULL, 0)));
+	if (argc > 1 && strcmp(argv[1], "int80") == 0) {
+#ifdef __x86_64__
+		long ret;
+		__asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory");
+		fprintf(stderr, "int80=%ld\n", ret);
+		return 0;
+#else
+		return 3;
+#endif
+	}
 	if (argc > 1) {
 		sleep(atoi(argv[1]));
 	}
