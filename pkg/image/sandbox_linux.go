@@ -230,6 +230,10 @@ func setIDs(spec *sandboxSpec) error {
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uid, uid, uid); e != 0 {
 		return fmt.Errorf("setting the user ID %d: %w", spec.UID, e)
 	}
+	// A change of user clears the parent-death signal the tracer set.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("PR_SET_PDEATHSIG: %w", err)
+	}
 	return nil
 }
 

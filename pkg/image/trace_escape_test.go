@@ -131,7 +131,8 @@ func TestTraceEscape(t *testing.T) {
 
 // TestTraceSandboxProbe checks each layer of the sandbox from inside, with
 // testdata/trace/probe.c: no_new_privs, a seccomp filter, no capabilities
-// in any set, no descriptors but 0-2, and the filter's answers to calls the tracer lets through
+// in any set, no descriptors but 0-2, SIGKILL as parent-death signal, and
+// the filter's answers to calls the tracer lets through
 // (clone with CLONE_UNTRACED or CLONE_NEWUSER, clone3, keyctl, bpf); and,
 // from the host while it sleeps, that its root is the root of its own mount
 // (pivot_root), not a directory of the host's file system (chroot).
@@ -196,6 +197,7 @@ func TestTraceSandboxProbe(t *testing.T) {
 		"cap_inh":        "0",
 		"cap_bnd":        "0",
 		"fds":            "0,1,2",
+		"pdeathsig":      "9", // SIGKILL: the program dies with the tracer
 		"clone_untraced": "EPERM",
 		"clone_newuser":  "EPERM",
 		"clone3":         "ENOSYS",

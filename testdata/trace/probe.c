@@ -9,6 +9,7 @@
  *   cap_eff, cap_prm, cap_inh   capget(2), in hex
  *   cap_bnd    how many capabilities the bounding set still has
  *   fds        the open descriptors below 1024, comma-separated
+ *   pdeathsig  prctl(PR_GET_PDEATHSIG)
  *   clone_untraced, clone_newuser, clone3, keyctl, bpf
  *              "ok" when the call succeeded, else the errno's name
  *
@@ -87,6 +88,9 @@ int main(int argc, char **argv)
 		}
 	}
 	fprintf(stderr, "\n");
+	int sig = 0;
+	prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0);
+	fprintf(stderr, "pdeathsig=%d\n", sig);
 	fprintf(stderr, "clone_untraced=%s\n", tryClone(CLONE_UNTRACED));
 	fprintf(stderr, "clone_newuser=%s\n", tryClone(CLONE_NEWUSER));
 	/* struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, ... */
