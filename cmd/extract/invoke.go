@@ -39,6 +39,14 @@ is put there under the package's input prefix (input/NAME.csv by default) and
 the output object (output/NAME.csv) is fetched back. Without
 either, S3 is AWS itself, with your credentials.
 
+Your AWS credentials never go to a local endpoint: the in-process S3 and an
+AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) on 127.0.0.1, ::1 or localhost get
+dummy credentials made for the invocation, and so does the bootstrap. Give
+--aws-credentials to pass yours there (a local MinIO checks its own keys: put
+them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY). The Runtime API and the
+in-process S3 answer only requests for their own 127.0.0.1:port (Host
+header), the S3 only those signed with the invocation's access key.
+
 With --csv, stdout carries the output object's bytes; otherwise the function's
 response. --json prints the whole result (request ID, durations, response or
 error) instead. The function's log (the bootstrap's and the program's stderr)
@@ -62,6 +70,7 @@ Examples:
 		&cli.IntFlag{Name: "memory", Value: 128, Usage: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE in `MB`"},
 		&cli.StringFlag{Name: "uid", DefaultText: "65534:65534", Usage: "an IMAGE runs as `UID[:GID]` (non-root; Lambda picks its own)"},
 		&cli.StringFlag{Name: "platform", Usage: "`os/arch[/variant]` of an IMAGE that is a multi-platform index (default: the image's own, else linux/amd64)"},
+		&cli.BoolFlag{Name: "aws-credentials", Usage: "hand your AWS credentials to the function also when S3 is a local endpoint (default there: dummy ones)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the result as a JSON document"},
 	},
 	Action: func(c *cli.Context) error {
@@ -146,6 +155,9 @@ func invokeOptions(c *cli.Context) ([]lambda.InvokeOption, error) {
 			return nil, err
 		}
 		opts = append(opts, lambda.WithUID(uid, gid))
+	}
+	if c.Bool("aws-credentials") {
+		opts = append(opts, lambda.WithCallerCredentials())
 	}
 	if c.IsSet("platform") {
 		opts = append(opts, lambda.WithInvokePlatform(c.String("platform")))

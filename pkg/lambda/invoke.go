@@ -4,12 +4,15 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -51,6 +54,9 @@ type invokeOptions struct {
 	logWriter   io.Writer
 	output      io.Writer
 	memoryMB    int
+	// callerCreds hands the caller's credentials to the function also
+	// when S3 is a local endpoint.
+	callerCreds bool
 	image       imageInvokeOptions
 }
 
@@ -152,6 +158,20 @@ func WithMemorySize(mb int) InvokeOption {
 	}
 }
 
+// WithCallerCredentials hands the caller's AWS credentials to the function
+// also when S3 is a local endpoint: AWS_ENDPOINT_URL_S3 (or
+// AWS_ENDPOINT_URL) on a loopback address or "localhost". By default such
+// an endpoint, and the function, get per-invocation dummy credentials
+// instead, since whatever listens there would receive yours (moto accepts
+// any; a local MinIO wants its own, given as AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY with this option).
+func WithCallerCredentials() InvokeOption {
+	return func(o *invokeOptions) error {
+		o.callerCreds = true
+		return nil
+	}
+}
+
 // InvokeError reports an invocation that failed: the function's error, a
 // timeout or a runtime that did not start. Result holds everything known.
 type InvokeError struct {
@@ -179,11 +199,17 @@ func (e *InvokeError) Error() string {
 //
 // S3 is the endpoint AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) names when
 // set; else, with WithCSV, an in-process LocalS3; else AWS itself, with the
-// caller's credentials.
+// caller's credentials. The in-process S3 and an endpoint on a loopback
+// address get per-invocation dummy credentials, not the caller's (unless
+// WithCallerCredentials); the in-process S3 and the Runtime API refuse
+// requests without them, or whose Host header is not their 127.0.0.1:port.
 //
 // The package's link directory (Manifest.LinkDir, under /tmp) is pointed at
 // the unpacked package for the invocation and removed afterwards: two
-// concurrent invocations of the same package share it.
+// concurrent invocations of the same package share it, one after the other
+// (a lock file next to it). A link or lock that is not this user's, or not
+// what Invoke makes (a symlink to the package, a regular file), is refused,
+// never followed.
 //
 // A failed invocation returns the result and an *InvokeError.
 func Invoke(ctx context.Context, pkg string, opts ...InvokeOption) (*InvokeResult, error) {
@@ -260,6 +286,9 @@ func (inv *invocation) run(ctx context.Context) (*InvokeResult, error) {
 	}
 	if inv.linkDir != "" {
 		if inv.unlock, err = lockLinkDir(ctx, inv.linkDir, log); err != nil {
+			return nil, fmt.Errorf("invoke: %w", err)
+		}
+		if err := pointLinkDir(inv.linkDir, inv.dir); err != nil {
 			return nil, fmt.Errorf("invoke: %w", err)
 		}
 	}
@@ -388,22 +417,44 @@ func (inv *invocation) s3Setup(ctx context.Context) ([]string, error) {
 	if endpoint != "" {
 		env = append(env, "AWS_ENDPOINT_URL_S3="+endpoint)
 	}
-	local := aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}
-	if inv.s3local != nil {
-		// The in-process S3 checks no signature.
-		cfg.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return local, nil })
-		env = append(env, "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local")
-	} else if creds, err := cfg.Credentials.Retrieve(ctx); err == nil {
-		env = append(env, "AWS_ACCESS_KEY_ID="+creds.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+creds.SecretAccessKey)
-		if creds.SessionToken != "" {
-			env = append(env, "AWS_SESSION_TOKEN="+creds.SessionToken)
+	useLocal := func() error {
+		local, err := newLocalCredentials()
+		if err != nil {
+			return err
 		}
-	} else if endpoint != "" {
-		// Local endpoints such as moto accept any credentials.
 		cfg.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return local, nil })
-		env = append(env, "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local")
-	} else {
-		inv.o.logger.Warn("no AWS credentials found; the function's S3 calls will fail", "err", err)
+		env = append(env, "AWS_ACCESS_KEY_ID="+local.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+local.SecretAccessKey)
+		if inv.s3local != nil {
+			inv.s3local.RequireAccessKey(local.AccessKeyID)
+		}
+		return nil
+	}
+	switch {
+	case inv.s3local != nil:
+		if err := useLocal(); err != nil {
+			return nil, err
+		}
+	case endpoint != "" && localEndpoint(endpoint) && !inv.o.callerCreds:
+		inv.o.logger.Debug("S3 is a local endpoint: the function gets dummy credentials, not yours (--aws-credentials passes yours)", "endpoint", endpoint)
+		if err := useLocal(); err != nil {
+			return nil, err
+		}
+	default:
+		creds, err := cfg.Credentials.Retrieve(ctx)
+		switch {
+		case err == nil:
+			env = append(env, "AWS_ACCESS_KEY_ID="+creds.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+creds.SecretAccessKey)
+			if creds.SessionToken != "" {
+				env = append(env, "AWS_SESSION_TOKEN="+creds.SessionToken)
+			}
+		case endpoint != "":
+			// Local endpoints such as moto accept any credentials.
+			if err := useLocal(); err != nil {
+				return nil, err
+			}
+		default:
+			inv.o.logger.Warn("no AWS credentials found; the function's S3 calls will fail", "err", err)
+		}
 	}
 	inv.s3 = s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if endpoint != "" {
@@ -412,6 +463,36 @@ func (inv *invocation) s3Setup(ctx context.Context) ([]string, error) {
 		}
 	})
 	return env, nil
+}
+
+// newLocalCredentials returns random credentials for one invocation's
+// local S3 endpoint.
+func newLocalCredentials() (aws.Credentials, error) {
+	var b [28]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return aws.Credentials{}, fmt.Errorf("making local credentials: %w", err)
+	}
+	return aws.Credentials{
+		AccessKeyID:     "LOCAL" + strings.ToUpper(hex.EncodeToString(b[:8])),
+		SecretAccessKey: hex.EncodeToString(b[8:]),
+		Source:          "extract invoke",
+	}, nil
+}
+
+// localEndpoint says whether the endpoint URL names this machine: a
+// loopback or unspecified address, "localhost" or a name under it. An
+// unparsable URL counts as local (its credentials stay dummy ones).
+func localEndpoint(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return true
+	}
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 func regionFromEnv() string {
@@ -630,15 +711,15 @@ func (inv *invocation) cleanup() {
 func lockLinkDir(ctx context.Context, linkDir string, log *slog.Logger) (unlock func(), err error) {
 	name := linkDir + ".lock"
 	for waited := false; ; {
-		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+		f, err := openLock(name)
 		if err != nil {
-			return nil, fmt.Errorf("locking the link directory: %w", err)
+			return nil, err
 		}
 		fd := int(f.Fd())
 		err = syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
 			held, herr := f.Stat()
-			cur, cerr := os.Stat(name)
+			cur, cerr := os.Lstat(name)
 			if herr == nil && cerr == nil && os.SameFile(held, cur) {
 				return func() {
 					os.Remove(name)
@@ -663,6 +744,84 @@ func lockLinkDir(ctx context.Context, linkDir string, log *slog.Logger) (unlock 
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// openLock opens the link directory's lock file name, creating it. The
+// name is predictable, in a directory every user may write (/tmp): another
+// user could have made it first, to hold the lock forever or, as a
+// symlink, to make this process create or open a file of its choice. So a
+// symlink is refused (and never followed: O_NOFOLLOW), and so is anything
+// but a regular file owned by this process's user, checked before opening
+// (for a clear error) and on the opened file.
+func openLock(name string) (*os.File, error) {
+	if fi, err := os.Lstat(name); err == nil {
+		if err := checkOurs(fi, name, "the link directory's lock", "a regular file"); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("locking the link directory: %q is a symlink: refusing to follow it (another user may have made it; remove it if it is not yours)", name)
+		}
+		return nil, fmt.Errorf("locking the link directory: %w", err)
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = checkOurs(fi, name, "the link directory's lock", "a regular file")
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkOurs refuses a file (Lstat's or Stat's fi of the path name) that is
+// not of the wanted kind ("a regular file" or "a symlink") or not owned by
+// this process's user.
+func checkOurs(fi fs.FileInfo, name, what, kind string) error {
+	ok := fi.Mode().IsRegular()
+	if kind == "a symlink" {
+		ok = fi.Mode()&fs.ModeSymlink != 0
+	}
+	if !ok {
+		return fmt.Errorf("%s %q exists and is not %s (%v): refusing to use it (another user may have made it; remove it if it is not yours)", what, name, kind, fi.Mode().Type())
+	}
+	if st, isStat := fi.Sys().(*syscall.Stat_t); isStat && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s %q belongs to uid %d, not to this user (uid %d): refusing to use it (another user may have made it; remove it if it is not yours)", what, name, st.Uid, os.Geteuid())
+	}
+	return nil
+}
+
+// pointLinkDir makes linkDir a symlink to dir, the unpacked package, before
+// the bootstrap starts (which then finds it in place and leaves it). The
+// caller holds the lock, so a symlink of this user's already there is the
+// leftover of an invocation that was killed, and is replaced. Anything
+// else is refused: the package's programs are started through this path
+// (their PT_INTERP names it), so whoever owns it chooses what they run.
+func pointLinkDir(linkDir, dir string) error {
+	fi, err := os.Lstat(linkDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("linking %s to the package: %w", linkDir, err)
+	default:
+		if err := checkOurs(fi, linkDir, "the link directory", "a symlink"); err != nil {
+			return err
+		}
+		if err := os.Remove(linkDir); err != nil {
+			return fmt.Errorf("replacing the stale link directory %s: %w", linkDir, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(linkDir), 0o755); err != nil {
+		return fmt.Errorf("linking %s to the package: %w", linkDir, err)
+	}
+	// Symlink fails if anything appeared at the path meanwhile.
+	if err := os.Symlink(dir, linkDir); err != nil {
+		return fmt.Errorf("linking %s to the package: %w", linkDir, err)
+	}
+	return nil
 }
 
 // lockedWriter serializes writes from the bootstrap's stdout and stderr.

@@ -11,6 +11,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -675,4 +679,187 @@ func TestInvokeCancelKillsTree(t *testing.T) {
 	if left := processesWith(token); len(left) > 0 {
 		t.Errorf("processes left running after Invoke returned: %v", left)
 	}
+}
+
+func TestLocalEndpoint(t *testing.T) {
+	for endpoint, want := range map[string]bool{
+		"http://127.0.0.1:5000":              true,
+		"http://127.0.0.2:5000":              true,
+		"http://[::1]:9000":                  true,
+		"http://localhost:4566":              true,
+		"http://s3.localhost.":               true,
+		"http://0.0.0.0:9000":                true,
+		"::not a url":                        true,
+		"https://s3.eu-west-1.amazonaws.com": false,
+		"http://minio.internal:9000":         false,
+		"http://10.0.0.5:9000":               false,
+		"http://localhost.example.com":       false,
+	} {
+		if got := localEndpoint(endpoint); got != want {
+			t.Errorf("localEndpoint(%q) = %v, want %v", endpoint, got, want)
+		}
+	}
+}
+
+// TestInvokeLocalEndpointCredentials runs a package against moto on
+// 127.0.0.1 behind a proxy that records the access keys of the requests,
+// with the caller's credentials in the environment: the endpoint and the
+// bootstrap get per-invocation dummy credentials, never the caller's,
+// unless WithCallerCredentials asks. The program (made with
+// PassAWSCredentials) shows what the bootstrap got.
+func TestInvokeLocalEndpointCredentials(t *testing.T) {
+	moto, err := url.Parse(mototest.Start(t).URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	proxy := httputil.NewSingleHostReverseProxy(moto)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[requestAccessKey(r)]++
+		mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	const callerKey, callerSecret = "AKIACALLERSREALKEY01", "caller-secret"
+	t.Setenv("AWS_ENDPOINT_URL_S3", srv.URL)
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	t.Setenv("AWS_ACCESS_KEY_ID", callerKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", callerSecret)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_REGION", "us-east-1")
+	m := invManifest("env")
+	m.PassAWSCredentials = true
+	zipPath := mustInvPackage(t, m)
+	csv := mustCSV(t, "creds.csv", []byte("x\n"))
+	programEnv := func(opts ...InvokeOption) map[string]string {
+		t.Helper()
+		var logs bytes.Buffer
+		res, err := Invoke(context.Background(), zipPath, append(opts, WithCSV(csv), WithLogWriter(&logs), WithInvokeTimeout(20*time.Second))...)
+		if err != nil {
+			t.Fatalf("Invoke: %v\nlogs:\n%s", err, logs.String())
+		}
+		env := map[string]string{}
+		for _, l := range strings.Split(string(res.Output), "\n") {
+			if k, v, ok := strings.Cut(l, "="); ok {
+				env[k] = v
+			}
+		}
+		return env
+	}
+
+	env := programEnv()
+	if got := env["AWS_ACCESS_KEY_ID"]; got == callerKey || !strings.HasPrefix(got, "LOCAL") {
+		t.Errorf("with a local endpoint the bootstrap got AWS_ACCESS_KEY_ID=%q, want a dummy LOCAL... key", got)
+	}
+	if got := env["AWS_SECRET_ACCESS_KEY"]; got == callerSecret || got == "" {
+		t.Errorf("with a local endpoint the bootstrap got AWS_SECRET_ACCESS_KEY=%q, want a dummy one", got)
+	}
+	mu.Lock()
+	if seen[callerKey] > 0 || seen[env["AWS_ACCESS_KEY_ID"]] == 0 {
+		t.Errorf("the local endpoint saw access keys %v, want only the dummy %q", seen, env["AWS_ACCESS_KEY_ID"])
+	}
+	clear(seen)
+	mu.Unlock()
+
+	env = programEnv(WithCallerCredentials())
+	if got := env["AWS_ACCESS_KEY_ID"]; got != callerKey || env["AWS_SECRET_ACCESS_KEY"] != callerSecret {
+		t.Errorf("WithCallerCredentials: the bootstrap got AWS_ACCESS_KEY_ID=%q, want the caller's %q", got, callerKey)
+	}
+	mu.Lock()
+	if seen[callerKey] == 0 {
+		t.Errorf("WithCallerCredentials: the endpoint saw access keys %v, want the caller's", seen)
+	}
+	mu.Unlock()
+}
+
+// mustForeignSymlink makes a symlink at p to target owned by another user
+// (65534), as one another local user would plant in /tmp, and removes it
+// at the end of the test.
+func mustForeignSymlink(t *testing.T, target, p string) {
+	t.Helper()
+	if err := os.Symlink(target, p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(p) })
+	if err := os.Lchown(p, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInvokeRefusesForeignLinkDir plants what another local user could
+// before an invocation — a symlink at the link directory's lock, a symlink
+// at the link directory, a lock file of theirs — and checks that Invoke
+// refuses with a clear error instead of following or using it.
+func TestInvokeRefusesForeignLinkDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("planting another user's files needs root (chown): run the tests as root (make test)")
+	}
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	csv := mustCSV(t, "in.csv", []byte("a\n"))
+	invoke := func(m xruntime.Manifest) error {
+		t.Helper()
+		_, err := Invoke(context.Background(), mustInvPackage(t, m), WithCSV(csv), WithInvokeTimeout(20*time.Second))
+		return err
+	}
+
+	t.Run("symlink at the lock", func(t *testing.T) {
+		m := invManifest("cat")
+		victim := filepath.Join(t.TempDir(), "victim")
+		mustForeignSymlink(t, victim, m.LinkDir+".lock")
+		err := invoke(m)
+		if err == nil || !strings.Contains(err.Error(), m.LinkDir+".lock") || !strings.Contains(err.Error(), "refusing") {
+			t.Errorf("Invoke with a foreign symlink at the lock = %v, want a refusal naming it", err)
+		}
+		if _, err := os.Lstat(victim); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the symlink's target was created (%v)", err)
+		}
+	})
+	t.Run("lock file of another user", func(t *testing.T) {
+		m := invManifest("cat")
+		lock := m.LinkDir + ".lock"
+		if err := os.WriteFile(lock, nil, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(lock) })
+		if err := os.Chown(lock, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		err := invoke(m)
+		if err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+			t.Errorf("Invoke with another user's lock = %v, want a refusal naming the owner", err)
+		}
+	})
+	t.Run("symlink at the link directory", func(t *testing.T) {
+		m := invManifest("cat")
+		theirs := t.TempDir()
+		mustForeignSymlink(t, theirs, m.LinkDir)
+		err := invoke(m)
+		if err == nil || !strings.Contains(err.Error(), m.LinkDir) || !strings.Contains(err.Error(), "belongs to uid 65534") {
+			t.Errorf("Invoke with a foreign symlink at the link directory = %v, want a refusal naming it and its owner", err)
+		}
+		if target, err := os.Readlink(m.LinkDir); err != nil || target != theirs {
+			t.Errorf("the planted link now points at %q (%v), want it left alone", target, err)
+		}
+		if _, err := os.Lstat(m.LinkDir + ".lock"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the lock was left behind after the refusal (%v)", err)
+		}
+	})
+	t.Run("stale link of ours", func(t *testing.T) {
+		// A killed invocation's link (ours) is replaced, not refused.
+		m := invManifest("cat")
+		if err := os.Symlink(t.TempDir(), m.LinkDir); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(m.LinkDir) })
+		if err := invoke(m); err != nil {
+			t.Errorf("Invoke with a stale link of ours: %v", err)
+		}
+		if _, err := os.Lstat(m.LinkDir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("link dir left behind after Invoke (%v)", err)
+		}
+	})
 }

@@ -91,7 +91,8 @@ func (e *FunctionError) Error() string {
 }
 
 // RuntimeAPI is a local server of the Lambda Runtime API (2018-06-01), on
-// 127.0.0.1 and a free port, for one runtime process: Invoke queues an
+// 127.0.0.1 and a free port, for one runtime process (requests must name
+// that address in their Host header): Invoke queues an
 // event, the runtime fetches it with GET /runtime/invocation/next and
 // answers with POST /runtime/invocation/{id}/response or /error; an init
 // failure arrives on POST /runtime/init/error.
@@ -155,13 +156,29 @@ func NewRuntimeAPI(opts RuntimeAPIOptions) (*RuntimeAPI, error) {
 	mux.HandleFunc("POST "+runtimeAPIPrefix+"/invocation/{id}/response", a.response)
 	mux.HandleFunc("POST "+runtimeAPIPrefix+"/invocation/{id}/error", a.invocationError)
 	mux.HandleFunc("POST "+runtimeAPIPrefix+"/init/error", a.initError)
-	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.srv = &http.Server{Handler: a.checkHost(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = a.srv.Serve(ln) }()
 	return a, nil
 }
 
 // Addr is the server's host:port, the value of AWS_LAMBDA_RUNTIME_API.
 func (a *RuntimeAPI) Addr() string { return a.ln.Addr().String() }
+
+// checkHost refuses (403) a request whose Host header is not exactly
+// Addr, the 127.0.0.1:port the runtime was given: a web page that has a
+// name of its own resolve to 127.0.0.1 (DNS rebinding) sends its own name,
+// and another local process would have to be told the port (the Runtime
+// API has fixed paths, so it cannot carry a secret prefix).
+func (a *RuntimeAPI) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != a.Addr() {
+			a.logger.Debug("runtime API request refused: wrong Host", "host", r.Host, "path", r.URL.Path)
+			apiError(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("Host %q is not this runtime API's %s", r.Host, a.Addr()))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // FirstNext is when the runtime first asked for an invocation (zero until
 // it does): the end of its initialization.

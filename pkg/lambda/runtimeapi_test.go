@@ -242,3 +242,43 @@ func TestRuntimeAPIDurationFromDelivery(t *testing.T) {
 		t.Errorf("Duration = %v, includes the %v the runtime took to ask for the event", out.res.Duration, initTime)
 	}
 }
+
+// TestRuntimeAPIHostCheck: a request naming another host than the
+// runtime's 127.0.0.1:port (a DNS-rebinding page, a request through a name)
+// is refused with 403 and delivers no event.
+func TestRuntimeAPIHostCheck(t *testing.T) {
+	a := mustRuntimeAPI(t)
+	ch := goInvoke(a, `{"n":1}`, 5*time.Second)
+	_, port, _ := strings.Cut(a.Addr(), ":")
+	for _, host := range []string{"evil.example:" + port, "localhost:" + port, "127.0.0.1", "127.0.0.1:1"} {
+		req, err := http.NewRequest("GET", "http://"+a.Addr()+"/2018-06-01/runtime/invocation/next", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET next with Host %q: %v", host, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("GET next with Host %q: %s %s, want 403", host, resp.Status, body)
+		}
+		if resp.Header.Get(headerRequestID) != "" {
+			t.Fatalf("GET next with Host %q delivered the event", host)
+		}
+	}
+	// The runtime's own Host still gets the event.
+	resp, body := apiCall(t, a, "GET", "/invocation/next", "", nil)
+	if resp.StatusCode != http.StatusOK || body != `{"n":1}` {
+		t.Fatalf("GET next with the right Host: %s %s", resp.Status, body)
+	}
+	id := resp.Header.Get(headerRequestID)
+	if resp, _ := apiCall(t, a, "POST", "/invocation/"+id+"/response", `"ok"`, nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("response: %s", resp.Status)
+	}
+	if out := <-ch; out.err != nil || string(out.res.Response) != `"ok"` {
+		t.Errorf("Invoke = %+v, %v", out.res, out.err)
+	}
+}

@@ -3,6 +3,7 @@ package lambda
 import (
 	"bufio"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -23,8 +24,11 @@ import (
 )
 
 // LocalS3 is a minimal S3-compatible endpoint on 127.0.0.1 for local
-// invocations and tests: path-style addressing, no authentication (any
-// signature is accepted), object bodies kept in files under a directory.
+// invocations and tests: path-style addressing, object bodies kept in files
+// under a directory. Requests to its listener must name its address (URL's
+// host) in their Host header, which defeats DNS rebinding; after
+// RequireAccessKey, every request must be signed with that access key ID
+// (signatures themselves are not checked).
 // It serves what the SDK's client and upload manager use: CreateBucket,
 // HeadBucket, ListObjectsV2 (prefix, max-keys, continuation), PutObject,
 // GetObject and HeadObject (with ranges), DeleteObject and the multipart
@@ -43,6 +47,8 @@ type LocalS3 struct {
 	mu      sync.Mutex
 	buckets map[string]map[string]*localObject
 	uploads map[string]*localUpload
+	// accessKey, when set, is the only access key ID accepted.
+	accessKey string
 }
 
 // localObject is a stored object. Its bytes are in files, in order: one
@@ -90,9 +96,60 @@ func NewLocalS3(dir string, logger *slog.Logger) (*LocalS3, error) {
 		return nil, fmt.Errorf("starting local S3: %w", err)
 	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serveLocal), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
+}
+
+// RequireAccessKey makes the endpoint refuse (403 InvalidAccessKeyId)
+// every request not signed with the access key ID id: Invoke generates one
+// per invocation and gives it to the bootstrap only, so that other local
+// processes cannot use the endpoint. Call it before the endpoint's URL is
+// handed out.
+func (s *LocalS3) RequireAccessKey(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accessKey = id
+}
+
+// requestAccessKey returns the access key ID a request is signed with
+// (Signature Version 4: the Authorization header's Credential, or a
+// presigned URL's X-Amz-Credential), or "".
+func requestAccessKey(r *http.Request) string {
+	cred := r.URL.Query().Get("X-Amz-Credential")
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		_, rest, ok := strings.Cut(auth, "Credential=")
+		if !ok {
+			return ""
+		}
+		cred, _, _ = strings.Cut(rest, ",")
+	}
+	id, _, _ := strings.Cut(strings.TrimSpace(cred), "/")
+	return id
+}
+
+// serveLocal serves a request that came to the endpoint's own listener:
+// its Host header must name the listener's address, as a client given URL
+// sends, where a web page that had its own name resolve to 127.0.0.1 (DNS
+// rebinding) sends that name.
+func (s *LocalS3) serveLocal(w http.ResponseWriter, r *http.Request) {
+	if r.Host != s.ln.Addr().String() {
+		s.logger.Debug("s3 request refused: wrong Host", "host", r.Host)
+		writeS3Error(w, r, &s3Error{http.StatusForbidden, "AccessDenied", fmt.Sprintf("Host %q is not this endpoint's %s", r.Host, s.ln.Addr())})
+		return
+	}
+	s.ServeHTTP(w, r)
+}
+
+// authorize checks a request's access key, after RequireAccessKey.
+func (s *LocalS3) authorize(r *http.Request) error {
+	s.mu.Lock()
+	want := s.accessKey
+	s.mu.Unlock()
+	if want != "" && subtle.ConstantTimeCompare([]byte(requestAccessKey(r)), []byte(want)) != 1 {
+		return &s3Error{http.StatusForbidden, "InvalidAccessKeyId", "the request is not signed with this endpoint's access key"}
+	}
+	return nil
 }
 
 // URL is the endpoint's base URL, for AWS_ENDPOINT_URL_S3.
@@ -144,13 +201,17 @@ func writeS3XML(w http.ResponseWriter, v any) {
 
 const s3XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
-// ServeHTTP routes a path-style S3 request.
+// ServeHTTP routes a path-style S3 request (with no Host check: the
+// endpoint's own listener makes it, a handler in front of it may serve
+// another address).
 func (s *LocalS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	q := r.URL.Query()
 	s.logger.Debug("s3 request", "method", r.Method, "bucket", bucket, "key", key, "query", r.URL.RawQuery)
-	var err error
+	err := s.authorize(r)
 	switch {
+	case err != nil:
+		s.logger.Debug("s3 request refused", "error", err)
 	case bucket == "":
 		err = &s3Error{http.StatusBadRequest, "InvalidRequest", "path-style requests only: /bucket/key"}
 	case key == "" && r.Method == http.MethodPut:

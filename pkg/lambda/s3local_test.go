@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -361,5 +362,63 @@ func TestLocalS3MultipartParts(t *testing.T) {
 	}
 	if len(left) != 0 {
 		t.Errorf("%d entries left in the bucket's directory after delete, want 0: %v", len(left), left)
+	}
+}
+
+// TestLocalS3AccessKey: after RequireAccessKey, a request signed with
+// another access key, an unsigned one and one naming another Host are
+// refused with 403; the key's own requests work.
+func TestLocalS3AccessKey(t *testing.T) {
+	s := mustLocalS3(t)
+	ctx := context.Background()
+	// Before: any key (the SDK tests' "test").
+	if _, err := sdkClient(s.URL(), aws.RequestChecksumCalculationWhenRequired).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("b")}); err != nil {
+		t.Fatalf("CreateBucket before RequireAccessKey: %v", err)
+	}
+	s.RequireAccessKey("LOCALKEY1")
+	client := func(id string) *s3.Client {
+		return s3.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(id, "secret", "")},
+			func(o *s3.Options) { o.BaseEndpoint = aws.String(s.URL()); o.UsePathStyle = true })
+	}
+	if _, err := client("LOCALKEY1").PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("k"), Body: strings.NewReader("data")}); err != nil {
+		t.Fatalf("PutObject with the key: %v", err)
+	}
+	if got := getAll(t, client("LOCALKEY1"), "b", "k"); string(got) != "data" {
+		t.Errorf("GetObject with the key = %q, want data", got)
+	}
+	for _, id := range []string{"test", "LOCALKEY", "LOCALKEY12"} {
+		_, err := client(id).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String("k")})
+		var re *awshttp.ResponseError
+		if !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusForbidden || !strings.Contains(err.Error(), "InvalidAccessKeyId") {
+			t.Errorf("GetObject with access key %q = %v, want 403 InvalidAccessKeyId", id, err)
+		}
+	}
+	raw := func(host, auth string) int {
+		req, err := http.NewRequest("GET", s.URL()+"/b/k", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	addr := strings.TrimPrefix(s.URL(), "http://")
+	good := "AWS4-HMAC-SHA256 Credential=LOCALKEY1/20261206/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00"
+	if got := raw(addr, good); got != http.StatusOK {
+		t.Errorf("GET with the key's Authorization: %d, want 200", got)
+	}
+	if got := raw(addr, ""); got != http.StatusForbidden {
+		t.Errorf("unsigned GET: %d, want 403", got)
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	if got := raw("rebound.example:"+port, good); got != http.StatusForbidden {
+		t.Errorf("GET with another Host: %d, want 403", got)
 	}
 }
