@@ -48,5 +48,10 @@ func start(ctx context.Context) (*xruntime.Handler, error) {
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// What a program leaves running when it exits becomes the
+	// bootstrap's to kill, not init's.
+	if err := xruntime.BecomeSubreaper(); err != nil {
+		log.Warn("not a child subreaper: daemons a program starts outlive its run", "err", err)
+	}
 	return xruntime.NewHandler(ctx, m, root, xruntime.WithLogger(log), xruntime.WithProgramLog(os.Stderr))
 }

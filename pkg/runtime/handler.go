@@ -329,6 +329,7 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 	}
 	// stdout: a file followed as it grows (spool_linux.go says why), or
 	// a pipe.
+	waitDone := make(chan struct{}) // closed once the program and its leftovers are gone
 	var outR io.ReadCloser
 	var outW *os.File
 	var sp *spool
@@ -337,6 +338,7 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 			return fail("running program", fmt.Errorf("creating the file for its stdout: %w", err))
 		}
 	}
+	var outPipe *os.File
 	if sp != nil {
 		outR, outW = sp, sp.w
 	} else {
@@ -345,7 +347,8 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 			return fail("running program", err)
 		}
 		growPipe(pr)
-		outR, outW = pr, pw
+		outPipe, outW = pr, pw
+		outR = &exitReader{f: pr, exited: waitDone}
 	}
 	defer outR.Close()
 	errR, errW, err := os.Pipe()
@@ -383,6 +386,7 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 		return fail("running program", fmt.Errorf("starting %s: %w", h.m.Program, err))
 	}
 	pgid := cmd.Process.Pid
+	started := programStart(pgid)
 	killGroup := func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
 
 	// stderr: logged line by line, the last lines kept.
@@ -409,12 +413,24 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 
 	// The deadline kills the whole process group killMargin before it.
 	var timedOut atomic.Bool
-	waitDone := make(chan struct{})
 	var waitErr error
 	go func() {
 		waitErr = cmd.Wait()
-		killGroup() // leftovers of the group would hold the pipes open
+		// Leftovers of the group, or daemons the program started in
+		// groups of their own, would hold the pipes open: they go with
+		// it. What escapes (the bootstrap is no subreaper) is not waited
+		// for: stdin stops, and stdout ends where the pipe runs dry.
+		killGroup()
+		killLeftovers(pgid, started)
+		if stdinW != nil {
+			_ = stdinW.SetWriteDeadline(time.Now())
+		}
 		close(waitDone)
+		if sp == nil {
+			// Wakes a read waiting on the pipe: it reads again, with a
+			// deadline of its own.
+			_ = outPipe.SetReadDeadline(time.Now())
+		}
 	}()
 	if sp != nil {
 		sp.start(pgid, waitDone)
@@ -485,6 +501,43 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 	}
 	return nil
 }
+
+// exitGrace is how long, once the program has exited, a read of its stdout
+// pipe waits for bytes before taking the output as ended: everything the
+// program wrote is in the pipe by then, so only a descendant that escaped
+// the kill could still write.
+const exitGrace = 100 * time.Millisecond
+
+// exitReader reads the program's stdout pipe, and once the program has
+// exited, only what the pipe holds: a read that finds it empty for
+// exitGrace ends the output, even if a daemon the program started still
+// holds the pipe open.
+type exitReader struct {
+	f      *os.File
+	exited <-chan struct{}
+}
+
+func (e *exitReader) Read(p []byte) (int, error) {
+	for {
+		var deadline time.Time
+		select {
+		case <-e.exited:
+			deadline = time.Now().Add(exitGrace)
+			_ = e.f.SetReadDeadline(deadline)
+		default:
+		}
+		n, err := e.f.Read(p)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if deadline.IsZero() || time.Now().Before(deadline) {
+				continue // woken by the exit, not by its own deadline
+			}
+			return n, io.EOF
+		}
+		return n, err
+	}
+}
+
+func (e *exitReader) Close() error { return e.f.Close() }
 
 // status turns the program's exit into the record's error, nil on success.
 func (h *Handler) status(r *RecordResult, waitErr, readErr error, timedOut bool) error {

@@ -11,6 +11,9 @@
 //	env                 print argv, the working directory and the environment
 //	stdout-type         print what its stdout is: "regular file", "pipe", ...
 //	zeros N             write N zero bytes to stdout, 64 KiB at a time
+//	daemon              start a child in a session of its own (setsid) that
+//	                    keeps stdin and stdout and sleeps, print its pid on
+//	                    stderr and "parent output" on stdout, exit 0
 package main
 
 import (
@@ -19,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -75,6 +79,21 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "child %d\n", c.Process.Pid)
 		time.Sleep(time.Hour)
+	case "daemon":
+		if len(os.Args) > 2 && os.Args[2] == "child" {
+			time.Sleep(time.Hour)
+			return
+		}
+		c := exec.Command(os.Args[0], "daemon", "child")
+		c.Path = "/proc/self/exe"
+		c.Stdin, c.Stdout = os.Stdin, os.Stdout
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := c.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "testprog:", err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "daemon %d\n", c.Process.Pid)
+		fmt.Println("parent output")
 	case "env":
 		wd, _ := os.Getwd()
 		fmt.Printf("argv=%q\nwd=%s\n", os.Args, wd)
