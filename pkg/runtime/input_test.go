@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -104,6 +105,12 @@ type faultProxy struct {
 	proxy  *httputil.ReverseProxy
 	mu     sync.Mutex
 	gets   int
+	// multipart counts CreateMultipartUpload requests.
+	multipart int
+	// fin closes cut connections with a FIN, not a reset: the client gets
+	// every byte sent, then an early end (a reset discards what the
+	// client's kernel had not handed over yet).
+	fin bool
 	// cut says after how many body bytes the n-th GetObject (from 1) is
 	// cut, -1 for not at all; it may act first (replace the object).
 	cut func(n int) int64
@@ -116,6 +123,8 @@ func newFaultProxy(t *testing.T, cut func(n int) int64) *faultProxy {
 		t.Fatal(err)
 	}
 	p := &faultProxy{target: target, proxy: httputil.NewSingleHostReverseProxy(target), cut: cut}
+	// Parts cancelled by an abort are no news.
+	p.proxy.ErrorLog = log.New(io.Discard, "", 0)
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
@@ -130,6 +139,11 @@ func (p *faultProxy) getObjects() int {
 }
 
 func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.URL.Query().Has("uploads") {
+		p.mu.Lock()
+		p.multipart++
+		p.mu.Unlock()
+	}
 	// The SDK marks its GetObject requests with x-id=GetObject.
 	if r.Method != http.MethodGet || r.URL.Query().Get("x-id") != "GetObject" {
 		p.proxy.ServeHTTP(w, r)
@@ -158,7 +172,7 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
-	if tc, ok := conn.(*net.TCPConn); ok {
+	if tc, ok := conn.(*net.TCPConn); ok && !p.fin {
 		tc.SetLinger(0) // Close sends a reset
 	}
 	fmt.Fprintf(bw, "HTTP/1.1 %s\r\n", resp.Status)
@@ -253,8 +267,8 @@ func TestHandleInputResume(t *testing.T) {
 
 // TestHandleInputBreaksEveryTime: a body that breaks at every GET fails
 // the record after maxInputRetries resumed reads, with no output object
-// and no multipart upload left (through stdin, a 5 MiB part was uploaded
-// before the last break).
+// and no multipart upload left (through stdin, the upload of two 5 MiB
+// parts had started before the last break).
 func TestHandleInputBreaksEveryTime(t *testing.T) {
 	for _, mode := range []string{InputStdin, InputFile} {
 		t.Run(mode, func(t *testing.T) {
@@ -263,8 +277,9 @@ func TestHandleInputBreaksEveryTime(t *testing.T) {
 				args = []string{"testprog", "catfile", "{input}"}
 			}
 			m := Manifest{Version: 1, Program: "/bin/testprog", Args: args, Input: Input{Mode: mode}}
-			s, p := mustProxiedHandler(t, m, time.Millisecond, func(int) int64 { return 1536 << 10 })
-			s.put(t, "big.csv", randomData(t, 12<<20))
+			s, p := mustProxiedHandler(t, m, time.Millisecond, func(int) int64 { return 2 << 20 })
+			p.fin = true
+			s.put(t, "big.csv", randomData(t, 16<<20))
 			res, err := s.h.Handle(context.Background(), s3Event(s.bucket, "big.csv"))
 			var re *RecordError
 			if !errors.As(err, &re) || re.Op != "reading input" {
@@ -284,6 +299,12 @@ func TestHandleInputBreaksEveryTime(t *testing.T) {
 			}
 			if n := s.uploadsInProgress(t); n != 0 {
 				t.Errorf("%d multipart uploads left, want them aborted", n)
+			}
+			p.mu.Lock()
+			started := p.multipart
+			p.mu.Unlock()
+			if mode == InputStdin && started != 1 {
+				t.Errorf("%d multipart uploads started, want 1 (12 MiB, two parts, streamed through before the last break)", started)
 			}
 		})
 	}
