@@ -196,9 +196,6 @@ func (p *packer) buildImage(ctx context.Context, res *ImageResult) error {
 	if oci {
 		layerType = types.OCILayer
 	}
-	whole := p.imageFiles(nil)
-	closure := p.imageFiles(p.closure.Files)
-
 	var layers []v1.Layer
 	var history []v1.History
 	cf, err := src.ConfigFile()
@@ -214,15 +211,16 @@ func (p *packer) buildImage(ctx context.Context, res *ImageResult) error {
 		}
 		layers = append(layers, l)
 		history = append(history, v1.History{Created: cf.Created, CreatedBy: "extract package --format image --slim: the closure of " + p.manifest.Program})
-		res.Size = closure.Bytes
+		res.Size = closureFiles(p.closure).Bytes
 	} else {
 		res.Shape = ShapeWhole
 		if layers, err = gzipLayers(src, layerType); err != nil {
 			return err
 		}
 		history = cf.History
+		whole := indexFiles(p.idx)
 		res.Size = whole.Bytes
-		res.SlimOmits = SlimOmits(p.idx, p.closure)
+		res.SlimOmits = omitted(whole, closureFiles(p.closure))
 	}
 	boot, err := p.bootstrapLayer(layerType)
 	if err != nil {
@@ -284,26 +282,30 @@ func (p *packer) buildImage(ctx context.Context, res *ImageResult) error {
 // whole image: the regular files of the flattened image idx outside the
 // closure.
 func SlimOmits(idx *image.Index, closure *image.ClosureResult) FileCount {
-	p := &packer{idx: idx, closure: closure}
-	whole, in := p.imageFiles(nil), p.imageFiles(closure.Files)
-	return FileCount{Files: whole.Files - in.Files, Bytes: whole.Bytes - in.Bytes}
+	return omitted(indexFiles(idx), closureFiles(closure))
 }
 
-// imageFiles counts the regular files of the flattened image (files nil)
-// or of files.
-func (p *packer) imageFiles(files []image.File) FileCount {
+func omitted(whole, kept FileCount) FileCount {
+	return FileCount{Files: whole.Files - kept.Files, Bytes: whole.Bytes - kept.Bytes}
+}
+
+// indexFiles counts the regular files of the flattened image.
+func indexFiles(idx *image.Index) FileCount {
 	var c FileCount
-	if files == nil {
-		_ = p.idx.Walk(func(e *image.Entry) error {
-			if e.Kind == image.Regular {
-				c.Files++
-				c.Bytes += e.Size
-			}
-			return nil
-		})
-		return c
-	}
-	for _, f := range files {
+	_ = idx.Walk(func(e *image.Entry) error {
+		if e.Kind == image.Regular {
+			c.Files++
+			c.Bytes += e.Size
+		}
+		return nil
+	})
+	return c
+}
+
+// closureFiles counts the closure's regular files.
+func closureFiles(closure *image.ClosureResult) FileCount {
+	var c FileCount
+	for _, f := range closure.Files {
 		if f.Kind == image.Regular {
 			c.Files++
 			c.Bytes += f.Size
