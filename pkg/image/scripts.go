@@ -628,7 +628,7 @@ func RelocateShell(body []byte, root string, bundled func(string) bool) []byte {
 // shell-form command (["/bin/sh", "-c", LINE, ...]) and returns the new
 // argv; other commands are returned unchanged.
 func RelocateShellArgs(args []string, root string, bundled func(string) bool) []string {
-	i := shellScriptIndex(args)
+	i := ShellCodeIndex(args)
 	if i < 0 {
 		return args
 	}
@@ -637,23 +637,34 @@ func RelocateShellArgs(args []string, root string, bundled func(string) bool) []
 	return out
 }
 
-// shellScriptIndex returns the index in args of the command line of a
-// shell-form command, or -1 (see shellScript).
-func shellScriptIndex(args []string) int {
-	if len(args) < 3 || !shells[path.Base(args[0])] {
+// ShellCodeIndex returns the index in args of the command string of a
+// shell-form command (["/bin/sh", "-c", CODE, NAME, ARG...], also
+// ["busybox", "sh", "-c", ...], combined flags such as -ec, and -o NAME
+// options before it), or -1: the one argument a shell parses as code.
+func ShellCodeIndex(args []string) int {
+	if len(args) == 0 {
 		return -1
 	}
-	for i := 1; i < len(args); i++ {
+	first := 1
+	if path.Base(args[0]) == "busybox" && len(args) > 1 {
+		first = 2
+		if !shells[args[1]] {
+			return -1
+		}
+	} else if !shells[path.Base(args[0])] {
+		return -1
+	}
+	for i := first; i < len(args); i++ {
 		a := args[i]
 		switch {
-		case a == "-c" || (strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "c")):
+		case a == "-o" || a == "+o": // an option name follows
+			i++
+		case a == "--" || !strings.HasPrefix(a, "-"):
+			return -1
+		case !strings.HasPrefix(a, "--") && strings.Contains(a, "c"):
 			if i+1 < len(args) {
 				return i + 1
 			}
-			return -1
-		case strings.HasPrefix(a, "-"):
-			continue
-		default:
 			return -1
 		}
 	}

@@ -3,49 +3,12 @@ package lambda
 import (
 	"bytes"
 	"encoding/json"
-	"path"
 	"strconv"
 	"strings"
 
+	"github.com/comingout/extract/pkg/image"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
-
-// shellNames are the programs whose "-c STRING" argument is shell code
-// (as image.RelocateShellArgs knows them), busybox's applets included.
-var shellNames = map[string]bool{"sh": true, "bash": true, "dash": true, "ash": true, "ksh": true, "mksh": true, "zsh": true}
-
-// shellCodeIndex returns the index in args of the command string of a
-// shell-form command (["/bin/sh", "-c", CODE, NAME, ARG...], also
-// ["busybox", "sh", "-c", ...] and combined flags such as -ec), or -1.
-func shellCodeIndex(args []string) int {
-	if len(args) == 0 {
-		return -1
-	}
-	first := 1
-	if path.Base(args[0]) == "busybox" && len(args) > 1 {
-		first = 2
-		if !shellNames[args[1]] {
-			return -1
-		}
-	} else if !shellNames[path.Base(args[0])] {
-		return -1
-	}
-	for i := first; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "-o" || a == "+o": // an option name follows
-			i++
-		case a == "--" || !strings.HasPrefix(a, "-"):
-			return -1
-		case !strings.HasPrefix(a, "--") && strings.Contains(a, "c"):
-			if i+1 < len(args) {
-				return i + 1
-			}
-			return -1
-		}
-	}
-	return -1
-}
 
 // shellInputArgs reports whether "{input}" stands inside the shell code of
 // a shell-form command, where the shell would parse the input file's path
@@ -53,7 +16,7 @@ func shellCodeIndex(args []string) int {
 // parameter instead: ["/bin/sh", "-c", "tool {input}"] becomes
 // ["/bin/sh", "-c", `tool "$1"`, "sh", "{input}"].
 func shellInputArgs(args []string) ([]string, bool) {
-	ci := shellCodeIndex(args)
+	ci := image.ShellCodeIndex(args)
 	if ci < 0 || !strings.Contains(args[ci], xruntime.InputPlaceholder) {
 		return nil, false
 	}
@@ -94,5 +57,5 @@ func (p *packer) warnShellInput(m xruntime.Manifest) {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(safe) // strings always encode
 	p.warn("%s stands inside the shell code %q of the command %q: the shell parses the input file's path as code there; pass the path as an argument instead: %s",
-		xruntime.InputPlaceholder, p.cmd.Args[shellCodeIndex(p.cmd.Args)], p.cmd.Args, strings.TrimSpace(b.String()))
+		xruntime.InputPlaceholder, p.cmd.Args[image.ShellCodeIndex(p.cmd.Args)], p.cmd.Args, strings.TrimSpace(b.String()))
 }
