@@ -116,4 +116,18 @@ type Output struct {
 	// libgfortran buffer only on regular files — or "pipe", for a program
 	// that must see a pipe.
 	Stdout string `json:"stdout,omitempty"`
+	// StdoutAlso keeps the program's stdout as <output key>.stdout when
+	// Args hold OutputPlaceholder (whose file is then the output); without
+	// it that stdout goes to the log.
+	StdoutAlso bool `json:"stdout_also,omitempty"`
+	// Dir is an absolute image path the program writes its output files
+	// into, made writable under /tmp. After a successful exit every regular
+	// file the run created or changed in it is uploaded to Prefix + (input
+	// key without Input.Prefix and Input.Suffix) + "/" + its path relative
+	// to Dir, then OutputDirManifest beside them.
+	Dir string `json:"dir,omitempty"`
 }
+
+// OutputDirManifest is the object written last beside the files of an
+// Output.Dir run: a consumer waits for it, never for a half-written set.
+const OutputDirManifest = "_manifest.json"

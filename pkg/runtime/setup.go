@@ -47,6 +47,11 @@ var errNoSpool = errors.New("stdout as a file is not supported here")
 // Input.Mode is "file".
 const InputPlaceholder = "{input}"
 
+// OutputPlaceholder is replaced in Args by the path of a fresh file under
+// /tmp; after a successful exit that file, not stdout, is uploaded to the
+// output key.
+const OutputPlaceholder = "{output}"
+
 // defaultPath is the PATH Docker gives a container whose image sets none.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
