@@ -447,6 +447,11 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 			timedOut.Store(true)
 			killGroup()
 		case <-ctx.Done():
+			// Both may be ready when this goroutine runs late: a
+			// deadline is a time-out either way.
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				timedOut.Store(true)
+			}
 			killGroup()
 		case <-waitDone:
 		}
@@ -691,9 +696,11 @@ func (h *Handler) logLines(r io.Reader, key string, tail *lineTail) {
 }
 
 func (h *Handler) emit(key string, line []byte, tail *lineTail) {
+	// Logged before it is kept: a line the error response quotes is
+	// already in the log.
 	s := string(line)
-	tail.add(s)
 	fmt.Fprintf(h.opts.programLog, "%s: %s\n", key, s)
+	tail.add(s)
 }
 
 // lineTail keeps the last n lines.
