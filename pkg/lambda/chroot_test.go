@@ -219,11 +219,19 @@ func invokeInRoot(ctx context.Context, t *testing.T, root string, input []byte) 
 	if err := boot.Start(); err != nil {
 		t.Fatalf("starting the bootstrap: %v", err)
 	}
+	// stop ends the bootstrap and waits until its output is copied: only
+	// then does the log hold every line it wrote for the invocation.
+	var once sync.Once
+	stop := func() string {
+		once.Do(func() {
+			boot.Process.Kill()
+			boot.Wait()
+		})
+		return stderr.String()
+	}
 	defer func() {
-		boot.Process.Kill()
-		boot.Wait()
-		if t.Failed() {
-			t.Logf("bootstrap output:\n%s", stderr.String())
+		if out := stop(); t.Failed() {
+			t.Logf("bootstrap output:\n%s", out)
 		}
 	}()
 
@@ -238,11 +246,12 @@ func invokeInRoot(ctx context.Context, t *testing.T, root string, input []byte) 
 	if err != nil {
 		t.Fatalf("Invoke: %v", err)
 	}
-	if strings.Contains(stderr.String(), "POISON") {
-		t.Errorf("something bundled ran a poisoned host file:\n%s", stderr.String())
+	logs = stop()
+	if strings.Contains(logs, "POISON") {
+		t.Errorf("something bundled ran a poisoned host file:\n%s", logs)
 	}
 	if inv.Error != nil {
-		return "", stderr.String(), fmt.Errorf("invocation failed: %w", inv.Error)
+		return "", logs, fmt.Errorf("invocation failed: %w", inv.Error)
 	}
 	var result xruntime.Result
 	if err := json.Unmarshal(inv.Response, &result); err != nil || len(result.Records) != 1 || result.Records[0].OutputKey == "" {
@@ -258,7 +267,7 @@ func invokeInRoot(ctx context.Context, t *testing.T, root string, input []byte) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(got), stderr.String(), nil
+	return string(got), logs, nil
 }
 
 // TestChrootScripts packages the sh-tools fixture's script entrypoints
