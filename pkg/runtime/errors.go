@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -59,3 +60,13 @@ func (e *RecordError) Error() string {
 
 // Unwrap returns the underlying error.
 func (e *RecordError) Unwrap() error { return e.Err }
+
+// exitStatus returns the program's exit status err reports: a
+// RecordError's ExitCode, else -1.
+func exitStatus(err error) int {
+	var re *RecordError
+	if errors.As(err, &re) {
+		return re.ExitCode
+	}
+	return -1
+}

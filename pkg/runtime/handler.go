@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +40,7 @@ type options struct {
 	s3          S3API
 	logger      *slog.Logger
 	programLog  io.Writer
+	logFormat   string
 	killMargin  time.Duration
 	partSize    int64
 	concurrency int
@@ -75,14 +75,27 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithProgramLog sets where the program's stderr goes, line by line,
-// each prefixed with the input key (default: discarded; the bootstrap
-// passes its own stderr, which is the function's log).
+// each prefixed with the input key, and its stdout when the program's
+// files are the output (default: discarded; the bootstrap passes its own
+// stderr, which is the function's log). See WithLogFormat for the lines.
 func WithProgramLog(w io.Writer) Option {
 	return func(o *options) error {
 		if w == nil {
 			return errors.New("nil program log writer")
 		}
 		o.programLog = w
+		return nil
+	}
+}
+
+// WithLogFormat sets the format of the program's lines in the program log
+// (default LogFormatText): with LogFormatJSON each is a JSON object, as
+// NewLogger writes them, with "source":"program", "stream" ("stderr" or
+// "stdout") and "key"; in text, "[request] key: line", request being the
+// request ID's first 8 characters ("key (stdout): line" for stdout).
+func WithLogFormat(format string) Option {
+	return func(o *options) error {
+		o.logFormat = format
 		return nil
 	}
 }
@@ -145,6 +158,12 @@ type Handler struct {
 	env      []string
 	opts     options
 	uploader *uploader
+	plog     *programLog
+	// outDir is the host directory of Output.Dir, outSrc the package's
+	// copy of it ("" without one).
+	outDir, outSrc string
+	// bigUpload serializes the output directory's multipart uploads.
+	bigUpload sync.Mutex
 }
 
 // NewHandler returns the handler for the package at taskRoot described by m.
@@ -186,6 +205,11 @@ func NewHandler(ctx context.Context, m *Manifest, taskRoot string, opts ...Optio
 		dir:     WorkDir(m, taskRoot),
 		env:     Environ(m, taskRoot, o.environ),
 		opts:    o,
+		plog:    newProgramLog(o.programLog, o.logFormat),
+		outDir:  outDirPath(m, taskRoot),
+	}
+	if h.outDir != "" {
+		h.outSrc = rootPath(m, taskRoot, m.Output.Dir)
 	}
 	h.uploader = newUploader(o.s3, int(o.partSize), o.concurrency, requestChecksum(os.Getenv), o.logger)
 	return h, nil
@@ -203,10 +227,23 @@ type RecordResult struct {
 	// Skipped gives the reason a record was not processed.
 	Skipped      string `json:"skipped,omitempty"`
 	OutputBucket string `json:"output_bucket,omitempty"`
-	OutputKey    string `json:"output_key,omitempty"`
-	InputBytes   int64  `json:"input_bytes"`
-	OutputBytes  int64  `json:"output_bytes"`
-	DurationMS   int64  `json:"duration_ms"`
+	// OutputKey is the object of stdout or of the file that replaced
+	// OutputPlaceholder; with Output.Dir and no such file, nothing is
+	// written there.
+	OutputKey string `json:"output_key,omitempty"`
+	// StdoutKey is where stdout went with Output.StdoutAlso, ManifestKey
+	// the OutputDirManifest of an Output.Dir run.
+	StdoutKey   string `json:"stdout_key,omitempty"`
+	ManifestKey string `json:"manifest_key,omitempty"`
+	InputBytes  int64  `json:"input_bytes"`
+	// OutputBytes and OutputFiles count the objects written, the
+	// OutputDirManifest aside.
+	OutputBytes int64 `json:"output_bytes"`
+	OutputFiles int   `json:"output_files"`
+	// DurationMS is the record's whole time, ProgramMS the program's, from
+	// its start to its exit.
+	DurationMS int64 `json:"duration_ms"`
+	ProgramMS  int64 `json:"program_ms"`
 	// InputRetries counts the ranged GETs that resumed the input after
 	// its body broke.
 	InputRetries int `json:"input_retries,omitempty"`
@@ -216,14 +253,16 @@ type RecordResult struct {
 // records) succeeds doing nothing. Keys not under the input prefix, not
 // ending in the input suffix, or under the output prefix of the same bucket
 // are skipped (a second guard against the function triggering itself). The error, if any, holds a
-// *RecordError for each record that failed.
+// *RecordError for each record that failed. The last line it logs is the
+// invocation's summary (see the package documentation).
 func (h *Handler) Handle(ctx context.Context, ev events.S3Event) (Result, error) {
 	res := Result{Records: []RecordResult{}}
+	var errs []error
+	defer func(start time.Time) { h.summary(ctx, res, errs, start) }(time.Now())
 	if len(ev.Records) == 0 {
 		h.opts.logger.InfoContext(ctx, "event without records ignored (s3:TestEvent)")
 		return res, nil
 	}
-	var errs []error
 	for _, rec := range ev.Records {
 		r, err := h.record(ctx, rec)
 		res.Records = append(res.Records, r)
@@ -282,7 +321,8 @@ func (h *Handler) record(ctx context.Context, rec events.S3EventRecord) (RecordR
 	err = h.run(ctx, &r, pinOf(rec.S3.Object))
 	r.DurationMS = time.Since(start).Milliseconds()
 	if err == nil {
-		log.InfoContext(ctx, "done", "input_bytes", r.InputBytes, "output_bytes", r.OutputBytes, "input_retries", r.InputRetries, "ms", r.DurationMS)
+		log.InfoContext(ctx, "done", "input_bytes", r.InputBytes, "output_bytes", r.OutputBytes, "output_files", r.OutputFiles,
+			"input_retries", r.InputRetries, "program_ms", r.ProgramMS, "ms", r.DurationMS)
 	}
 	return r, err
 }
@@ -300,7 +340,15 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 	defer body.Close()
 	defer func() { r.InputRetries = int(body.retries.Load()) }()
 
-	args := h.m.Args
+	outs, err := h.prepareOutputs(ctx)
+	if err != nil {
+		return fail("running program", err)
+	}
+	defer outs.cleanup()
+	if outs.snap != nil {
+		defer h.resetOutDir(ctx, outs.snap)
+	}
+	var inputName string
 	var stdin *os.File
 	var stdinW *os.File
 	if h.m.Input.Mode == InputFile {
@@ -311,13 +359,9 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 		defer os.RemoveAll(dir)
 		// A fixed name: the key, which the uploader chooses, must not
 		// reach the program's argv, where a shell may read it as code.
-		name := filepath.Join(dir, inputFileName(h.m.Input.Suffix))
-		if err := download(name, body); err != nil {
+		inputName = filepath.Join(dir, inputFileName(h.m.Input.Suffix))
+		if err := download(inputName, body); err != nil {
 			return fail("reading input", err)
-		}
-		args = make([]string, len(h.m.Args))
-		for i, a := range h.m.Args {
-			args[i] = strings.ReplaceAll(a, InputPlaceholder, name)
 		}
 	} else {
 		stdin, stdinW, err = os.Pipe()
@@ -360,7 +404,7 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 
 	cmd := &exec.Cmd{
 		Path:        h.program,
-		Args:        args,
+		Args:        h.programArgs(inputName, outs),
 		Env:         h.env,
 		Dir:         h.dir,
 		Stdout:      outW,
@@ -370,6 +414,7 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}
+	progStart := time.Now()
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()
@@ -394,7 +439,7 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 	stderrDone := make(chan struct{})
 	go func() {
 		defer close(stderrDone)
-		h.logLines(errR, r.Key, tail)
+		_ = h.logLines(ctx, errR, r.Key, streamStderr, tail)
 	}()
 
 	// stdin: the object's body, copied until it ends or the program stops
@@ -416,6 +461,7 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 	var waitErr error
 	go func() {
 		waitErr = cmd.Wait()
+		r.ProgramMS = time.Since(progStart).Milliseconds()
 		// Leftovers of the group, or daemons the program started in
 		// groups of their own, would hold the pipes open: they go with
 		// it. What escapes (the bootstrap is no subreaper) is not waited
@@ -470,7 +516,7 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 		}
 		return nil
 	}}
-	upErr := h.uploader.upload(ctx, r.OutputBucket, r.OutputKey, gate)
+	upErr := h.consumeStdout(ctx, r, outs, gate)
 	if upErr != nil {
 		killGroup()
 		outR.Close()
@@ -482,7 +528,9 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 	case <-time.After(time.Second):
 	}
 	r.InputBytes = body.n.Load()
-	r.OutputBytes = gate.n
+	if !writesFiles(h.m) {
+		r.OutputBytes, r.OutputFiles = gate.n, 1
+	}
 	if !gate.checked {
 		// The upload failed before the end of the program's output.
 		e := fail("writing output", fmt.Errorf("s3://%s/%s: %w", r.OutputBucket, r.OutputKey, upErr))
@@ -496,6 +544,7 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 		var re *RecordError
 		if errors.As(progErr, &re) {
 			re.Stderr = tail.lines()
+			h.diagnoseStorage(re)
 		}
 		return progErr
 	}
@@ -504,7 +553,7 @@ func (h *Handler) run(ctx context.Context, r *RecordResult, pin inputPin) error 
 		e.Stderr = tail.lines()
 		return e
 	}
-	return nil
+	return h.finishOutputs(ctx, r, outs, pin)
 }
 
 // exitGrace is how long, once the program has exited, a read of its stdout
@@ -669,66 +718,4 @@ func download(name string, src io.Reader) error {
 		return err
 	}
 	return f.Close()
-}
-
-// logLines writes each line of r to the program log, prefixed with key,
-// and keeps the last ones in tail.
-func (h *Handler) logLines(r io.Reader, key string, tail *lineTail) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var line []byte
-	for {
-		chunk, isPrefix, err := br.ReadLine()
-		if len(line)+len(chunk) <= maxLineLen {
-			line = append(line, chunk...)
-		}
-		if err != nil {
-			if len(line) > 0 {
-				h.emit(key, line, tail)
-			}
-			return
-		}
-		if isPrefix {
-			continue
-		}
-		h.emit(key, line, tail)
-		line = line[:0]
-	}
-}
-
-func (h *Handler) emit(key string, line []byte, tail *lineTail) {
-	// Logged before it is kept: a line the error response quotes is
-	// already in the log.
-	s := string(line)
-	fmt.Fprintf(h.opts.programLog, "%s: %s\n", key, s)
-	tail.add(s)
-}
-
-// lineTail keeps the last n lines.
-type lineTail struct {
-	mu   sync.Mutex
-	n    int
-	buf  []string
-	next int
-	full bool
-}
-
-func newLineTail(n int) *lineTail { return &lineTail{n: n, buf: make([]string, n)} }
-
-func (t *lineTail) add(s string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf[t.next] = s
-	t.next = (t.next + 1) % t.n
-	if t.next == 0 {
-		t.full = true
-	}
-}
-
-func (t *lineTail) lines() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.full {
-		return append([]string(nil), t.buf[:t.next]...)
-	}
-	return append(append([]string(nil), t.buf[t.next:]...), t.buf[:t.next]...)
 }

@@ -62,7 +62,23 @@ func mustHandler(t *testing.T, mode string, args ...string) handlerSetup {
 // fresh moto bucket.
 func mustHandlerFor(t *testing.T, m Manifest) handlerSetup {
 	t.Helper()
+	return mustHandlerWith(t, m, nil)
+}
+
+// mustHandlerWith is mustHandlerFor with files (image path → content) added
+// to the package and opts given to NewHandler after the test's own.
+func mustHandlerWith(t *testing.T, m Manifest, files map[string]string, opts ...Option) handlerSetup {
+	t.Helper()
 	root := mustTaskRoot(t, m)
+	for p, content := range files {
+		name := filepath.Join(root, RootDir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	lm, err := LoadManifest(root)
 	if err != nil {
 		t.Fatal(err)
@@ -72,9 +88,12 @@ func mustHandlerFor(t *testing.T, m Manifest) handlerSetup {
 	}
 	c := motoClient(t)
 	var log bytes.Buffer
-	h, err := NewHandler(context.Background(), lm, root, WithS3Client(c), WithProgramLog(&log), WithEnviron([]string{"TZ=UTC"}))
+	h, err := NewHandler(context.Background(), lm, root, append([]Option{WithS3Client(c), WithProgramLog(&log), WithEnviron([]string{"TZ=UTC"})}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if h.outDir != "" {
+		t.Cleanup(func() { os.RemoveAll(h.outDir) })
 	}
 	return handlerSetup{h: h, c: c, bucket: mustBucket(t, c), log: &log}
 }
@@ -175,7 +194,7 @@ func TestHandleRoundTrip(t *testing.T) {
 					t.Fatalf("run %d: Handle: %v", run, err)
 				}
 				want := []RecordResult{{Bucket: s.bucket, Key: tt.key, OutputBucket: s.bucket, OutputKey: "output/" + tt.key,
-					InputBytes: int64(tt.size), OutputBytes: int64(tt.size)}}
+					InputBytes: int64(tt.size), OutputBytes: int64(tt.size), OutputFiles: 1}}
 				if diff := cmp.Diff(want, res.Records, cmpIgnoreDuration); diff != "" {
 					t.Errorf("run %d: records (-want +got):\n%s", run, diff)
 				}
@@ -191,7 +210,7 @@ func TestHandleRoundTrip(t *testing.T) {
 	}
 }
 
-var cmpIgnoreDuration = cmp.Transformer("noDuration", func(r RecordResult) RecordResult { r.DurationMS = 0; return r })
+var cmpIgnoreDuration = cmp.Transformer("noDuration", func(r RecordResult) RecordResult { r.DurationMS, r.ProgramMS = 0, 0; return r })
 
 func TestHandleSkips(t *testing.T) {
 	s := mustHandler(t, "stdin", "cat")
@@ -230,7 +249,7 @@ func TestHandleInputPrefix(t *testing.T) {
 		t.Fatalf("Handle: %v", err)
 	}
 	want := []RecordResult{
-		{Bucket: s.bucket, Key: "input/day 1.csv", OutputBucket: s.bucket, OutputKey: "output/day 1.csv.out", InputBytes: 2, OutputBytes: 2},
+		{Bucket: s.bucket, Key: "input/day 1.csv", OutputBucket: s.bucket, OutputKey: "output/day 1.csv.out", InputBytes: 2, OutputBytes: 2, OutputFiles: 1},
 		{Bucket: s.bucket, Key: "other/day2.csv", Skipped: `key is not under the input prefix "input/"`},
 	}
 	if diff := cmp.Diff(want, res.Records, cmpIgnoreDuration); diff != "" {

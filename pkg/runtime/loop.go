@@ -27,11 +27,18 @@ const (
 )
 
 // ErrorResponse is the body of an invocation or init error, as the Runtime
-// API documents it.
+// API documents it, with, for a failed record (the first, when several
+// failed), the program's exit status and last stderr lines, which
+// ErrorMessage also holds.
 type ErrorResponse struct {
 	ErrorMessage string   `json:"errorMessage"`
 	ErrorType    string   `json:"errorType"`
 	StackTrace   []string `json:"stackTrace,omitempty"`
+	// ExitStatus is the program's exit status, -1 when it did not exit
+	// normally or never ran.
+	ExitStatus *int `json:"exitStatus,omitempty"`
+	// Stderr holds the program's last stderr lines (at most StderrLines).
+	Stderr []string `json:"stderr,omitempty"`
 }
 
 // Serve runs the Runtime API loop against api (host:port, as in
@@ -81,11 +88,16 @@ func invoke(ctx context.Context, h *Handler, inv *invocation) (resp any, errResp
 	if err := json.Unmarshal(inv.payload, &ev); err != nil {
 		return nil, &ErrorResponse{ErrorMessage: fmt.Sprintf("decoding the S3 event: %v", err), ErrorType: errorTypeUnmarshal}
 	}
-	ctx, cancel := context.WithDeadline(ctx, inv.deadline)
+	ctx, cancel := context.WithDeadline(withRequestID(ctx, inv.id), inv.deadline)
 	defer cancel()
 	res, err := h.Handle(ctx, ev)
 	if err != nil {
-		return nil, &ErrorResponse{ErrorMessage: err.Error(), ErrorType: errorType(err)}
+		e := &ErrorResponse{ErrorMessage: err.Error(), ErrorType: errorType(err)}
+		var re *RecordError
+		if errors.As(err, &re) {
+			e.ExitStatus, e.Stderr = &re.ExitCode, re.Stderr
+		}
+		return nil, e
 	}
 	return res, nil
 }

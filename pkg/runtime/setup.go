@@ -109,6 +109,7 @@ func (m *Manifest) check() error {
 	if m.Output.Stdout != StdoutFile && m.Output.Stdout != StdoutPipe {
 		errs = append(errs, fmt.Errorf("stdout mode %q is neither %q nor %q", m.Output.Stdout, StdoutFile, StdoutPipe))
 	}
+	errs = append(errs, m.Output.check(m.Args)...)
 	if m.LinkDir != "" && !filepath.IsAbs(m.LinkDir) {
 		errs = append(errs, fmt.Errorf("link dir %q is not absolute", m.LinkDir))
 	}
@@ -194,8 +195,10 @@ func resolveInRoot(root, p string) (string, error) {
 
 // Setup prepares the sandbox for the program, once per process: it points
 // the manifest's LinkDir at taskRoot (atomically, replacing a link that
-// points elsewhere) and, when WritableWorkDir is set or the WORKDIR is
-// missing from the package, makes the writable copy WorkDir returns.
+// points elsewhere) and, when WritableWorkDir is set, the WORKDIR is
+// missing from the package or is Output.Dir, makes the writable copy
+// WorkDir returns; it makes the writable copy of an Output.Dir that is not
+// the WORKDIR the same way, under the temporary directory.
 func Setup(m *Manifest, taskRoot string) error {
 	if m.LinkDir != "" {
 		if err := linkTaskRoot(m.LinkDir, taskRoot); err != nil {
@@ -205,6 +208,11 @@ func Setup(m *Manifest, taskRoot string) error {
 	if dir, ok := writableWorkDir(m, taskRoot); ok {
 		if err := copyWorkDir(rootPath(m, taskRoot, m.WorkDir), dir); err != nil {
 			return fmt.Errorf("preparing writable workdir %q: %w", m.WorkDir, err)
+		}
+	}
+	if m.Output.Dir != "" && !isWorkDir(m) {
+		if err := copyWorkDir(rootPath(m, taskRoot, m.Output.Dir), outDirPath(m, taskRoot)); err != nil {
+			return fmt.Errorf("preparing the output directory %q: %w", m.Output.Dir, err)
 		}
 	}
 	return nil
@@ -240,9 +248,10 @@ func WorkDir(m *Manifest, taskRoot string) string {
 }
 
 // writableWorkDir names the writable copy of the WORKDIR and says whether
-// one is needed: when asked for, or when the package has no such directory.
+// one is needed: when asked for, when it is Output.Dir, or when the
+// package has no such directory.
 func writableWorkDir(m *Manifest, taskRoot string) (string, bool) {
-	need := m.WritableWorkDir
+	need := m.WritableWorkDir || isWorkDir(m)
 	if !need {
 		fi, err := os.Stat(rootPath(m, taskRoot, m.WorkDir))
 		need = err != nil || !fi.IsDir()

@@ -11,6 +11,10 @@
 //	env                 print argv, the working directory and the environment
 //	stdout-type         print what its stdout is: "regular file", "pipe", ...
 //	zeros N             write N zero bytes to stdout, 64 KiB at a time
+//	write N OUT SPEC... for each SPEC, PATH=TEXT writes TEXT to PATH (making
+//	                    its directory) and PATH@TARGET makes a symlink; then
+//	                    writes OUT, if not empty, as a line to stdout,
+//	                    "wrote K" to stderr, and exits N
 //	daemon              start a child in a session of its own (setsid) that
 //	                    keeps stdin and stdout and sleeps, print its pid on
 //	                    stderr and "parent output" on stdout, exit 0
@@ -21,7 +25,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -94,6 +100,8 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "daemon %d\n", c.Process.Pid)
 		fmt.Println("parent output")
+	case "write":
+		write(arg(2), os.Args[3], os.Args[4:])
 	case "env":
 		wd, _ := os.Getwd()
 		fmt.Printf("argv=%q\nwd=%s\n", os.Args, wd)
@@ -129,6 +137,28 @@ func main() {
 		fmt.Fprintln(os.Stderr, "testprog: unknown mode", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+func write(code int, out string, specs []string) {
+	for _, spec := range specs {
+		var err error
+		if p, text, ok := strings.Cut(spec, "="); ok {
+			if err = os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
+				err = os.WriteFile(p, []byte(text), 0o644)
+			}
+		} else if p, target, ok := strings.Cut(spec, "@"); ok {
+			err = os.Symlink(target, p)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testprog:", err)
+			os.Exit(1)
+		}
+	}
+	if out != "" {
+		fmt.Println(out)
+	}
+	fmt.Fprintf(os.Stderr, "wrote %d\n", len(specs))
+	os.Exit(code)
 }
 
 func copyOut(r io.Reader) {
