@@ -25,6 +25,8 @@ type options struct {
 	logger           *slog.Logger
 	keychain         authn.Keychain
 	transport        http.RoundTripper
+	// kept, when set, replaces DefaultKeptBytes and DefaultKeptFile.
+	kept *[2]int64
 }
 
 // DefaultPlatform is the platform Open selects when WithPlatform is not
@@ -142,6 +144,21 @@ func WithTransport(t http.RoundTripper) Option {
 			return errors.New("transport must not be nil")
 		}
 		o.transport = t
+		return nil
+	}
+}
+
+// WithKeptBytes bounds the bytes of closure candidates (ELF files,
+// scripts, configuration, interpreter sources) that BuildIndex keeps in
+// memory so that Extract need not read their layers again: at most total
+// bytes in all, files of at most perFile bytes. 0 keeps none (every
+// Extract reads its layers). Default: DefaultKeptBytes, DefaultKeptFile.
+func WithKeptBytes(total, perFile int64) Option {
+	return func(o *options) error {
+		if total < 0 || perFile < 0 {
+			return fmt.Errorf("kept bytes %d, per file %d: must not be negative", total, perFile)
+		}
+		o.kept = &[2]int64{total, perFile}
 		return nil
 	}
 }
