@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # bench.sh — every benchmark of the project, side by side (`make bench`).
 #
+#   0. packaging against a plain flatten (scripts/bench-package.sh, issue
+#      12): `crane export`, `extract package` from a registry, a
+#      docker-archive and an oci-archive, `extract inspect`, on an 800 MB,
+#      14-layer image: wall time and peak RSS, medians, ratios and
+#      PASS/FAIL against the targets (run it alone for just that);
 #   1. the layer index (what the closure costs) vs go-containerregistry's
 #      mutate.Extract read to the end, on a generated 530 MB, 8-layer image
 #      with many small files: time and peak RSS of each (targets: index time
@@ -15,6 +20,9 @@
 #      set BENCH_SHIM_MB=0 to skip: momentum parses 200 MB in minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== 0. package vs crane export (bin/extract, scripts/bench-package.sh)"
+bash scripts/bench-package.sh
 
 echo "== 1. index vs flatten (pkg/image)"
 go test -run '^$' -bench 'BenchmarkIndex$|BenchmarkFlatten$' -benchtime 3x -timeout 30m ./pkg/image

@@ -15,6 +15,8 @@ import (
 // Extract is the second pass over an indexed image: it streams the content
 // of the requested files to fn, reading only the layers that hold them (the
 // layers in the files' Source) and stopping as soon as every file was seen.
+// Files whose bytes BuildIndex kept (see WithKeptBytes) come from memory; a
+// layer all of whose requested files were kept is not read at all.
 //
 // Entries that are not Regular (directories, symlinks, devices) carry no
 // bytes: fn is called for them first, sorted by path, with a nil reader.
@@ -32,6 +34,7 @@ func Extract(ctx context.Context, img *Image, idx *Index, files []*Entry, fn fun
 	var others []*Entry
 	want := map[Source][]*Entry{}
 	perLayer := map[int]int{}
+	kept := map[int][]keptFile{}
 	for _, e := range files {
 		if e == nil {
 			return errors.New("extract: nil entry")
@@ -44,7 +47,11 @@ func Extract(ctx context.Context, img *Image, idx *Index, files []*Entry, fn fun
 			return fmt.Errorf("extract %s: entry has no source", e.Path)
 		}
 		if _, ok := want[e.Source]; !ok {
-			perLayer[e.Source.Layer]++
+			if kb, ok := idx.bodies[e.Source]; ok {
+				kept[e.Source.Layer] = append(kept[e.Source.Layer], keptFile{e.Source, kb})
+			} else {
+				perLayer[e.Source.Layer]++
+			}
 		}
 		want[e.Source] = append(want[e.Source], e)
 	}
@@ -61,17 +68,33 @@ func Extract(ctx context.Context, img *Image, idx *Index, files []*Entry, fn fun
 	if err != nil {
 		return fmt.Errorf("listing layers: %w", err)
 	}
-	layers := make([]int, 0, len(perLayer))
-	for li := range perLayer {
-		if li < 0 || li >= len(ls) {
-			return fmt.Errorf("extract: layer %d out of range (image has %d)", li, len(ls))
+	var layers []int
+	for src := range want {
+		if src.Layer < 0 || src.Layer >= len(ls) {
+			return fmt.Errorf("extract: layer %d out of range (image has %d)", src.Layer, len(ls))
 		}
+	}
+	for li := range perLayer {
 		layers = append(layers, li)
+	}
+	for li, ks := range kept {
+		if _, ok := perLayer[li]; !ok {
+			layers = append(layers, li)
+		}
+		sort.Slice(ks, func(i, j int) bool { return ks[i].body.ord < ks[j].body.ord })
 	}
 	sort.Ints(layers)
 	x := &extractor{fn: fn}
 	defer x.close()
 	for _, li := range layers {
+		x.kept = kept[li]
+		if perLayer[li] == 0 {
+			// Every wanted file of the layer was kept by the index.
+			if err := x.keptBefore(want, -1); err != nil {
+				return err
+			}
+			continue
+		}
 		open := func() (io.ReadCloser, error) { return openLayer(img, ls[li]) }
 		if err := x.layer(ctx, idx, li, open, want, perLayer[li]); err != nil {
 			return err
@@ -80,8 +103,17 @@ func Extract(ctx context.Context, img *Image, idx *Index, files []*Entry, fn fun
 	return nil
 }
 
+// keptFile is a wanted tar entry whose bytes the index kept.
+type keptFile struct {
+	src  Source
+	body keptBody
+}
+
 type extractor struct {
-	fn    func(*Entry, io.Reader) error
+	fn func(*Entry, io.Reader) error
+	// kept are the current layer's wanted files the index kept, by
+	// ordinal, not yet delivered.
+	kept  []keptFile
 	buf   bytes.Buffer
 	spool *os.File
 }
@@ -120,8 +152,14 @@ func (x *extractor) layer(ctx context.Context, idx *Index, li int, open func() (
 		if !ok || done[hdr.Name] {
 			continue
 		}
+		if _, ok := idx.bodies[src]; ok {
+			continue
+		}
 		if last, dup := idx.dups[src]; dup && last != ord {
 			continue
+		}
+		if err := x.keptBefore(want, ord); err != nil {
+			return err
 		}
 		done[hdr.Name] = true
 		if err := x.deliver(es, tr, hdr.Size); err != nil {
@@ -137,6 +175,22 @@ func (x *extractor) layer(ctx context.Context, idx *Index, li int, open func() (
 		}
 		sort.Strings(missing)
 		return fmt.Errorf("layer %d has no entries %s", li, strings.Join(quoteAll(missing), ", "))
+	}
+	return x.keptBefore(want, -1)
+}
+
+// keptBefore delivers the kept files of the current layer that come
+// before tar entry ord (all of them for -1), so that the layer's files
+// reach fn in tar order wherever their bytes come from.
+func (x *extractor) keptBefore(want map[Source][]*Entry, ord int) error {
+	for len(x.kept) > 0 && (ord < 0 || x.kept[0].body.ord < ord) {
+		k := x.kept[0]
+		x.kept = x.kept[1:]
+		for _, e := range want[k.src] {
+			if err := x.fn(e, bytes.NewReader(k.body.b)); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

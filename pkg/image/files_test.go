@@ -204,6 +204,7 @@ func TestExtractReadsOnlyNeededLayers(t *testing.T) {
 		[]tf{file("c", "C"), hardlink("c2", "c")},
 	)
 	img := fromV1(t, countingImage{base, &opened})
+	img.opts.kept = &[2]int64{} // every file from its layer
 	idx, err := BuildIndex(context.Background(), img)
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +240,12 @@ func TestExtractReadsOnlyNeededLayers(t *testing.T) {
 
 func TestExtractStopsEarly(t *testing.T) {
 	good := tarBytes(t, file("first", "1"), file("second", "2"))
-	_, idx := mustIndex(t, []tf{file("first", "1"), file("second", "2")})
+	plain := fromV1(t, mustV1(t, []tf{file("first", "1"), file("second", "2")}))
+	plain.opts.kept = &[2]int64{} // every file from its layer
+	idx, err := BuildIndex(context.Background(), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The same layer with its second entry cut off: reading past the
 	// first entry fails, so Extract must stop after it.
 	cut := append([]byte(nil), good[:1024]...)

@@ -10,13 +10,13 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path"
 	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	kgzip "github.com/klauspost/compress/gzip"
+	"github.com/wagoodman/dive/dive/filetree"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -93,6 +93,42 @@ type Index struct {
 	// files in one layer, the ordinal (0-based header number) of the last
 	// occurrence, which is the one that counts.
 	dups map[Source]int
+	// bodies are the files whose bytes the index pass kept (see
+	// WithKeptBytes), by the tar entry that holds them; Extract serves
+	// them from memory.
+	bodies map[Source]keptBody
+}
+
+// keptBody is a file's bytes and its tar entry's ordinal in its layer.
+type keptBody struct {
+	ord int
+	b   []byte
+}
+
+// forgetBodies drops the kept bytes of tar entries no path uses any more
+// (overwritten or removed by a later layer).
+func (x *Index) forgetBodies() {
+	if len(x.bodies) == 0 {
+		return
+	}
+	used := make(map[Source]bool, len(x.bodies))
+	var walk func(n *node)
+	walk = func(n *node) {
+		for _, k := range n.kids {
+			if k.Kind == Regular {
+				if _, ok := x.bodies[k.Source]; ok {
+					used[k.Source] = true
+				}
+			}
+			walk(k)
+		}
+	}
+	walk(x.root)
+	for src := range x.bodies {
+		if !used[src] {
+			delete(x.bodies, src)
+		}
+	}
 }
 
 type node struct {
@@ -138,18 +174,28 @@ type node struct {
 // first occurrence before the second one also reads the last (a known
 // limitation; no image builder writes such layers).
 func BuildIndex(ctx context.Context, img *Image) (*Index, error) {
+	idx, _, err := buildIndex(ctx, img, false)
+	return idx, err
+}
+
+// buildIndex decodes the layers concurrently (decodeLayers) and merges
+// their records in layer order, then tar order, so the index is the one a
+// bottom-up pass makes. With stats it also returns dive's view of every
+// layer's entries (for the report).
+func buildIndex(ctx context.Context, img *Image, withStats bool) (*Index, [][]filetree.FileInfo, error) {
 	if img == nil || img.img == nil {
-		return nil, errors.New("BuildIndex: image not opened with Open")
+		return nil, nil, errors.New("BuildIndex: image not opened with Open")
 	}
 	ls, err := img.img.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("listing layers: %w", err)
+		return nil, nil, fmt.Errorf("listing layers: %w", err)
 	}
 	b := &builder{
 		idx: &Index{
 			root:   &node{Entry: Entry{Path: "/", Kind: Dir, Mode: 0o755}, kids: map[string]*node{}, seen: -1},
 			layers: append([]Layer(nil), img.Layers...),
 			dups:   map[Source]int{},
+			bodies: map[Source]keptBody{},
 		},
 		log:      logger(img),
 		maxBytes: MaxIndexBytes,
@@ -157,36 +203,44 @@ func BuildIndex(ctx context.Context, img *Image) (*Index, error) {
 	if img.maxIndexBytes > 0 {
 		b.maxBytes = img.maxIndexBytes
 	}
-	defer b.close()
+	var stats [][]filetree.FileInfo
+	if withStats {
+		stats = make([][]filetree.FileInfo, len(ls))
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	outs, wait := decodeLayers(dctx, img, ls, keepBudgetOf(img), stats)
+	err = b.merge(ctx, img, outs)
+	cancel()
+	wait()
+	if err != nil {
+		return nil, nil, err
+	}
+	b.idx.forgetBodies()
+	b.log.Debug("indexed image", "paths", b.idx.count, "layers", len(ls), "kept", len(b.idx.bodies))
+	return b.idx, stats, nil
+}
+
+// merge applies the layers' records in layer order.
+func (b *builder) merge(ctx context.Context, img *Image, outs []chan batch) error {
 	var progress io.Writer
 	if img.opts != nil {
 		progress = img.opts.progress
 	}
-	for n, l := range ls {
+	for n, ch := range outs {
 		digest := ""
 		if n < len(img.Layers) {
 			digest = shortDigest(img.Layers[n].Digest)
 		}
-		progressf(progress, "indexing layer %d/%d %s", n+1, len(ls), digest)
-		rc, err := openLayer(img, l)
-		if err != nil {
-			return nil, fmt.Errorf("reading layer %d %s: %w", n, digest, err)
-		}
-		err = b.layer(ctx, n, rc)
+		progressf(progress, "indexing layer %d/%d %s", n+1, len(outs), digest)
+		err := b.layer(ctx, n, ch)
 		if err == nil {
-			// Read the tar's trailing padding too, so that a download
-			// completes and lands in the blob cache.
-			_, err = io.Copy(io.Discard, rc)
-		}
-		if cerr := rc.Close(); err == nil {
-			err = cerr
+			err = ctx.Err()
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading layer %d %s: %w", n, digest, err)
+			return fmt.Errorf("reading layer %d %s: %w", n, digest, err)
 		}
 	}
-	b.log.Debug("indexed image", "paths", b.idx.count, "layers", len(ls))
-	return b.idx, nil
+	return nil
 }
 
 // openLayer returns the uncompressed tar stream of layer l. For images
@@ -251,11 +305,8 @@ func logger(img *Image) *slog.Logger {
 }
 
 type builder struct {
-	idx   *Index
-	log   *slog.Logger
-	head  [headSize]byte
-	buf   []byte
-	spool *os.File
+	idx *Index
+	log *slog.Logger
 	// maxBytes bounds idx.bytes plus layerBytes, the bytes of the tar
 	// names the current layer's pass remembers (to find duplicates).
 	maxBytes   int64
@@ -284,35 +335,26 @@ func (b *builder) drop(n *node) {
 	b.idx.bytes -= bytes
 }
 
-func (b *builder) close() {
-	if b.spool != nil {
-		name := b.spool.Name()
-		b.spool.Close()
-		os.Remove(name)
-	}
-}
-
-func (b *builder) layer(ctx context.Context, li int, r io.Reader) error {
-	tr := tar.NewReader(r)
+// layer merges the records of layer li as they arrive; a decoding error
+// ends it after the records before it.
+func (b *builder) layer(ctx context.Context, li int, ch <-chan batch) error {
 	names := map[string]int{}
 	defer func() { b.layerBytes = 0 }()
-	for ord := 0; ; ord++ {
-		if ord%256 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
+	for bt := range ch {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := b.entry(li, ord, hdr, tr, names); err != nil {
-			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		for i := range bt.recs {
+			rec := &bt.recs[i]
+			if err := b.entry(li, rec, names); err != nil {
+				return fmt.Errorf("entry %q: %w", rec.hdr.Name, err)
+			}
+		}
+		if bt.err != nil {
+			return bt.err
 		}
 	}
+	return nil
 }
 
 // cleanName turns a tar name into a clean absolute path, refusing names
@@ -336,9 +378,9 @@ func cleanName(name string) (string, bool) {
 	return "/" + c, true
 }
 
-func (b *builder) entry(li, ord int, hdr *tar.Header, r io.Reader, names map[string]int) error {
-	p, ok := cleanName(hdr.Name)
-	if !ok {
+func (b *builder) entry(li int, rec *record, names map[string]int) error {
+	hdr, ord, p := rec.hdr, rec.ord, rec.p
+	if !rec.ok {
 		b.log.Warn("skipping tar entry with unsafe name", "layer", li, "name", hdr.Name)
 		return nil
 	}
@@ -435,7 +477,7 @@ func (b *builder) entry(li, ord int, hdr *tar.Header, r io.Reader, names map[str
 		// a tiny layer could make us read gigabytes. Not parsed.
 		b.log.Debug("not inspecting sparse file", "path", p, "size", hdr.Size)
 	case e.Kind == Regular:
-		return b.inspect(n, r, hdr.Size)
+		return b.inspect(n, rec)
 	}
 	return nil
 }
@@ -573,50 +615,32 @@ func (b *builder) put(li int, dir, base string, e Entry, extra int64) (*node, er
 	return n, b.charge(n.cost)
 }
 
-// inspect looks at a regular file's bytes as they stream by: it keeps
-// small config files and parses ELF and "#!" files.
-func (b *builder) inspect(n *node, r io.Reader, size int64) error {
-	keep := keepContent(n.Path) && size <= MaxKeptFile
-	if keep {
+// inspect records what the decoder found in a regular file's bytes: the
+// content of a small config file, ELF and "#!" details, and the whole
+// file when the decoder kept it.
+func (b *builder) inspect(n *node, rec *record) error {
+	if rec.body != nil {
+		b.idx.bodies[n.Source] = keptBody{ord: rec.ord, b: rec.body}
+	} else {
+		delete(b.idx.bodies, n.Source)
+	}
+	switch {
+	case rec.content != nil:
+		size := int64(len(rec.content))
 		if err := b.charge(size); err != nil {
 			return err
 		}
-		c := make([]byte, size)
-		if _, err := io.ReadFull(r, c); err != nil {
-			return err
-		}
-		n.content = c
+		n.content = rec.content
 		n.cost += size
-		return nil
-	}
-	if size < 2 {
-		return nil
-	}
-	head := b.head[:min(size, headSize)]
-	if _, err := io.ReadFull(r, head); err != nil {
-		return err
-	}
-	switch {
-	case bytes.HasPrefix(head, []byte("\x7fELF")):
-		info, err := b.parseELF(head, r, size)
-		var rerr *readError
-		if errors.As(err, &rerr) {
-			return rerr.err
-		}
-		if err != nil {
-			b.log.Debug("not a usable ELF file", "path", n.Path, "err", err)
-			return nil
-		}
-		n.ELF = info
-		n.cost += elfCost(info)
-		return b.charge(elfCost(info))
-	case bytes.HasPrefix(head, []byte("#!")):
-		if s, ok := ParseScript(head); ok {
-			n.Script = s
-			c := int64(len(s.Interpreter) + len(s.Arg))
-			n.cost += c
-			return b.charge(c)
-		}
+	case rec.elf != nil:
+		n.ELF = rec.elf
+		n.cost += elfCost(rec.elf)
+		return b.charge(elfCost(rec.elf))
+	case rec.script != nil:
+		n.Script = rec.script
+		c := int64(len(rec.script.Interpreter) + len(rec.script.Arg))
+		n.cost += c
+		return b.charge(c)
 	}
 	return nil
 }
@@ -632,52 +656,6 @@ func elfCost(info *ELFInfo) int64 {
 	}
 	return int64(c)
 }
-
-// parseELF reads the rest of an ELF file whose first bytes are head into
-// memory (or a temporary file when large) and parses it. I/O errors come
-// back as *readError (they end the pass); other errors are parse errors of
-// this one file.
-func (b *builder) parseELF(head []byte, r io.Reader, size int64) (*ELFInfo, error) {
-	if size <= elfInMemory {
-		if int64(cap(b.buf)) < size {
-			b.buf = make([]byte, size, max(size, 1<<20))
-		}
-		buf := b.buf[:size]
-		copy(buf, head)
-		if _, err := io.ReadFull(r, buf[len(head):]); err != nil {
-			return nil, &readError{err}
-		}
-		return ParseELF(bytes.NewReader(buf), size)
-	}
-	if b.spool == nil {
-		f, err := os.CreateTemp("", "extract-elf-*")
-		if err != nil {
-			return nil, &readError{err}
-		}
-		b.spool = f
-	}
-	f := b.spool
-	if err := f.Truncate(0); err != nil {
-		return nil, &readError{err}
-	}
-	if _, err := f.WriteAt(head, 0); err != nil {
-		return nil, &readError{err}
-	}
-	if _, err := f.Seek(int64(len(head)), io.SeekStart); err != nil {
-		return nil, &readError{err}
-	}
-	if _, err := io.CopyN(f, r, size-int64(len(head))); err != nil {
-		return nil, &readError{err}
-	}
-	return ParseELF(f, size)
-}
-
-// readError marks I/O errors while reading a layer (as opposed to parse
-// errors of one file).
-type readError struct{ err error }
-
-func (e *readError) Error() string { return e.err.Error() }
-func (e *readError) Unwrap() error { return e.err }
 
 // lookupNode returns the node at the clean absolute path p, following no
 // symlinks.

@@ -1,0 +1,383 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/wagoodman/dive/dive/filetree"
+)
+
+// Defaults of the bytes BuildIndex keeps of closure candidates (see
+// WithKeptBytes).
+const (
+	// DefaultKeptBytes is the most file bytes an index keeps in all.
+	DefaultKeptBytes = 64 << 20
+	// DefaultKeptFile is the largest file an index keeps.
+	DefaultKeptFile = 4 << 20
+)
+
+// Batching of the records a layer's decoder hands to the merge: a batch
+// holds up to batchRecords records, and each layer has up to batchDepth
+// batches waiting, so a decoder ahead of the merge holds little beyond
+// the bytes it keeps.
+const (
+	batchRecords = 256
+	batchDepth   = 4
+)
+
+// record is one tar entry of a layer as its decoder saw it: the header,
+// where it is in the tar (ord, 0-based), and what reading the bytes found.
+type record struct {
+	hdr *tar.Header
+	ord int
+	// p is the clean path; ok is false for unsafe names.
+	p  string
+	ok bool
+	// content is the whole file for a kept config file (keepContent).
+	content []byte
+	// body is the whole file when it is kept for Extract (nil if not).
+	body   []byte
+	elf    *ELFInfo
+	script *ScriptInfo
+}
+
+// batch is a run of records of one layer; err, on the last batch, is
+// what ended the layer's decoding.
+type batch struct {
+	recs []record
+	err  error
+}
+
+// keepBudget is the bytes all decoders may still keep.
+type keepBudget struct {
+	left    atomic.Int64
+	perFile int64
+}
+
+// keepBudgetOf is the budget img's options give; nil keeps nothing.
+func keepBudgetOf(img *Image) *keepBudget {
+	total, perFile := int64(DefaultKeptBytes), int64(DefaultKeptFile)
+	if img.opts != nil && img.opts.kept != nil {
+		total, perFile = img.opts.kept[0], img.opts.kept[1]
+	}
+	if total <= 0 || perFile <= 0 {
+		return nil
+	}
+	k := &keepBudget{perFile: perFile}
+	k.left.Store(total)
+	return k
+}
+
+// take reserves n bytes, reporting whether they fit.
+func (k *keepBudget) take(n int64) bool {
+	if k == nil || n > k.perFile {
+		return false
+	}
+	if k.left.Add(-n) < 0 {
+		k.left.Add(n)
+		return false
+	}
+	return true
+}
+
+// decoder reads one layer at a time (a worker reuses it): it parses the
+// tar, reads the bytes the index wants and sends records in batches.
+type decoder struct {
+	log   *slog.Logger
+	keep  *keepBudget
+	head  [headSize]byte
+	buf   []byte
+	spool *os.File
+	// stats, when not nil, receives dive's view of every tar entry.
+	stats *[]filetree.FileInfo
+}
+
+func (d *decoder) close() {
+	if d.spool != nil {
+		name := d.spool.Name()
+		d.spool.Close()
+		os.Remove(name)
+		d.spool = nil
+	}
+}
+
+// decodeLayers decodes the layers concurrently, at most GOMAXPROCS at a
+// time, and returns one channel of batches per layer, in layer order; each
+// channel is closed after its last batch. A decoder runs ahead of the
+// merge by at most batchDepth batches, and workers start in layer order,
+// so the layer being merged always has a worker. stats, when not nil, has
+// one slice per layer to fill with dive's view of its entries. wait
+// returns once every worker is done; cancel ctx first to stop them early.
+func decodeLayers(ctx context.Context, img *Image, ls []v1.Layer, keep *keepBudget, stats [][]filetree.FileInfo) (outs []chan batch, wait func()) {
+	outs = make([]chan batch, len(ls))
+	for i := range outs {
+		outs[i] = make(chan batch, batchDepth)
+	}
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(ls)))
+	slots := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := range ls {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				for _, ch := range outs[n:] {
+					close(ch)
+				}
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				defer close(outs[n])
+				d := &decoder{log: logger(img), keep: keep}
+				if stats != nil {
+					d.stats = &stats[n]
+				}
+				defer d.close()
+				err := d.layer(ctx, img, ls[n], outs[n])
+				if err != nil {
+					select {
+					case outs[n] <- batch{err: err}:
+					case <-ctx.Done():
+					}
+				}
+			}()
+		}
+	}()
+	return outs, wg.Wait
+}
+
+// layer opens and decodes one layer, sending its records to out.
+func (d *decoder) layer(ctx context.Context, img *Image, l v1.Layer, out chan<- batch) error {
+	rc, err := openLayer(img, l)
+	if err != nil {
+		return err
+	}
+	err = d.decode(ctx, rc, out)
+	if err == nil {
+		// Read the tar's trailing padding too, so that a download
+		// completes and lands in the blob cache.
+		_, err = io.Copy(io.Discard, rc)
+	}
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (d *decoder) decode(ctx context.Context, r io.Reader, out chan<- batch) error {
+	tr := tar.NewReader(r)
+	var recs []record
+	send := func() error {
+		if len(recs) == 0 {
+			return nil
+		}
+		select {
+		case out <- batch{recs: recs}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		recs = make([]record, 0, batchRecords)
+		return nil
+	}
+	for ord := 0; ; ord++ {
+		if ord%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return send()
+		}
+		if err != nil {
+			if serr := send(); serr != nil {
+				return serr
+			}
+			return err
+		}
+		d.stat(hdr)
+		rec := record{hdr: hdr, ord: ord}
+		rec.p, rec.ok = cleanName(hdr.Name)
+		if err := d.read(&rec, tr); err != nil {
+			if serr := send(); serr != nil {
+				return serr
+			}
+			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+		recs = append(recs, rec)
+		if len(recs) >= batchRecords {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// stat records dive's view of a tar entry, as dive's image readers do
+// (filetree.NewFileInfoFromTarHeader, without the content hash: dive's
+// efficiency does not use it).
+func (d *decoder) stat(hdr *tar.Header) {
+	if d.stats == nil {
+		return
+	}
+	name := path.Clean(hdr.Name)
+	if name == "." {
+		return
+	}
+	fi := hdr.FileInfo()
+	*d.stats = append(*d.stats, filetree.FileInfo{
+		Path: name, TypeFlag: hdr.Typeflag, Linkname: hdr.Linkname,
+		Size: fi.Size(), Mode: fi.Mode(), Uid: hdr.Uid, Gid: hdr.Gid, IsDir: fi.IsDir(),
+	})
+}
+
+// read looks at a regular file's bytes as they stream by: it keeps small
+// config files, parses ELF and "#!" files, and keeps the whole file of
+// closure candidates (ELF files, scripts, wantBody paths) while the
+// budget allows. I/O errors end the layer; other entries are left alone.
+func (d *decoder) read(rec *record, r io.Reader) error {
+	hdr := rec.hdr
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont:
+	default:
+		return nil
+	}
+	if !rec.ok || hdr.Size < 0 || hdr.Size > MaxFileSize || isSparse(hdr) || strings.HasPrefix(path.Base(rec.p), ".wh.") || rec.p == "/" {
+		return nil
+	}
+	size := hdr.Size
+	if keepContent(rec.p) && size <= MaxKeptFile {
+		c := make([]byte, size)
+		if _, err := io.ReadFull(r, c); err != nil {
+			return err
+		}
+		rec.content, rec.body = c, c
+		return nil
+	}
+	if size < 2 {
+		if !d.keep.take(size) {
+			return nil
+		}
+		b := make([]byte, size)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return err
+		}
+		rec.body = b
+		return nil
+	}
+	head := d.head[:min(size, headSize)]
+	if _, err := io.ReadFull(r, head); err != nil {
+		return err
+	}
+	isELF := bytes.HasPrefix(head, []byte("\x7fELF"))
+	isScript := bytes.HasPrefix(head, []byte("#!"))
+	if (isELF || isScript || wantBody(rec.p)) && d.keep.take(size) {
+		b := make([]byte, size)
+		copy(b, head)
+		if _, err := io.ReadFull(r, b[len(head):]); err != nil {
+			return err
+		}
+		rec.body = b
+	}
+	switch {
+	case isELF:
+		var info *ELFInfo
+		var err error
+		if rec.body != nil {
+			info, err = ParseELF(bytes.NewReader(rec.body), size)
+		} else {
+			info, err = d.parseELF(head, r, size)
+		}
+		var rerr *readError
+		if errors.As(err, &rerr) {
+			return rerr.err
+		}
+		if err != nil {
+			d.log.Debug("not a usable ELF file", "path", rec.p, "err", err)
+			return nil
+		}
+		rec.elf = info
+	case isScript:
+		if s, ok := ParseScript(head); ok {
+			rec.script = s
+		}
+	}
+	return nil
+}
+
+// wantBody reports whether a file at p is one the closure's rules read
+// or package: configuration under /etc, time zones, and the sources of
+// script interpreters (ELF files and "#!" scripts are wanted too).
+func wantBody(p string) bool {
+	if strings.HasPrefix(p, "/etc/") || strings.HasPrefix(p, "/usr/share/zoneinfo/") {
+		return true
+	}
+	switch path.Ext(p) {
+	case ".py", ".pth", ".pm", ".pl", ".pod", ".sh", ".tcl", ".tm", ".rb", ".lua", ".conf", ".cfg":
+		return true
+	}
+	return false
+}
+
+// parseELF reads the rest of an ELF file whose first bytes are head into
+// memory (or a temporary file when large) and parses it. I/O errors come
+// back as *readError (they end the pass); other errors are parse errors of
+// this one file.
+func (d *decoder) parseELF(head []byte, r io.Reader, size int64) (*ELFInfo, error) {
+	if size <= elfInMemory {
+		if int64(cap(d.buf)) < size {
+			d.buf = make([]byte, size, max(size, 1<<20))
+		}
+		buf := d.buf[:size]
+		copy(buf, head)
+		if _, err := io.ReadFull(r, buf[len(head):]); err != nil {
+			return nil, &readError{err}
+		}
+		return ParseELF(bytes.NewReader(buf), size)
+	}
+	if d.spool == nil {
+		f, err := os.CreateTemp("", "extract-elf-*")
+		if err != nil {
+			return nil, &readError{err}
+		}
+		d.spool = f
+	}
+	f := d.spool
+	if err := f.Truncate(0); err != nil {
+		return nil, &readError{err}
+	}
+	if _, err := f.WriteAt(head, 0); err != nil {
+		return nil, &readError{err}
+	}
+	if _, err := f.Seek(int64(len(head)), io.SeekStart); err != nil {
+		return nil, &readError{err}
+	}
+	if _, err := io.CopyN(f, r, size-int64(len(head))); err != nil {
+		return nil, &readError{err}
+	}
+	return ParseELF(f, size)
+}
+
+// readError marks I/O errors while reading a layer (as opposed to parse
+// errors of one file).
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
