@@ -10,6 +10,7 @@ command -v aarch64-linux-gnu-gfortran >/dev/null || need_apt+=(gfortran-aarch64-
 command -v qemu-aarch64-static >/dev/null || need_apt+=(qemu-user-static)
 command -v ldd >/dev/null || need_apt+=(libc-bin)
 command -v zip >/dev/null || need_apt+=(zip)
+[ -x /usr/bin/time ] || need_apt+=(time) # make bench: wall time and peak RSS
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
