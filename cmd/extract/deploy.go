@@ -41,9 +41,11 @@ Deploy creates or updates, in order:
   role          extract-FUNCTION (unless --role), trusted by lambda.amazonaws.com,
                 tagged managed-by=extract, with an inline policy allowing only
                 s3:GetObject on the trigger objects, s3:PutObject and
-                s3:AbortMultipartUpload on the output location and CloudWatch
-                Logs for /aws/lambda/FUNCTION (an image function needs nothing
-                more: Lambda pulls with its own identity)
+                s3:AbortMultipartUpload on the output location (with
+                --output-dir also s3:DeleteObject, to remove the files of a
+                failed run) and CloudWatch Logs for /aws/lambda/FUNCTION (an
+                image function needs nothing more: Lambda pulls with its own
+                identity)
   repository    (image) the ECR repository, created if missing with scan on push,
                 tag managed-by=extract and a policy letting Lambda pull
   image         (image) pushed unless the repository has it; registries keep the
@@ -51,7 +53,7 @@ Deploy creates or updates, in order:
   function      zip: provided.al2023, handler bootstrap, code updated only when
                 its SHA-256 differs; image: PackageType Image, ImageUri
                 REPOSITORY@sha256:DIGEST, updated only when that differs; the
-                package's architecture
+                package's architecture; the log format (--log-format)
   version/alias with --publish and --alias
   permission    extract-s3-BUCKET: s3.amazonaws.com may invoke it for BUCKET
   notification  rule extract-FUNCTION in BUCKET's notification configuration,
@@ -82,7 +84,8 @@ Examples:
   extract deploy momentum.zip --function momentum --bucket my-uploads --publish --alias live --json
   extract deploy gcr.io/p/tcl-app:v1 --function report --bucket my-uploads --format image
   extract deploy gcr.io/p/tcl-app:v1 --function report --bucket my-uploads --format image --slim \
-      --repository 123456789012.dkr.ecr.us-east-1.amazonaws.com/team/report`,
+      --repository 123456789012.dkr.ecr.us-east-1.amazonaws.com/team/report
+  extract deploy files:v1 --function files --bucket my-uploads --output-dir /out --log-format json`,
 	Flags:  deployFlags(),
 	Action: runDeploy,
 }
@@ -111,6 +114,9 @@ func deployFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "env", Usage: "function environment variable `K=V` (repeatable)"},
 		&cli.BoolFlag{Name: "publish", Usage: "publish a version when the code or configuration changed"},
 		&cli.StringFlag{Name: "alias", Usage: "point alias `NAME` at the published version (or $LATEST)"},
+		&cli.StringFlag{Name: "log-format", Value: lambda.LogFormatText,
+			Usage:  "the function's log `FORMAT`: text (lines as written) or json (one JSON object per line, with the request ID; CloudWatch can filter on its fields)",
+			Action: oneOf("log-format", lambda.LogFormatText, lambda.LogFormatJSON)},
 		&cli.StringFlag{Name: "code-bucket", Usage: "upload code over the direct-upload limit (50 MB) through `BUCKET`"},
 		repositoryFlag("push container images to `REPOSITORY` (REGISTRY/NAME; default: ECR ACCOUNT.dkr.ecr.REGION.amazonaws.com/extract-FUNCTION, created if missing)"),
 	}, awsFlags()...), append(formatFlags(lambda.FormatAuto, ""), imageFlags()...)...)
@@ -240,6 +246,7 @@ func deployOptions(c *cli.Context) ([]lambda.DeployOption, error) {
 		lambda.WithFunctionEnv(env),
 		lambda.WithPublish(c.Bool("publish")),
 		lambda.WithFormat(c.String("format")),
+		lambda.WithLogFormat(c.String("log-format")),
 	}
 	if r := c.String("role"); r != "" {
 		opts = append(opts, lambda.WithRoleARN(r))

@@ -31,7 +31,7 @@ func imageFlags() []cli.Flag {
 				"(with --input file, pass {input} to a shell as an argument, \"$1\", never inside the -c code); clears CMD unless --cmd is given too",
 			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--entrypoint", s, false); return err }},
 		&cli.StringFlag{Name: "cmd", Category: categoryImage,
-			Usage:  "override the image's CMD: `ARGS` split on spaces, or a JSON array '[\"--fast\",\"{input}\"]'",
+			Usage:  "override the image's CMD: `ARGS` split on spaces, or a JSON array '[\"--fast\",\"{input}\"]'; {output} is replaced by a fresh file under /tmp uploaded as the output instead of stdout",
 			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--cmd", s, true); return err }},
 		&cli.StringSliceFlag{Name: "include", Category: categoryImage,
 			Usage: "also package the image files matching `GLOB` (absolute, ** for any depth; repeatable)"},
@@ -45,7 +45,7 @@ func imageFlags() []cli.Flag {
 			Usage: "pass the function's AWS credentials, region and endpoints (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, " +
 				"AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL*) to a program that calls AWS itself; without it the program sees no AWS_* variable"},
 		&cli.StringFlag{Name: "input", Category: categoryEvents, Value: "stdin",
-			Usage:  "how the uploaded object reaches the program: `MODE` stdin, or file (its path replaces {input} in the arguments; package warns when {input} stands inside a shell's -c code)",
+			Usage:  "how the uploaded object reaches the program: `MODE` stdin, or file (its path replaces {input} in the arguments; package warns when {input} or {output} stands inside a shell's -c code)",
 			Action: oneOf("input", "stdin", "file")},
 		&cli.StringFlag{Name: "stdout", Category: categoryEvents, Value: "file",
 			Usage:  "what the program writes its output to: `MODE` file (under /tmp, uploaded as it grows; runtimes such as Fortran's buffer only on files), or pipe",
@@ -60,6 +60,11 @@ func imageFlags() []cli.Flag {
 			Usage: "output key `PREFIX`: PREFIX + key without --prefix + --output-suffix"},
 		&cli.StringFlag{Name: "output-suffix", Category: categoryEvents,
 			Usage: "`SUFFIX` appended to output keys"},
+		&cli.BoolFlag{Name: "stdout-also", Category: categoryEvents,
+			Usage: "with {output} in the arguments or --output-dir, also keep the program's stdout as OUTPUT_KEY.stdout (else it goes to the log)"},
+		&cli.StringFlag{Name: "output-dir", Category: categoryEvents,
+			Usage: "the program writes its output files into `DIR` (an absolute image path, made writable under /tmp): after a successful run each file it " +
+				"created or changed is uploaded as --output-prefix + key without --prefix and --suffix + /PATH, then _manifest.json beside them; excludes {output}"},
 	}, traceFlags(categoryImage)...)
 }
 
@@ -128,11 +133,15 @@ func packageOptions(c *cli.Context) []lambda.PackageOption {
 		lambda.WithPrefix(c.String("prefix")),
 		lambda.WithSuffix(c.String("suffix")),
 		lambda.WithOutput(c.String("output-bucket"), c.String("output-prefix"), c.String("output-suffix")),
+		lambda.WithStdoutAlso(c.Bool("stdout-also")),
 		lambda.WithWritableWorkDir(c.Bool("writable-workdir")),
 		lambda.WithPassAWSCredentials(c.Bool("pass-aws-credentials")),
 		lambda.WithSlim(c.Bool("slim")),
 		lambda.WithLogger(logger(c)),
 		lambda.WithToolVersion(c.App.Version),
+	}
+	if c.IsSet("output-dir") {
+		opts = append(opts, lambda.WithOutputDir(c.String("output-dir")))
 	}
 	if c.IsSet("trace") {
 		opts = append(opts, lambda.WithTrace(c.String("trace"), c.Duration("trace-timeout")))

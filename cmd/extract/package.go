@@ -57,7 +57,19 @@ Examples:
   extract package my-tcl-app:v1 -o 123456789012.dkr.ecr.eu-west-1.amazonaws.com/fn:v1
   extract package momentum:v1 --format auto -o momentum.zip        # fails if it needs an image
   extract package momentum:v1 --json | jq -r .code_sha256
-  extract package momentum:v1 -o - > fn.zip`,
+  extract package momentum:v1 -o - > fn.zip
+  extract package files:v1 --cmd '["-o","{output}"]' -o fn.zip     # uploads the file, not stdout
+  extract package files:v1 --cmd '["-o","{output}"]' --stdout-also -o fn.zip   # and stdout as KEY.stdout
+  extract package files:v1 --output-dir /out -o fn.zip             # uploads output/KEY/... + _manifest.json
+
+{output} in --cmd or --entrypoint becomes a fresh file under /tmp; after a
+successful run that file is the output object, and stdout goes to the log (or,
+with --stdout-also, to OUTPUT_KEY.stdout). With --output-dir DIR (an absolute
+image path; it need not exist) the program writes files into DIR, and after a
+successful run each file is uploaded as OUTPUT_PREFIX + KEY/PATH (KEY the input
+key without --prefix and --suffix), then _manifest.json beside them. {output}
+and --output-dir exclude each other; --stdout-also needs one of them. A failed
+run leaves no output objects.`,
 	Flags: append(append(imageFlags(), formatFlags("", "zip, or image when -o is an image destination")...),
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "function.zip", TakesFile: true,
 			Usage: "write the zip to `DEST` (replaced only once complete; - for stdout, the summary then goes to stderr), or the image to oci:DIR, docker-archive:FILE or a registry reference"},

@@ -53,6 +53,8 @@ type deployOptions struct {
 	purgeImages bool
 	// format is how DeployImage packages (WithFormat).
 	format string
+	// logFormat is WithLogFormat's.
+	logFormat lambdatypes.LogFormat
 
 	// Retry and wait settings; tests shorten them.
 	roleRetryDelays []time.Duration
@@ -65,6 +67,7 @@ type deployOptions struct {
 func makeDeployOptions(opts []DeployOption) (*deployOptions, error) {
 	o := &deployOptions{
 		format:    FormatZip,
+		logFormat: lambdatypes.LogFormatText,
 		log:       slog.New(slog.DiscardHandler),
 		memory:    512,
 		timeout:   60,
@@ -289,6 +292,32 @@ func WithFormat(format string) DeployOption {
 			return nil
 		}
 		return fmt.Errorf("format %q is not %s, %s or %s", format, FormatZip, FormatImage, FormatAuto)
+	}
+}
+
+// Log formats of WithLogFormat.
+const (
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+)
+
+// WithLogFormat sets the function's log format (its LoggingConfig):
+// LogFormatText (the default), the lines as the bootstrap and the program
+// write them, or LogFormatJSON, Lambda's JSON format, in which the
+// bootstrap writes one JSON object per line (AWS_LAMBDA_LOG_FORMAT=JSON).
+// A deploy sets it on every run, so a function deployed with JSON goes back
+// to text when deployed without it.
+func WithLogFormat(format string) DeployOption {
+	return func(o *deployOptions) error {
+		switch format {
+		case LogFormatText:
+			o.logFormat = lambdatypes.LogFormatText
+		case LogFormatJSON:
+			o.logFormat = lambdatypes.LogFormatJson
+		default:
+			return fmt.Errorf("log format %q is not %s or %s", format, LogFormatText, LogFormatJSON)
+		}
+		return nil
 	}
 }
 
@@ -844,6 +873,7 @@ func (d *deployer) spec() functionSpec {
 		Timeout:          d.o.timeout,
 		EphemeralStorage: d.o.ephemeral,
 		Env:              d.o.env,
+		LogFormat:        d.o.logFormat,
 		Image:            d.pkg.image != nil,
 	}
 }
@@ -898,10 +928,14 @@ func (d *deployer) ensureFunction(ctx context.Context, useS3 bool) error {
 		if err != nil {
 			return err
 		}
+		logs := ""
+		if spec.LogFormat != lambdatypes.LogFormatText {
+			logs = ", log format " + string(spec.LogFormat)
+		}
 		if spec.Image {
-			d.change("create function %s (image %s, %s, %d MB, %ds)", d.function, d.imageURI, spec.Architecture, spec.MemorySize, spec.Timeout)
+			d.change("create function %s (image %s, %s, %d MB, %ds%s)", d.function, d.imageURI, spec.Architecture, spec.MemorySize, spec.Timeout, logs)
 		} else {
-			d.change("create function %s (%s, %d MB, %ds)", d.function, spec.Architecture, spec.MemorySize, spec.Timeout)
+			d.change("create function %s (%s, %d MB, %ds%s)", d.function, spec.Architecture, spec.MemorySize, spec.Timeout, logs)
 		}
 		d.codeChanged = true
 		if d.o.dryRun {
@@ -916,6 +950,7 @@ func (d *deployer) ensureFunction(ctx context.Context, useS3 bool) error {
 			Timeout:          &spec.Timeout,
 			EphemeralStorage: &lambdatypes.EphemeralStorage{Size: &spec.EphemeralStorage},
 			PackageType:      d.pkg.packageType(),
+			LoggingConfig:    &lambdatypes.LoggingConfig{LogFormat: spec.LogFormat},
 			Description:      aws.String(description(d.pkg.manifest)),
 			Tags:             map[string]string{ManagedByTag: ManagedByValue},
 		}
@@ -1004,6 +1039,7 @@ func (d *deployer) ensureFunction(ctx context.Context, useS3 bool) error {
 				Timeout:          &spec.Timeout,
 				EphemeralStorage: &lambdatypes.EphemeralStorage{Size: &spec.EphemeralStorage},
 				Environment:      &lambdatypes.Environment{Variables: env},
+				LoggingConfig:    &lambdatypes.LoggingConfig{LogFormat: spec.LogFormat},
 			}
 			if !spec.Image {
 				in.Runtime, in.Handler = lambdatypes.RuntimeProvidedal2023, aws.String("bootstrap")

@@ -460,6 +460,8 @@ func TestDeployRefusals(t *testing.T) {
 	recursive.Input.Prefix = ""
 	disjoint := testManifest("linux/amd64")
 	disjoint.Input.Prefix = "other/"
+	dirUnderTrigger := testManifest("linux/amd64")
+	dirUnderTrigger.Output = xruntime.Output{Prefix: "input/results/", Suffix: ".out", Dir: "/out"}
 
 	tests := []struct {
 		name     string
@@ -468,6 +470,7 @@ func TestDeployRefusals(t *testing.T) {
 	}{
 		{"overlap with a queue rule", testManifest("linux/amd64"), &OverlapError{}},
 		{"output would re-trigger", recursive, &RecursionError{}},
+		{"output directory under the trigger prefix", dirUnderTrigger, &RecursionError{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -158,6 +158,9 @@ func (p *packer) packageImage(ctx context.Context, summary *TraceSummary) (*Imag
 		return nil, err
 	}
 	p.manifest = p.baseManifest(prog)
+	if err := checkOutput(p.manifest); err != nil {
+		return nil, err
+	}
 	p.warnInput(p.manifest)
 	p.manifest.Format = xruntime.FormatImage
 	p.manifest.Env = withHome(p.manifest.Env, p.idx, p.cmd.User)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"regexp"
 	"strings"
 
@@ -71,14 +72,12 @@ func checkKeys(in xruntime.Input, out xruntime.Output) error {
 	if out.Bucket != "" {
 		return nil
 	}
-	// An output key is out.Prefix + rest + out.Suffix, rest being the input
-	// key without in.Prefix: it can start with in.Prefix iff one prefix is
-	// a prefix of the other, and it ends in in.Suffix + out.Suffix.
-	prefixes := strings.HasPrefix(out.Prefix, in.Prefix) || strings.HasPrefix(in.Prefix, out.Prefix)
-	suffixes := strings.HasSuffix(in.Suffix+out.Suffix, in.Suffix)
-	if prefixes && suffixes {
-		return fmt.Errorf("output keys %q+KEY+%q in the input bucket would match the trigger (prefix %q, suffix %q) and run the function again: use disjoint prefixes, another --output-suffix or --output-bucket",
-			out.Prefix, out.Suffix, in.Prefix, in.Suffix)
+	if what := outputsMatchTrigger(in, out); what != "" {
+		// The message of deploy's RecursionError, not the type: package
+		// refuses it as an invalid setting, not as a deploy refusal.
+		re := &RecursionError{TriggerPrefix: in.Prefix, TriggerSuffix: in.Suffix,
+			OutputPrefix: out.Prefix, OutputSuffix: out.Suffix, What: what}
+		return errors.New(re.Error())
 	}
 	return nil
 }
@@ -184,6 +183,59 @@ func WithStdout(mode string) PackageOption {
 		o.output.Stdout = mode
 		return nil
 	}
+}
+
+// WithStdoutAlso keeps the program's standard output as <output key>.stdout
+// when its output is a file ("{output}" in the arguments) or a directory
+// (WithOutputDir); without it that stdout goes to the log. Packaging fails
+// when the program has neither. Default: false.
+func WithStdoutAlso(keep bool) PackageOption {
+	return func(o *packageOptions) error {
+		o.output.StdoutAlso = keep
+		return nil
+	}
+}
+
+// WithOutputDir sets the directory the program writes its output files
+// into: an absolute, clean image path other than "/" and not under /proc,
+// /sys or /dev. It need not exist in the image: the bootstrap makes it a
+// writable directory under /tmp. After a successful run every file the run
+// created or changed there is uploaded to output prefix + (input key
+// without the trigger prefix and suffix) + "/" + its path in dir, then
+// xruntime.OutputDirManifest beside them. It excludes "{output}" in the
+// arguments. Default (or ""): none, the output is stdout or "{output}".
+func WithOutputDir(dir string) PackageOption {
+	return func(o *packageOptions) error {
+		if dir == "" {
+			o.output.Dir = ""
+			return nil
+		}
+		if err := checkOutputDir(dir); err != nil {
+			return err
+		}
+		o.output.Dir = dir
+		return nil
+	}
+}
+
+// checkOutputDir checks an output directory's image path.
+func checkOutputDir(dir string) error {
+	switch {
+	case !path.IsAbs(dir):
+		return fmt.Errorf("output directory %q: not an absolute image path", dir)
+	case path.Clean(dir) != dir:
+		return fmt.Errorf("output directory %q: not a clean path (want %q)", dir, path.Clean(dir))
+	case dir == "/":
+		return errors.New("output directory \"/\": the image's root cannot be the output directory")
+	case strings.ContainsAny(dir, "\x00\n\r"):
+		return fmt.Errorf("output directory %q holds a control character", dir)
+	}
+	for _, sys := range []string{"/proc", "/sys", "/dev"} {
+		if dir == sys || strings.HasPrefix(dir, sys+"/") {
+			return fmt.Errorf("output directory %q: %s belongs to the kernel, not the program's files", dir, sys)
+		}
+	}
+	return nil
 }
 
 func checkKeyPart(what, s string) error {

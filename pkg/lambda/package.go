@@ -452,6 +452,9 @@ func (p *packer) plan(ctx context.Context) error {
 	}
 
 	m := p.zipManifest(prog)
+	if err := checkOutput(m); err != nil {
+		return err
+	}
 	p.warnInput(m)
 	if m.LinkDir == "" {
 		for _, e := range p.closure.Env {

@@ -42,8 +42,19 @@ type functionSpec struct {
 	Timeout          int32
 	EphemeralStorage int32
 	Env              map[string]string
+	LogFormat        lambdatypes.LogFormat
 	// Image is set for a container image: no runtime, no handler.
 	Image bool
+}
+
+// currentLogFormat is the function's log format: Text when its
+// configuration has none (Lambda's default; emulators such as moto keep
+// none).
+func currentLogFormat(cur *lambdatypes.FunctionConfiguration) lambdatypes.LogFormat {
+	if cur.LoggingConfig == nil || cur.LoggingConfig.LogFormat == "" {
+		return lambdatypes.LogFormatText
+	}
+	return cur.LoggingConfig.LogFormat
 }
 
 // configChanges lists, in a fixed order, how the function's current
@@ -72,6 +83,9 @@ func configChanges(cur *lambdatypes.FunctionConfiguration, spec functionSpec) []
 	}
 	if eph != spec.EphemeralStorage {
 		out = append(out, fmt.Sprintf("ephemeral storage %d MB → %d MB", eph, spec.EphemeralStorage))
+	}
+	if got := currentLogFormat(cur); got != spec.LogFormat {
+		out = append(out, fmt.Sprintf("log format %s → %s", got, spec.LogFormat))
 	}
 	var env map[string]string
 	if cur.Environment != nil {
@@ -411,21 +425,47 @@ type RecursionError struct {
 	TriggerSuffix string
 	OutputPrefix  string
 	OutputSuffix  string
+	// What names the outputs that can match: outputKeys, stdoutKeys or
+	// dirKeys.
+	What string
 }
+
+// The outputs a RecursionError names (RecursionError.What).
+const (
+	outputKeys = "output keys"
+	stdoutKeys = "stdout keys"
+	dirKeys    = "output directory keys"
+)
 
 func (e *RecursionError) Error() string {
-	return fmt.Sprintf("output would re-trigger the function: outputs go to bucket %q as %q + key + %q, and the trigger fires on keys under %q ending in %q; "+
+	where := "the input bucket"
+	if e.Bucket != "" {
+		where = fmt.Sprintf("bucket %q", e.Bucket)
+	}
+	switch e.What {
+	case dirKeys:
+		return fmt.Sprintf("output would re-trigger the function: an output directory's files go to %s under %q with any name (%s among them), and the trigger fires on keys under %q, so no suffix keeps them apart; "+
+			"package with a trigger prefix and an output prefix neither of which starts with the other (the defaults --prefix input/ and --output-prefix output/ are), "+
+			"or an --output-bucket other than the trigger bucket",
+			where, e.OutputPrefix, xruntime.OutputDirManifest, e.TriggerPrefix)
+	case stdoutKeys:
+		return fmt.Sprintf("output would re-trigger the function: the program's stdout goes to %s as %q + key + %q, and the trigger fires on keys under %q ending in %q; "+
+			"package with a trigger prefix disjoint from the output prefix (the defaults --prefix input/ and --output-prefix output/ are), "+
+			"an --output-bucket other than the trigger bucket, or a trigger --suffix other than .stdout",
+			where, e.OutputPrefix, e.OutputSuffix+stdoutSuffix, e.TriggerPrefix, e.TriggerSuffix)
+	}
+	return fmt.Sprintf("output would re-trigger the function: outputs go to %s as %q + key + %q, and the trigger fires on keys under %q ending in %q; "+
 		"package with a trigger prefix disjoint from the output prefix (the defaults --prefix input/ and --output-prefix output/ are), "+
 		"an --output-bucket other than the trigger bucket, or an --output-suffix that does not end in the trigger suffix",
-		e.Bucket, e.OutputPrefix, e.OutputSuffix, e.TriggerPrefix, e.TriggerSuffix)
+		where, e.OutputPrefix, e.OutputSuffix, e.TriggerPrefix, e.TriggerSuffix)
 }
 
+// stdoutSuffix ends the key of the program's stdout kept beside a file or
+// directory output (Output.StdoutAlso).
+const stdoutSuffix = ".stdout"
+
 // checkRecursion refuses a manifest whose output, written to bucket, could
-// match the trigger filter. An output key is Output.Prefix + rest +
-// Output.Suffix where rest is the input key without Input.Prefix, so it ends
-// in Input.Suffix + Output.Suffix. It can start with Input.Prefix iff one
-// prefix is a prefix of the other, and it can end with Input.Suffix iff
-// Input.Suffix + Output.Suffix does.
+// match the trigger filter (see outputsMatchTrigger).
 func checkRecursion(bucket string, m *xruntime.Manifest) error {
 	outBucket := m.Output.Bucket
 	if outBucket == "" {
@@ -434,14 +474,36 @@ func checkRecursion(bucket string, m *xruntime.Manifest) error {
 	if outBucket != bucket {
 		return nil
 	}
-	ip, is := m.Input.Prefix, m.Input.Suffix
-	op, os := m.Output.Prefix, m.Output.Suffix
-	prefixes := strings.HasPrefix(ip, op) || strings.HasPrefix(op, ip)
-	suffixes := strings.HasSuffix(is+os, is)
-	if prefixes && suffixes {
-		return &RecursionError{Bucket: bucket, TriggerPrefix: ip, TriggerSuffix: is, OutputPrefix: op, OutputSuffix: os}
+	if what := outputsMatchTrigger(m.Input, m.Output); what != "" {
+		return &RecursionError{Bucket: bucket, TriggerPrefix: m.Input.Prefix, TriggerSuffix: m.Input.Suffix,
+			OutputPrefix: m.Output.Prefix, OutputSuffix: m.Output.Suffix, What: what}
 	}
 	return nil
+}
+
+// outputsMatchTrigger names the keys the function writes, in the trigger's
+// bucket, that can match the trigger filter in: outputKeys, stdoutKeys,
+// dirKeys, or "" when none can. An output key is out.Prefix + rest +
+// out.Suffix where rest is the input key without in.Prefix, so it ends in
+// in.Suffix + out.Suffix; it can start with in.Prefix iff one prefix is a
+// prefix of the other. The stdout kept beside a file output (StdoutAlso)
+// adds ".stdout" to that key. An output directory's keys are out.Prefix +
+// anything: once the prefixes overlap, nothing keeps them out.
+func outputsMatchTrigger(in xruntime.Input, out xruntime.Output) string {
+	ip, is := in.Prefix, in.Suffix
+	op, os := out.Prefix, out.Suffix
+	if !strings.HasPrefix(ip, op) && !strings.HasPrefix(op, ip) {
+		return ""
+	}
+	switch {
+	case out.Dir != "":
+		return dirKeys
+	case strings.HasSuffix(is+os, is):
+		return outputKeys
+	case out.StdoutAlso && strings.HasSuffix(is+os+stdoutSuffix, is):
+		return stdoutKeys
+	}
+	return ""
 }
 
 // ManifestError is returned when a package's extract.json holds input or
@@ -530,7 +592,8 @@ type identity struct {
 
 // rolePolicy is the least-privilege inline policy of the function's role:
 // read the trigger objects (prefix-scoped), write the outputs and abort
-// the multipart uploads of failed runs (the output location only), and
+// the multipart uploads of failed runs (the output location only) — with
+// an output directory, also delete the files a failed run uploaded — and
 // write its own CloudWatch logs. README.md and docs/deploying.md show it
 // (TestRolePolicyDocumented holds them to it).
 func rolePolicy(id identity, function, bucket string, m *xruntime.Manifest) string {
@@ -539,12 +602,16 @@ func rolePolicy(id identity, function, bucket string, m *xruntime.Manifest) stri
 		outBucket = bucket
 	}
 	logGroup := fmt.Sprintf("arn:%s:logs:%s:%s:log-group:/aws/lambda/%s", id.Partition, id.Region, id.Account, function)
+	write := []string{"s3:PutObject", "s3:AbortMultipartUpload"}
+	if m.Output.Dir != "" {
+		write = append(write, "s3:DeleteObject")
+	}
 	return mustJSON(policyDocument{
 		Version: "2012-10-17",
 		Statement: []policyStatement{
 			{Sid: "ReadTriggerObjects", Effect: "Allow", Action: "s3:GetObject",
 				Resource: fmt.Sprintf("arn:%s:s3:::%s/%s*", id.Partition, bucket, m.Input.Prefix)},
-			{Sid: "WriteOutputObjects", Effect: "Allow", Action: []string{"s3:PutObject", "s3:AbortMultipartUpload"},
+			{Sid: "WriteOutputObjects", Effect: "Allow", Action: write,
 				Resource: fmt.Sprintf("arn:%s:s3:::%s/%s*", id.Partition, outBucket, m.Output.Prefix)},
 			{Sid: "CreateLogGroup", Effect: "Allow", Action: "logs:CreateLogGroup",
 				Resource: logGroup + ":*"},
