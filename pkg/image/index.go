@@ -16,8 +16,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	kgzip "github.com/klauspost/compress/gzip"
-	"github.com/wagoodman/dive/dive/filetree"
 	"github.com/klauspost/compress/zstd"
+	"github.com/wagoodman/dive/dive/filetree"
 )
 
 // Limits of the index. Images beyond them are refused with an error
