@@ -8,7 +8,10 @@
 #
 #   crane export REF -                           a plain flatten (one gunzip pass)
 #   extract package REF -o x.zip                 from the registry, fresh cache
-#   extract package docker-archive:FILE          the same image, docker save format
+#   extract package docker-archive:FILE          the same image, gzip layers (crane pull,
+#                                                extract package -o docker-archive:)
+#   extract package docker-archive:FILE          the same image as `docker save` writes it
+#                                                (uncompressed layers)
 #   extract package oci-archive:FILE             the same image, a tar of an OCI layout
 #   extract inspect --json REF                   from the registry, fresh cache
 #
@@ -57,8 +60,8 @@ cd "$work"
 registry_pid=$!
 for _ in $(seq 200); do [ -s registry.addr ] && break; sleep 0.05; done
 ref=$(cat registry.addr)/bench/image:v1
-sizes=$(./benchimage --fixtures "$fixtures" --dir "$imgdir" --push "$ref" --docker-archive docker.tar --oci-archive oci.tar)
-echo "image: $ref, $sizes (docker.tar $(stat -c %s docker.tar) bytes, oci.tar $(stat -c %s oci.tar) bytes)"
+sizes=$(./benchimage --fixtures "$fixtures" --dir "$imgdir" --push "$ref" --docker-archive docker.tar --oci-archive oci.tar --docker-save save.tar)
+echo "image: $ref, $sizes (docker-archive $(stat -c %s docker.tar) bytes, oci-archive $(stat -c %s oci.tar) bytes, docker save $(stat -L -c %s save.tar) bytes)"
 echo "extract $("$extract" --version 2>/dev/null | head -1), crane $crane_version, $(nproc) CPUs, $rounds rounds"
 
 # run NAME CMD... times CMD (stdout to /dev/null, stderr to NAME.log) with
@@ -79,11 +82,12 @@ for r in $(seq "$rounds"); do
 	run crane "$crane" export "$ref" -
 	run registry "$extract" package "$ref" -o registry.zip
 	run docker "$extract" package "docker-archive:docker.tar" -o docker.zip
+	run save "$extract" package "docker-archive:save.tar" -o save.zip
 	run oci "$extract" package "oci-archive:oci.tar" -o oci.zip
 	run inspect "$extract" inspect --json "$ref"
 	cp registry.zip "registry-$r.zip"
 	line="round $r:"
-	for n in crane registry docker oci inspect; do
+	for n in crane registry docker save oci inspect; do
 		line="$line $n $(tail -1 "$n.times" | cut -d' ' -f1) s"
 	done
 	echo "$line"
@@ -93,7 +97,8 @@ python3 - "$rounds" <<'PY'
 import statistics as st, sys
 rows = [("crane", "crane export REF -"),
         ("registry", "extract package REF (fresh cache)"),
-        ("docker", "extract package docker-archive:"),
+        ("docker", "extract package docker-archive: (gzip layers)"),
+        ("save", "extract package docker-archive: (docker save)"),
         ("oci", "extract package oci-archive:"),
         ("inspect", "extract inspect --json REF")]
 med = {}
@@ -102,7 +107,7 @@ for key, _ in rows:
     med[key] = (st.median(float(t[0]) for t in ts), st.median(int(t[1]) for t in ts) / 1024)
 print("| what | time (median of %s) | peak RSS | ratio |" % sys.argv[1])
 print("|---|---|---|---|")
-ratio = {"registry": ("crane", "× crane export"), "docker": ("registry", "× package REF"),
+ratio = {"registry": ("crane", "× crane export"), "docker": ("registry", "× package REF"), "save": ("registry", "× package REF"),
          "oci": ("registry", "× package REF"), "inspect": ("registry", "× package REF")}
 for key, what in rows:
     t, m = med[key]
@@ -117,6 +122,7 @@ t = {k: v[0] for k, v in med.items()}
 checks = [
     ("package from a registry ≤ 0.8× crane export", t["registry"] / t["crane"], 0.8),
     ("package from docker-archive ≤ 1.1× package from the registry", t["docker"] / t["registry"], 1.1),
+    ("package from docker-archive (docker save) ≤ 1.1× package from the registry", t["save"] / t["registry"], 1.1),
     ("package from oci-archive ≤ 1.1× package from the registry", t["oci"] / t["registry"], 1.1),
     ("inspect ≤ package (registry)", t["inspect"] / t["registry"], 1.0),
 ]

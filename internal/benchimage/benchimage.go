@@ -18,6 +18,7 @@ package benchimage
 import (
 	"archive/tar"
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -371,4 +372,91 @@ func WriteOCIArchive(dir, out string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// WriteDockerSave writes img to out the way `docker save` of Docker 25 and
+// later does: manifest.json, the config and every layer as an uncompressed
+// tar under blobs/sha256/ (named by its diff ID). An uncompressed layer
+// costs a reader no decompression, and a manifest digest must be made up
+// for it.
+func WriteDockerSave(img v1.Image, tag, out string) error {
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".layer-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	tw := tar.NewWriter(bw)
+	put := func(name string, size int64, r io.Reader) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: size, ModTime: imagebuild.Epoch}); err != nil {
+			return err
+		}
+		_, err := io.Copy(tw, r)
+		return err
+	}
+	var paths []string
+	for _, l := range ls {
+		d, err := l.DiffID()
+		if err != nil {
+			return err
+		}
+		n, err := uncompressedTo(tmp, l)
+		if err != nil {
+			return err
+		}
+		p := "blobs/sha256/" + d.Hex
+		if err := put(p, n, io.NewSectionReader(tmp, 0, n)); err != nil {
+			return err
+		}
+		paths = append(paths, p)
+	}
+	cfgPath := "blobs/sha256/" + cfgName.Hex
+	if err := put(cfgPath, int64(len(rawCfg)), strings.NewReader(string(rawCfg))); err != nil {
+		return err
+	}
+	m, err := json.Marshal([]map[string]any{{"Config": cfgPath, "RepoTags": []string{tag}, "Layers": paths}})
+	if err != nil {
+		return err
+	}
+	if err := put("manifest.json", int64(len(m)), strings.NewReader(string(m))); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// uncompressedTo writes l's tar into f from its start and returns its size.
+func uncompressedTo(f *os.File, l v1.Layer) (int64, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	return io.Copy(f, rc)
 }

@@ -2,11 +2,14 @@
 // (see package benchimage) and publishes it:
 //
 //	benchimage --fixtures DIR --dir CACHE [--push REF] [--docker-archive FILE] [--oci-archive FILE]
+//	           [--docker-save FILE]
 //
 // It builds the image into CACHE/layout once (reused later), then pushes it
-// to REF, writes it as a docker-archive (gzip layers, as `docker save` of
-// a pulled image or `extract package -o docker-archive:`) and as an
-// oci-archive (a tar of the layout), and prints one line:
+// to REF, writes it as a docker-archive with gzip layers (as
+// go-containerregistry's tarball.Write, `crane pull`, `extract package -o
+// docker-archive:`), as a docker-archive with uncompressed layers (as
+// `docker save`; kept in CACHE and reused) and as an oci-archive (a tar of
+// the layout), and prints one line:
 // "layers=N compressed=BYTES uncompressed=BYTES".
 package main
 
@@ -40,6 +43,7 @@ func run(args []string) error {
 	push := fs.String("push", "", "push the image to this tag reference")
 	docker := fs.String("docker-archive", "", "write the image as a docker-archive here")
 	oci := fs.String("oci-archive", "", "write the image as an oci-archive here")
+	save := fs.String("docker-save", "", "link the image as `docker save` writes it (uncompressed layers) here")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,6 +75,11 @@ func run(args []string) error {
 			return fmt.Errorf("writing %s: %w", *oci, err)
 		}
 	}
+	if *save != "" {
+		if err := dockerSave(*dir, img, *save); err != nil {
+			return err
+		}
+	}
 	m, err := img.Manifest()
 	if err != nil {
 		return err
@@ -85,6 +94,27 @@ func run(args []string) error {
 	}
 	fmt.Printf("layers=%d compressed=%d uncompressed=%d\n", len(m.Layers), compressed, uncompressed)
 	return nil
+}
+
+// dockerSave writes the uncompressed docker-archive once into dir and
+// links it (or copies it, across file systems) to out.
+func dockerSave(dir string, img v1.Image, out string) error {
+	kept := filepath.Join(dir, "docker-save-"+benchimage.Version+".tar")
+	if _, err := os.Stat(kept); err != nil {
+		tmp := kept + ".tmp"
+		if err := benchimage.WriteDockerSave(img, "bench.local/extract-bench:"+benchimage.Version, tmp); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("writing %s: %w", kept, err)
+		}
+		if err := os.Rename(tmp, kept); err != nil {
+			return err
+		}
+	}
+	os.Remove(out)
+	if err := os.Link(kept, out); err == nil {
+		return nil
+	}
+	return os.Symlink(kept, out)
 }
 
 // uncompressedSize is the sum of the layers' tar sizes, computed once and
