@@ -64,7 +64,7 @@ Examples:
 		&cli.BoolFlag{Name: "gconv", Usage: "add glibc's gconv modules (iconv character sets, about 8 MB) to the closure"},
 		noScanFlag(""),
 		noDataFlag(""),
-		&cli.BoolFlag{Name: "no-layers", Usage: "skip dive's layer analysis (it reads every byte of every layer)"},
+		&cli.BoolFlag{Name: "no-layers", Usage: "skip dive's layer analysis (made in the same pass as the index; it takes memory for every tar entry)"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
 	}, traceFlags("")...),
 	Action: func(c *cli.Context) error {
@@ -84,15 +84,16 @@ Examples:
 			return packageExit(err)
 		}
 		defer img.Close()
-		idx, err := image.BuildIndex(c.Context, img)
+		// One pass over the layers gives the index and dive's report.
+		var idx *image.Index
+		var rep *image.Report
+		if c.Bool("no-layers") {
+			idx, err = image.BuildIndex(c.Context, img)
+		} else {
+			idx, rep, err = image.BuildIndexReport(c.Context, img)
+		}
 		if err != nil {
 			return err
-		}
-		var rep *image.Report
-		if !c.Bool("no-layers") {
-			if rep, err = image.LayerReport(c.Context, img); err != nil {
-				return err
-			}
 		}
 		cmd, closure, trace, cerr := inspectClosure(c, img, idx)
 		var paths *inspectPaths

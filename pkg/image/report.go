@@ -1,12 +1,9 @@
 package image
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"path"
 	"sort"
 
 	"github.com/wagoodman/dive/dive/filetree"
@@ -56,14 +53,35 @@ type Waste struct {
 // MaxReportedWaste bounds Report.Wasted.
 const MaxReportedWaste = 10
 
-// LayerReport reads every layer of img once and builds the dive report:
-// one filetree.FileTree per layer from its tar (as dive's image readers
-// do), then filetree.Efficiency over them. dive's filetree panics on some
-// inputs; a panic is turned into an error.
-func LayerReport(ctx context.Context, img *Image) (rep *Report, err error) {
+// LayerReport builds the dive report of img: BuildIndexReport without
+// the index.
+func LayerReport(ctx context.Context, img *Image) (*Report, error) {
+	_, rep, err := BuildIndexReport(ctx, img)
+	return rep, err
+}
+
+// BuildIndexReport is BuildIndex that also builds the dive report from
+// the same pass over the layers: one filetree.FileTree per layer from its
+// tar entries (as dive's image readers do, without the content hashes
+// dive's efficiency does not use), then filetree.Efficiency over them.
+// dive's filetree panics on some inputs; a panic is turned into an error.
+func BuildIndexReport(ctx context.Context, img *Image) (*Index, *Report, error) {
 	if img == nil || img.V1() == nil {
-		return nil, errors.New("layer report: no image")
+		return nil, nil, errors.New("layer report: no image")
 	}
+	idx, stats, err := buildIndex(ctx, img, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep, err := layerReport(img, stats)
+	if err != nil {
+		return nil, nil, err
+	}
+	return idx, rep, nil
+}
+
+// layerReport builds the report from each layer's tar entries.
+func layerReport(img *Image, stats [][]filetree.FileInfo) (rep *Report, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			rep, err = nil, fmt.Errorf("layer report: dive filetree failed: %v", r)
@@ -76,21 +94,22 @@ func LayerReport(ctx context.Context, img *Image) (rep *Report, err error) {
 	rep = &Report{}
 	trees := make([]*filetree.FileTree, 0, len(layers))
 	for i, l := range layers {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 		st := LayerStat{Index: i}
 		if i < len(img.Layers) {
 			st.Digest, st.Size, st.CreatedBy = img.Layers[i].Digest, img.Layers[i].Size, img.Layers[i].CreatedBy
 		} else if d, err := l.Digest(); err == nil {
 			st.Digest = d.String()
 		}
-		tree, files, err := layerTree(ctx, l, st.Digest)
-		if err != nil {
-			return nil, fmt.Errorf("layer report: layer %d (%s): %w", i, st.Digest, err)
+		tree := filetree.NewFileTree()
+		tree.Name = st.Digest
+		for _, info := range stats[i] {
+			tree.FileSize += uint64(info.Size)
+			if _, _, err := tree.AddPath(info.Path, info); err != nil {
+				return nil, fmt.Errorf("layer report: layer %d (%s): adding %q: %w", i, st.Digest, info.Path, err)
+			}
 		}
 		st.ContentBytes = int64(tree.FileSize)
-		st.Files = files
+		st.Files = len(stats[i])
 		if i > 0 {
 			rep.UserBytes += st.ContentBytes
 		}
@@ -116,48 +135,4 @@ func LayerReport(ctx context.Context, img *Image) (rep *Report, err error) {
 		rep.WastedPercent = 100 * float64(rep.WastedBytes) / float64(rep.UserBytes)
 	}
 	return rep, nil
-}
-
-// layerOpener is the part of v1.Layer the report reads.
-type layerOpener interface {
-	Uncompressed() (io.ReadCloser, error)
-}
-
-// layerTree reads a layer's tar into a dive file tree, the way dive's
-// docker and podman readers do, and counts its entries.
-func layerTree(ctx context.Context, l layerOpener, name string) (*filetree.FileTree, int, error) {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rc.Close()
-	tree := filetree.NewFileTree()
-	tree.Name = name
-	tr := tar.NewReader(rc)
-	files := 0
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		if files%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, 0, err
-			}
-		}
-		name := path.Clean(hdr.Name)
-		if name == "." || hdr.Typeflag == tar.TypeXGlobalHeader || hdr.Typeflag == tar.TypeXHeader {
-			continue
-		}
-		info := filetree.NewFileInfoFromTarHeader(tr, hdr, name)
-		tree.FileSize += uint64(info.Size)
-		if _, _, err := tree.AddPath(info.Path, info); err != nil {
-			return nil, 0, fmt.Errorf("adding %q: %w", name, err)
-		}
-		files++
-	}
-	return tree, files, nil
 }
