@@ -320,6 +320,13 @@ func (h *Handler) record(ctx context.Context, rec events.S3EventRecord) (RecordR
 	log.InfoContext(ctx, "processing", "output", "s3://"+r.OutputBucket+"/"+r.OutputKey)
 	err = h.run(ctx, &r, pinOf(rec.S3.Object))
 	r.DurationMS = time.Since(start).Milliseconds()
+	if err != nil {
+		// Nothing stays written.
+		r.OutputFiles = 0
+		if writesFiles(h.m) {
+			r.OutputBytes = 0
+		}
+	}
 	if err == nil {
 		log.InfoContext(ctx, "done", "input_bytes", r.InputBytes, "output_bytes", r.OutputBytes, "output_files", r.OutputFiles,
 			"input_retries", r.InputRetries, "program_ms", r.ProgramMS, "ms", r.DurationMS)

@@ -181,11 +181,11 @@ func (h *Handler) uploadOutputDir(ctx context.Context, r *RecordResult, o *outpu
 		return fail(err)
 	}
 	key := prefix + OutputDirManifest
+	o.written = append(o.written, key)
 	if _, err := h.opts.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &r.OutputBucket, Key: &key, Body: bytes.NewReader(append(b, '\n')),
 		ContentType: aws.String("application/json"), ChecksumAlgorithm: h.uploader.checksum}); err != nil {
 		return fail(fmt.Errorf("s3://%s/%s: %w", r.OutputBucket, key, err))
 	}
-	o.written = append(o.written, key)
 	for _, f := range objs {
 		r.OutputBytes += f.Size
 	}
@@ -196,42 +196,43 @@ func (h *Handler) uploadOutputDir(ctx context.Context, r *RecordResult, o *outpu
 
 // uploadFiles uploads the files of the output directory, at most
 // dirUploadConcurrency at once, each to prefix + its relative path, and
-// returns them in order. It stops at the first error; the keys uploaded
-// are in o.written either way.
+// returns them in order. After the first error it starts no more uploads
+// and waits for those under way: each key is in o.written from the start
+// of its upload, so that one whose outcome is unknown is deleted too.
 func (h *Handler) uploadFiles(ctx context.Context, bucket, prefix string, files []string, o *outputRun) ([]OutputObject, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	objs := make([]OutputObject, len(files))
 	sem := make(chan struct{}, dirUploadConcurrency)
 	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
 	)
+	failed := func() bool { mu.Lock(); defer mu.Unlock(); return first != nil }
 	for i, rel := range files {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
+		sem <- struct{}{}
+		if failed() || ctx.Err() != nil {
 			break
 		}
+		key := prefix + rel
+		o.written = append(o.written, key)
 		wg.Go(func() {
 			defer func() { <-sem }()
-			obj, err := h.uploadFile(ctx, bucket, prefix+rel, filepath.Join(h.outDir, filepath.FromSlash(rel)))
-			if err != nil {
-				cancel(fmt.Errorf("output file %q: %w", rel, err))
-				return
+			obj, err := h.uploadFile(ctx, bucket, key, filepath.Join(h.outDir, filepath.FromSlash(rel)))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = fmt.Errorf("output file %q: %w", rel, err)
 			}
 			obj.Path = rel
-			mu.Lock()
 			objs[i] = obj
-			o.written = append(o.written, obj.Key)
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return nil, err
+	if first == nil {
+		first = ctx.Err()
+	}
+	if first != nil {
+		return nil, first
 	}
 	return objs, nil
 }

@@ -165,6 +165,7 @@ func (h *Handler) consumeStdout(ctx context.Context, r *RecordResult, o *outputR
 		if err := h.uploader.upload(ctx, r.OutputBucket, key, hr); err != nil {
 			return err
 		}
+		// Deleted if the files that follow fail.
 		o.written = append(o.written, key)
 		o.stdout = &OutputObject{Key: key, Size: hr.n, SHA256: hex.EncodeToString(hr.h.Sum(nil))}
 		return nil
@@ -246,10 +247,10 @@ func (h *Handler) uploadOutputFile(ctx context.Context, r *RecordResult, o *outp
 		return fail(fmt.Errorf("the output file is %d bytes, over S3's limit of %d for one object", fi.Size(), int64(maxObjectSize)))
 	}
 	hr := &hashReader{r: f, h: sha256.New()}
+	o.written = append(o.written, r.OutputKey) // an upload that failed may still have landed
 	if err := h.uploader.upload(ctx, r.OutputBucket, r.OutputKey, hr); err != nil {
 		return fail(fmt.Errorf("s3://%s/%s: %w", r.OutputBucket, r.OutputKey, err))
 	}
-	o.written = append(o.written, r.OutputKey)
 	o.output = &OutputObject{Key: r.OutputKey, Size: hr.n, SHA256: hex.EncodeToString(hr.h.Sum(nil))}
 	r.OutputBytes += fi.Size()
 	r.OutputFiles++

@@ -257,3 +257,40 @@ func TestOutputFileName(t *testing.T) {
 		}
 	}
 }
+
+func TestOutputCheck(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		out  Output
+		want string // in the error; "" for none
+	}{
+		{"dir", []string{"p"}, Output{Dir: "/out"}, ""},
+		{"relative dir", []string{"p"}, Output{Dir: "out"}, "not an absolute image path"},
+		{"root dir", []string{"p"}, Output{Dir: "/"}, "not an absolute image path"},
+		{"stdout also with output file", []string{"p", "-o", "{output}"}, Output{StdoutAlso: true}, ""},
+		{"stdout also with dir", []string{"p"}, Output{Dir: "/out", StdoutAlso: true}, ""},
+		{"stdout also alone", []string{"p"}, Output{StdoutAlso: true}, "stdout_also needs {output}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := errors.Join(tt.out.check(tt.args)...)
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("check = %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDiagnoseStorage(t *testing.T) {
+	var h Handler
+	re := &RecordError{Bucket: "b", Key: "k", Op: "running program", ExitCode: 1, Stderr: []string{"write(10): No space left on device"}}
+	h.diagnoseStorage(re)
+	if !errors.Is(re, ErrStorageFull) || !strings.Contains(re.Error(), "MiB") || !strings.Contains(re.Error(), "program exited with status 1") {
+		t.Errorf("error of a run out of space = %v, want the status, the storage size and ErrStorageFull", re)
+	}
+	re = &RecordError{Bucket: "b", Key: "k", Op: "running program", ExitCode: 1, Stderr: []string{"bad input"}}
+	if h.diagnoseStorage(re); errors.Is(re, ErrStorageFull) {
+		t.Errorf("error of a run with space left = %v, want no storage diagnosis", re)
+	}
+}
