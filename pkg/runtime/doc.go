@@ -20,25 +20,48 @@
 //
 // # Per invocation
 //
-// Serve runs the Runtime API loop (2018-06-01). For each record, Handle
-// skips keys outside Input.Prefix, not ending in Input.Suffix, or under
-// Output.Prefix of the output bucket; otherwise it streams the object
-// (GetObject) into the program's stdin (or a file under /tmp for "file"
-// mode), runs the program with exec (argv exactly as in the manifest, its
-// own process group, killed with its children KillMargin before the
-// deadline), streams stdout to Output.Prefix + key without Input.Prefix +
-// Output.Suffix with the S3 upload manager (8 MiB parts, bounded memory),
-// and logs stderr line by line, prefixed with the key. The upload is
-// completed only once the program has exited 0 and the input was read
-// without error: at the end of stdout the body reader waits for the exit
-// status and turns a failure into a read error, so the upload manager
-// aborts its multipart upload (or never sends its PutObject). A retried
-// event therefore writes the same object or nothing.
+// Serve runs the Runtime API loop (2018-06-01) and gives each invocation's
+// context its request ID. For each record, Handle skips keys outside
+// Input.Prefix, not ending in Input.Suffix, or under Output.Prefix of the
+// output bucket; otherwise it streams the object (GetObject, pinned to the
+// event's ETag, resumed with ranged GETs if its body breaks) into the
+// program's stdin (or a file under /tmp for "file" mode), runs the program
+// with exec (argv as in the manifest, placeholders replaced, its own
+// process group, killed with its children KillMargin before the deadline)
+// and logs stderr line by line.
+//
+// What is uploaded depends on the manifest (outputs.go):
+//
+//   - by default stdout, streamed as it grows to OutputKey (Output.Prefix +
+//     key without Input.Prefix + Output.Suffix) by the package's own
+//     multipart uploader (upload.go: 8 MiB parts, buffers allocated once);
+//   - with OutputPlaceholder in Args, the file that replaced it, uploaded
+//     to OutputKey after the exit;
+//   - with Output.Dir, every regular file the run created or changed there,
+//     under OutputDirPrefix, then OutputDirManifest (an OutputManifest).
+//
+// With either of the last two, stdout goes to the log, or to OutputKey +
+// StdoutSuffix with Output.StdoutAlso. Every upload completes only once
+// the program has exited 0 and the input was read without error: at the
+// end of stdout the body reader waits for the exit status and turns a
+// failure into a read error, so the uploader aborts its multipart upload
+// (or never sends its PutObject), and the files are uploaded only after
+// the exit. When one of a run's several objects fails, the others are
+// deleted. A retried event therefore writes the same objects or none.
+//
+// NewLogger writes Lambda's JSON log format when AWS_LAMBDA_LOG_FORMAT is
+// JSON, text lines otherwise; WithLogFormat gives the program's lines the
+// same format. Handle ends every invocation with one "invocation summary"
+// line (bytes in and out, objects written, the program's time and the
+// transfers', the exit status, resumed reads); a failed invocation's
+// ErrorResponse carries the exit status and the last stderr lines.
+// docs/ARCHITECTURE.md ("Output files and logs") has the key layout, the
+// manifest's schema and examples of each line.
 //
 // # Size
 //
 // The bootstrap must stay under 10 MiB, static. Two choices keep it at
-// about 8.6 MiB (amd64): the Runtime API loop is this package's own rather
+// about 8.8 MiB (9.2 MB, amd64, stripped): the Runtime API loop is this package's own rather
 // than aws-lambda-go's lambda.Start, whose net/rpc mode keeps every method
 // of the S3 client alive through reflection (15 MB without the
 // lambda.norpc build tag), and the S3 client is configured from the

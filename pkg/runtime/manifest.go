@@ -102,7 +102,8 @@ type Input struct {
 	Suffix string `json:"suffix"`
 }
 
-// Output says where the program's stdout goes.
+// Output says where the program's output goes: its stdout, the file that
+// replaced OutputPlaceholder in Args, or the files of Dir.
 type Output struct {
 	// Bucket defaults to the input object's bucket.
 	Bucket string `json:"bucket,omitempty"`
@@ -116,15 +117,22 @@ type Output struct {
 	// libgfortran buffer only on regular files — or "pipe", for a program
 	// that must see a pipe.
 	Stdout string `json:"stdout,omitempty"`
-	// StdoutAlso keeps the program's stdout as <output key>.stdout when
-	// Args hold OutputPlaceholder (whose file is then the output); without
-	// it that stdout goes to the log.
+	// StdoutAlso keeps the program's stdout as <output key>.stdout
+	// (StdoutSuffix) when Args hold OutputPlaceholder (whose file is then
+	// the output) or Dir is set; without it that stdout goes to the log,
+	// line by line. It is refused with neither.
 	StdoutAlso bool `json:"stdout_also,omitempty"`
 	// Dir is an absolute image path the program writes its output files
-	// into, made writable under /tmp. After a successful exit every regular
-	// file the run created or changed in it is uploaded to Prefix + (input
-	// key without Input.Prefix and Input.Suffix) + "/" + its path relative
-	// to Dir, then OutputDirManifest beside them.
+	// into, made writable under /tmp like a writable WORKDIR (it may be
+	// the WORKDIR); arguments naming it or a path under it are pointed
+	// there. After a successful exit every regular file the run created or
+	// changed in it is uploaded to Prefix + (input key without
+	// Input.Prefix and Input.Suffix) + "/" + its path relative to Dir
+	// (OutputDirPrefix), then OutputDirManifest beside them; symlinks are
+	// not. stdout then goes to the log, as with OutputPlaceholder, and
+	// nothing is written at the output key unless Args hold
+	// OutputPlaceholder too. After each run the directory is put back as
+	// the package has it.
 	Dir string `json:"dir,omitempty"`
 }
 
