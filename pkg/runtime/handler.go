@@ -228,8 +228,7 @@ type RecordResult struct {
 	Skipped      string `json:"skipped,omitempty"`
 	OutputBucket string `json:"output_bucket,omitempty"`
 	// OutputKey is the object of stdout or of the file that replaced
-	// OutputPlaceholder; with Output.Dir and no such file, nothing is
-	// written there.
+	// OutputPlaceholder; empty with Output.Dir and no such file.
 	OutputKey string `json:"output_key,omitempty"`
 	// StdoutKey is where stdout went with Output.StdoutAlso, ManifestKey
 	// the OutputDirManifest of an Output.Dir run.
@@ -317,7 +316,12 @@ func (h *Handler) record(ctx context.Context, rec events.S3EventRecord) (RecordR
 	}
 	r.OutputBucket = outBucket
 	r.OutputKey = OutputKey(h.m, key)
-	log.InfoContext(ctx, "processing", "output", "s3://"+r.OutputBucket+"/"+r.OutputKey)
+	dest := "s3://" + r.OutputBucket + "/" + r.OutputKey
+	if h.m.Output.Dir != "" && !hasOutputPlaceholder(h.m.Args) {
+		r.OutputKey = "" // nothing goes there
+		dest = "s3://" + r.OutputBucket + "/" + OutputDirPrefix(h.m, key)
+	}
+	log.InfoContext(ctx, "processing", "output", dest)
 	err = h.run(ctx, &r, pinOf(rec.S3.Object))
 	r.DurationMS = time.Since(start).Milliseconds()
 	if err != nil {

@@ -160,7 +160,7 @@ func (h *Handler) consumeStdout(ctx context.Context, r *RecordResult, o *outputR
 	case !writesFiles(h.m):
 		return h.uploader.upload(ctx, r.OutputBucket, r.OutputKey, gate)
 	case h.m.Output.StdoutAlso:
-		key := r.OutputKey + StdoutSuffix
+		key := OutputKey(h.m, r.Key) + StdoutSuffix
 		hr := &hashReader{r: gate, h: sha256.New()}
 		if err := h.uploader.upload(ctx, r.OutputBucket, key, hr); err != nil {
 			return err

@@ -112,7 +112,8 @@ func TestHandleOutputDir(t *testing.T) {
 		"/out/link@/etc/passwd", "plots/b.png=in the workdir")
 	m.Output.Dir = "/out"
 	files := map[string]string{"/out/old.txt": "kept", "/out/changed.txt": "before"}
-	s := mustHandlerWith(t, m, files)
+	var lb logBuffer
+	s := mustHandlerWith(t, m, files, WithLogger(NewLogger(lb.writer(), "")))
 	s.put(t, "input/day1.csv", []byte("a,b\n"))
 	ev := s.event(t, "input/day1.csv")
 	ctx := withRequestID(context.Background(), "8f5c3a2e-0000-4000-8000-000000000001")
@@ -129,8 +130,8 @@ func TestHandleOutputDir(t *testing.T) {
 		if man.Input.ETag != ev.Records[0].S3.Object.ETag || man.Input.Key != "input/day1.csv" || man.RequestID != requestID(ctx) {
 			t.Errorf("run %d: manifest input %+v, request %q; want ETag %q, request %q", run, man.Input, man.RequestID, ev.Records[0].S3.Object.ETag, requestID(ctx))
 		}
-		if r := res.Records[0]; r.OutputFiles != 3 || r.OutputBytes != 4+3+3 || r.ManifestKey != "output/day1/_manifest.json" {
-			t.Errorf("run %d: record %+v, want 3 files, 10 bytes and the manifest's key", run, r)
+		if r := res.Records[0]; r.OutputFiles != 3 || r.OutputBytes != 4+3+3 || r.ManifestKey != "output/day1/_manifest.json" || r.OutputKey != "" {
+			t.Errorf("run %d: record %+v, want 3 files, 10 bytes, the manifest's key and no output key", run, r)
 		}
 		if b, err := os.ReadFile(filepath.Join(s.h.outDir, "changed.txt")); err != nil || string(b) != "before" {
 			t.Errorf("run %d: changed.txt after the run = %q, %v; want the package's %q back", run, b, err, "before")
@@ -138,6 +139,9 @@ func TestHandleOutputDir(t *testing.T) {
 	}
 	if !strings.Contains(s.log.String(), "input/day1.csv (stdout): summary printed") {
 		t.Errorf("the program's stdout is not in the log:\n%s", s.log.String())
+	}
+	if log := strings.Join(lb.lines(), "\n"); !strings.Contains(log, "a symlink is not uploaded") || !strings.Contains(log, `path=link target=/etc/passwd points="outside the directory"`) {
+		t.Errorf("the log does not say the symlink link -> /etc/passwd was left out:\n%s", log)
 	}
 }
 
@@ -169,16 +173,25 @@ func (s handlerSetup) checkManifest(t *testing.T, key string) OutputManifest {
 }
 
 func TestHandleOutputDirWorkDir(t *testing.T) {
-	m := writerManifest("0", "", "result.txt=r", "sub/x.txt=x")
-	m.WorkDir, m.Output.Dir = "/work", "/work/"
+	m := writerManifest("0", "kept", "result.txt=r", "sub/x.txt=x")
+	m.WorkDir, m.Output.Dir, m.Output.StdoutAlso = "/work", "/work/", true
 	s := mustHandlerWith(t, m, map[string]string{"/work/config.ini": "c"})
 	s.put(t, "input/day1.csv", []byte("a,b\n"))
-	if _, err := s.h.Handle(context.Background(), s3Event(s.bucket, "input/day1.csv")); err != nil {
+	res, err := s.h.Handle(context.Background(), s3Event(s.bucket, "input/day1.csv"))
+	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
-	want := []string{"output/day1/_manifest.json", "output/day1/result.txt", "output/day1/sub/x.txt"}
+	want := []string{"output/day1.csv.stdout", "output/day1/_manifest.json", "output/day1/result.txt", "output/day1/sub/x.txt"}
 	if diff := cmp.Diff(want, s.outputKeys(t)); diff != "" {
 		t.Errorf("output keys (-want +got):\n%s", diff)
+	}
+	if r := res.Records[0]; r.StdoutKey != "output/day1.csv.stdout" || r.OutputFiles != 3 || r.OutputBytes != 2+5 {
+		t.Errorf("record %+v, want the stdout key, 3 objects of 7 bytes", r)
+	}
+	b, _ := s.get(t, "output/day1/_manifest.json")
+	var man OutputManifest
+	if err := json.Unmarshal(b, &man); err != nil || man.Stdout == nil || man.Stdout.Key != "output/day1.csv.stdout" || man.Stdout.Size != 5 {
+		t.Errorf("manifest's stdout entry: %v, %+v; want output/day1.csv.stdout, 5 bytes", err, man.Stdout)
 	}
 }
 
