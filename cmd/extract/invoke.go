@@ -47,9 +47,14 @@ them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY). The Runtime API and the
 in-process S3 answer only requests for their own 127.0.0.1:port (Host
 header), the S3 only those signed with the invocation's access key.
 
-With --csv, stdout carries the output object's bytes; otherwise the function's
-response. --json prints the whole result (request ID, durations, response or
-error) instead. The function's log (the bootstrap's and the program's stderr)
+With --csv, stdout carries the output object's bytes (for a program that writes
+an --output-dir and no {output} file, its _manifest.json); otherwise the
+function's response. With --csv and -o DIR, every object the run wrote (the
+output object, OUTPUT_KEY.stdout, an output directory's files and
+_manifest.json) is saved under DIR at its key without the output prefix
+(output/day1/plots/a.png → DIR/day1/plots/a.png), and stdout lists the files
+written. --json prints the whole result (request ID, durations, response or
+error, the objects written) instead. The function's log (the bootstrap's and the program's stderr)
 goes to stderr, then a line with the request ID and the durations as Lambda
 reports them (the invocation from the event's delivery; the bootstrap's init).
 The exit status is 1 when the invocation failed.
@@ -57,12 +62,15 @@ The exit status is 1 when the invocation failed.
 Examples:
   extract invoke momentum.zip --csv data/momentum.csv
   extract invoke momentum.zip --csv data/momentum.csv > momentum.out.csv
+  extract invoke files.zip --csv data/sample.csv -o out/   # out/sample/summary.csv, out/sample/_manifest.json, ...
   extract package momentum:v1 -o oci:momentum-image && sudo extract invoke oci:momentum-image --csv data/momentum.csv
   sudo extract invoke docker-archive:momentum.tar --csv data/momentum.csv --uid 993:990
   AWS_ENDPOINT_URL_S3=http://127.0.0.1:5000 extract invoke momentum.zip --bucket in --key data/run1.csv
   extract invoke momentum.zip --event s3-put.json --timeout 2m --json`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "csv", TakesFile: true, Usage: "run on the local CSV `FILE`"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, TakesFile: true,
+			Usage: "with --csv: save every object the run wrote under `DIR`, at its key without the output prefix"},
 		&cli.StringFlag{Name: "event", TakesFile: true, Usage: "send the JSON event in `FILE` (- for stdin)"},
 		&cli.StringFlag{Name: "bucket", Usage: "with --key: send the S3 Put event for this `BUCKET`"},
 		&cli.StringFlag{Name: "key", Usage: "with --bucket: the object `KEY`"},
@@ -123,7 +131,12 @@ Examples:
 			if eerr := enc.Encode(out); eerr != nil {
 				return eerr
 			}
-		case failed != nil, c.IsSet("csv"): // the output went to stdout
+		case failed != nil:
+		case c.IsSet("output"):
+			for _, o := range res.Outputs {
+				fmt.Fprintln(stdout(c), o.Path)
+			}
+		case c.IsSet("csv"): // the output went to stdout
 		default:
 			fmt.Fprintf(stdout(c), "%s\n", res.Response)
 		}
@@ -141,6 +154,9 @@ func invokeOptions(c *cli.Context) ([]lambda.InvokeOption, error) {
 	}
 	if n != 1 {
 		return nil, usageError{"invoke: give exactly one of --csv, --event, or --bucket with --key"}
+	}
+	if c.IsSet("output") && !c.IsSet("csv") {
+		return nil, usageError{"invoke: -o saves the objects of a --csv run; give --csv"}
 	}
 	opts := []lambda.InvokeOption{
 		lambda.WithInvokeTimeout(c.Duration("timeout")),
@@ -165,7 +181,10 @@ func invokeOptions(c *cli.Context) ([]lambda.InvokeOption, error) {
 	switch {
 	case c.IsSet("csv"):
 		opts = append(opts, lambda.WithCSV(c.String("csv")))
-		if !c.Bool("json") {
+		switch {
+		case c.IsSet("output"):
+			opts = append(opts, lambda.WithSaveOutputs(c.String("output")))
+		case !c.Bool("json"):
 			opts = append(opts, lambda.WithOutputWriter(stdout(c)))
 		}
 	case c.IsSet("event"):

@@ -25,6 +25,12 @@ var invokeBins struct {
 // static test program run with args.
 func invokeZip(t *testing.T, args ...string) string {
 	t.Helper()
+	return invokeZipWith(t, nil, args...)
+}
+
+// invokeZipWith is invokeZip with the manifest changed by edit first.
+func invokeZipWith(t *testing.T, edit func(*xruntime.Manifest), args ...string) string {
+	t.Helper()
 	invokeBins.once.Do(func() {
 		dir, err := os.MkdirTemp("", "extract-invoke-cli-")
 		if err != nil {
@@ -53,6 +59,9 @@ func invokeZip(t *testing.T, args ...string) string {
 		t.Fatal(invokeBins.err)
 	}
 	m := xruntime.Manifest{Version: 1, Program: "/bin/testprog", Args: append([]string{"testprog"}, args...)}
+	if edit != nil {
+		edit(&m)
+	}
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for _, e := range []struct {
@@ -119,6 +128,48 @@ func TestInvokeCommand(t *testing.T) {
 	}
 }
 
+// TestInvokeCommandOutputs: -o DIR saves every object of an output
+// directory run under DIR and lists the files on stdout; --json lists the
+// objects.
+func TestInvokeCommandOutputs(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	csv := filepath.Join(t.TempDir(), "day1.csv")
+	if err := os.WriteFile(csv, []byte("1,2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fn := invokeZipWith(t, func(m *xruntime.Manifest) {
+		m.Input = xruntime.Input{Mode: "stdin", Prefix: "input/", Suffix: ".csv"}
+		m.Output = xruntime.Output{Prefix: "output/", Dir: "/out", StdoutAlso: true}
+	}, "write", "0", "to stdout", "/out/summary.csv=sum", "/out/plots/a.txt=plot")
+
+	dir := t.TempDir()
+	stdout, stderr, code := runCLI(t, "invoke", fn, "--csv", csv, "-o", dir)
+	var want []string
+	for _, rel := range []string{"day1.csv.stdout", "day1/plots/a.txt", "day1/summary.csv", "day1/_manifest.json"} {
+		want = append(want, filepath.Join(dir, rel))
+	}
+	if got := strings.Fields(stdout); code != exitOK || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("invoke -o: code %d, stdout %q, want %q\nstderr:\n%s", code, stdout, want, stderr)
+	}
+	for rel, body := range map[string]string{"day1/summary.csv": "sum", "day1/plots/a.txt": "plot", "day1.csv.stdout": "to stdout\n"} {
+		if b, err := os.ReadFile(filepath.Join(dir, rel)); err != nil || string(b) != body {
+			t.Errorf("%s = %q (%v), want %q", rel, b, err, body)
+		}
+	}
+
+	stdout, stderr, code = runCLI(t, "invoke", "--json", fn, "--csv", csv)
+	var res struct {
+		Outputs []struct {
+			Key  string `json:"key"`
+			Size int64  `json:"size"`
+		} `json:"outputs"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || code != exitOK || len(res.Outputs) != 4 || res.Outputs[3].Key != "output/day1/_manifest.json" {
+		t.Errorf("invoke --json: code %d, outputs %+v (%v), want 4 ending in the manifest\nstderr:\n%s", code, res.Outputs, err, stderr)
+	}
+}
+
 func TestInvokeCommandUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"invoke"},
@@ -126,6 +177,7 @@ func TestInvokeCommandUsage(t *testing.T) {
 		{"invoke", "fn.zip", "--csv", "a.csv", "--event", "e.json"},
 		{"invoke", "fn.zip", "--bucket", "b"},
 		{"invoke", "a.zip", "b.zip", "--csv", "a.csv"},
+		{"invoke", "fn.zip", "--event", "e.json", "-o", "out"},
 		{"invoke", "oci:x", "--csv", "a.csv", "--uid", "0"},
 		{"invoke", "oci:x", "--csv", "a.csv", "--uid", "993:x"},
 	} {

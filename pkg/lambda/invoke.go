@@ -2,7 +2,6 @@ package lambda
 
 import (
 	"archive/zip"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -54,6 +53,8 @@ type invokeOptions struct {
 	logWriter   io.Writer
 	output      io.Writer
 	memoryMB    int
+	// saveDir is WithSaveOutputs's directory.
+	saveDir string
 	// callerCreds hands the caller's credentials to the function also
 	// when S3 is a local endpoint.
 	callerCreds bool
@@ -75,7 +76,10 @@ func WithEvent(event []byte) InvokeOption {
 // WithCSV runs the function on a local file: it is put at the package's
 // input prefix + its base name ("input/day1.csv") in the bucket "local" of the S3 endpoint AWS_ENDPOINT_URL_S3 names, or of an
 // in-process local S3 when that is unset, and the output object is fetched
-// into the result's Output (or streamed to WithOutputWriter's writer).
+// into the result's Output (or streamed to WithOutputWriter's writer): the
+// object at the output key, or, for a program that writes an output
+// directory and no "{output}" file, its _manifest.json. The result's
+// Outputs list every object the run wrote; WithSaveOutputs saves them all.
 func WithCSV(path string) InvokeOption {
 	return func(o *invokeOptions) error {
 		if path == "" {
@@ -252,14 +256,15 @@ type invocation struct {
 	linkDir string
 	unlock  func() // releases the link directory's lock
 	// inputPrefix is the package's trigger prefix, under which WithCSV
-	// puts the file.
-	inputPrefix string
-	api         *RuntimeAPI
-	s3local     *LocalS3
-	s3          *s3.Client
-	cmd         *exec.Cmd
-	exited      chan struct{}
-	exitErr     error
+	// puts the file; outputPrefix its output prefix, which
+	// WithSaveOutputs removes from the keys.
+	inputPrefix, outputPrefix string
+	api                       *RuntimeAPI
+	s3local                   *LocalS3
+	s3                        *s3.Client
+	cmd                       *exec.Cmd
+	exited                    chan struct{}
+	exitErr                   error
 }
 
 func (inv *invocation) run(ctx context.Context) (*InvokeResult, error) {
@@ -281,7 +286,7 @@ func (inv *invocation) run(ctx context.Context) (*InvokeResult, error) {
 		var m xruntime.Manifest
 		if json.Unmarshal(b, &m) == nil {
 			inv.linkDir = m.LinkDir
-			inv.inputPrefix = m.Input.Prefix
+			inv.inputPrefix, inv.outputPrefix = m.Input.Prefix, m.Output.Prefix
 		}
 	}
 	if inv.linkDir != "" {
@@ -574,63 +579,6 @@ func S3PutEvent(bucket, key, region string) ([]byte, error) {
 		},
 	}}}
 	return json.Marshal(ev)
-}
-
-// fetchOutput reads the output object the function wrote for the CSV.
-func (inv *invocation) fetchOutput(ctx context.Context, res *InvokeResult) error {
-	var r xruntime.Result
-	if err := json.Unmarshal(res.Response, &r); err != nil {
-		return fmt.Errorf("reading the function's response: %w", err)
-	}
-	if len(r.Records) != 1 {
-		return fmt.Errorf("the function's response has %d records, want 1", len(r.Records))
-	}
-	rec := r.Records[0]
-	if rec.Skipped != "" {
-		return fmt.Errorf("the function skipped s3://%s/%s: %s", rec.Bucket, rec.Key, rec.Skipped)
-	}
-	res.OutputBucket, res.OutputKey = rec.OutputBucket, rec.OutputKey
-	var body io.ReadCloser
-	size := int64(-1)
-	if inv.s3local != nil {
-		o, err := inv.s3local.Object(rec.OutputBucket, rec.OutputKey)
-		if err != nil {
-			return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
-		}
-		body = o
-		if n, err := o.Seek(0, io.SeekEnd); err == nil {
-			size = n
-			_, err = o.Seek(0, io.SeekStart)
-			if err != nil {
-				o.Close()
-				return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
-			}
-		}
-	} else {
-		out, err := inv.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &rec.OutputBucket, Key: &rec.OutputKey})
-		if err != nil {
-			return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
-		}
-		body, size = out.Body, aws.ToInt64(out.ContentLength)
-	}
-	defer body.Close()
-	if inv.o.output != nil {
-		if _, err := io.Copy(inv.o.output, body); err != nil {
-			return fmt.Errorf("copying the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
-		}
-		return nil
-	}
-	var buf bytes.Buffer
-	if size >= 0 {
-		// Room for the size and the read that sees the end: a buffer
-		// exactly full would double to find it.
-		buf.Grow(int(size) + bytes.MinRead)
-	}
-	if _, err := buf.ReadFrom(body); err != nil {
-		return fmt.Errorf("reading the output s3://%s/%s: %w", rec.OutputBucket, rec.OutputKey, err)
-	}
-	res.Output = buf.Bytes()
-	return nil
 }
 
 // startBootstrap starts the package's bootstrap, contained by

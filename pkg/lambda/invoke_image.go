@@ -188,7 +188,9 @@ func (inv *invocation) runImage(ctx context.Context, ref string) (*InvokeResult,
 	if err != nil {
 		return nil, fmt.Errorf("invoke: %s: %w", ref, err)
 	}
-	inv.inputPrefix = imageInputPrefix(idx, sb.root, sb.path, log)
+	if m := imageManifest(idx, sb.root, sb.path, log); m != nil {
+		inv.inputPrefix, inv.outputPrefix = m.Input.Prefix, m.Output.Prefix
+	}
 	log.Debug("image flattened", "ref", ref, "digest", img.Digest, "root", sb.root, "entrypoint", sb.args,
 		"open", tOpen.Sub(t0), "index", tIndex.Sub(tOpen), "flatten", time.Since(tIndex))
 
@@ -292,18 +294,17 @@ func entrypointPath(idx *image.Index, argv0, workDir string, env []string) (stri
 	return "", fmt.Errorf("the ENTRYPOINT %q is not in the image's PATH %q", argv0, search)
 }
 
-// imageInputPrefix reads the input prefix of an extract image package's
-// manifest: next to the entrypoint (where the bootstrap looks), else in
-// the task root. Another image has none: WithCSV puts the file at the
-// bucket's top level.
-func imageInputPrefix(idx *image.Index, root, program string, log *slog.Logger) string {
+// imageManifest reads an extract image package's manifest: next to the
+// entrypoint (where the bootstrap looks), else in the task root. Another
+// image has none (nil): WithCSV puts the file at the bucket's top level.
+func imageManifest(idx *image.Index, root, program string, log *slog.Logger) *xruntime.Manifest {
 	exe, _, err := idx.Resolve(program)
 	if err != nil {
-		return ""
+		return nil
 	}
 	r, err := os.OpenRoot(root)
 	if err != nil {
-		return ""
+		return nil
 	}
 	defer r.Close()
 	for _, p := range []string{path.Join(path.Dir(exe), xruntime.ManifestPath), path.Join("/var/task", xruntime.ManifestPath)} {
@@ -314,11 +315,11 @@ func imageInputPrefix(idx *image.Index, root, program string, log *slog.Logger) 
 		var m xruntime.Manifest
 		if err := json.Unmarshal(b, &m); err != nil {
 			log.Debug("unreadable extract manifest in the image", "path", p, "error", err)
-			return ""
+			return nil
 		}
-		return m.Input.Prefix
+		return &m
 	}
-	return ""
+	return nil
 }
 
 // imageEnviron is the environment Lambda gives a container image's

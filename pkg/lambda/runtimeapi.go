@@ -72,6 +72,10 @@ type InvokeResult struct {
 	Output       []byte `json:"-"`
 	OutputBucket string `json:"output_bucket,omitempty"`
 	OutputKey    string `json:"output_key,omitempty"`
+	// Outputs lists every object the run wrote, after a successful
+	// WithCSV invocation: the output object, the kept stdout, an output
+	// directory's files and its manifest (see WithSaveOutputs).
+	Outputs []InvokeOutput `json:"outputs,omitempty"`
 }
 
 // FunctionError is an invocation error as the Runtime API reports it.
