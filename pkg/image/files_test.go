@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -191,8 +192,14 @@ func (c countingImage) Layers() ([]v1.Layer, error) {
 	return ls, err
 }
 
+// countingMu guards the opened lists: BuildIndex opens layers
+// concurrently.
+var countingMu sync.Mutex
+
 func (l countingLayer) Uncompressed() (io.ReadCloser, error) {
+	countingMu.Lock()
 	*l.opened = append(*l.opened, l.n)
+	countingMu.Unlock()
 	return l.Layer.Uncompressed()
 }
 
