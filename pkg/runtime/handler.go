@@ -206,8 +206,8 @@ func NewHandler(ctx context.Context, m *Manifest, taskRoot string, opts ...Optio
 		env:     Environ(m, taskRoot, o.environ),
 		opts:    o,
 		plog:    newProgramLog(o.programLog, o.logFormat),
-		outDir:  outDirPath(m, taskRoot),
 	}
+	h.outDir, _ = outDirPath(m, taskRoot)
 	if h.outDir != "" {
 		h.outSrc = rootPath(m, taskRoot, m.Output.Dir)
 	}

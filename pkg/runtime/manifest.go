@@ -124,7 +124,7 @@ type Output struct {
 	StdoutAlso bool `json:"stdout_also,omitempty"`
 	// Dir is an absolute image path the program writes its output files
 	// into, made writable under /tmp like a writable WORKDIR (it may be
-	// the WORKDIR); arguments naming it or a path under it are pointed
+	// the WORKDIR, or in a writable one); arguments naming it or a path under it are pointed
 	// there. After a successful exit every regular file the run created or
 	// changed in it is uploaded to Prefix + (input key without
 	// Input.Prefix and Input.Suffix) + "/" + its path relative to Dir

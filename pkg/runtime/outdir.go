@@ -73,17 +73,25 @@ func OutputDirPrefix(m *Manifest, key string) string {
 }
 
 // outDirPath returns the host directory the program writes Output.Dir's
-// files into: the writable copy of the WORKDIR when Dir is the WORKDIR,
-// else a copy of its own under the temporary directory, made by Setup.
-func outDirPath(m *Manifest, taskRoot string) string {
+// files into, and whether it is in the writable copy of the WORKDIR: when
+// Dir is the WORKDIR, or under a WORKDIR (not /) that has a writable copy,
+// so that relative paths from the working directory reach it; else a copy
+// of its own under the temporary directory, made by Setup.
+func outDirPath(m *Manifest, taskRoot string) (string, bool) {
 	if m.Output.Dir == "" {
-		return ""
+		return "", false
 	}
-	if dir, ok := writableWorkDir(m, taskRoot); ok && isWorkDir(m) {
-		return dir
+	if dir, ok := writableWorkDir(m, taskRoot); ok {
+		wd, od := path.Clean("/"+m.WorkDir), path.Clean("/"+m.Output.Dir)
+		if od == wd {
+			return dir, true
+		}
+		if wd != "/" && strings.HasPrefix(od, wd+"/") {
+			return filepath.Join(dir, filepath.FromSlash(od[len(wd)+1:])), true
+		}
 	}
 	sum := sha256.Sum256([]byte(taskRoot + "\x00" + m.Output.Dir))
-	return filepath.Join(os.TempDir(), "extract-outdir-"+hex.EncodeToString(sum[:6]))
+	return filepath.Join(os.TempDir(), "extract-outdir-"+hex.EncodeToString(sum[:6])), false
 }
 
 // isWorkDir reports whether Output.Dir is the WORKDIR.

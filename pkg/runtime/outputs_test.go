@@ -195,6 +195,20 @@ func TestHandleOutputDirWorkDir(t *testing.T) {
 	}
 }
 
+func TestHandleOutputDirInWorkDir(t *testing.T) {
+	m := writerManifest("0", "", "out/r.txt=r", "log.txt=not an output")
+	m.WorkDir, m.WritableWorkDir, m.Output.Dir = "/app", true, "/app/out"
+	s := mustHandlerWith(t, m, map[string]string{"/app/out/keep.txt": "k"})
+	s.put(t, "input/day1.csv", []byte("a,b\n"))
+	if _, err := s.h.Handle(context.Background(), s3Event(s.bucket, "input/day1.csv")); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	want := []string{"output/day1/_manifest.json", "output/day1/r.txt"}
+	if diff := cmp.Diff(want, s.outputKeys(t)); diff != "" {
+		t.Errorf("output keys (-want +got):\n%s", diff)
+	}
+}
+
 func TestHandleOutputFailedRun(t *testing.T) {
 	for name, args := range map[string][]string{
 		"output file": {"3", "out", "{output}=x"},

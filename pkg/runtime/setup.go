@@ -197,8 +197,8 @@ func resolveInRoot(root, p string) (string, error) {
 // the manifest's LinkDir at taskRoot (atomically, replacing a link that
 // points elsewhere) and, when WritableWorkDir is set, the WORKDIR is
 // missing from the package or is Output.Dir, makes the writable copy
-// WorkDir returns; it makes the writable copy of an Output.Dir that is not
-// the WORKDIR the same way, under the temporary directory.
+// WorkDir returns; it makes the writable copy of an Output.Dir that is
+// not in that copy the same way, under the temporary directory.
 func Setup(m *Manifest, taskRoot string) error {
 	if m.LinkDir != "" {
 		if err := linkTaskRoot(m.LinkDir, taskRoot); err != nil {
@@ -210,8 +210,8 @@ func Setup(m *Manifest, taskRoot string) error {
 			return fmt.Errorf("preparing writable workdir %q: %w", m.WorkDir, err)
 		}
 	}
-	if m.Output.Dir != "" && !isWorkDir(m) {
-		if err := copyWorkDir(rootPath(m, taskRoot, m.Output.Dir), outDirPath(m, taskRoot)); err != nil {
+	if dir, inWorkDir := outDirPath(m, taskRoot); dir != "" && !inWorkDir {
+		if err := copyWorkDir(rootPath(m, taskRoot, m.Output.Dir), dir); err != nil {
 			return fmt.Errorf("preparing the output directory %q: %w", m.Output.Dir, err)
 		}
 	}
