@@ -249,7 +249,9 @@ func (h *Handler) uploadFiles(ctx context.Context, bucket, prefix string, files 
 // PutObject streamed from the file when it fits in a part, else through
 // the uploader (one such upload at a time: its part buffers are shared).
 func (h *Handler) uploadFile(ctx context.Context, bucket, key, name string) (OutputObject, error) {
-	f, err := os.Open(name)
+	// The listing saw a regular file: a symlink put there since is not
+	// followed.
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return OutputObject{}, err
 	}
