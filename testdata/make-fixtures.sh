@@ -9,7 +9,7 @@
 # internal/imagebuild.Fixture). See testdata/README.md.
 #
 # Idempotent and fast on re-run: nothing is rebuilt while OUTDIR/.stamp holds
-# the hash of this script and of the Fortran source. Downloaded .deb files are
+# the hash of this script and of the Fortran sources. Downloaded .deb files are
 # cached in OUTDIR/debs/ARCH and survive rebuilds.
 set -euo pipefail
 
@@ -20,10 +20,11 @@ fi
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 src="$repo/examples/fortran-momentum/momentum.f90"
+src_files="$repo/examples/fortran-files/report.f90"
 mkdir -p "$1"
 out=$(cd "$1" && pwd)
 
-hash=$(cat "$0" "$src" | sha256sum | cut -d' ' -f1)
+hash=$(cat "$0" "$src" "$src_files" | sha256sum | cut -d' ' -f1)
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$hash" ]; then
 	exit 0
 fi
@@ -193,6 +194,20 @@ etc "$root" x86_64-linux-gnu
 install -D -m 0755 "$work/momentum-amd64" "$root/usr/local/bin/momentum"
 finish fortran-merged
 config fortran-merged linux/amd64 '["/usr/local/bin/momentum"]' null / "$layers_fortran"
+
+# (a2) fortran-files: fortran-merged with examples/fortran-files'
+# momentum-report instead of momentum, which writes named files (-o FILE, or
+# table.csv, summary.csv and plots/ in its WORKDIR /work).
+gfortran -O2 -o "$work/momentum-report" "$src_files"
+root="$out/fortran-files.tmp"
+rm -rf "$root"
+cp -a "$out/fortran-merged" "$root"
+rm "$root/usr/local/bin/momentum"
+install -D -m 0755 "$work/momentum-report" "$root/usr/local/bin/momentum-report"
+install -d -m 0755 "$root/work"
+finish fortran-files
+config fortran-files linux/amd64 '["/usr/local/bin/momentum-report"]' null /work \
+	'[{"created_by": "COPY momentum-report /usr/local/bin/momentum-report", "prefixes": ["/usr/local", "/work"]}]'
 
 # (b) fortran-split: the same packages extracted as shipped, without the /usr
 # merge: real /lib, /lib64 (holding the ld-linux-x86-64.so.2 symlink) and

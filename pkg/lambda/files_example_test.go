@@ -1,0 +1,196 @@
+package lambda
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/pkg/image"
+	xruntime "github.com/comingout/extract/pkg/runtime"
+)
+
+// filesExampleData is examples/fortran-files/data.
+var filesExampleData = filepath.Join("..", "..", "examples", "fortran-files", "data")
+
+// mustFilesPackage packages the fixture fortran-files (examples/fortran-files'
+// momentum-report) as a zip with the real bootstrap and opts, and returns
+// its path and bytes.
+func mustFilesPackage(t *testing.T, opts ...PackageOption) (string, []byte) {
+	t.Helper()
+	fixtures := os.Getenv("EXTRACT_FIXTURES")
+	if fixtures == "" {
+		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
+	}
+	if goruntime.GOARCH != "amd64" {
+		t.Skip("the fixture is linux/amd64")
+	}
+	v1img, err := imagebuild.Fixture(fixtures, "fortran-files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bootstrap, _ := mustInvBuilt(t)
+	opts = append([]PackageOption{WithBootstrap(func(string) ([]byte, error) { return os.ReadFile(bootstrap) })}, opts...)
+	zipPath := filepath.Join(t.TempDir(), "report.zip")
+	if _, err := PackageFile(context.Background(), mustServe(t, v1img), zipPath, opts...); err != nil {
+		t.Fatalf("PackageFile: %v", err)
+	}
+	return zipPath, mustReadInv(t, zipPath)
+}
+
+// expectedFiles reads examples/fortran-files/data/expected/dir: relative
+// path → content.
+func expectedFiles(t *testing.T) map[string]string {
+	t.Helper()
+	return savedFiles(t, filepath.Join(filesExampleData, "expected", "dir"))
+}
+
+// TestFortranFilesExample runs the Fortran example that writes named files
+// through the real bootstrap under Invoke: packaged with {output}, the
+// output object is the file it wrote (data/expected/output.csv) and its
+// stdout is kept beside it; packaged with --output-dir /work (its WORKDIR),
+// the files it wrote there (data/expected/dir) and _manifest.json are saved
+// under sample/, nothing of its empty stdout; a malformed CSV fails the
+// invocation and leaves no output.
+func TestFortranFilesExample(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	sample := filepath.Join(filesExampleData, "sample.csv")
+	ctx := context.Background()
+
+	t.Run("output file", func(t *testing.T) {
+		zipPath, _ := mustFilesPackage(t, WithCommandOverride(image.Override{Cmd: []string{"-o", "{output}"}, CmdSet: true}), WithStdoutAlso(true))
+		dir := t.TempDir()
+		var logs bytes.Buffer
+		if _, err := Invoke(ctx, zipPath, WithCSV(sample), WithSaveOutputs(dir), WithLogWriter(&logs)); err != nil {
+			t.Fatalf("Invoke: %v\n%s", err, logs.Bytes())
+		}
+		want := map[string]string{
+			"sample.csv":        string(mustReadInv(t, filepath.Join(filesExampleData, "expected", "output.csv"))),
+			"sample.csv.stdout": string(mustReadInv(t, filepath.Join(filesExampleData, "expected", "stdout.txt"))),
+		}
+		if diff := cmp.Diff(want, savedFiles(t, dir)); diff != "" {
+			t.Errorf("outputs (-want +got):\n%s\nlog:\n%s", diff, logs.Bytes())
+		}
+	})
+
+	dirZip, _ := mustFilesPackage(t, WithOutputDir("/work"))
+	t.Run("output dir", func(t *testing.T) {
+		dir := t.TempDir()
+		var logs bytes.Buffer
+		res, err := Invoke(ctx, dirZip, WithCSV(sample), WithSaveOutputs(dir), WithLogWriter(&logs))
+		if err != nil {
+			t.Fatalf("Invoke: %v\n%s", err, logs.Bytes())
+		}
+		got := savedFiles(t, filepath.Join(dir, "sample"))
+		om := checkOutputManifest(t, got[xruntime.OutputDirManifest], "output/sample/")
+		delete(got, xruntime.OutputDirManifest)
+		if diff := cmp.Diff(expectedFiles(t), got); diff != "" {
+			t.Errorf("outputs under sample/ (-want +got):\n%s\nlog:\n%s", diff, logs.Bytes())
+		}
+		if len(om.Files) != 3 || om.Stdout != nil || len(res.Outputs) != 4 {
+			t.Errorf("manifest %+v, Outputs %+v: want 3 files, no stdout object", om, res.Outputs)
+		}
+	})
+
+	t.Run("fails", func(t *testing.T) {
+		var logs bytes.Buffer
+		res, err := Invoke(ctx, dirZip, WithCSV(filepath.Join(filesExampleData, "bad.csv")), WithSaveOutputs(t.TempDir()), WithLogWriter(&logs))
+		var ie *InvokeError
+		if !errors.As(err, &ie) || len(ie.Result.Outputs) != 0 {
+			t.Fatalf("Invoke on bad.csv = %v, %+v; want an *InvokeError and no outputs", err, res)
+		}
+		if !strings.Contains(logs.String(), `malformed row "ten,3"`) {
+			t.Errorf("log lacks the program's complaint:\n%s", logs.Bytes())
+		}
+	})
+}
+
+// checkOutputManifest parses a _manifest.json and checks each file's key is
+// under prefix; it returns the manifest.
+func checkOutputManifest(t *testing.T, body, prefix string) xruntime.OutputManifest {
+	t.Helper()
+	var om xruntime.OutputManifest
+	if err := json.Unmarshal([]byte(body), &om); err != nil {
+		t.Fatalf("_manifest.json %q: %v", body, err)
+	}
+	for _, f := range om.Files {
+		if f.Key != prefix+f.Path || f.Size <= 0 || len(f.SHA256) != 64 {
+			t.Errorf("_manifest.json file %+v: want key %q+path, a size and a SHA-256", f, prefix)
+		}
+	}
+	return om
+}
+
+// TestFortranFilesMoto deploys the output-directory package of the Fortran
+// example to moto (the role may delete outputs), puts data/sample.csv and
+// data/bad.csv under input/, and runs the deployed zip on each S3 event:
+// output/ then holds exactly sample/'s three files and _manifest.json,
+// equal to data/expected/dir, and nothing of bad.csv.
+func TestFortranFilesMoto(t *testing.T) {
+	zipPath, zipBytes := mustFilesPackage(t, WithOutputDir("/work"))
+	e := newEnv(t, "uploads")
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	e.mustDeploy(zipBytes, "report", "uploads")
+	if doc := e.rolePolicy("extract-report"); !strings.Contains(doc, "s3:DeleteObject") {
+		t.Errorf("role policy %s lacks s3:DeleteObject", doc)
+	}
+	ctx := context.Background()
+	for _, name := range []string{"sample.csv", "bad.csv"} {
+		key := "input/" + name
+		body := mustReadInv(t, filepath.Join(filesExampleData, name))
+		if _, err := e.clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("uploads"), Key: &key, Body: bytes.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+		ev, err := S3PutEvent("uploads", key, "us-east-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Invoke(ctx, zipPath, WithEvent(ev), WithInvokeTimeout(60*time.Second))
+		var ie *InvokeError
+		if (name == "bad.csv") != errors.As(err, &ie) || (err != nil && ie == nil) {
+			t.Errorf("Invoke on %s: %v", key, err)
+		}
+	}
+	got := map[string]string{}
+	out, err := e.clients.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("uploads"), Prefix: aws.String("output/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out.Contents {
+		key := aws.ToString(o.Key)
+		obj, err := e.clients.S3.(*s3.Client).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("uploads"), Key: &key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(obj.Body)
+		obj.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[strings.TrimPrefix(key, "output/sample/")] = string(b)
+	}
+	checkOutputManifest(t, got[xruntime.OutputDirManifest], "output/sample/")
+	delete(got, xruntime.OutputDirManifest)
+	if diff := cmp.Diff(expectedFiles(t), got); diff != "" {
+		keys := make([]string, 0, len(got))
+		for k := range got {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		t.Errorf("objects under output/ (-want +got):\n%s\nkeys: %q", diff, keys)
+	}
+}
