@@ -195,6 +195,31 @@ func TestHandleOutputDirWorkDir(t *testing.T) {
 	}
 }
 
+func TestHandleOutputDirLargeFile(t *testing.T) {
+	// Over a part: the multipart uploader, beside PutObjects.
+	m := writerManifest("0", "", "/out/big.bin#6291459", "/out/a.txt=a", "/out/b.txt=b")
+	m.Output.Dir = "/out"
+	s := mustHandlerWith(t, m, nil, WithPartSize(MinPartSize))
+	s.put(t, "input/day1.csv", []byte("a,b\n"))
+	if _, err := s.h.Handle(context.Background(), s3Event(s.bucket, "input/day1.csv")); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	b, _ := s.get(t, "output/day1/_manifest.json")
+	var man OutputManifest
+	if err := json.Unmarshal(b, &man); err != nil || len(man.Files) != 3 {
+		t.Fatalf("manifest: %v, %d files, want 3:\n%s", err, len(man.Files), b)
+	}
+	for _, f := range man.Files {
+		obj, _ := s.get(t, f.Key)
+		if sum := sha256.Sum256(obj); int64(len(obj)) != f.Size || hex.EncodeToString(sum[:]) != f.SHA256 {
+			t.Errorf("manifest entry %+v: the object is %d bytes, SHA-256 %x", f, len(obj), sum)
+		}
+	}
+	if f := man.Files[2]; f.Path != "big.bin" || f.Size != 6291459 {
+		t.Errorf("last manifest entry %+v, want big.bin of 6291459 bytes", f)
+	}
+}
+
 func TestHandleOutputDirInWorkDir(t *testing.T) {
 	m := writerManifest("0", "", "out/r.txt=r", "log.txt=not an output")
 	m.WorkDir, m.WritableWorkDir, m.Output.Dir = "/app", true, "/app/out"

@@ -12,7 +12,8 @@
 //	stdout-type         print what its stdout is: "regular file", "pipe", ...
 //	zeros N             write N zero bytes to stdout, 64 KiB at a time
 //	write N OUT SPEC... for each SPEC, PATH=TEXT writes TEXT to PATH (making
-//	                    its directory) and PATH@TARGET makes a symlink; then
+//	                    its directory), PATH#N writes N bytes (i%251), and
+//	                    PATH@TARGET makes a symlink; then
 //	                    writes OUT, if not empty, as a line to stdout,
 //	                    "wrote K" to stderr, and exits N
 //	daemon              start a child in a session of its own (setsid) that
@@ -146,6 +147,13 @@ func write(code int, out string, specs []string) {
 			if err = os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
 				err = os.WriteFile(p, []byte(text), 0o644)
 			}
+		} else if p, n, ok := strings.Cut(spec, "#"); ok {
+			size, _ := strconv.Atoi(n)
+			b := make([]byte, size)
+			for i := range b {
+				b[i] = byte(i % 251)
+			}
+			err = os.WriteFile(p, b, 0o644)
 		} else if p, target, ok := strings.Cut(spec, "@"); ok {
 			err = os.Symlink(target, p)
 		}
