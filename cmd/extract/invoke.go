@@ -57,6 +57,10 @@ written. --json prints the whole result (request ID, durations, response or
 error, the objects written) instead. The function's log (the bootstrap's and the program's stderr)
 goes to stderr, then a line with the request ID and the durations as Lambda
 reports them (the invocation from the event's delivery; the bootstrap's init).
+The bootstrap's last line for each invocation is its summary (input bytes,
+output bytes and files, program and transfer time, exit status); with
+--log-format json its lines are JSON objects, as on a function deployed with
+--log-format json.
 The exit status is 1 when the invocation failed.
 
 Examples:
@@ -66,7 +70,8 @@ Examples:
   extract package momentum:v1 -o oci:momentum-image && sudo extract invoke oci:momentum-image --csv data/momentum.csv
   sudo extract invoke docker-archive:momentum.tar --csv data/momentum.csv --uid 993:990
   AWS_ENDPOINT_URL_S3=http://127.0.0.1:5000 extract invoke momentum.zip --bucket in --key data/run1.csv
-  extract invoke momentum.zip --event s3-put.json --timeout 2m --json`,
+  extract invoke momentum.zip --event s3-put.json --timeout 2m --json
+  extract invoke momentum.zip --csv data/momentum.csv --log-format json 2>&1 >/dev/null | jq .`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "csv", TakesFile: true, Usage: "run on the local CSV `FILE`"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, TakesFile: true,
@@ -78,6 +83,9 @@ Examples:
 		&cli.IntFlag{Name: "memory", Value: 128, Usage: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE in `MB`"},
 		&cli.StringFlag{Name: "uid", DefaultText: "65534:65534", Usage: "an IMAGE runs as `UID[:GID]` (non-root; Lambda picks its own)"},
 		&cli.StringFlag{Name: "platform", Usage: "`os/arch[/variant]` of an IMAGE that is a multi-platform index (default: the image's own, else linux/amd64)"},
+		&cli.StringFlag{Name: "log-format", Value: lambda.LogFormatText,
+			Usage:  "the function's log `FORMAT`, as deploy --log-format sets it on Lambda: text, or json (AWS_LAMBDA_LOG_FORMAT=JSON: one JSON object per line)",
+			Action: oneOf("log-format", lambda.LogFormatText, lambda.LogFormatJSON)},
 		&cli.BoolFlag{Name: "aws-credentials", Usage: "hand your AWS credentials to the function also when S3 is a local endpoint (default there: dummy ones)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the result as a JSON document"},
 	},
@@ -163,6 +171,7 @@ func invokeOptions(c *cli.Context) ([]lambda.InvokeOption, error) {
 		lambda.WithMemorySize(c.Int("memory")),
 		lambda.WithInvokeLogger(logger(c)),
 		lambda.WithLogWriter(stderr(c)),
+		lambda.WithInvokeLogFormat(c.String("log-format")),
 		lambda.WithInvokeImageOptions(image.WithProgress(stderr(c)), image.WithLogger(logger(c))),
 	}
 	if c.IsSet("uid") {

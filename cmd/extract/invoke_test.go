@@ -178,6 +178,7 @@ func TestInvokeCommandUsage(t *testing.T) {
 		{"invoke", "fn.zip", "--bucket", "b"},
 		{"invoke", "a.zip", "b.zip", "--csv", "a.csv"},
 		{"invoke", "fn.zip", "--event", "e.json", "-o", "out"},
+		{"invoke", "fn.zip", "--csv", "a.csv", "--log-format", "xml"},
 		{"invoke", "oci:x", "--csv", "a.csv", "--uid", "0"},
 		{"invoke", "oci:x", "--csv", "a.csv", "--uid", "993:x"},
 	} {

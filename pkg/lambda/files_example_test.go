@@ -91,9 +91,13 @@ func TestFortranFilesExample(t *testing.T) {
 	t.Run("output dir", func(t *testing.T) {
 		dir := t.TempDir()
 		var logs bytes.Buffer
-		res, err := Invoke(ctx, dirZip, WithCSV(sample), WithSaveOutputs(dir), WithLogWriter(&logs))
+		res, err := Invoke(ctx, dirZip, WithCSV(sample), WithSaveOutputs(dir), WithLogWriter(&logs), WithInvokeLogFormat(LogFormatJSON))
 		if err != nil {
 			t.Fatalf("Invoke: %v\n%s", err, logs.Bytes())
+		}
+		summary := jsonSummary(t, logs.String())
+		if summary["requestId"] != res.RequestID || summary["output_files"] != 3.0 || summary["exit_status"] != 0.0 {
+			t.Errorf("summary line %v: want requestId %q, output_files 3, exit_status 0", summary, res.RequestID)
 		}
 		got := savedFiles(t, filepath.Join(dir, "sample"))
 		om := checkOutputManifest(t, got[xruntime.OutputDirManifest], "output/sample/")
@@ -113,10 +117,39 @@ func TestFortranFilesExample(t *testing.T) {
 		if !errors.As(err, &ie) || len(ie.Result.Outputs) != 0 {
 			t.Fatalf("Invoke on bad.csv = %v, %+v; want an *InvokeError and no outputs", err, res)
 		}
-		if !strings.Contains(logs.String(), `malformed row "ten,3"`) {
-			t.Errorf("log lacks the program's complaint:\n%s", logs.Bytes())
+		for _, want := range []string{`malformed row "ten,3"`, "invocation summary", "exit_status=1"} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("text log lacks %q:\n%s", want, logs.Bytes())
+			}
 		}
 	})
+}
+
+// jsonSummary checks every line of a JSON-format log is a JSON object
+// with Lambda's keys (timestamp, level, message) and returns the
+// invocation's summary line.
+func jsonSummary(t *testing.T, log string) map[string]any {
+	t.Helper()
+	var summary map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("log line %q is not JSON: %v", line, err)
+			continue
+		}
+		for _, k := range []string{"timestamp", "level", "message"} {
+			if _, ok := rec[k]; !ok {
+				t.Errorf("log line %q lacks %q", line, k)
+			}
+		}
+		if rec["message"] == "invocation summary" {
+			summary = rec
+		}
+	}
+	if summary == nil {
+		t.Fatalf("no summary line in the log:\n%s", log)
+	}
+	return summary
 }
 
 // checkOutputManifest parses a _manifest.json and checks each file's key is

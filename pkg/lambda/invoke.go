@@ -55,6 +55,8 @@ type invokeOptions struct {
 	memoryMB    int
 	// saveDir is WithSaveOutputs's directory.
 	saveDir string
+	// jsonLogs is WithInvokeLogFormat(LogFormatJSON).
+	jsonLogs bool
 	// callerCreds hands the caller's credentials to the function also
 	// when S3 is a local endpoint.
 	callerCreds bool
@@ -160,6 +162,30 @@ func WithMemorySize(mb int) InvokeOption {
 		o.memoryMB = mb
 		return nil
 	}
+}
+
+// WithInvokeLogFormat sets the function's log format as deploy's
+// WithLogFormat does on Lambda: LogFormatText (the default) or
+// LogFormatJSON, which sets AWS_LAMBDA_LOG_FORMAT=JSON for the bootstrap:
+// it then writes one JSON object per line.
+func WithInvokeLogFormat(format string) InvokeOption {
+	return func(o *invokeOptions) error {
+		switch format {
+		case LogFormatText, LogFormatJSON:
+			o.jsonLogs = format == LogFormatJSON
+			return nil
+		}
+		return fmt.Errorf("log format %q is not %s or %s", format, LogFormatText, LogFormatJSON)
+	}
+}
+
+// lambdaLogEnv is the log format variable Lambda sets for a function
+// whose LoggingConfig says JSON.
+func (o *invokeOptions) lambdaLogEnv() []string {
+	if o.jsonLogs {
+		return []string{"AWS_LAMBDA_LOG_FORMAT=JSON"}
+	}
+	return nil
 }
 
 // WithCallerCredentials hands the caller's AWS credentials to the function
@@ -337,6 +363,7 @@ func (inv *invocation) run(ctx context.Context) (*InvokeResult, error) {
 		"LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
 		"TMPDIR="+inv.tmp,
 	)
+	env = append(env, inv.o.lambdaLogEnv()...)
 
 	started := time.Now()
 	if err := inv.startBootstrap(env); err != nil {

@@ -225,6 +225,7 @@ func (inv *invocation) runImage(ctx context.Context, ref string) (*InvokeResult,
 		"TZ=:UTC",
 		"LANG=en_US.UTF-8",
 	)
+	lambdaEnv = append(lambdaEnv, inv.o.lambdaLogEnv()...)
 	sb.env = imageEnviron(cfg.Env, lambdaEnv)
 
 	started := time.Now()
