@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,8 +97,16 @@ func TestImageFormatFixtures(t *testing.T) {
 				in := filepath.Join(t.TempDir(), "in.csv")
 				mustWrite(t, in, tt.input, 0o644)
 				var log strings.Builder
+				// Under qemu (arm64) the bootstrap and the program are
+				// translated as they run: ~3 s alone, but a CI run under
+				// -race, sharing 2 cores with other packages, hit the
+				// default 30 s. Lambda's own limit is 15 min.
+				timeout := DefaultInvokeTimeout
+				if platform != "linux/"+goruntime.GOARCH {
+					timeout = 3 * time.Minute
+				}
 				got, err := Invoke(ctx, dest, WithCSV(in), WithLogWriter(&log), WithInvokePlatform(platform),
-					WithInvokeImageOptions(image.WithCacheDir(t.TempDir())))
+					WithInvokeTimeout(timeout), WithInvokeImageOptions(image.WithCacheDir(t.TempDir())))
 				if slim && tt.slimDiffers {
 					if err == nil && string(got.Output) == want {
 						t.Errorf("the slim image of %s printed the container's output: its closure now holds what it reads; drop slimDiffers", tt.fixture)
