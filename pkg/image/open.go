@@ -1,25 +1,19 @@
 package image
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/daemon"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // Image is one platform's image, opened lazily: Open reads the manifest and
@@ -40,8 +34,10 @@ type Image struct {
 	img     v1.Image
 	opts    *options
 	cleanup []func() error
-	// compressedBlobs is set for sources that store layers as compressed
-	// blobs (registry, OCI layout), where reading Compressed is cheap.
+	// compressedBlobs is set for sources whose layers' Compressed returns
+	// the stored blob as it is (registry, OCI layout, the archives): cheap
+	// to read, and decompressed by its magic bytes (gzip, zstd or a plain
+	// tar).
 	compressedBlobs bool
 	// maxIndexBytes, when positive, replaces MaxIndexBytes for
 	// BuildIndex (tests lower it).
@@ -52,10 +48,9 @@ type Image struct {
 // read through the blob cache.
 func (i *Image) V1() v1.Image { return i.img }
 
-// Close removes temporary files Open made (the unpacked oci-archive) and
-// closes the files it reads (the docker-archive). It is safe to call on
-// any Image, more than once. The Image must not be used
-// after Close.
+// Close releases what Open holds; after it, layers of an archive source
+// are no longer read (an error). It is safe to call on any Image, more
+// than once. The Image must not be used after Close.
 func (i *Image) Close() error {
 	var errs []error
 	for _, f := range i.cleanup {
@@ -81,7 +76,13 @@ var knownUnsupported = []string{"containers-storage", "dir", "ostree", "sif", "t
 // platform is an error naming its platform.
 //
 // Only the manifest and the config are read; layers are downloaded (and
-// cached, for registries) when first read.
+// cached, for registries) when first read. The archives are read in place:
+// Open reads their tar headers once, and each layer is later read by
+// offset inside the archive file, through a descriptor open only while it
+// is read. A docker-archive has no manifest of its own; the one made up
+// for it lists gzip layers by the digests their names give (hashed once
+// when a name does not) and uncompressed layers (docker save) as
+// uncompressed, with their diff IDs.
 func Open(ctx context.Context, ref string, opts ...Option) (*Image, error) {
 	o, err := makeOptions(opts...)
 	if err != nil {
@@ -103,7 +104,7 @@ func Open(ctx context.Context, ref string, opts ...Option) (*Image, error) {
 		file, tag, _ := strings.Cut(rest, ":")
 		err = i.openLayout(file, tag)
 	case "oci-archive":
-		err = i.openOCIArchive(ctx, rest)
+		err = i.openOCIArchive(rest)
 	default:
 		err = fmt.Errorf("unsupported transport %q; supported: %s", transport, strings.Join(Transports, ", "))
 	}
@@ -211,59 +212,18 @@ func (i *Image) openDockerArchive(spec string) error {
 		}
 		tag = &t
 	}
-	img, err := tarball.Image(i.archiveOpener(file), tag)
+	a, err := openArchive(file)
 	if err != nil {
 		return err
 	}
-	i.img = img
-	return nil
-}
-
-// archiveOpener returns a tarball.Opener reading file through one
-// descriptor, opened on first use and closed by Close. Every reader it
-// returns reads the file with pread (an io.SectionReader) and holds no
-// descriptor of its own: go-containerregistry's tarball image keeps the
-// reader of every compressed layer open until it has hashed all of them,
-// which with one descriptor per reader made an archive of 300 layers fail
-// under a 256-descriptor limit. Readers are safe to use concurrently.
-func (i *Image) archiveOpener(file string) tarball.Opener {
-	var (
-		mu     sync.Mutex
-		f      *os.File
-		size   int64
-		closed bool
-	)
-	i.cleanup = append(i.cleanup, func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		closed = true
-		if f == nil {
-			return nil
-		}
-		err := f.Close()
-		f = nil
-		return err
-	})
-	return func() (io.ReadCloser, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if closed {
-			return nil, fmt.Errorf("reading %s: image closed", file)
-		}
-		if f == nil {
-			o, err := os.Open(file)
-			if err != nil {
-				return nil, err
-			}
-			fi, err := o.Stat()
-			if err != nil {
-				o.Close()
-				return nil, err
-			}
-			f, size = o, fi.Size()
-		}
-		return io.NopCloser(io.NewSectionReader(f, 0, size)), nil
+	i.cleanup = append(i.cleanup, a.close)
+	img, err := dockerArchiveImage(a, tag, i.opts.logger)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
 	}
+	i.img = img
+	i.compressedBlobs = true
+	return nil
 }
 
 func (i *Image) openLayout(dir, tag string) error {
@@ -282,6 +242,14 @@ func (i *Image) openLayout(dir, tag string) error {
 	if err != nil {
 		return err
 	}
+	return i.openFromIndex(idx, "oci", dir, tag)
+}
+
+// openFromIndex picks the image of an OCI layout's index (of the layout
+// where, read through transport): the one tagged tag (the
+// org.opencontainers.image.ref.name annotation), or without a tag the only
+// image or index, or the requested platform of a multi-platform index.
+func (i *Image) openFromIndex(idx v1.ImageIndex, transport, where, tag string) error {
 	m, err := idx.IndexManifest()
 	if err != nil {
 		return err
@@ -304,7 +272,7 @@ func (i *Image) openLayout(dir, tag string) error {
 				}
 			}
 			sort.Strings(names)
-			return fmt.Errorf("%s holds %d manifests; name one with oci:%s:TAG (tags: %s)", dir, len(m.Manifests), dir, strings.Join(names, ", "))
+			return fmt.Errorf("%s holds %d manifests; name one with %s:%s:TAG (tags: %s)", where, len(m.Manifests), transport, where, strings.Join(names, ", "))
 		}
 		img, err := selectPlatform(idx, i.opts.platform)
 		if err != nil {
@@ -345,23 +313,25 @@ func (i *Image) openLayout(dir, tag string) error {
 		return nil
 	}
 	sort.Strings(names)
-	return fmt.Errorf("no image tagged %q in %s (tags: %s)", tag, dir, strings.Join(names, ", "))
+	return fmt.Errorf("no image tagged %q in %s (tags: %s)", tag, where, strings.Join(names, ", "))
 }
 
-func (i *Image) openOCIArchive(ctx context.Context, spec string) error {
+func (i *Image) openOCIArchive(spec string) error {
 	file, tag, _ := strings.Cut(spec, ":")
 	if file == "" {
 		return errors.New("oci-archive: missing file name")
 	}
-	dir, err := os.MkdirTemp("", "extract-oci-")
+	a, err := openArchive(file)
 	if err != nil {
 		return err
 	}
-	i.cleanup = append(i.cleanup, func() error { return os.RemoveAll(dir) })
-	if err := untarLayout(ctx, file, dir); err != nil {
-		return fmt.Errorf("unpacking %s: %w", file, err)
+	i.cleanup = append(i.cleanup, a.close)
+	idx, err := ociIndex(a)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
 	}
-	return i.openLayout(dir, tag)
+	i.compressedBlobs = true
+	return i.openFromIndex(idx, "oci-archive", file, tag)
 }
 
 // selectPlatform picks want from a (possibly nested) index.
@@ -526,59 +496,4 @@ func (i *Image) describe() error {
 // cleanCacheName turns a digest into a file name.
 func cleanCacheName(h v1.Hash) string {
 	return filepath.Join(h.Algorithm, h.Hex)
-}
-
-// untarLayout unpacks the OCI layout tar file into dir. Only directories
-// and regular files are written; names are cleaned and must stay inside
-// dir; links and devices are refused.
-func untarLayout(ctx context.Context, file, dir string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for n := 0; ; n++ {
-		if n%256 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rel := path.Clean("/" + hdr.Name)
-		if rel == "/" {
-			continue
-		}
-		if strings.Contains(hdr.Name, "..") && path.Clean(hdr.Name) != strings.TrimPrefix(rel, "/") {
-			return fmt.Errorf("entry %q escapes the archive", hdr.Name)
-		}
-		target := filepath.Join(dir, filepath.FromSlash(rel))
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
-			}
-			out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(out, tr)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("entry %q: unsupported type %q in an OCI archive", hdr.Name, hdr.Typeflag)
-		}
-	}
 }
