@@ -7,8 +7,9 @@ import (
 )
 
 // ErrNoBootstrap is returned when no bootstrap can be had for a package:
-// the extract binary carries none and no Go toolchain can build one.
-var ErrNoBootstrap = errors.New("this extract was built without embedded bootstraps; build with `make build` or install Go")
+// the extract binary carries none (a plain `go install`) and no Go
+// toolchain can build one.
+var ErrNoBootstrap = errors.New("this extract carries no Lambda bootstraps (built by a plain go install, it builds them with the Go toolchain when it packages): install a release binary or build extract with `make build`, which embed them")
 
 // bootstrapModule is the module the bootstrap program is built from.
 const (
@@ -27,12 +28,19 @@ const (
 // (tests, `go run`), else from the module version recorded in the binary's
 // build information; builds are cached under os.UserCacheDir()/extract/bootstrap,
 // keyed by a hash of the sources, their dependencies and the Go version, so
-// a change rebuilds. Without a toolchain the error wraps [ErrNoBootstrap].
-func Bootstrap(ctx context.Context, goarch string) ([]byte, error) {
+// a change rebuilds. Before a build an Info line says so through the
+// logger of [WithLogger] (of opts, only it matters): the first package of
+// each architecture waits for the Go toolchain. Without a toolchain the
+// error wraps [ErrNoBootstrap].
+func Bootstrap(ctx context.Context, goarch string, opts ...PackageOption) ([]byte, error) {
 	switch goarch {
 	case "amd64", "arm64":
 	default:
 		return nil, fmt.Errorf("no bootstrap for architecture %q: Lambda runs amd64 (x86_64) and arm64", goarch)
 	}
-	return loadBootstrap(ctx, goarch)
+	o, err := makePackageOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return loadBootstrap(ctx, goarch, o.logger)
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,11 +20,12 @@ import (
 )
 
 // loadBootstrap builds the bootstrap for goarch with the local Go toolchain,
-// or returns the cached build of the same sources.
-func loadBootstrap(ctx context.Context, goarch string) ([]byte, error) {
+// or returns the cached build of the same sources. A build is announced on
+// log first: it takes a while, once.
+func loadBootstrap(ctx context.Context, goarch string, log *slog.Logger) ([]byte, error) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		return nil, fmt.Errorf("%w (no go command in PATH)", ErrNoBootstrap)
+		return nil, fmt.Errorf("%w; or put the Go toolchain on PATH (no go command found)", ErrNoBootstrap)
 	}
 	src, version, err := bootstrapSource()
 	if err != nil {
@@ -51,6 +53,7 @@ func loadBootstrap(ctx context.Context, goarch string) ([]byte, error) {
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
+	log.Info(fmt.Sprintf("building the Lambda bootstrap for linux/%s with the local Go toolchain (once; cached in %s)", goarch, dir))
 	if src != "" {
 		err = goBuild(ctx, gobin, src, goarch, tmp.Name(), "./cmd/bootstrap")
 	} else {

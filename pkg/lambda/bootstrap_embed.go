@@ -6,6 +6,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"log/slog"
 )
 
 // The bootstraps `make bootstraps` builds into pkg/lambda/bootstraps.
@@ -16,8 +17,9 @@ var (
 	bootstrapARM64 []byte
 )
 
-// loadBootstrap returns the embedded bootstrap for goarch.
-func loadBootstrap(_ context.Context, goarch string) ([]byte, error) {
+// loadBootstrap returns the embedded bootstrap for goarch: no Go
+// toolchain is needed.
+func loadBootstrap(_ context.Context, goarch string, _ *slog.Logger) ([]byte, error) {
 	var b []byte
 	switch goarch {
 	case "amd64":
