@@ -578,7 +578,7 @@ func (p *packer) getBootstrap(ctx context.Context) error {
 	if p.o.bootstrap != nil {
 		p.bootstrap, err = p.o.bootstrap(p.goarch)
 	} else {
-		p.bootstrap, err = Bootstrap(ctx, p.goarch)
+		p.bootstrap, err = Bootstrap(ctx, p.goarch, WithLogger(p.o.logger))
 	}
 	if err != nil {
 		return fmt.Errorf("getting the %s bootstrap: %w", p.goarch, err)
