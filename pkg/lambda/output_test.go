@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -188,5 +190,44 @@ func TestPackageShellOutput(t *testing.T) {
 	}
 	if !warned {
 		t.Errorf("warnings %q lack the {output} shell-code warning", res.Warnings)
+	}
+}
+
+// TestTraceOutputPlaceholder: a traced run gets a writable file for
+// {output}, as the bootstrap gives one: the program below fails unless its
+// argument is an absolute path it can write.
+func TestTraceOutputPlaceholder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the trace needs root: run the tests as root (make test)")
+	}
+	prog := mustGoBuild(t, `package main
+
+import (
+	"os"
+	"path/filepath"
+)
+
+func main() {
+	if !filepath.IsAbs(os.Args[2]) || os.WriteFile(os.Args[2], []byte("x"), 0o644) != nil {
+		os.Exit(3)
+	}
+}
+`)
+	img := mustServe(t, mustImage(t, v1.Config{Entrypoint: []string{"/bin/prog"}, WorkingDir: "/work"},
+		[]layerFile{{name: "bin/", dir: true}, {name: "bin/prog", from: prog, mode: 0o755}}))
+	sample := filepath.Join(t.TempDir(), "sample.csv")
+	if err := os.WriteFile(sample, []byte("a,b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Package(context.Background(), img, io.Discard, WithBootstrap(testBootstrap),
+		WithCommandOverride(image.Override{Cmd: []string{"-o", "{output}"}, CmdSet: true}), WithTrace(sample, 30*time.Second))
+	if err != nil {
+		t.Fatalf("Package(WithTrace): %v", err)
+	}
+	if res.Trace == nil || res.Trace.Run == nil || res.Trace.Run.ExitCode != 0 {
+		t.Fatalf("traced run %+v, want exit 0", res.Trace)
+	}
+	if got := res.Manifest.Args; strings.Join(got, " ") != "/bin/prog -o {output}" {
+		t.Errorf("manifest args %q, want {output} kept", got)
 	}
 }

@@ -76,7 +76,7 @@ func traceClosure(ctx context.Context, o *packageOptions, img *image.Image, idx 
 		opts = append(opts, image.WithTraceInputPlaceholder(xruntime.InputPlaceholder))
 	}
 	log.Info("tracing the program on a sample input", "program", cmd.Path, "input", o.trace.input)
-	tr, err := image.Trace(ctx, img, idx, cmd, o.trace.input, opts...)
+	tr, err := image.Trace(ctx, img, idx, traceCommand(cmd), o.trace.input, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -109,6 +109,24 @@ func traceClosure(ctx context.Context, o *packageOptions, img *image.Image, idx 
 		log.Info("seen at run time", "path", p)
 	}
 	return traced, s, nil
+}
+
+// traceOutput is the path in the trace sandbox (whose /tmp is writable)
+// that replaces "{output}" in a traced run's arguments.
+const traceOutput = "/tmp/output"
+
+// traceCommand is cmd as the traced run gets it: "{output}" replaced by
+// traceOutput, as the bootstrap replaces it by a fresh file.
+func traceCommand(cmd *image.Command) *image.Command {
+	if !hasPlaceholder(cmd.Args, xruntime.OutputPlaceholder) {
+		return cmd
+	}
+	c := *cmd
+	c.Args = make([]string, len(cmd.Args))
+	for i, a := range cmd.Args {
+		c.Args[i] = strings.ReplaceAll(a, xruntime.OutputPlaceholder, traceOutput)
+	}
+	return &c
 }
 
 // closureSize counts a closure's paths and the bytes of its regular files.
