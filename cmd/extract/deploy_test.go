@@ -129,6 +129,24 @@ func TestDeployDestroyCLI(t *testing.T) {
 		t.Errorf("second deploy: exit %d, stdout %q, stderr:\n%s\nwant exit 0, the ARN, and \"no changes\"", code, stdout, stderr)
 	}
 
+	// --log-format json changes the configuration, as the plan shows.
+	_, stderr, code = runCLI(t, "deploy", zipPath, "--function", "momentum", "--bucket", "uploads", "--memory", "256", "--timeout", "2m", "--env", "A=1",
+		"--log-format", "json", "--dry-run")
+	if code != exitOK || !strings.Contains(stderr, "update function configuration: log format Text → JSON") {
+		t.Errorf("deploy --log-format json --dry-run: exit %d, stderr:\n%s\nwant the log format change", code, stderr)
+	}
+	if _, _, code = runCLI(t, "deploy", zipPath, "--function", "x", "--bucket", "uploads", "--log-format", "xml"); code != exitUsage {
+		t.Errorf("deploy --log-format xml: exit %d, want %d", code, exitUsage)
+	}
+	// An output directory whose keys the trigger could match is refused
+	// with exit 4, whatever the suffixes.
+	dirLoop := m
+	dirLoop.Output = xruntime.Output{Prefix: "input/out/", Suffix: ".txt", Dir: "/out"}
+	_, stderr, code = runCLI(t, "deploy", writeTestZip(t, dirLoop), "--function", "dirloop", "--bucket", "uploads")
+	if code != exitRefused || !strings.Contains(stderr, "output directory's files") {
+		t.Errorf("deploy of an output directory under the trigger prefix: exit %d, stderr:\n%s\nwant exit %d", code, stderr, exitRefused)
+	}
+
 	// A recursive trigger is refused with exit 4.
 	m.Input.Prefix = ""
 	_, stderr, code = runCLI(t, "deploy", writeTestZip(t, m), "--function", "loop", "--bucket", "uploads")
