@@ -31,6 +31,18 @@ var filesExampleData = filepath.Join("..", "..", "examples", "fortran-files", "d
 // its path and bytes.
 func mustFilesPackage(t *testing.T, opts ...PackageOption) (string, []byte) {
 	t.Helper()
+	img, bootstrap := filesFixture(t)
+	zipPath := filepath.Join(t.TempDir(), "report.zip")
+	if _, err := PackageFile(context.Background(), img, zipPath, append([]PackageOption{bootstrap}, opts...)...); err != nil {
+		t.Fatalf("PackageFile: %v", err)
+	}
+	return zipPath, mustReadInv(t, zipPath)
+}
+
+// filesFixture serves the fixture fortran-files and returns it with the
+// option giving packages the real bootstrap.
+func filesFixture(t *testing.T) (*image.Image, PackageOption) {
+	t.Helper()
 	fixtures := os.Getenv("EXTRACT_FIXTURES")
 	if fixtures == "" {
 		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
@@ -43,12 +55,39 @@ func mustFilesPackage(t *testing.T, opts ...PackageOption) (string, []byte) {
 		t.Fatal(err)
 	}
 	bootstrap, _ := mustInvBuilt(t)
-	opts = append([]PackageOption{WithBootstrap(func(string) ([]byte, error) { return os.ReadFile(bootstrap) })}, opts...)
-	zipPath := filepath.Join(t.TempDir(), "report.zip")
-	if _, err := PackageFile(context.Background(), mustServe(t, v1img), zipPath, opts...); err != nil {
-		t.Fatalf("PackageFile: %v", err)
+	return mustServe(t, v1img), WithBootstrap(func(string) ([]byte, error) { return os.ReadFile(bootstrap) })
+}
+
+// TestFortranFilesImage runs the Fortran example packaged as a container
+// image with --output-dir /work (its WORKDIR, read-only in the image) the
+// way Lambda runs images: the files it wrote are saved as with a zip.
+func TestFortranFilesImage(t *testing.T) {
+	mustRoot(t)
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	img, bootstrap := filesFixture(t)
+	ctx := context.Background()
+	res, err := PackageImage(ctx, img, bootstrap, WithOutputDir("/work"))
+	if err != nil {
+		t.Fatalf("PackageImage: %v", err)
 	}
-	return zipPath, mustReadInv(t, zipPath)
+	defer res.Close()
+	ref := "oci:" + filepath.Join(t.TempDir(), "report")
+	if _, err := WriteImage(ctx, res.Image, ref); err != nil {
+		t.Fatalf("WriteImage: %v", err)
+	}
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	if _, err := Invoke(ctx, ref, WithCSV(filepath.Join(filesExampleData, "sample.csv")), WithSaveOutputs(dir), WithLogWriter(&logs),
+		WithInvokeImageOptions(image.WithCacheDir(t.TempDir()))); err != nil {
+		t.Fatalf("Invoke(%q): %v\n%s", ref, err, logs.Bytes())
+	}
+	got := savedFiles(t, filepath.Join(dir, "sample"))
+	checkOutputManifest(t, got[xruntime.OutputDirManifest], "output/sample/")
+	delete(got, xruntime.OutputDirManifest)
+	if diff := cmp.Diff(expectedFiles(t), got); diff != "" {
+		t.Errorf("outputs under sample/ (-want +got):\n%s\nlog:\n%s", diff, logs.Bytes())
+	}
 }
 
 // expectedFiles reads examples/fortran-files/data/expected/dir: relative
