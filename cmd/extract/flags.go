@@ -64,7 +64,7 @@ func imageFlags() []cli.Flag {
 			Usage: "with {output} in the arguments or --output-dir, also keep the program's stdout as OUTPUT_KEY.stdout (else it goes to the log)"},
 		&cli.StringFlag{Name: "output-dir", Category: categoryEvents,
 			Usage: "the program writes its output files into `DIR` (an absolute image path, made writable under /tmp): after a successful run each file it " +
-				"created or changed is uploaded as --output-prefix + key without --prefix and --suffix + /PATH, then _manifest.json beside them; excludes {output}"},
+				"created or changed is uploaded as --output-prefix + key without --prefix and --suffix + /PATH, then _manifest.json beside them"},
 	}, traceFlags(categoryImage)...)
 }
 

@@ -67,9 +67,9 @@ successful run that file is the output object, and stdout goes to the log (or,
 with --stdout-also, to OUTPUT_KEY.stdout). With --output-dir DIR (an absolute
 image path; it need not exist) the program writes files into DIR, and after a
 successful run each file is uploaded as OUTPUT_PREFIX + KEY/PATH (KEY the input
-key without --prefix and --suffix), then _manifest.json beside them. {output}
-and --output-dir exclude each other; --stdout-also needs one of them. A failed
-run leaves no output objects.`,
+key without --prefix and --suffix), then _manifest.json beside them. Both may
+be used at once; --stdout-also needs one of them. A failed run leaves no output
+objects.`,
 	Flags: append(append(imageFlags(), formatFlags("", "zip, or image when -o is an image destination")...),
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "function.zip", TakesFile: true,
 			Usage: "write the zip to `DEST` (replaced only once complete; - for stdout, the summary then goes to stderr), or the image to oci:DIR, docker-archive:FILE or a registry reference"},

@@ -160,7 +160,6 @@ func TestPackageCommandErrors(t *testing.T) {
 		{"looping output", []string{"docker-archive:" + archive, "--prefix", "", "-o", out}, exitFailure},
 		{"relative output dir", []string{"docker-archive:" + archive, "--output-dir", "out", "-o", out}, exitFailure},
 		{"stdout also without an output file", []string{"docker-archive:" + archive, "--stdout-also", "-o", out}, exitFailure},
-		{"{output} and an output dir", []string{"docker-archive:" + archive, "--cmd", "{output}", "--output-dir", "/out", "-o", out}, exitFailure},
 		{"output dir under the trigger prefix", []string{"docker-archive:" + archive, "--output-dir", "/out", "--output-prefix", "input/out/", "-o", out}, exitFailure},
 		{"bad format", []string{"docker-archive:" + archive, "--format", "tarball", "-o", out}, exitUsage},
 		{"slim zip", []string{"docker-archive:" + archive, "--slim", "-o", out}, exitUsage},

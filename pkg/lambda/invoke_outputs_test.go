@@ -165,6 +165,21 @@ func TestInvokeOutputDir(t *testing.T) {
 	if err := json.Unmarshal(res.Output, &om); err != nil || len(om.Files) != 3 {
 		t.Errorf("Output = %q (%v), want the _manifest.json of 3 files", res.Output, err)
 	}
+
+	// {output} and the directory together: the file is the output.
+	both := outputsManifest("write", "0", "", "{output}=main", "/out/a.txt=A")
+	both.Output.Dir = "/out"
+	res, err = Invoke(context.Background(), mustInvPackage(t, both), WithCSV(csv))
+	if err != nil {
+		t.Fatalf("Invoke with {output} and a directory: %v", err)
+	}
+	var keys2 []string
+	for _, o := range res.Outputs {
+		keys2 = append(keys2, o.Key)
+	}
+	if want := []string{"output/day1.csv", "output/day1/a.txt", "output/day1/_manifest.json"}; string(res.Output) != "main" || !cmp.Equal(want, keys2) {
+		t.Errorf("Output %q, objects %q; want %q and %q", res.Output, keys2, "main", want)
+	}
 }
 
 // TestInvokeOutputsMoto runs output-directory and {output} programs that

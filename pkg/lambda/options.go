@@ -202,8 +202,9 @@ func WithStdoutAlso(keep bool) PackageOption {
 // writable directory under /tmp. After a successful run every file the run
 // created or changed there is uploaded to output prefix + (input key
 // without the trigger prefix and suffix) + "/" + its path in dir, then
-// xruntime.OutputDirManifest beside them. It excludes "{output}" in the
-// arguments. Default (or ""): none, the output is stdout or "{output}".
+// xruntime.OutputDirManifest beside them (with "{output}" in the
+// arguments too, that file is the output object). Default (or ""): none,
+// the output is stdout or "{output}".
 func WithOutputDir(dir string) PackageOption {
 	return func(o *packageOptions) error {
 		if dir == "" {

@@ -8,36 +8,25 @@ import (
 )
 
 // OutputSettingsError is returned when a package's output settings do not
-// fit its command: StdoutAlso for a program whose output is stdout anyway
-// (no "{output}" in its arguments, no output directory), or "{output}"
-// together with an output directory (a run's output is one file or the
-// files of one directory, not both).
+// fit its command: StdoutAlso for a program whose output is stdout anyway,
+// with no "{output}" in its arguments and no output directory.
 type OutputSettingsError struct {
-	// Args is the program's argv; Dir the output directory.
+	// Args is the program's argv.
 	Args []string
-	Dir  string
-	// StdoutAlso is set for the first problem, unset for the second.
-	StdoutAlso bool
 }
 
 func (e *OutputSettingsError) Error() string {
-	if e.StdoutAlso {
-		return fmt.Sprintf("keeping stdout beside the output asks for an output file or directory, but the arguments %q hold no %s and no output directory is set: stdout is the output already",
-			e.Args, xruntime.OutputPlaceholder)
-	}
-	return fmt.Sprintf("the arguments %q hold %s and the output directory is %q: the output is one file or one directory's files, not both; write the file into the directory instead, or drop the directory",
-		e.Args, xruntime.OutputPlaceholder, e.Dir)
+	return fmt.Sprintf("keeping stdout beside the output asks for an output file or directory, but the arguments %q hold no %s and no output directory is set: stdout is the output already",
+		e.Args, xruntime.OutputPlaceholder)
 }
 
 // checkOutput refuses output settings that do not fit the manifest's
-// command (see OutputSettingsError).
+// command (see OutputSettingsError). "{output}" and an output directory
+// may go together: the file is then the output object, and the
+// directory's files go beside it.
 func checkOutput(m xruntime.Manifest) error {
-	file := hasPlaceholder(m.Args, xruntime.OutputPlaceholder)
-	switch {
-	case file && m.Output.Dir != "":
-		return &OutputSettingsError{Args: m.Args, Dir: m.Output.Dir}
-	case m.Output.StdoutAlso && !file && m.Output.Dir == "":
-		return &OutputSettingsError{Args: m.Args, StdoutAlso: true}
+	if m.Output.StdoutAlso && m.Output.Dir == "" && !hasPlaceholder(m.Args, xruntime.OutputPlaceholder) {
+		return &OutputSettingsError{Args: m.Args}
 	}
 	return nil
 }
