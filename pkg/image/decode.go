@@ -13,19 +13,18 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/wagoodman/dive/dive/filetree"
 )
 
 // Defaults of the bytes BuildIndex keeps of closure candidates (see
-// WithKeptBytes).
+// WithKeptBytes), in a temporary file.
 const (
 	// DefaultKeptBytes is the most file bytes an index keeps in all.
-	DefaultKeptBytes = 64 << 20
+	DefaultKeptBytes = 128 << 20
 	// DefaultKeptFile is the largest file an index keeps.
-	DefaultKeptFile = 4 << 20
+	DefaultKeptFile = 8 << 20
 )
 
 // Batching of the records a layer's decoder hands to the merge: a batch
@@ -47,8 +46,9 @@ type record struct {
 	ok bool
 	// content is the whole file for a kept config file (keepContent).
 	content []byte
-	// body is the whole file when it is kept for Extract (nil if not).
-	body   []byte
+	// body is where the file's bytes are kept for Extract (if kept).
+	body   keptBody
+	kept   bool
 	elf    *ELFInfo
 	script *ScriptInfo
 }
@@ -60,43 +60,11 @@ type batch struct {
 	err  error
 }
 
-// keepBudget is the bytes all decoders may still keep.
-type keepBudget struct {
-	left    atomic.Int64
-	perFile int64
-}
-
-// keepBudgetOf is the budget img's options give; nil keeps nothing.
-func keepBudgetOf(img *Image) *keepBudget {
-	total, perFile := int64(DefaultKeptBytes), int64(DefaultKeptFile)
-	if img.opts != nil && img.opts.kept != nil {
-		total, perFile = img.opts.kept[0], img.opts.kept[1]
-	}
-	if total <= 0 || perFile <= 0 {
-		return nil
-	}
-	k := &keepBudget{perFile: perFile}
-	k.left.Store(total)
-	return k
-}
-
-// take reserves n bytes, reporting whether they fit.
-func (k *keepBudget) take(n int64) bool {
-	if k == nil || n > k.perFile {
-		return false
-	}
-	if k.left.Add(-n) < 0 {
-		k.left.Add(n)
-		return false
-	}
-	return true
-}
-
 // decoder reads one layer at a time (a worker reuses it): it parses the
 // tar, reads the bytes the index wants and sends records in batches.
 type decoder struct {
 	log   *slog.Logger
-	keep  *keepBudget
+	keep  *keptStore
 	head  [headSize]byte
 	buf   []byte
 	spool *os.File
@@ -120,7 +88,7 @@ func (d *decoder) close() {
 // so the layer being merged always has a worker. stats, when not nil, has
 // one slice per layer to fill with dive's view of its entries. wait
 // returns once every worker is done; cancel ctx first to stop them early.
-func decodeLayers(ctx context.Context, img *Image, ls []v1.Layer, keep *keepBudget, stats [][]filetree.FileInfo) (outs []chan batch, wait func()) {
+func decodeLayers(ctx context.Context, img *Image, ls []v1.Layer, keep *keptStore, stats [][]filetree.FileInfo) (outs []chan batch, wait func()) {
 	outs = make([]chan batch, len(ls))
 	for i := range outs {
 		outs[i] = make(chan batch, batchDepth)
@@ -268,7 +236,8 @@ func (d *decoder) read(rec *record, r io.Reader) error {
 		if _, err := io.ReadFull(r, c); err != nil {
 			return err
 		}
-		rec.content, rec.body = c, c
+		rec.content = c
+		rec.body, rec.kept = keptBody{ord: rec.ord, b: c}, true
 		return nil
 	}
 	if size < 2 {
@@ -279,7 +248,7 @@ func (d *decoder) read(rec *record, r io.Reader) error {
 		if _, err := io.ReadFull(r, b); err != nil {
 			return err
 		}
-		rec.body = b
+		rec.body, rec.kept = keptBody{ord: rec.ord, b: b}, true
 		return nil
 	}
 	head := d.head[:min(size, headSize)]
@@ -288,20 +257,23 @@ func (d *decoder) read(rec *record, r io.Reader) error {
 	}
 	isELF := bytes.HasPrefix(head, []byte("\x7fELF"))
 	isScript := bytes.HasPrefix(head, []byte("#!"))
+	var whole []byte
 	if (isELF || isScript || wantBody(rec.p)) && d.keep.take(size) {
-		b := make([]byte, size)
-		copy(b, head)
-		if _, err := io.ReadFull(r, b[len(head):]); err != nil {
+		whole = d.grow(size)
+		copy(whole, head)
+		if _, err := io.ReadFull(r, whole[len(head):]); err != nil {
 			return err
 		}
-		rec.body = b
+		if off, ok := d.keep.put(whole, d.log); ok {
+			rec.body, rec.kept = keptBody{ord: rec.ord, off: off, n: size}, true
+		}
 	}
 	switch {
 	case isELF:
 		var info *ELFInfo
 		var err error
-		if rec.body != nil {
-			info, err = ParseELF(bytes.NewReader(rec.body), size)
+		if whole != nil {
+			info, err = ParseELF(bytes.NewReader(whole), size)
 		} else {
 			info, err = d.parseELF(head, r, size)
 		}
@@ -320,6 +292,15 @@ func (d *decoder) read(rec *record, r io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// grow returns the decoder's buffer resized to n bytes (its content is
+// not kept).
+func (d *decoder) grow(n int64) []byte {
+	if int64(cap(d.buf)) < n {
+		d.buf = make([]byte, n, max(n, 1<<20))
+	}
+	return d.buf[:n]
 }
 
 // wantBody reports whether a file at p is one the closure's rules read
@@ -342,10 +323,7 @@ func wantBody(p string) bool {
 // this one file.
 func (d *decoder) parseELF(head []byte, r io.Reader, size int64) (*ELFInfo, error) {
 	if size <= elfInMemory {
-		if int64(cap(d.buf)) < size {
-			d.buf = make([]byte, size, max(size, 1<<20))
-		}
-		buf := d.buf[:size]
+		buf := d.grow(size)
 		copy(buf, head)
 		if _, err := io.ReadFull(r, buf[len(head):]); err != nil {
 			return nil, &readError{err}

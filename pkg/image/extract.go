@@ -84,7 +84,8 @@ func Extract(ctx context.Context, img *Image, idx *Index, files []*Entry, fn fun
 		sort.Slice(ks, func(i, j int) bool { return ks[i].body.ord < ks[j].body.ord })
 	}
 	sort.Ints(layers)
-	x := &extractor{fn: fn}
+	logger(img).Debug("extract", "files", len(want), "layers to read", len(perLayer), "layers kept in memory", len(layers)-len(perLayer))
+	x := &extractor{fn: fn, idx: idx}
 	defer x.close()
 	for _, li := range layers {
 		x.kept = kept[li]
@@ -110,7 +111,8 @@ type keptFile struct {
 }
 
 type extractor struct {
-	fn func(*Entry, io.Reader) error
+	fn  func(*Entry, io.Reader) error
+	idx *Index
 	// kept are the current layer's wanted files the index kept, by
 	// ordinal, not yet delivered.
 	kept  []keptFile
@@ -187,7 +189,7 @@ func (x *extractor) keptBefore(want map[Source][]*Entry, ord int) error {
 		k := x.kept[0]
 		x.kept = x.kept[1:]
 		for _, e := range want[k.src] {
-			if err := x.fn(e, bytes.NewReader(k.body.b)); err != nil {
+			if err := x.fn(e, x.idx.kept.reader(k.body)); err != nil {
 				return err
 			}
 		}

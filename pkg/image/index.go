@@ -97,12 +97,7 @@ type Index struct {
 	// WithKeptBytes), by the tar entry that holds them; Extract serves
 	// them from memory.
 	bodies map[Source]keptBody
-}
-
-// keptBody is a file's bytes and its tar entry's ordinal in its layer.
-type keptBody struct {
-	ord int
-	b   []byte
+	kept   *keptStore
 }
 
 // forgetBodies drops the kept bytes of tar entries no path uses any more
@@ -208,7 +203,9 @@ func buildIndex(ctx context.Context, img *Image, withStats bool) (*Index, [][]fi
 		stats = make([][]filetree.FileInfo, len(ls))
 	}
 	dctx, cancel := context.WithCancel(ctx)
-	outs, wait := decodeLayers(dctx, img, ls, keepBudgetOf(img), stats)
+	b.idx.kept = newKeptStore(img)
+	b.idx.kept.closeWith(b.idx)
+	outs, wait := decodeLayers(dctx, img, ls, b.idx.kept, stats)
 	err = b.merge(ctx, img, outs)
 	cancel()
 	wait()
@@ -619,8 +616,8 @@ func (b *builder) put(li int, dir, base string, e Entry, extra int64) (*node, er
 // content of a small config file, ELF and "#!" details, and the whole
 // file when the decoder kept it.
 func (b *builder) inspect(n *node, rec *record) error {
-	if rec.body != nil {
-		b.idx.bodies[n.Source] = keptBody{ord: rec.ord, b: rec.body}
+	if rec.kept {
+		b.idx.bodies[n.Source] = rec.body
 	} else {
 		delete(b.idx.bodies, n.Source)
 	}

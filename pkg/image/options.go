@@ -149,10 +149,12 @@ func WithTransport(t http.RoundTripper) Option {
 }
 
 // WithKeptBytes bounds the bytes of closure candidates (ELF files,
-// scripts, configuration, interpreter sources) that BuildIndex keeps in
-// memory so that Extract need not read their layers again: at most total
-// bytes in all, files of at most perFile bytes. 0 keeps none (every
-// Extract reads its layers). Default: DefaultKeptBytes, DefaultKeptFile.
+// scripts, configuration, interpreter sources) that BuildIndex keeps so
+// that Extract need not read their layers again: at most total bytes in
+// all, files of at most perFile bytes. They are kept in a temporary file
+// (os.TempDir) removed from its directory at once, not in memory; the
+// space is freed when the Index is garbage. 0 keeps none (every Extract
+// reads its layers). Default: DefaultKeptBytes, DefaultKeptFile.
 func WithKeptBytes(total, perFile int64) Option {
 	return func(o *options) error {
 		if total < 0 || perFile < 0 {
