@@ -116,11 +116,11 @@ func layerReport(img *Image, stats [][]filetree.FileInfo) (rep *Report, err erro
 		rep.Layers = append(rep.Layers, st)
 		trees = append(trees, tree)
 	}
-	score, waste := filetree.Efficiency(trees)
+	score, waste := efficiency(trees)
 	rep.Efficiency = score
 	for _, w := range waste {
-		rep.WastedBytes += w.CumulativeSize
-		rep.Wasted = append(rep.Wasted, Waste{Path: w.Path, Copies: len(w.Nodes), Bytes: w.CumulativeSize})
+		rep.WastedBytes += w.bytes
+		rep.Wasted = append(rep.Wasted, Waste{Path: w.path, Copies: w.copies, Bytes: w.bytes})
 	}
 	sort.SliceStable(rep.Wasted, func(i, j int) bool {
 		if rep.Wasted[i].Bytes != rep.Wasted[j].Bytes {
@@ -135,4 +135,89 @@ func layerReport(img *Image, stats [][]filetree.FileInfo) (rep *Report, err erro
 		rep.WastedPercent = 100 * float64(rep.WastedBytes) / float64(rep.UserBytes)
 	}
 	return rep, nil
+}
+
+// pathWaste is what efficiency finds for one path.
+type pathWaste struct {
+	path    string
+	copies  int
+	bytes   int64
+	minSize int64
+}
+
+// efficiency is dive's filetree.Efficiency, with the same visits and sums
+// (so the same score and waste), except that dive stacks the layers below
+// a whiteout afresh for every whiteout (a copy of the whole tree each
+// time, minutes for layers that delete thousands of files); here the
+// stack grows by one layer as the layers are visited and serves every
+// whiteout of the next layer. The visitor never changes the stack, so the
+// sizes read from it are the ones dive reads. It returns the paths found
+// in more than one layer.
+func efficiency(trees []*filetree.FileTree) (float64, []*pathWaste) {
+	paths := map[string]*pathWaste{}
+	var wasted []*pathWaste
+	var stack *filetree.FileTree
+	stacked := 0 // trees[:stacked] are in stack (after trees[0]'s copy)
+	var stackErr error
+	below := func(cur int) (*filetree.FileTree, error) {
+		if stack == nil {
+			stack = trees[0].Copy()
+		}
+		for ; stacked < cur && stackErr == nil; stacked++ {
+			_, stackErr = stack.Stack(trees[stacked])
+		}
+		return stack, stackErr
+	}
+	for cur, tree := range trees {
+		visit := func(node *filetree.FileNode) error {
+			p := node.Path()
+			w := paths[p]
+			if w == nil {
+				w = &pathWaste{path: p, minSize: -1}
+				paths[p] = w
+			}
+			var size int64
+			if node.IsWhiteout() {
+				st, err := below(cur)
+				if err != nil {
+					return fmt.Errorf("unable to stack tree range: %w", err)
+				}
+				prev, err := st.GetNode(p)
+				if err != nil {
+					return err
+				}
+				if prev.Data.FileInfo.IsDir {
+					err := prev.VisitDepthChildFirst(func(n *filetree.FileNode) error {
+						size += n.Data.FileInfo.Size
+						return nil
+					}, nil, nil)
+					if err != nil {
+						return err
+					}
+				}
+			} else {
+				size = node.Data.FileInfo.Size
+			}
+			w.bytes += size
+			if w.minSize < 0 || size < w.minSize {
+				w.minSize = size
+			}
+			w.copies++
+			if w.copies == 2 {
+				wasted = append(wasted, w)
+			}
+			return nil
+		}
+		// As dive: an error ends the visit of this layer only.
+		_ = tree.VisitDepthChildFirst(visit, func(n *filetree.FileNode) bool { return n.IsLeaf() })
+	}
+	var minimum, discovered int64
+	for _, w := range paths {
+		minimum += w.minSize
+		discovered += w.bytes
+	}
+	if discovered == 0 {
+		return 1, wasted
+	}
+	return float64(minimum) / float64(discovered), wasted
 }
