@@ -16,7 +16,8 @@
 #   extract inspect --json REF                   from the registry, fresh cache
 #
 # Rounds alternate the commands (a slow spell of the machine hits them
-# alike); medians are reported, with the targets of issue 12 and PASS/FAIL
+# alike); medians are reported (wall time, and CPU time, user + system,
+# which other load on the machine disturbs less), with the targets of issue 12 and PASS/FAIL
 # for each (reported only: the script does not fail on a FAIL).
 #
 #   scripts/bench-package.sh          (needs `make fixtures`; runs `make build`)
@@ -65,12 +66,12 @@ echo "image: $ref, $sizes (docker-archive $(stat -c %s docker.tar) bytes, oci-ar
 echo "extract $("$extract" --version 2>/dev/null | head -1), crane $crane_version, $(nproc) CPUs, $rounds rounds"
 
 # run NAME CMD... times CMD (stdout to /dev/null, stderr to NAME.log) with
-# a fresh cache, and appends "WALL_S PEAK_KB" to NAME.times.
+# a fresh cache, and appends "WALL_S PEAK_KB USER_S SYS_S" to NAME.times.
 run() {
 	local name=$1
 	shift
 	rm -rf cache && mkdir cache
-	if ! XDG_CACHE_HOME=$work/cache /usr/bin/time -f '%e %M' -o time.out "$@" >/dev/null 2>"$name.log"; then
+	if ! XDG_CACHE_HOME=$work/cache /usr/bin/time -f '%e %M %U %S' -o time.out "$@" >/dev/null 2>"$name.log"; then
 		echo "bench-package: $name failed:" >&2
 		tail -20 "$name.log" >&2
 		exit 1
@@ -104,18 +105,19 @@ rows = [("crane", "crane export REF -"),
 med = {}
 for key, _ in rows:
     ts = [l.split() for l in open(key + ".times") if l.strip()]
-    med[key] = (st.median(float(t[0]) for t in ts), st.median(int(t[1]) for t in ts) / 1024)
-print("| what | time (median of %s) | peak RSS | ratio |" % sys.argv[1])
-print("|---|---|---|---|")
+    med[key] = (st.median(float(t[0]) for t in ts), st.median(int(t[1]) for t in ts) / 1024,
+                st.median(float(t[2]) + float(t[3]) for t in ts))
+print("| what | time (median of %s) | CPU time | peak RSS | ratio (time) |" % sys.argv[1])
+print("|---|---|---|---|---|")
 ratio = {"registry": ("crane", "× crane export"), "docker": ("registry", "× package REF"), "save": ("registry", "× package REF"),
          "oci": ("registry", "× package REF"), "inspect": ("registry", "× package REF")}
 for key, what in rows:
-    t, m = med[key]
+    t, m, cpu = med[key]
     r = ""
     if key in ratio:
         base, unit = ratio[key]
         r = "%.2f%s" % (t / med[base][0], unit)
-    print("| `%s` | %.2f s | %.0f MB | %s |" % (what, t, m, r))
+    print("| `%s` | %.2f s | %.2f s | %.0f MB | %s |" % (what, t, cpu, m, r))
 def verdict(ok):
     return "PASS" if ok else "FAIL"
 t = {k: v[0] for k, v in med.items()}
