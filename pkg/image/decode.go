@@ -264,9 +264,7 @@ func (d *decoder) read(rec *record, r io.Reader) error {
 		if _, err := io.ReadFull(r, whole[len(head):]); err != nil {
 			return err
 		}
-		if off, ok := d.keep.put(whole, d.log); ok {
-			rec.body, rec.kept = keptBody{ord: rec.ord, off: off, n: size}, true
-		}
+		rec.body, rec.kept = d.keep.put(rec.ord, whole, d.log)
 	}
 	switch {
 	case isELF:

@@ -6,20 +6,34 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 )
 
 // keptStore holds the bytes of the closure candidates the index pass
-// keeps (see WithKeptBytes) in a temporary file, removed from its
-// directory as soon as it is made: the bytes stay out of the heap (and
+// keeps (see WithKeptBytes): files up to keptSmall bytes in memory while
+// keptInMemory allows, the others in a temporary file, removed from its
+// directory as soon as it is made: their bytes stay out of the heap (and
 // out of the process's RSS) and disappear with the last descriptor. The
 // decoders write to it concurrently, each at offsets it reserved.
 type keptStore struct {
-	f       *os.File
 	left    atomic.Int64
+	memLeft atomic.Int64
 	end     atomic.Int64
 	perFile int64
+
+	mu  sync.Mutex
+	f   *os.File
+	err error
 }
+
+// The bytes of small kept files held in memory: files of at most
+// keptSmall bytes, keptInMemory in all (small images never make the
+// temporary file).
+const (
+	keptSmall    = 16 << 10
+	keptInMemory = 4 << 20
+)
 
 // keptBody is where a kept file's bytes are, and its tar entry's ordinal
 // in its layer: in memory (b, for config files and files of 0 or 1 byte)
@@ -40,22 +54,40 @@ func newKeptStore(img *Image) *keptStore {
 	if total <= 0 || perFile <= 0 {
 		return nil
 	}
-	f, err := os.CreateTemp("", "extract-kept-*")
-	if err != nil {
-		logger(img).Debug("not keeping file bytes", "err", err)
-		return nil
-	}
-	os.Remove(f.Name())
-	k := &keptStore{f: f, perFile: perFile}
+	k := &keptStore{perFile: perFile}
 	k.left.Store(total)
+	k.memLeft.Store(keptInMemory)
 	return k
 }
 
 // closeWith closes the store's file once idx is unreachable.
 func (k *keptStore) closeWith(idx *Index) {
 	if k != nil {
-		runtime.AddCleanup(idx, func(f *os.File) { f.Close() }, k.f)
+		runtime.AddCleanup(idx, (*keptStore).close, k)
 	}
+}
+
+func (k *keptStore) close() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.f != nil {
+		k.f.Close()
+		k.f = nil
+	}
+	k.err = os.ErrClosed
+}
+
+// file returns the temporary file, making it the first time.
+func (k *keptStore) file() (*os.File, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.f == nil && k.err == nil {
+		k.f, k.err = os.CreateTemp("", "extract-kept-*")
+		if k.err == nil {
+			os.Remove(k.f.Name())
+		}
+	}
+	return k.f, k.err
 }
 
 // take reserves n bytes of the budget, reporting whether they fit.
@@ -70,16 +102,25 @@ func (k *keptStore) take(n int64) bool {
 	return true
 }
 
-// put writes b (reserved with take) to the file and returns its offset;
-// a failed write (a full disk) keeps nothing.
-func (k *keptStore) put(b []byte, log *slog.Logger) (int64, bool) {
+// put keeps a copy of b (reserved with take) as the body of tar entry
+// ord; a failed write (a full disk) keeps nothing.
+func (k *keptStore) put(ord int, b []byte, log *slog.Logger) (keptBody, bool) {
 	n := int64(len(b))
-	off := k.end.Add(n) - n
-	if _, err := k.f.WriteAt(b, off); err != nil {
-		log.Debug("not keeping file bytes", "err", err)
-		return 0, false
+	if n <= keptSmall {
+		if k.memLeft.Add(-n) >= 0 {
+			return keptBody{ord: ord, b: append([]byte{}, b...)}, true
+		}
+		k.memLeft.Add(n)
 	}
-	return off, true
+	f, err := k.file()
+	if err == nil {
+		off := k.end.Add(n) - n
+		if _, err = f.WriteAt(b, off); err == nil {
+			return keptBody{ord: ord, off: off, n: n}, true
+		}
+	}
+	log.Debug("not keeping file bytes", "err", err)
+	return keptBody{}, false
 }
 
 // reader returns the bytes of kb.
@@ -87,5 +128,8 @@ func (k *keptStore) reader(kb keptBody) io.Reader {
 	if kb.b != nil || k == nil {
 		return bytes.NewReader(kb.b)
 	}
-	return io.NewSectionReader(k.f, kb.off, kb.n)
+	k.mu.Lock()
+	f := k.f
+	k.mu.Unlock()
+	return io.NewSectionReader(f, kb.off, kb.n)
 }
