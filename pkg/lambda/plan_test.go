@@ -245,7 +245,7 @@ func TestMergeNotification(t *testing.T) {
 }
 
 func TestConfigChanges(t *testing.T) {
-	spec := functionSpec{Role: "arn:aws:iam::1:role/r", MemorySize: 512, Timeout: 60, EphemeralStorage: 512, Env: map[string]string{"A": "1"}}
+	spec := functionSpec{Role: "arn:aws:iam::1:role/r", MemorySize: 512, Timeout: 60, EphemeralStorage: 512, LogFormat: lambdatypes.LogFormatText, Env: map[string]string{"A": "1"}}
 	cur := &lambdatypes.FunctionConfiguration{
 		Role: aws.String(spec.Role), Runtime: lambdatypes.RuntimeProvidedal2023, Handler: aws.String("bootstrap"),
 		MemorySize: aws.Int32(512), Timeout: aws.Int32(60), EphemeralStorage: &lambdatypes.EphemeralStorage{Size: aws.Int32(512)},
