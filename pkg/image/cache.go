@@ -29,6 +29,7 @@ type cachedImage struct {
 	v1.Image
 	opts   *options
 	layers []v1.Layer
+	cached []*cachedLayer // what layers wrap
 }
 
 func newCachedImage(img v1.Image, o *options) (*cachedImage, error) {
@@ -44,6 +45,7 @@ func newCachedImage(img v1.Image, o *options) (*cachedImage, error) {
 			return nil, err
 		}
 		c.layers = append(c.layers, wrapped)
+		c.cached = append(c.cached, cl)
 	}
 	return c, nil
 }
@@ -200,12 +202,13 @@ func (l *cachedLayer) Compressed() (io.ReadCloser, error) {
 		l.opts.logger.Debug("cache dir unusable; not caching", "err", err)
 		return body, nil
 	}
-	return &teeToCache{r: body, f: tmp, h: sha256.New(), want: h.Hex, final: final, opts: l.opts}, nil
+	return &teeToCache{r: body, f: tmp, h: sha256.New(), want: h.Hex, final: final, opts: l.opts, verified: &l.verified}, nil
 }
 
 // verifyFile checks the sha256 of f and rewinds it. A cached blob is
-// checked once per process before it is first used: a blob changed on disk
-// would otherwise fail later with a decompression error and stay broken.
+// checked once per process before it is first used (one this process
+// downloaded was checked as it was written): a blob changed on disk would
+// otherwise fail later with a decompression error and stay broken.
 func verifyFile(f *os.File, want string) error {
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
@@ -219,16 +222,19 @@ func verifyFile(f *os.File, want string) error {
 }
 
 // teeToCache copies what is read into a temporary file and renames it into
-// the cache when the whole blob was read and its digest matches.
+// the cache when the whole blob was read and its digest matches; verified
+// is then set, so that the layer's next read (Extract's pass) does not hash
+// the blob again.
 type teeToCache struct {
-	r     io.ReadCloser
-	f     *os.File
-	h     hash.Hash
-	want  string
-	final string
-	opts  *options
-	done  bool
-	fail  bool
+	r        io.ReadCloser
+	f        *os.File
+	h        hash.Hash
+	want     string
+	final    string
+	opts     *options
+	verified *atomic.Bool
+	done     bool
+	fail     bool
 }
 
 func (t *teeToCache) Read(p []byte) (int, error) {
@@ -251,6 +257,7 @@ func (t *teeToCache) Close() error {
 	cerr := t.f.Close()
 	if t.done && !t.fail && cerr == nil && hex.EncodeToString(t.h.Sum(nil)) == t.want {
 		if rerr := os.Rename(name, t.final); rerr == nil {
+			t.verified.Store(true)
 			return err
 		}
 	} else if t.done {

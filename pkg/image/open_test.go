@@ -146,6 +146,40 @@ func TestOpenCachesBlobs(t *testing.T) {
 	}
 }
 
+// TestCacheDownloadIsVerified: a blob this process downloaded into the
+// cache was hashed as it was written, so the layer's next read (Extract's
+// pass) does not hash it again; a blob found in the cache is hashed once.
+func TestCacheDownloadIsVerified(t *testing.T) {
+	rs := newRegistry(t)
+	ref := rs.push(t, "verified:v1", testImage(t, "x"))
+	cache := t.TempDir()
+	ctx := context.Background()
+	for _, run := range []string{"download", "from the cache"} {
+		img, err := Open(ctx, ref, WithCacheDir(cache))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci := img.img.(*cachedImage)
+		for n, l := range ci.cached {
+			if l.verified.Load() {
+				t.Errorf("%s: layer %d verified before it was read", run, n)
+			}
+		}
+		idx, err := BuildIndex(ctx, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n, l := range ci.cached {
+			if !l.verified.Load() {
+				t.Errorf("%s: layer %d not marked verified after the index pass", run, n)
+			}
+		}
+		if c := contents(t, img, idx); c["/etc/marker"] != "x" {
+			t.Errorf("%s: /etc/marker = %q", run, c["/etc/marker"])
+		}
+	}
+}
+
 func multiPlatformIndex(t *testing.T) (v1.ImageIndex, v1.Image, v1.Image) {
 	t.Helper()
 	amd := withPlatform(t, testImage(t, "amd64"), "linux", "amd64", "")
