@@ -276,6 +276,29 @@ func BenchmarkIndex(b *testing.B) {
 	b.ReportMetric(float64(idx.Len()), "paths")
 }
 
+// BenchmarkIndexReport measures BuildIndexReport (inspect's one pass: the
+// index and dive's layer report) on the generated image.
+func BenchmarkIndexReport(b *testing.B) {
+	if testing.Short() {
+		b.Skip("generates a 530 MB image")
+	}
+	img, total := benchImage(b)
+	runtime.GC()
+	b.SetBytes(total)
+	b.ResetTimer()
+	mem := startPeakMemory()
+	var rep *Report
+	for b.Loop() {
+		var err error
+		_, rep, err = BuildIndexReport(context.Background(), img)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	mem.report(b)
+	b.ReportMetric(rep.Efficiency, "efficiency")
+}
+
 // BenchmarkFlatten reads the flattened filesystem of the same image with
 // go-containerregistry's mutate.Extract, to io.Discard.
 func BenchmarkFlatten(b *testing.B) {

@@ -110,6 +110,7 @@ func layerReport(img *Image, stats [][]filetree.FileInfo) (rep *Report, err erro
 		}
 		st.ContentBytes = int64(tree.FileSize)
 		st.Files = len(stats[i])
+		stats[i] = nil // the tree has it now
 		if i > 0 {
 			rep.UserBytes += st.ContentBytes
 		}
