@@ -68,8 +68,8 @@ type decoder struct {
 	head  [headSize]byte
 	buf   []byte
 	spool *os.File
-	// stats, when not nil, receives dive's view of every tar entry.
-	stats *[]filetree.FileInfo
+	// tree, when not nil, receives dive's view of every tar entry.
+	tree *layerTree
 }
 
 func (d *decoder) close() {
@@ -85,10 +85,10 @@ func (d *decoder) close() {
 // time, and returns one channel of batches per layer, in layer order; each
 // channel is closed after its last batch. A decoder runs ahead of the
 // merge by at most batchDepth batches, and workers start in layer order,
-// so the layer being merged always has a worker. stats, when not nil, has
-// one slice per layer to fill with dive's view of its entries. wait
+// so the layer being merged always has a worker. trees, when not nil, has
+// one layerTree per layer to fill with dive's view of its entries. wait
 // returns once every worker is done; cancel ctx first to stop them early.
-func decodeLayers(ctx context.Context, img *Image, ls []v1.Layer, keep *keptStore, stats [][]filetree.FileInfo) (outs []chan batch, wait func()) {
+func decodeLayers(ctx context.Context, img *Image, ls []v1.Layer, keep *keptStore, trees []layerTree) (outs []chan batch, wait func()) {
 	outs = make([]chan batch, len(ls))
 	for i := range outs {
 		outs[i] = make(chan batch, batchDepth)
@@ -114,11 +114,12 @@ func decodeLayers(ctx context.Context, img *Image, ls []v1.Layer, keep *keptStor
 				defer func() { <-slots }()
 				defer close(outs[n])
 				d := &decoder{log: logger(img), keep: keep}
-				if stats != nil {
-					d.stats = &stats[n]
+				if trees != nil {
+					d.tree = &trees[n]
+					d.tree.tree = filetree.NewFileTree()
 				}
 				defer d.close()
-				err := d.layer(ctx, img, ls[n], outs[n])
+				err := d.safeLayer(ctx, img, ls[n], outs[n])
 				if err != nil {
 					select {
 					case outs[n] <- batch{err: err}:
@@ -129,6 +130,17 @@ func decodeLayers(ctx context.Context, img *Image, ls []v1.Layer, keep *keptStor
 		}
 	}()
 	return outs, wg.Wait
+}
+
+// safeLayer is layer, with a panic (dive's filetree panics on some
+// inputs) turned into an error.
+func (d *decoder) safeLayer(ctx context.Context, img *Image, l v1.Layer, out chan<- batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("dive filetree failed: %v", r)
+		}
+	}()
+	return d.layer(ctx, img, l, out)
 }
 
 // layer opens and decodes one layer, sending its records to out.
@@ -180,7 +192,12 @@ func (d *decoder) decode(ctx context.Context, r io.Reader, out chan<- batch) err
 			}
 			return err
 		}
-		d.stat(hdr)
+		if err := d.stat(hdr); err != nil {
+			if serr := send(); serr != nil {
+				return serr
+			}
+			return err
+		}
 		rec := record{hdr: hdr, ord: ord}
 		rec.p, rec.ok = cleanName(hdr.Name)
 		if err := d.read(&rec, tr); err != nil {
@@ -198,22 +215,35 @@ func (d *decoder) decode(ctx context.Context, r io.Reader, out chan<- batch) err
 	}
 }
 
-// stat records dive's view of a tar entry, as dive's image readers do
-// (filetree.NewFileInfoFromTarHeader, without the content hash: dive's
+// layerTree is dive's file tree of one layer's tar and its number of
+// entries.
+type layerTree struct {
+	tree  *filetree.FileTree
+	files int
+}
+
+// stat adds a tar entry to the layer's dive tree, as dive's image readers
+// do (filetree.NewFileInfoFromTarHeader, without the content hash: dive's
 // efficiency does not use it).
-func (d *decoder) stat(hdr *tar.Header) {
-	if d.stats == nil {
-		return
+func (d *decoder) stat(hdr *tar.Header) error {
+	if d.tree == nil {
+		return nil
 	}
 	name := path.Clean(hdr.Name)
 	if name == "." {
-		return
+		return nil
 	}
 	fi := hdr.FileInfo()
-	*d.stats = append(*d.stats, filetree.FileInfo{
+	info := filetree.FileInfo{
 		Path: name, TypeFlag: hdr.Typeflag, Linkname: hdr.Linkname,
 		Size: fi.Size(), Mode: fi.Mode(), Uid: hdr.Uid, Gid: hdr.Gid, IsDir: fi.IsDir(),
-	})
+	}
+	d.tree.tree.FileSize += uint64(info.Size)
+	if _, _, err := d.tree.tree.AddPath(info.Path, info); err != nil {
+		return fmt.Errorf("adding %q to the layer's dive tree: %w", name, err)
+	}
+	d.tree.files++
+	return nil
 }
 
 // read looks at a regular file's bytes as they stream by: it keeps small

@@ -17,7 +17,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/wagoodman/dive/dive/filetree"
 )
 
 // Limits of the index. Images beyond them are refused with an error
@@ -169,21 +168,21 @@ type node struct {
 // first occurrence before the second one also reads the last (a known
 // limitation; no image builder writes such layers).
 func BuildIndex(ctx context.Context, img *Image) (*Index, error) {
-	idx, _, err := buildIndex(ctx, img, false)
-	return idx, err
+	return buildIndex(ctx, img, nil)
 }
 
 // buildIndex decodes the layers concurrently (decodeLayers) and merges
 // their records in layer order, then tar order, so the index is the one a
-// bottom-up pass makes. With stats it also returns dive's view of every
-// layer's entries (for the report).
-func buildIndex(ctx context.Context, img *Image, withStats bool) (*Index, [][]filetree.FileInfo, error) {
+// bottom-up pass makes. With layerDone, the decoders also make dive's
+// file tree of every layer (for the report), handed to layerDone in layer
+// order once the layer is merged, and then dropped.
+func buildIndex(ctx context.Context, img *Image, layerDone func(n int, lt layerTree) error) (*Index, error) {
 	if img == nil || img.img == nil {
-		return nil, nil, errors.New("BuildIndex: image not opened with Open")
+		return nil, errors.New("BuildIndex: image not opened with Open")
 	}
 	ls, err := img.img.Layers()
 	if err != nil {
-		return nil, nil, fmt.Errorf("listing layers: %w", err)
+		return nil, fmt.Errorf("listing layers: %w", err)
 	}
 	b := &builder{
 		idx: &Index{
@@ -198,27 +197,35 @@ func buildIndex(ctx context.Context, img *Image, withStats bool) (*Index, [][]fi
 	if img.maxIndexBytes > 0 {
 		b.maxBytes = img.maxIndexBytes
 	}
-	var stats [][]filetree.FileInfo
-	if withStats {
-		stats = make([][]filetree.FileInfo, len(ls))
+	var trees []layerTree
+	if layerDone != nil {
+		trees = make([]layerTree, len(ls))
 	}
 	dctx, cancel := context.WithCancel(ctx)
 	b.idx.kept = newKeptStore(img)
 	b.idx.kept.closeWith(b.idx)
-	outs, wait := decodeLayers(dctx, img, ls, b.idx.kept, stats)
-	err = b.merge(ctx, img, outs)
+	outs, wait := decodeLayers(dctx, img, ls, b.idx.kept, trees)
+	err = b.merge(ctx, img, outs, func(n int) error {
+		if layerDone == nil {
+			return nil
+		}
+		lt := trees[n]
+		trees[n] = layerTree{}
+		return layerDone(n, lt)
+	})
 	cancel()
 	wait()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	b.idx.forgetBodies()
 	b.log.Debug("indexed image", "paths", b.idx.count, "layers", len(ls), "kept", len(b.idx.bodies))
-	return b.idx, stats, nil
+	return b.idx, nil
 }
 
-// merge applies the layers' records in layer order.
-func (b *builder) merge(ctx context.Context, img *Image, outs []chan batch) error {
+// merge applies the layers' records in layer order, calling done after
+// each layer.
+func (b *builder) merge(ctx context.Context, img *Image, outs []chan batch, done func(n int) error) error {
 	var progress io.Writer
 	if img.opts != nil {
 		progress = img.opts.progress
@@ -232,6 +239,9 @@ func (b *builder) merge(ctx context.Context, img *Image, outs []chan batch) erro
 		err := b.layer(ctx, n, ch)
 		if err == nil {
 			err = ctx.Err()
+		}
+		if err == nil {
+			err = done(n)
 		}
 		if err != nil {
 			return fmt.Errorf("reading layer %d %s: %w", n, digest, err)

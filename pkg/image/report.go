@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/wagoodman/dive/dive/filetree"
 )
 
@@ -62,62 +63,55 @@ func LayerReport(ctx context.Context, img *Image) (*Report, error) {
 
 // BuildIndexReport is BuildIndex that also builds the dive report from
 // the same pass over the layers: one filetree.FileTree per layer from its
-// tar entries (as dive's image readers do, without the content hashes
-// dive's efficiency does not use), then filetree.Efficiency over them.
-// dive's filetree panics on some inputs; a panic is turned into an error.
+// tar entries, made while the layer is decoded (as dive's image readers
+// do, without the content hashes dive's efficiency does not use), then
+// dive's efficiency over them (see efficiency). dive's filetree panics on
+// some inputs; a panic is turned into an error.
 func BuildIndexReport(ctx context.Context, img *Image) (*Index, *Report, error) {
 	if img == nil || img.V1() == nil {
 		return nil, nil, errors.New("layer report: no image")
 	}
-	idx, stats, err := buildIndex(ctx, img, true)
+	layers, err := img.V1().Layers()
+	if err != nil {
+		return nil, nil, fmt.Errorf("layer report: listing layers: %w", err)
+	}
+	rep := &Report{}
+	var eff diveEfficiency
+	idx, err := buildIndex(ctx, img, func(n int, lt layerTree) error {
+		return rep.addLayer(img, layers[n], n, lt, &eff)
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	rep, err := layerReport(img, stats)
-	if err != nil {
-		return nil, nil, err
-	}
+	rep.finish(&eff)
 	return idx, rep, nil
 }
 
-// layerReport builds the report from each layer's tar entries.
-func layerReport(img *Image, stats [][]filetree.FileInfo) (rep *Report, err error) {
+// addLayer adds layer n's line to the report and its tree to eff.
+func (rep *Report) addLayer(img *Image, l v1.Layer, n int, lt layerTree, eff *diveEfficiency) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			rep, err = nil, fmt.Errorf("layer report: dive filetree failed: %v", r)
+			err = fmt.Errorf("layer report: dive filetree failed: %v", r)
 		}
 	}()
-	layers, err := img.V1().Layers()
-	if err != nil {
-		return nil, fmt.Errorf("layer report: listing layers: %w", err)
+	st := LayerStat{Index: n, ContentBytes: int64(lt.tree.FileSize), Files: lt.files}
+	if n < len(img.Layers) {
+		st.Digest, st.Size, st.CreatedBy = img.Layers[n].Digest, img.Layers[n].Size, img.Layers[n].CreatedBy
+	} else if d, err := l.Digest(); err == nil {
+		st.Digest = d.String()
 	}
-	rep = &Report{}
-	trees := make([]*filetree.FileTree, 0, len(layers))
-	for i, l := range layers {
-		st := LayerStat{Index: i}
-		if i < len(img.Layers) {
-			st.Digest, st.Size, st.CreatedBy = img.Layers[i].Digest, img.Layers[i].Size, img.Layers[i].CreatedBy
-		} else if d, err := l.Digest(); err == nil {
-			st.Digest = d.String()
-		}
-		tree := filetree.NewFileTree()
-		tree.Name = st.Digest
-		for _, info := range stats[i] {
-			tree.FileSize += uint64(info.Size)
-			if _, _, err := tree.AddPath(info.Path, info); err != nil {
-				return nil, fmt.Errorf("layer report: layer %d (%s): adding %q: %w", i, st.Digest, info.Path, err)
-			}
-		}
-		st.ContentBytes = int64(tree.FileSize)
-		st.Files = len(stats[i])
-		stats[i] = nil // the tree has it now
-		if i > 0 {
-			rep.UserBytes += st.ContentBytes
-		}
-		rep.Layers = append(rep.Layers, st)
-		trees = append(trees, tree)
+	lt.tree.Name = st.Digest
+	if n > 0 {
+		rep.UserBytes += st.ContentBytes
 	}
-	score, waste := efficiency(trees)
+	rep.Layers = append(rep.Layers, st)
+	eff.add(lt.tree)
+	return nil
+}
+
+// finish adds the efficiency and the waste.
+func (rep *Report) finish(eff *diveEfficiency) {
+	score, waste := eff.result()
 	rep.Efficiency = score
 	for _, w := range waste {
 		rep.WastedBytes += w.bytes
@@ -135,10 +129,9 @@ func layerReport(img *Image, stats [][]filetree.FileInfo) (rep *Report, err erro
 	if rep.UserBytes > 0 {
 		rep.WastedPercent = 100 * float64(rep.WastedBytes) / float64(rep.UserBytes)
 	}
-	return rep, nil
 }
 
-// pathWaste is what efficiency finds for one path.
+// pathWaste is what diveEfficiency finds for one path.
 type pathWaste struct {
 	path    string
 	copies  int
@@ -146,79 +139,84 @@ type pathWaste struct {
 	minSize int64
 }
 
-// efficiency is dive's filetree.Efficiency, with the same visits and sums
-// (so the same score and waste), except that dive stacks the layers below
-// a whiteout afresh for every whiteout (a copy of the whole tree each
-// time, minutes for layers that delete thousands of files); here the
-// stack grows by one layer as the layers are visited and serves every
-// whiteout of the next layer. The visitor never changes the stack, so the
-// sizes read from it are the ones dive reads. It returns the paths found
-// in more than one layer.
-func efficiency(trees []*filetree.FileTree) (float64, []*pathWaste) {
-	paths := map[string]*pathWaste{}
-	var wasted []*pathWaste
-	var stack *filetree.FileTree
-	stacked := 0 // trees[:stacked] are in stack (after trees[0]'s copy)
-	var stackErr error
-	below := func(cur int) (*filetree.FileTree, error) {
-		if stack == nil {
-			stack = trees[0].Copy()
-		}
-		for ; stacked < cur && stackErr == nil; stacked++ {
-			_, stackErr = stack.Stack(trees[stacked])
-		}
-		return stack, stackErr
+// diveEfficiency is dive's filetree.Efficiency, fed one layer's tree at a
+// time in layer order, with the same visits and sums (so the same score
+// and waste), except for the stack of the layers below a whiteout: dive
+// copies and restacks the whole tree for every whiteout (minutes for
+// layers that delete thousands of files); here the stack grows by one
+// layer after each layer is visited, and a layer's tree can be dropped
+// once added. The visitor never changes the stack, so the sizes read from
+// it are the ones dive reads.
+type diveEfficiency struct {
+	paths  map[string]*pathWaste
+	wasted []*pathWaste
+	// stack is the first tree's copy with the added trees stacked on it,
+	// as dive's StackTreeRange(trees, 0, current-1) makes it; err is
+	// what stacking failed with (dive fails every later whiteout).
+	stack *filetree.FileTree
+	err   error
+}
+
+// add visits tree, the next layer's, as dive's Efficiency does.
+func (d *diveEfficiency) add(tree *filetree.FileTree) {
+	if d.paths == nil {
+		d.paths = map[string]*pathWaste{}
+		d.stack = tree.Copy()
 	}
-	for cur, tree := range trees {
-		visit := func(node *filetree.FileNode) error {
-			p := node.Path()
-			w := paths[p]
-			if w == nil {
-				w = &pathWaste{path: p, minSize: -1}
-				paths[p] = w
+	visit := func(node *filetree.FileNode) error {
+		p := node.Path()
+		w := d.paths[p]
+		if w == nil {
+			w = &pathWaste{path: p, minSize: -1}
+			d.paths[p] = w
+		}
+		var size int64
+		if node.IsWhiteout() {
+			if d.err != nil {
+				return fmt.Errorf("unable to stack tree range: %w", d.err)
 			}
-			var size int64
-			if node.IsWhiteout() {
-				st, err := below(cur)
-				if err != nil {
-					return fmt.Errorf("unable to stack tree range: %w", err)
-				}
-				prev, err := st.GetNode(p)
+			prev, err := d.stack.GetNode(p)
+			if err != nil {
+				return err
+			}
+			if prev.Data.FileInfo.IsDir {
+				err := prev.VisitDepthChildFirst(func(n *filetree.FileNode) error {
+					size += n.Data.FileInfo.Size
+					return nil
+				}, nil, nil)
 				if err != nil {
 					return err
 				}
-				if prev.Data.FileInfo.IsDir {
-					err := prev.VisitDepthChildFirst(func(n *filetree.FileNode) error {
-						size += n.Data.FileInfo.Size
-						return nil
-					}, nil, nil)
-					if err != nil {
-						return err
-					}
-				}
-			} else {
-				size = node.Data.FileInfo.Size
 			}
-			w.bytes += size
-			if w.minSize < 0 || size < w.minSize {
-				w.minSize = size
-			}
-			w.copies++
-			if w.copies == 2 {
-				wasted = append(wasted, w)
-			}
-			return nil
+		} else {
+			size = node.Data.FileInfo.Size
 		}
-		// As dive: an error ends the visit of this layer only.
-		_ = tree.VisitDepthChildFirst(visit, func(n *filetree.FileNode) bool { return n.IsLeaf() })
+		w.bytes += size
+		if w.minSize < 0 || size < w.minSize {
+			w.minSize = size
+		}
+		w.copies++
+		if w.copies == 2 {
+			d.wasted = append(d.wasted, w)
+		}
+		return nil
 	}
+	// As dive: an error ends the visit of this layer only.
+	_ = tree.VisitDepthChildFirst(visit, func(n *filetree.FileNode) bool { return n.IsLeaf() })
+	if d.err == nil {
+		_, d.err = d.stack.Stack(tree)
+	}
+}
+
+// result returns dive's score and the paths found in more than one layer.
+func (d *diveEfficiency) result() (float64, []*pathWaste) {
 	var minimum, discovered int64
-	for _, w := range paths {
+	for _, w := range d.paths {
 		minimum += w.minSize
 		discovered += w.bytes
 	}
 	if discovered == 0 {
-		return 1, wasted
+		return 1, d.wasted
 	}
-	return float64(minimum) / float64(discovered), wasted
+	return float64(minimum) / float64(discovered), d.wasted
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/wagoodman/dive/dive/filetree"
 )
 
-// TestEfficiencyMatchesDive: efficiency (the stack grown layer by layer)
+// TestEfficiencyMatchesDive: diveEfficiency (the stack grown layer by layer)
 // gives dive's filetree.Efficiency score and waste on layers that remove
 // files and whole directories, re-add them, and make opaque directories.
 func TestEfficiencyMatchesDive(t *testing.T) {
@@ -20,21 +20,18 @@ func TestEfficiencyMatchesDive(t *testing.T) {
 		[]tf{dir("a/d/"), file("a/d/x", "x"), file("b", "bbbbbb"), file("a/.wh.f", ""), file(".wh.c", "")},
 		[]tf{file("a/d/.wh.x", ""), file(".wh.gone", ""), file("b", "b")},
 	))
-	_, stats, err := buildIndex(context.Background(), img, true)
+	var trees []*filetree.FileTree
+	var eff diveEfficiency
+	_, err := buildIndex(context.Background(), img, func(_ int, lt layerTree) error {
+		trees = append(trees, lt.tree)
+		eff.add(lt.tree)
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	trees := make([]*filetree.FileTree, len(stats))
-	for i, infos := range stats {
-		trees[i] = filetree.NewFileTree()
-		for _, info := range infos {
-			if _, _, err := trees[i].AddPath(info.Path, info); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	score, waste := eff.result()
 	wantScore, wantWaste := filetree.Efficiency(trees)
-	score, waste := efficiency(trees)
 	if score != wantScore {
 		t.Errorf("score = %v, dive's %v", score, wantScore)
 	}
