@@ -34,8 +34,8 @@ move to /var/task/rootfs: an interpreter's library home, a data directory, an
 the zip already relocates do not count. Any such path makes --format auto
 pick a Lambda container image (files at their original paths) over a zip;
 the section's last line says which. PATHS reads the closure's ELF files, scripts and
-small text files once more (only the layers holding them), also with
---no-scan.
+small text files once more (from the bytes the index kept, else only the layers
+holding them), also with --no-scan.
 
 IMAGE: REF or docker://REF, docker-daemon:NAME:TAG, docker-archive:FILE.tar,
 oci:DIR[:TAG], oci-archive:FILE.tar.
