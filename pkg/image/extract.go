@@ -84,7 +84,7 @@ func Extract(ctx context.Context, img *Image, idx *Index, files []*Entry, fn fun
 		sort.Slice(ks, func(i, j int) bool { return ks[i].body.ord < ks[j].body.ord })
 	}
 	sort.Ints(layers)
-	logger(img).Debug("extract", "files", len(want), "layers to read", len(perLayer), "layers kept in memory", len(layers)-len(perLayer))
+	logger(img).Debug("extract", "files", len(want), "layers to read", len(perLayer), "layers served from kept bytes only", len(layers)-len(perLayer))
 	x := &extractor{fn: fn, idx: idx}
 	defer x.close()
 	for _, li := range layers {
