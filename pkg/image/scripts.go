@@ -568,6 +568,7 @@ func (c *closer) loadOptional(e *Entry) {
 		}
 	}
 	if len(lacking) > 0 {
+		sort.Strings(lacking) // map order; the note must not change between runs
 		delete(c.files, e.Path)
 		c.note("left out %s: it needs %s, which the image lacks (importing it would fail in the image too)", e.Path, strings.Join(lacking, ", "))
 	}
