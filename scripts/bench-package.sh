@@ -137,3 +137,8 @@ PY
 same=yes
 for r in $(seq 2 "$rounds"); do cmp -s registry-1.zip "registry-$r.zip" || same=no; done
 echo "package REF gave byte-identical zips in every round: $same (sha256 $(sha256sum registry-1.zip | cut -c1-16)…)"
+# The oci-archive holds the manifest the registry serves: same digest, so
+# the same zip.
+same=yes
+cmp -s registry.zip oci.zip || same=no
+echo "package oci-archive: gave the zip of package REF: $same"
