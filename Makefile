@@ -27,8 +27,10 @@ build: bootstraps
 fixtures: deps
 	@bash testdata/make-fixtures.sh $(FIXTURES)
 
-test: deps fixtures tidy-check lint
+test: deps fixtures tidy-check lint bootstraps
 	EXTRACT_FIXTURES=$(CURDIR)/$(FIXTURES) $(GO) test -race -count=1 -timeout 70m ./...
+	# As `make build` and a release build it: bootstraps embedded, no Go needed.
+	$(GO) test -count=1 -tags embedbootstrap -run 'TestEmbeddedBootstrapNeedsNoGo' ./pkg/lambda
 
 test-short:
 	$(GO) test -short ./...
