@@ -63,11 +63,13 @@ type batch struct {
 // decoder reads one layer at a time (a worker reuses it): it parses the
 // tar, reads the bytes the index wants and sends records in batches.
 type decoder struct {
-	log   *slog.Logger
-	keep  *keptStore
-	head  [headSize]byte
-	buf   []byte
-	spool *os.File
+	log  *slog.Logger
+	keep *keptStore
+	head [headSize]byte
+	buf  []byte
+	// copyBuf copies kept files to the store.
+	copyBuf []byte
+	spool   *os.File
 	// tree, when not nil, receives dive's view of every tar entry.
 	tree *layerTree
 }
@@ -287,21 +289,25 @@ func (d *decoder) read(rec *record, r io.Reader) error {
 	}
 	isELF := bytes.HasPrefix(head, []byte("\x7fELF"))
 	isScript := bytes.HasPrefix(head, []byte("#!"))
-	var whole []byte
+	var whole io.ReaderAt
 	if (isELF || isScript || wantBody(rec.p)) && d.keep.take(size) {
-		whole = d.grow(size)
-		copy(whole, head)
-		if _, err := io.ReadFull(r, whole[len(head):]); err != nil {
+		if d.copyBuf == nil {
+			d.copyBuf = make([]byte, 64<<10)
+		}
+		body, ra, err := d.keep.stream(rec.ord, head, r, size, d.copyBuf)
+		if err != nil {
 			return err
 		}
-		rec.body, rec.kept = d.keep.put(rec.ord, whole, d.log)
+		if ra != nil {
+			rec.body, rec.kept, whole = body, true, ra
+		}
 	}
 	switch {
 	case isELF:
 		var info *ELFInfo
 		var err error
 		if whole != nil {
-			info, err = ParseELF(bytes.NewReader(whole), size)
+			info, err = ParseELF(whole, size)
 		} else {
 			info, err = d.parseELF(head, r, size)
 		}
@@ -345,12 +351,17 @@ func wantBody(p string) bool {
 	return false
 }
 
+// decodeInMemory is the largest ELF file a decoder reads into memory to
+// parse it when it is not kept; larger ones go to a temporary file (each
+// decoder running at once would hold its buffer).
+const decodeInMemory = 1 << 20
+
 // parseELF reads the rest of an ELF file whose first bytes are head into
 // memory (or a temporary file when large) and parses it. I/O errors come
 // back as *readError (they end the pass); other errors are parse errors of
 // this one file.
 func (d *decoder) parseELF(head []byte, r io.Reader, size int64) (*ELFInfo, error) {
-	if size <= elfInMemory {
+	if size <= decodeInMemory {
 		buf := d.grow(size)
 		copy(buf, head)
 		if _, err := io.ReadFull(r, buf[len(head):]); err != nil {

@@ -2,8 +2,8 @@ package image
 
 import (
 	"bytes"
+	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"runtime"
 	"sync"
@@ -102,25 +102,42 @@ func (k *keptStore) take(n int64) bool {
 	return true
 }
 
-// put keeps a copy of b (reserved with take) as the body of tar entry
-// ord; a failed write (a full disk) keeps nothing.
-func (k *keptStore) put(ord int, b []byte, log *slog.Logger) (keptBody, bool) {
-	n := int64(len(b))
+// stream keeps a file of n bytes (reserved with take) whose first bytes
+// are head and whose rest comes from r, as the body of tar entry ord: in
+// memory when small, else copied to the temporary file through buf. It
+// returns the body and the file's bytes to parse; a nil ReaderAt (when
+// the temporary file cannot be made) means nothing was kept and r was
+// not read. Errors reading r or writing the file end the layer.
+func (k *keptStore) stream(ord int, head []byte, r io.Reader, n int64, buf []byte) (keptBody, io.ReaderAt, error) {
 	if n <= keptSmall {
 		if k.memLeft.Add(-n) >= 0 {
-			return keptBody{ord: ord, b: append([]byte{}, b...)}, true
+			b := make([]byte, n)
+			copy(b, head)
+			if _, err := io.ReadFull(r, b[len(head):]); err != nil {
+				return keptBody{}, nil, err
+			}
+			return keptBody{ord: ord, b: b}, bytes.NewReader(b), nil
 		}
 		k.memLeft.Add(n)
 	}
 	f, err := k.file()
-	if err == nil {
-		off := k.end.Add(n) - n
-		if _, err = f.WriteAt(b, off); err == nil {
-			return keptBody{ord: ord, off: off, n: n}, true
-		}
+	if err != nil {
+		return keptBody{}, nil, nil
 	}
-	log.Debug("not keeping file bytes", "err", err)
-	return keptBody{}, false
+	off := k.end.Add(n) - n
+	w := io.NewOffsetWriter(f, off)
+	if _, err := w.Write(head); err != nil {
+		return keptBody{}, nil, fmt.Errorf("keeping file bytes: %w", err)
+	}
+	rest := n - int64(len(head))
+	c, err := io.CopyBuffer(w, io.LimitReader(r, rest), buf)
+	if err == nil && c < rest {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return keptBody{}, nil, err
+	}
+	return keptBody{ord: ord, off: off, n: n}, io.NewSectionReader(f, off, n), nil
 }
 
 // reader returns the bytes of kb.

@@ -152,8 +152,9 @@ func WithTransport(t http.RoundTripper) Option {
 // scripts, configuration, interpreter sources) that BuildIndex keeps so
 // that Extract need not read their layers again: at most total bytes in
 // all, files of at most perFile bytes. They are kept in a temporary file
-// (os.TempDir) removed from its directory at once, not in memory; the
-// space is freed when the Index is garbage. 0 keeps none (every Extract
+// (os.TempDir) removed from its directory at once, not in memory (but
+// for files of at most 16 KiB, 4 MiB in all); the space is freed when the
+// Index is garbage, and a failed write to it fails BuildIndex. 0 keeps none (every Extract
 // reads its layers). Default: DefaultKeptBytes, DefaultKeptFile.
 func WithKeptBytes(total, perFile int64) Option {
 	return func(o *options) error {
