@@ -22,7 +22,7 @@ import (
 // WithKeptBytes), in a temporary file.
 const (
 	// DefaultKeptBytes is the most file bytes an index keeps in all.
-	DefaultKeptBytes = 128 << 20
+	DefaultKeptBytes = 256 << 20
 	// DefaultKeptFile is the largest file an index keeps.
 	DefaultKeptFile = 8 << 20
 )

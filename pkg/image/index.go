@@ -219,7 +219,7 @@ func buildIndex(ctx context.Context, img *Image, layerDone func(n int, lt layerT
 		return nil, err
 	}
 	b.idx.forgetBodies()
-	b.log.Debug("indexed image", "paths", b.idx.count, "layers", len(ls), "kept", len(b.idx.bodies))
+	b.log.Debug("indexed image", "paths", b.idx.count, "layers", len(ls), "kept files", len(b.idx.bodies), "kept bytes", b.idx.kept.size())
 	return b.idx, nil
 }
 

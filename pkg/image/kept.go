@@ -90,6 +90,14 @@ func (k *keptStore) file() (*os.File, error) {
 	return k.f, k.err
 }
 
+// size is the bytes kept so far (those of replaced files included).
+func (k *keptStore) size() int64 {
+	if k == nil {
+		return 0
+	}
+	return k.end.Load() + keptInMemory - k.memLeft.Load()
+}
+
 // take reserves n bytes of the budget, reporting whether they fit.
 func (k *keptStore) take(n int64) bool {
 	if k == nil || n > k.perFile {
