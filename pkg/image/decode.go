@@ -29,17 +29,18 @@ const (
 
 // Batching of the records a layer's decoder hands to the merge: a batch
 // holds up to batchRecords records, and each layer has up to batchDepth
-// batches waiting, so a decoder ahead of the merge holds little beyond
-// the bytes it keeps.
+// batches waiting (32768 records of about 150 bytes and their names):
+// enough for a decoder to finish a typical layer while the merge is still
+// on a lower one, and a bound for layers of millions of entries.
 const (
 	batchRecords = 256
-	batchDepth   = 4
+	batchDepth   = 128
 )
 
 // record is one tar entry of a layer as its decoder saw it: the header,
 // where it is in the tar (ord, 0-based), and what reading the bytes found.
 type record struct {
-	hdr *tar.Header
+	hdr tarHead
 	ord int
 	// p is the clean path; ok is false for unsafe names.
 	p  string
@@ -51,6 +52,14 @@ type record struct {
 	kept   bool
 	elf    *ELFInfo
 	script *ScriptInfo
+}
+
+// tarHead is what the merge needs of a tar header.
+type tarHead struct {
+	Name, Linkname string
+	Typeflag       byte
+	Mode, Size     int64
+	sparse         bool
 }
 
 // batch is a run of records of one layer; err, on the last batch, is
@@ -200,7 +209,8 @@ func (d *decoder) decode(ctx context.Context, r io.Reader, out chan<- batch) err
 			}
 			return err
 		}
-		rec := record{hdr: hdr, ord: ord}
+		rec := record{ord: ord, hdr: tarHead{Name: hdr.Name, Linkname: hdr.Linkname, Typeflag: hdr.Typeflag,
+			Mode: hdr.Mode, Size: hdr.Size, sparse: isSparse(hdr)}}
 		rec.p, rec.ok = cleanName(hdr.Name)
 		if err := d.read(&rec, tr); err != nil {
 			if serr := send(); serr != nil {
@@ -259,7 +269,7 @@ func (d *decoder) read(rec *record, r io.Reader) error {
 	default:
 		return nil
 	}
-	if !rec.ok || hdr.Size < 0 || hdr.Size > MaxFileSize || isSparse(hdr) || strings.HasPrefix(path.Base(rec.p), ".wh.") || rec.p == "/" {
+	if !rec.ok || hdr.Size < 0 || hdr.Size > MaxFileSize || hdr.sparse || strings.HasPrefix(path.Base(rec.p), ".wh.") || rec.p == "/" {
 		return nil
 	}
 	size := hdr.Size

@@ -479,7 +479,7 @@ func (b *builder) entry(li int, rec *record, names map[string]int) error {
 		if keepContent(p) && src.content != nil {
 			n.content = src.content
 		}
-	case e.Kind == Regular && isSparse(hdr):
+	case e.Kind == Regular && hdr.sparse:
 		// A sparse file's size is mostly holes that tar expands to zeros:
 		// a tiny layer could make us read gigabytes. Not parsed.
 		b.log.Debug("not inspecting sparse file", "path", p, "size", hdr.Size)
