@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -53,6 +54,13 @@ type zipStats struct {
 // are deflated at zipLevel and symlinks and directories stored. Two entries
 // with the same name, or an entry below a non-directory, are errors.
 func writeZip(ctx context.Context, w io.Writer, entries []zipEntry) (zipStats, error) {
+	lim := deflateLimits{workers: runtime.GOMAXPROCS(0), inPlace: zipInPlaceSize, ahead: zipAheadBudget}
+	return writeZipLimits(ctx, w, entries, lim)
+}
+
+// writeZipLimits is writeZip, deflating files in parallel within lim when
+// lim.workers > 1, to the same bytes.
+func writeZipLimits(ctx context.Context, w io.Writer, entries []zipEntry, lim deflateLimits) (zipStats, error) {
 	var st zipStats
 	all := make(map[string]zipEntry, len(entries))
 	for _, e := range entries {
@@ -82,24 +90,23 @@ func writeZip(ctx context.Context, w io.Writer, entries []zipEntry) (zipStats, e
 	}
 	sort.Strings(names)
 
+	list := make([]zipEntry, len(names))
+	for i, n := range names {
+		list[i] = all[n]
+	}
+
 	zw := zip.NewWriter(w)
 	zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
 		return flate.NewWriter(out, zipLevel)
 	})
-	for _, n := range names {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
-		e := all[n]
-		size, err := writeZipEntry(zw, e)
-		if err != nil {
-			return st, err
-		}
-		st.Entries++
-		if !e.Mode.IsDir() {
-			st.Files++
-		}
-		st.Unzipped += size
+	var err error
+	if lim.workers > 1 {
+		st, err = writeEntriesParallel(ctx, zw, list, lim)
+	} else {
+		st, err = writeEntries(ctx, zw, list)
+	}
+	if err != nil {
+		return st, err
 	}
 	if err := zw.Close(); err != nil {
 		return st, fmt.Errorf("writing the zip directory: %w", err)
@@ -107,7 +114,34 @@ func writeZip(ctx context.Context, w io.Writer, entries []zipEntry) (zipStats, e
 	return st, nil
 }
 
-func writeZipEntry(zw *zip.Writer, e zipEntry) (int64, error) {
+// writeEntries writes the sorted entries one after another, each regular
+// file deflated as it is written.
+func writeEntries(ctx context.Context, zw *zip.Writer, list []zipEntry) (zipStats, error) {
+	var st zipStats
+	for _, e := range list {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		size, err := writeZipEntry(zw, e)
+		if err != nil {
+			return st, err
+		}
+		st.add(e, size)
+	}
+	return st, nil
+}
+
+// add counts the entry e of size bytes.
+func (st *zipStats) add(e zipEntry, size int64) {
+	st.Entries++
+	if !e.Mode.IsDir() {
+		st.Files++
+	}
+	st.Unzipped += size
+}
+
+// entryHeader is the zip header of e, before the writer completes it.
+func entryHeader(e zipEntry) (*zip.FileHeader, error) {
 	h := &zip.FileHeader{Name: e.Name, Modified: zipTime, Method: zip.Store}
 	switch {
 	case e.Mode.IsDir():
@@ -119,7 +153,15 @@ func writeZipEntry(zw *zip.Writer, e zipEntry) (int64, error) {
 		h.SetMode(e.Mode.Perm())
 		h.Method = zip.Deflate
 	default:
-		return 0, fmt.Errorf("zip entry %q: unsupported file type %v", e.Name, e.Mode.Type())
+		return nil, fmt.Errorf("zip entry %q: unsupported file type %v", e.Name, e.Mode.Type())
+	}
+	return h, nil
+}
+
+func writeZipEntry(zw *zip.Writer, e zipEntry) (int64, error) {
+	h, err := entryHeader(e)
+	if err != nil {
+		return 0, err
 	}
 	fw, err := zw.CreateHeader(h)
 	if err != nil {
