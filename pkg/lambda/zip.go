@@ -52,7 +52,9 @@ type zipStats struct {
 // by the entries' names are added explicitly (0755), entries are sorted by
 // name, every entry has the same time and Unix creator fields, regular files
 // are deflated at zipLevel and symlinks and directories stored. Two entries
-// with the same name, or an entry below a non-directory, are errors.
+// with the same name, or an entry below a non-directory, are errors. With
+// more than one CPU (GOMAXPROCS), files are deflated in parallel to the same
+// bytes (writeEntriesParallel).
 func writeZip(ctx context.Context, w io.Writer, entries []zipEntry) (zipStats, error) {
 	lim := deflateLimits{workers: runtime.GOMAXPROCS(0), inPlace: zipInPlaceSize, ahead: zipAheadBudget}
 	return writeZipLimits(ctx, w, entries, lim)
