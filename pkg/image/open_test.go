@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -440,12 +441,12 @@ var _ io.Reader = (*progressReader)(nil)
 
 // countingTransport counts the requests it forwards.
 type countingTransport struct {
-	n    int
+	n    atomic.Int64 // layers are fetched concurrently
 	next http.RoundTripper
 }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n++
+	c.n.Add(1)
 	return c.next.RoundTrip(r)
 }
 
@@ -460,7 +461,7 @@ func TestOpenWithTransportAndKeychain(t *testing.T) {
 	if _, err := BuildIndex(context.Background(), img); err != nil {
 		t.Fatal(err)
 	}
-	if ct.n == 0 {
+	if ct.n.Load() == 0 {
 		t.Errorf("WithTransport: no request went through the transport")
 	}
 	if _, err := Open(context.Background(), ref, WithTransport(nil)); err == nil {

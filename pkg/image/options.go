@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -103,12 +104,28 @@ func WithCacheDir(dir string) Option {
 }
 
 // WithProgress writes download progress lines, one per layer and step, to
-// w. Default: none.
+// w. Layers download concurrently: each line is one Write, and Writes are
+// never concurrent. Default: none.
 func WithProgress(w io.Writer) Option {
 	return func(o *options) error {
-		o.progress = w
+		o.progress = nil
+		if w != nil {
+			o.progress = &lockedWriter{w: w}
+		}
 		return nil
 	}
+}
+
+// lockedWriter serializes Writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // WithLogger sets the logger for debug details. Default: discard.
