@@ -51,6 +51,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"runtime"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -113,11 +114,62 @@ func Package(ctx context.Context, img *image.Image, w io.Writer, opts ...Package
 	if err != nil {
 		return nil, err
 	}
+	early := startBootstrap(ctx, o, img)
+	defer early.stop()
 	p, summary, err := resolve(ctx, img, o)
 	if err != nil {
 		return nil, err
 	}
+	p.early = early
 	return p.writeZip(ctx, w, summary)
+}
+
+// earlyBootstrap is the bootstrap for the image platform's architecture,
+// fetched before the layers are indexed and deflated while they are, on a
+// core the index leaves idle: deflating the bootstrap (a 9 MB Go program,
+// at the zip's level) is most of the zip's deflate time, about 1.2 s of
+// 1.7 s for the showcase. The zip's bytes are the same either way.
+type earlyBootstrap struct {
+	goarch   string
+	program  []byte
+	deflated *deflateJob
+	cancel   context.CancelFunc
+}
+
+// startBootstrap starts an earlyBootstrap, or returns nil where it cannot
+// help: on one CPU (the zip is then written in order) or when the
+// bootstrap is not at hand (getBootstrap then reports why).
+func startBootstrap(ctx context.Context, o *packageOptions, img *image.Image) *earlyBootstrap {
+	if img == nil || runtime.GOMAXPROCS(0) < 2 {
+		return nil
+	}
+	_, goarch, err := lambdaArch("", img.Platform.Architecture)
+	if err != nil {
+		return nil
+	}
+	b, err := loadBootstrapFor(ctx, o, goarch)
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	e := zipEntry{Name: "bootstrap", Mode: 0o755, Size: int64(len(b)), Open: bytesOpener(b)}
+	return &earlyBootstrap{goarch: goarch, program: b, deflated: deflateAhead(ctx, e), cancel: cancel}
+}
+
+// stop abandons the deflate if it is still running; e may be nil.
+func (e *earlyBootstrap) stop() {
+	if e != nil {
+		e.cancel()
+	}
+}
+
+// loadBootstrapFor returns the bootstrap for goarch: the packager's own
+// (WithBootstrap) or Bootstrap's.
+func loadBootstrapFor(ctx context.Context, o *packageOptions, goarch string) ([]byte, error) {
+	if o.bootstrap != nil {
+		return o.bootstrap(goarch)
+	}
+	return Bootstrap(ctx, goarch, WithLogger(o.logger))
 }
 
 // writeZip plans, extracts and writes the zip of a resolved packer.
@@ -253,6 +305,9 @@ type packer struct {
 	scanner   *image.PathScanner
 	refs      []image.PathRef
 	refsKnown bool
+	// early is the bootstrap fetched and deflated while the layers were
+	// indexed (Package), if any.
+	early *earlyBootstrap
 }
 
 type spooledFile struct {
@@ -575,10 +630,10 @@ func (p *packer) warnInput(m xruntime.Manifest) {
 // getBootstrap gets the bootstrap for the package's architecture.
 func (p *packer) getBootstrap(ctx context.Context) error {
 	var err error
-	if p.o.bootstrap != nil {
-		p.bootstrap, err = p.o.bootstrap(p.goarch)
+	if e := p.early; e != nil && e.goarch == p.goarch {
+		p.bootstrap = e.program
 	} else {
-		p.bootstrap, err = Bootstrap(ctx, p.goarch, WithLogger(p.o.logger))
+		p.bootstrap, err = loadBootstrapFor(ctx, p.o, p.goarch)
 	}
 	if err != nil {
 		return fmt.Errorf("getting the %s bootstrap: %w", p.goarch, err)
@@ -704,9 +759,12 @@ func (p *packer) write(ctx context.Context, w io.Writer) (*PackageResult, error)
 		return nil, fmt.Errorf("encoding the manifest: %w", err)
 	}
 	mj = append(mj, '\n')
+	boot := zipEntry{Name: "bootstrap", Mode: 0o755, Size: int64(len(p.bootstrap)), Open: bytesOpener(p.bootstrap)}
+	if e := p.early; e != nil && e.goarch == p.goarch && bytes.Equal(e.program, p.bootstrap) {
+		boot.Deflated = e.deflated
+	}
 	entries := append([]zipEntry(nil), p.entries...)
-	entries = append(entries,
-		zipEntry{Name: "bootstrap", Mode: 0o755, Size: int64(len(p.bootstrap)), Open: bytesOpener(p.bootstrap)},
+	entries = append(entries, boot,
 		zipEntry{Name: xruntime.ManifestPath, Mode: 0o644, Size: int64(len(mj)), Open: bytesOpener(mj)},
 	)
 	var sizes []FileSize

@@ -36,6 +36,10 @@ type zipEntry struct {
 	// Size is a regular file's size and Open returns its content.
 	Size int64
 	Open func() (io.ReadCloser, error)
+	// Deflated, when set, is this regular file's content already being
+	// deflated (deflateAhead); a parallel write waits for it instead of
+	// deflating the file again.
+	Deflated *deflateJob
 }
 
 // zipStats is what writeZip wrote.

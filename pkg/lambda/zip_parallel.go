@@ -38,6 +38,19 @@ type deflateJob struct {
 	data []byte        // the deflated content
 	crc  uint32
 	err  error
+	// early: made by deflateAhead, outside the pool's budget.
+	early bool
+}
+
+// deflateAhead starts deflating e, a regular file, on a goroutine of its
+// own; the job goes in e.Deflated. It stops early when ctx is done.
+func deflateAhead(ctx context.Context, e zipEntry) *deflateJob {
+	j := &deflateJob{e: e, done: make(chan struct{}), early: true}
+	go func() {
+		var d deflater
+		d.deflate(ctx, j)
+	}()
+	return j
 }
 
 // deflatePool deflates the small regular files of a zip on workers, ahead
@@ -89,6 +102,10 @@ func newDeflatePool(ctx context.Context, list []zipEntry, lim deflateLimits) *de
 	p := &deflatePool{jobs: make([]*deflateJob, len(list)), budget: lim.ahead}
 	p.ctx, p.cancel = context.WithCancel(ctx)
 	for i, e := range list {
+		if e.Deflated != nil {
+			p.jobs[i] = e.Deflated
+			continue
+		}
 		if e.Mode.IsRegular() && e.Size <= lim.inPlace {
 			j := &deflateJob{e: e, done: make(chan struct{})}
 			p.jobs[i] = j
@@ -135,7 +152,9 @@ func (p *deflatePool) write(ctx context.Context, zw *zip.Writer, j *deflateJob) 
 			return 0, ctx.Err()
 		}
 	}
-	p.ahead -= j.e.Size
+	if !j.early {
+		p.ahead -= j.e.Size
+	}
 	data := j.data
 	j.data = nil
 	if j.err != nil {

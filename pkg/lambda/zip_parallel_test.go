@@ -183,6 +183,26 @@ func TestWriteZipParallelSameBytes(t *testing.T) {
 			t.Errorf("writeZip with %d workers: stats %+v, want %+v", workers, st, wantSt)
 		}
 	}
+	// Files deflated ahead (Package's bootstrap: deflateAhead while the
+	// layers are indexed) are written as they came out, to the same bytes.
+	ahead := append([]zipEntry(nil), entries...)
+	early := 0
+	for i, e := range ahead {
+		if e.Mode.IsRegular() && i%2 == 0 {
+			ahead[i].Deflated = deflateAhead(context.Background(), e)
+			early++
+		}
+	}
+	if early == 0 {
+		t.Fatal("no regular file to deflate ahead")
+	}
+	got, st, err := zipWith(t, context.Background(), ahead, 2)
+	if err != nil {
+		t.Fatalf("writeZip with %d files deflated ahead: %v", early, err)
+	}
+	if !bytes.Equal(got, want) || st != wantSt {
+		t.Errorf("writeZip with %d files deflated ahead: %d bytes (stats %+v), not the sequential zip's %d bytes (%+v)", early, len(got), st, len(want), wantSt)
+	}
 	// The zip reads back: the UTF-8 name, the data descriptors.
 	files := mustReadZip(t, want)
 	if len(files) == 0 || files[len(files)-1].Name != "rootfs/ünïcode" {
