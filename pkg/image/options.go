@@ -9,10 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/comingout/extract/internal/syncio"
 )
 
 // Option configures Open.
@@ -110,22 +111,10 @@ func WithProgress(w io.Writer) Option {
 	return func(o *options) error {
 		o.progress = nil
 		if w != nil {
-			o.progress = &lockedWriter{w: w}
+			o.progress = &syncio.Writer{W: w}
 		}
 		return nil
 	}
-}
-
-// lockedWriter serializes Writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // WithLogger sets the logger for debug details. Default: discard.

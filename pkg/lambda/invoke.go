@@ -18,7 +18,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/logging"
 
+	"github.com/comingout/extract/internal/syncio"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
@@ -620,7 +620,7 @@ func (inv *invocation) startBootstrap(env []string) error {
 	if fi.Mode()&0o111 == 0 {
 		return errors.New("the package's bootstrap is not executable")
 	}
-	w := &lockedWriter{w: inv.o.logWriter}
+	w := &syncio.Writer{W: inv.o.logWriter}
 	newCmd := func() *exec.Cmd {
 		return &exec.Cmd{
 			Path:        bin,
@@ -797,18 +797,6 @@ func pointLinkDir(linkDir, dir string) error {
 		return fmt.Errorf("linking %s to the package: %w", linkDir, err)
 	}
 	return nil
-}
-
-// lockedWriter serializes writes from the bootstrap's stdout and stderr.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // Unzip unpacks the zip at zipPath into the new directory dir, safely:

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/comingout/extract/internal/syncio"
 )
 
 // imageSandboxSupported says whether this process can run an image package:
@@ -39,7 +41,7 @@ func (inv *invocation) startImage(sb *imageSandbox) error {
 	if err := prepareMountPoints(sb); err != nil {
 		return err
 	}
-	w := &lockedWriter{w: inv.o.logWriter}
+	w := &syncio.Writer{W: inv.o.logWriter}
 	newCmd := func() *exec.Cmd {
 		return &exec.Cmd{
 			Path:   sb.path,
