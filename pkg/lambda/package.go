@@ -760,7 +760,7 @@ func (p *packer) write(ctx context.Context, w io.Writer) (*PackageResult, error)
 	}
 	mj = append(mj, '\n')
 	boot := zipEntry{Name: "bootstrap", Mode: 0o755, Size: int64(len(p.bootstrap)), Open: bytesOpener(p.bootstrap)}
-	if e := p.early; e != nil && e.goarch == p.goarch && bytes.Equal(e.program, p.bootstrap) {
+	if e := p.early; e != nil && e.goarch == p.goarch { // p.bootstrap is e.program (getBootstrap)
 		boot.Deflated = e.deflated
 	}
 	entries := append([]zipEntry(nil), p.entries...)
