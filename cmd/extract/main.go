@@ -13,7 +13,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newApp().RunContext(ctx, os.Args)
+	err := advised(newApp().RunContext(ctx, os.Args))
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "extract: %v\n", err)
