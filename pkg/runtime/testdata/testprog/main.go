@@ -33,110 +33,139 @@ import (
 	"time"
 )
 
+// modes maps each mode to what it does with the arguments after it.
+var modes = map[string]func(args []string){
+	"cat":         func([]string) { copyOut(os.Stdin) },
+	"catfile":     catFile,
+	"fail":        fail,
+	"stderr":      stderrThenCat,
+	"head":        func(args []string) { copyOut(io.LimitReader(os.Stdin, int64(num(args, 0)))) },
+	"sleep":       sleep,
+	"daemon":      daemon,
+	"write":       func(args []string) { write(num(args, 0), args[1], args[2:]) },
+	"env":         env,
+	"stdout-type": stdoutType,
+	"zeros":       zeros,
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "testprog: no mode")
 		os.Exit(2)
 	}
-	arg := func(i int) int {
-		n, err := strconv.Atoi(os.Args[i])
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "testprog:", err)
-			os.Exit(2)
-		}
-		return n
-	}
-	switch os.Args[1] {
-	case "cat":
-		copyOut(os.Stdin)
-	case "catfile":
-		f, err := os.Open(os.Args[2])
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "testprog:", err)
-			os.Exit(1)
-		}
-		copyOut(f)
-	case "fail":
-		if len(os.Args) > 4 {
-			buf := make([]byte, arg(4))
-			os.Stdout.Write(buf)
-		}
-		for i := 1; i <= arg(3); i++ {
-			fmt.Fprintf(os.Stderr, "error line %d\n", i)
-		}
-		os.Exit(arg(2))
-	case "stderr":
-		for i := 1; i <= arg(2); i++ {
-			fmt.Fprintf(os.Stderr, "note %d\n", i)
-		}
-		copyOut(os.Stdin)
-	case "head":
-		copyOut(io.LimitReader(os.Stdin, int64(arg(2))))
-	case "sleep":
-		if len(os.Args) > 2 && os.Args[2] == "child" {
-			time.Sleep(time.Hour)
-			return
-		}
-		c := exec.Command(os.Args[0], "sleep", "child")
-		c.Path = "/proc/self/exe"
-		c.Stdout = os.Stdout
-		if err := c.Start(); err != nil {
-			fmt.Fprintln(os.Stderr, "testprog:", err)
-			os.Exit(1)
-		}
-		fmt.Fprintf(os.Stderr, "child %d\n", c.Process.Pid)
-		time.Sleep(time.Hour)
-	case "daemon":
-		if len(os.Args) > 2 && os.Args[2] == "child" {
-			time.Sleep(time.Hour)
-			return
-		}
-		c := exec.Command(os.Args[0], "daemon", "child")
-		c.Path = "/proc/self/exe"
-		c.Stdin, c.Stdout = os.Stdin, os.Stdout
-		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := c.Start(); err != nil {
-			fmt.Fprintln(os.Stderr, "testprog:", err)
-			os.Exit(1)
-		}
-		fmt.Fprintf(os.Stderr, "daemon %d\n", c.Process.Pid)
-		fmt.Println("parent output")
-	case "write":
-		write(arg(2), os.Args[3], os.Args[4:])
-	case "env":
-		wd, _ := os.Getwd()
-		fmt.Printf("argv=%q\nwd=%s\n", os.Args, wd)
-		for _, kv := range os.Environ() {
-			fmt.Println(kv)
-		}
-	case "stdout-type":
-		fi, err := os.Stdout.Stat()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "testprog:", err)
-			os.Exit(1)
-		}
-		switch m := fi.Mode(); {
-		case m.IsRegular():
-			fmt.Println("regular file")
-		case m&os.ModeNamedPipe != 0:
-			fmt.Println("pipe")
-		default:
-			fmt.Println(m.Type().String())
-		}
-	case "zeros":
-		buf := make([]byte, 64<<10)
-		for left := arg(2); left > 0; left -= len(buf) {
-			if left < len(buf) {
-				buf = buf[:left]
-			}
-			if _, err := os.Stdout.Write(buf); err != nil {
-				fmt.Fprintln(os.Stderr, "testprog:", err)
-				os.Exit(1)
-			}
-		}
-	default:
+	mode, ok := modes[os.Args[1]]
+	if !ok {
 		fmt.Fprintln(os.Stderr, "testprog: unknown mode", os.Args[1])
 		os.Exit(2)
+	}
+	mode(os.Args[2:])
+}
+
+// num returns args[i] as a number, exiting 2 if it is not one.
+func num(args []string, i int) int {
+	n, err := strconv.Atoi(args[i])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testprog:", err)
+		os.Exit(2)
+	}
+	return n
+}
+
+// die reports err and exits 1.
+func die(err error) {
+	fmt.Fprintln(os.Stderr, "testprog:", err)
+	os.Exit(1)
+}
+
+func catFile(args []string) {
+	f, err := os.Open(args[0])
+	if err != nil {
+		die(err)
+	}
+	copyOut(f)
+}
+
+func fail(args []string) {
+	if len(args) > 2 {
+		buf := make([]byte, num(args, 2))
+		os.Stdout.Write(buf)
+	}
+	for i := 1; i <= num(args, 1); i++ {
+		fmt.Fprintf(os.Stderr, "error line %d\n", i)
+	}
+	os.Exit(num(args, 0))
+}
+
+func stderrThenCat(args []string) {
+	for i := 1; i <= num(args, 0); i++ {
+		fmt.Fprintf(os.Stderr, "note %d\n", i)
+	}
+	copyOut(os.Stdin)
+}
+
+func sleep(args []string) {
+	if len(args) > 0 && args[0] == "child" {
+		time.Sleep(time.Hour)
+		return
+	}
+	c := exec.Command(os.Args[0], "sleep", "child")
+	c.Path = "/proc/self/exe"
+	c.Stdout = os.Stdout
+	if err := c.Start(); err != nil {
+		die(err)
+	}
+	fmt.Fprintf(os.Stderr, "child %d\n", c.Process.Pid)
+	time.Sleep(time.Hour)
+}
+
+func daemon(args []string) {
+	if len(args) > 0 && args[0] == "child" {
+		time.Sleep(time.Hour)
+		return
+	}
+	c := exec.Command(os.Args[0], "daemon", "child")
+	c.Path = "/proc/self/exe"
+	c.Stdin, c.Stdout = os.Stdin, os.Stdout
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := c.Start(); err != nil {
+		die(err)
+	}
+	fmt.Fprintf(os.Stderr, "daemon %d\n", c.Process.Pid)
+	fmt.Println("parent output")
+}
+
+func env([]string) {
+	wd, _ := os.Getwd()
+	fmt.Printf("argv=%q\nwd=%s\n", os.Args, wd)
+	for _, kv := range os.Environ() {
+		fmt.Println(kv)
+	}
+}
+
+func stdoutType([]string) {
+	fi, err := os.Stdout.Stat()
+	if err != nil {
+		die(err)
+	}
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		fmt.Println("regular file")
+	case m&os.ModeNamedPipe != 0:
+		fmt.Println("pipe")
+	default:
+		fmt.Println(m.Type().String())
+	}
+}
+
+func zeros(args []string) {
+	buf := make([]byte, 64<<10)
+	for left := num(args, 0); left > 0; left -= len(buf) {
+		if left < len(buf) {
+			buf = buf[:left]
+		}
+		if _, err := os.Stdout.Write(buf); err != nil {
+			die(err)
+		}
 	}
 }
 
@@ -158,8 +187,7 @@ func write(code int, out string, specs []string) {
 			err = os.Symlink(target, p)
 		}
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "testprog:", err)
-			os.Exit(1)
+			die(err)
 		}
 	}
 	if out != "" {
@@ -171,7 +199,6 @@ func write(code int, out string, specs []string) {
 
 func copyOut(r io.Reader) {
 	if _, err := io.Copy(os.Stdout, r); err != nil {
-		fmt.Fprintln(os.Stderr, "testprog:", err)
-		os.Exit(1)
+		die(err)
 	}
 }
