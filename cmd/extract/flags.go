@@ -6,17 +6,64 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/comingout/extract/pkg/image"
 	"github.com/comingout/extract/pkg/lambda"
 	"github.com/urfave/cli/v2"
 )
 
-// Categories of the image flags in --help.
+// Categories of the flags in --help.
 const (
-	categoryImage  = "Image"
-	categoryEvents = "S3 events"
+	categoryImage   = "Image"
+	categoryClosure = "Closure"
+	categoryEvents  = "S3 events"
 )
+
+// closureFlags are the flags that choose the program an image runs and its
+// closure, with the traced run: one set, with one meaning, on inspect,
+// package and deploy, so that the three commands compute the same closure
+// from the same flags (image.Resolve, through closurePackageOptions).
+func closureFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "entrypoint", Category: categoryClosure,
+			Usage: "override the image's ENTRYPOINT: a `PROGRAM` or a JSON array, e.g. '[\"/bin/sh\",\"-c\",\"tool \\\"$1\\\"\",\"sh\",\"{input}\"]' " +
+				"(with --input file, pass {input} to a shell as an argument, \"$1\", never inside the -c code); clears CMD unless --cmd is given too",
+			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--entrypoint", s, false); return err }},
+		&cli.StringFlag{Name: "cmd", Category: categoryClosure,
+			Usage:  "override the image's CMD: `ARGS` split on spaces, or a JSON array '[\"--fast\",\"{input}\"]'; {output} is replaced by a fresh file under /tmp uploaded as the output instead of stdout",
+			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--cmd", s, true); return err }},
+		&cli.StringSliceFlag{Name: "include", Category: categoryClosure,
+			Usage: "add the image files matching `GLOB` to the closure (absolute, ** for any depth; repeatable)"},
+		&cli.StringSliceFlag{Name: "exclude", Category: categoryClosure,
+			Usage: "leave the image files matching `GLOB` out of the closure (repeatable), e.g. to get under Lambda's 250 MB"},
+		&cli.BoolFlag{Name: "gconv", Category: categoryClosure,
+			Usage: "add glibc's gconv modules (iconv character sets, about 8 MB) to the closure"},
+		noScanFlag(categoryClosure),
+		noDataFlag(categoryClosure),
+		// --input is a closure flag because the traced run gets its
+		// sample as the function gets its input: {input} means the same
+		// on Lambda, in invoke and under --trace.
+		&cli.StringFlag{Name: "input", Category: categoryClosure, Value: "stdin",
+			Usage: "how the input reaches the program: `MODE` stdin, or file (its path replaces {input} in the arguments); the input is the uploaded object on Lambda, " +
+				"the --trace sample in a traced run (package warns when {input} or {output} stands inside a shell's -c code)",
+			Action: oneOf("input", "stdin", "file")},
+		&cli.StringFlag{Name: "trace", Category: categoryClosure, TakesFile: true,
+			Usage: "run the program once on the sample `FILE` in a sandbox of the image (Linux, the image's architecture, root or user namespaces) and add every image file it opens or executes (\"seen at run time\"); " +
+				"the sample reaches it as --input says, and {output} becomes " + image.TraceOutputPath},
+		// A zero timeout is refused rather than read as "the default" or
+		// "no limit": the traced run is always bounded, and a value that
+		// silently meant 30 s would surprise.
+		&cli.DurationFlag{Name: "trace-timeout", Category: categoryClosure, Value: image.DefaultTraceTimeout,
+			Usage: "kill the traced run after `DURATION` (more than 0); what it saw until then is kept",
+			Action: func(_ *cli.Context, d time.Duration) error {
+				if d <= 0 {
+					return usageError{fmt.Sprintf("--trace-timeout %s: want a duration above 0 (the traced run is always bounded)", d)}
+				}
+				return nil
+			}},
+	}
+}
 
 // imageFlags are the flags of the commands that package an image (package,
 // deploy): which platform and program, which files, and how the function
@@ -26,27 +73,11 @@ func imageFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "platform", Category: categoryImage, DefaultText: image.DefaultPlatform,
 			Usage: "platform `OS/ARCH[/VARIANT]` to select from a multi-platform image (linux/amd64 or linux/arm64 run on Lambda)"},
-		&cli.StringFlag{Name: "entrypoint", Category: categoryImage,
-			Usage: "override the image's ENTRYPOINT: a `PROGRAM` or a JSON array, e.g. '[\"/bin/sh\",\"-c\",\"tool \\\"$1\\\"\",\"sh\",\"{input}\"]' " +
-				"(with --input file, pass {input} to a shell as an argument, \"$1\", never inside the -c code); clears CMD unless --cmd is given too",
-			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--entrypoint", s, false); return err }},
-		&cli.StringFlag{Name: "cmd", Category: categoryImage,
-			Usage:  "override the image's CMD: `ARGS` split on spaces, or a JSON array '[\"--fast\",\"{input}\"]'; {output} is replaced by a fresh file under /tmp uploaded as the output instead of stdout",
-			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--cmd", s, true); return err }},
-		&cli.StringSliceFlag{Name: "include", Category: categoryImage,
-			Usage: "also package the image files matching `GLOB` (absolute, ** for any depth; repeatable)"},
-		&cli.StringSliceFlag{Name: "exclude", Category: categoryImage,
-			Usage: "leave out the image files matching `GLOB` (repeatable), e.g. to get under Lambda's 250 MB"},
-		noScanFlag(categoryImage),
-		noDataFlag(categoryImage),
 		&cli.BoolFlag{Name: "writable-workdir", Category: categoryImage,
 			Usage: "run the program in a writable copy of its WORKDIR under /tmp (Lambda's /var/task is read-only)"},
 		&cli.BoolFlag{Name: "pass-aws-credentials", Category: categoryImage,
 			Usage: "pass the function's AWS credentials, region and endpoints (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, " +
 				"AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL*) to a program that calls AWS itself; without it the program sees no AWS_* variable"},
-		&cli.StringFlag{Name: "input", Category: categoryEvents, Value: "stdin",
-			Usage:  "how the uploaded object reaches the program: `MODE` stdin, or file (its path replaces {input} in the arguments; package warns when {input} or {output} stands inside a shell's -c code)",
-			Action: oneOf("input", "stdin", "file")},
 		&cli.StringFlag{Name: "stdout", Category: categoryEvents, Value: "file",
 			Usage:  "what the program writes its output to: `MODE` file (under /tmp, uploaded as it grows; runtimes such as Fortran's buffer only on files), or pipe",
 			Action: oneOf("stdout", "file", "pipe")},
@@ -65,7 +96,7 @@ func imageFlags() []cli.Flag {
 		&cli.StringFlag{Name: "output-dir", Category: categoryEvents,
 			Usage: "the program writes its output files into `DIR` (an absolute image path, made writable under /tmp): after a successful run each file it " +
 				"created or changed is uploaded as --output-prefix + key without --prefix and --suffix + /PATH, then _manifest.json beside them"},
-	}, traceFlags(categoryImage)...)
+	}, closureFlags()...)
 }
 
 // categoryFormat groups --format and --slim in --help.
@@ -84,16 +115,6 @@ func formatFlags(def, defText string) []cli.Flag {
 	}
 }
 
-// traceFlags are --trace and --trace-timeout (inspect, package, deploy).
-func traceFlags(category string) []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "trace", Category: category, TakesFile: true,
-			Usage: "run the program once on the sample `FILE` in a sandbox of the image (Linux, the image's architecture, root or user namespaces) and add every image file it opens or executes (\"seen at run time\")"},
-		&cli.DurationFlag{Name: "trace-timeout", Category: category, Value: image.DefaultTraceTimeout,
-			Usage: "kill the traced run after `DURATION`; what it saw until then is kept"},
-	}
-}
-
 // openOptions maps the image flags to image.Open options; progress and
 // logs go to stderr.
 func openOptions(c *cli.Context) []image.Option {
@@ -104,9 +125,12 @@ func openOptions(c *cli.Context) []image.Option {
 	return opts
 }
 
-// packageOptions maps the image flags to lambda.Package options. The
-// --entrypoint and --cmd values were checked when the flags were parsed.
-func packageOptions(c *cli.Context) []lambda.PackageOption {
+// closurePackageOptions maps the closure flags (closureFlags) to the
+// lambda.Package options that set up image.Resolve: the command override,
+// the closure options, the input mode and the trace. inspect resolves with
+// the same options (lambda.ResolveOptions). The --entrypoint and --cmd
+// values were checked when the flags were parsed.
+func closurePackageOptions(c *cli.Context) []lambda.PackageOption {
 	var ov image.Override
 	if c.IsSet("entrypoint") {
 		ov.Entrypoint, _ = parseCommand("--entrypoint", c.String("entrypoint"), false)
@@ -116,7 +140,7 @@ func packageOptions(c *cli.Context) []lambda.PackageOption {
 		ov.Cmd, _ = parseCommand("--cmd", c.String("cmd"), true)
 		ov.CmdSet = true
 	}
-	var closure []image.ClosureOption
+	closure := []image.ClosureOption{image.WithGconv(c.Bool("gconv"))}
 	if g := c.StringSlice("include"); len(g) > 0 {
 		closure = append(closure, image.WithInclude(g...))
 	}
@@ -129,6 +153,17 @@ func packageOptions(c *cli.Context) []lambda.PackageOption {
 		lambda.WithCommandOverride(ov),
 		lambda.WithClosureOptions(closure...),
 		lambda.WithInput(c.String("input")),
+		lambda.WithLogger(logger(c)),
+	}
+	if c.IsSet("trace") {
+		opts = append(opts, lambda.WithTrace(c.String("trace"), image.WithTraceTimeout(c.Duration("trace-timeout"))))
+	}
+	return opts
+}
+
+// packageOptions maps the image flags to lambda.Package options.
+func packageOptions(c *cli.Context) []lambda.PackageOption {
+	opts := append(closurePackageOptions(c),
 		lambda.WithStdout(c.String("stdout")),
 		lambda.WithPrefix(c.String("prefix")),
 		lambda.WithSuffix(c.String("suffix")),
@@ -137,14 +172,10 @@ func packageOptions(c *cli.Context) []lambda.PackageOption {
 		lambda.WithWritableWorkDir(c.Bool("writable-workdir")),
 		lambda.WithPassAWSCredentials(c.Bool("pass-aws-credentials")),
 		lambda.WithSlim(c.Bool("slim")),
-		lambda.WithLogger(logger(c)),
 		lambda.WithToolVersion(c.App.Version),
-	}
+	)
 	if c.IsSet("output-dir") {
 		opts = append(opts, lambda.WithOutputDir(c.String("output-dir")))
-	}
-	if c.IsSet("trace") {
-		opts = append(opts, lambda.WithTrace(c.String("trace"), c.Duration("trace-timeout")))
 	}
 	return opts
 }

@@ -53,147 +53,83 @@ Examples:
 	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "platform", DefaultText: image.DefaultPlatform,
 			Usage: "platform `OS/ARCH[/VARIANT]` to select from a multi-platform image"},
-		&cli.StringFlag{Name: "entrypoint",
-			Usage:  "override the image's ENTRYPOINT: a `PROGRAM` or a JSON array; clears CMD unless --cmd is given too",
-			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--entrypoint", s, false); return err }},
-		&cli.StringFlag{Name: "cmd",
-			Usage:  "override the image's CMD: `ARGS` split on spaces, or a JSON array",
-			Action: func(_ *cli.Context, s string) error { _, err := parseCommand("--cmd", s, true); return err }},
-		&cli.StringSliceFlag{Name: "include", Usage: "add the image files matching `GLOB` to the closure (absolute, ** for any depth; repeatable)"},
-		&cli.StringSliceFlag{Name: "exclude", Usage: "leave the image files matching `GLOB` out of the closure (repeatable)"},
-		&cli.BoolFlag{Name: "gconv", Usage: "add glibc's gconv modules (iconv character sets, about 8 MB) to the closure"},
-		noScanFlag(""),
-		noDataFlag(""),
 		&cli.BoolFlag{Name: "no-layers", Usage: "skip dive's layer analysis (made in the same pass as the index; it takes memory for every tar entry)"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
-	}, traceFlags("")...),
-	Action: func(c *cli.Context) error {
-		args, err := positionalArgs(c)
-		if errors.Is(err, errHelpShown) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(args) != 1 {
-			return usageError{"inspect: want exactly one IMAGE argument (see extract inspect --help)"}
-		}
-		ref := args[0]
-		img, err := image.Open(c.Context, ref, openOptions(c)...)
-		if err != nil {
-			return packageExit(err)
-		}
-		defer img.Close()
-		// One pass over the layers gives the index and dive's report.
-		var idx *image.Index
-		var rep *image.Report
-		if c.Bool("no-layers") {
-			idx, err = image.BuildIndex(c.Context, img)
-		} else {
-			idx, rep, err = image.BuildIndexReport(c.Context, img)
-		}
-		if err != nil {
-			return err
-		}
-		cmd, closure, trace, cerr := inspectClosure(c, img, idx)
-		var paths *inspectPaths
-		if cerr == nil && closure != nil {
-			refs, err := lambda.OriginalPaths(c.Context, img, idx, cmd, closure)
-			if err != nil {
-				return err
-			}
-			paths = &inspectPaths{Refs: refs, SlimOmits: lambda.SlimOmits(idx, closure)}
-			paths.Format, paths.Reason = image.AutoFormat(closure, refs)
-		}
-		if c.Bool("json") {
-			doc := inspectDoc{Image: ref, Digest: img.Digest, Platform: img.Platform.String(), Config: configOf(img),
-				Layers: img.Layers, Report: rep, Command: cmd, Closure: closure, Trace: trace}
-			if paths != nil {
-				doc.PathRefs, doc.Format, doc.FormatReason = append([]image.PathRef{}, paths.Refs...), paths.Format, paths.Reason
-				doc.SlimOmits = &paths.SlimOmits
-			}
-			if cerr != nil {
-				doc.Error = cerr.Error()
-			}
-			enc := json.NewEncoder(stdout(c))
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(doc); err != nil {
-				return err
-			}
-		} else {
-			printInspect(stdout(c), ref, img, rep, cmd, closure)
-			printPaths(stdout(c), paths)
-			printTrace(stdout(c), trace)
-		}
-		if cerr != nil {
-			return packageExit(cerr)
-		}
+	}, closureFlags()...),
+	Action: inspectAction,
+}
+
+func inspectAction(c *cli.Context) error {
+	args, err := positionalArgs(c)
+	if errors.Is(err, errHelpShown) {
 		return nil
-	},
-}
-
-// inspectClosure maps the flags to ResolveCommand and Closure, and with
-// --trace to Trace and Closure again with what it saw.
-func inspectClosure(c *cli.Context, img *image.Image, idx *image.Index) (*image.Command, *image.ClosureResult, *lambda.TraceSummary, error) {
-	var ov image.Override
-	if c.IsSet("entrypoint") {
-		ov.Entrypoint, _ = parseCommand("--entrypoint", c.String("entrypoint"), false)
-		ov.EntrypointSet = true
 	}
-	if c.IsSet("cmd") {
-		ov.Cmd, _ = parseCommand("--cmd", c.String("cmd"), true)
-		ov.CmdSet = true
-	}
-	cmd, err := image.ResolveCommand(img, idx, ov)
 	if err != nil {
-		return nil, nil, nil, err
+		return err
 	}
-	opts := []image.ClosureOption{image.WithGconv(c.Bool("gconv")), image.WithClosureLogger(logger(c)), image.WithImage(img)}
-	opts = append(opts, ruleOptions(c)...)
-	if g := c.StringSlice("include"); len(g) > 0 {
-		opts = append(opts, image.WithInclude(g...))
+	if len(args) != 1 {
+		return usageError{"inspect: want exactly one IMAGE argument (see extract inspect --help)"}
 	}
-	if g := c.StringSlice("exclude"); len(g) > 0 {
-		opts = append(opts, image.WithExclude(g...))
-	}
-	start := time.Now()
-	res, err := image.Closure(c.Context, idx, cmd, opts...)
-	if err != nil || !c.IsSet("trace") {
-		return cmd, res, nil, err
-	}
-	sum := &lambda.TraceSummary{StaticDuration: time.Since(start)}
-	sum.StaticFiles, sum.StaticBytes = closureSize(res)
-	sum.Run, err = image.Trace(c.Context, img, idx, cmd, c.String("trace"),
-		image.WithTraceTimeout(c.Duration("trace-timeout")), image.WithTraceLogger(logger(c)))
+	ref := args[0]
+	img, err := image.Open(c.Context, ref, openOptions(c)...)
 	if err != nil {
-		return cmd, res, nil, err
+		return packageExit(err)
 	}
-	traced, err := image.Closure(c.Context, idx, cmd, append(opts, image.WithTraced(sum.Run.Paths))...)
+	defer img.Close()
+	popts := closurePackageOptions(c)
+	ropts, err := lambda.ResolveOptions(popts...)
 	if err != nil {
-		return cmd, res, sum, err
+		return err
 	}
-	sum.Files, sum.Bytes = closureSize(traced)
-	sum.Added = []string{}
-	for _, f := range image.TraceAdded(res, traced) {
-		sum.Added = append(sum.Added, f.Path)
+	// One pass over the layers gives the index and dive's report.
+	r, cerr := image.Resolve(c.Context, img, append(ropts, image.WithLayerReport(!c.Bool("no-layers")))...)
+	if r == nil {
+		return cerr
 	}
-	return cmd, traced, sum, nil
-}
-
-// closureSize counts a closure's paths and the bytes of its regular files.
-func closureSize(res *image.ClosureResult) (int, int64) {
-	var n int64
-	for _, f := range res.Files {
-		if f.Kind == image.Regular {
-			n += f.Size
+	var paths *inspectPaths
+	if cerr == nil {
+		refs, err := lambda.OriginalPaths(c.Context, img, r.Index, r.Command, r.Closure, popts...)
+		if err != nil {
+			return err
 		}
+		paths = &inspectPaths{Refs: refs, SlimOmits: lambda.SlimOmits(r.Index, r.Closure)}
+		paths.Format, paths.Reason = image.AutoFormat(r.Closure, refs)
 	}
-	return len(res.Files), n
+	if c.Bool("json") {
+		if err := printInspectJSON(stdout(c), ref, img, r, paths, cerr); err != nil {
+			return err
+		}
+	} else {
+		printInspect(stdout(c), ref, img, r.Report, r.Command, r.Closure)
+		printPaths(stdout(c), paths)
+		printTrace(stdout(c), r.Trace)
+	}
+	if cerr != nil {
+		return packageExit(cerr)
+	}
+	return nil
+}
+
+// printInspectJSON writes the --json document: what Resolve resolved,
+// the PATHS section and the error that stopped it, if any.
+func printInspectJSON(w io.Writer, ref string, img *image.Image, r *image.Resolved, paths *inspectPaths, cerr error) error {
+	doc := inspectDoc{Image: ref, Digest: img.Digest, Platform: img.Platform.String(), Config: configOf(img),
+		Layers: img.Layers, Report: r.Report, Command: r.Command, Closure: r.Closure, Trace: r.Trace}
+	if paths != nil {
+		doc.PathRefs, doc.Format, doc.FormatReason = append([]image.PathRef{}, paths.Refs...), paths.Format, paths.Reason
+		doc.SlimOmits = &paths.SlimOmits
+	}
+	if cerr != nil {
+		doc.Error = cerr.Error()
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
 }
 
 // printTrace writes the TRACE section: the run, and what it added to the
 // closure of the static rules.
-func printTrace(w io.Writer, t *lambda.TraceSummary) {
+func printTrace(w io.Writer, t *image.TraceSummary) {
 	if t == nil || t.Run == nil {
 		return
 	}
@@ -277,7 +213,7 @@ type inspectDoc struct {
 	Report   *image.Report        `json:"layer_report,omitempty"`
 	Command  *image.Command       `json:"command,omitempty"`
 	Closure  *image.ClosureResult `json:"closure,omitempty"`
-	Trace    *lambda.TraceSummary `json:"trace,omitempty"`
+	Trace    *image.TraceSummary `json:"trace,omitempty"`
 	// PathRefs, Format and FormatReason are the PATHS section; null and
 	// empty when the closure failed.
 	PathRefs     []image.PathRef   `json:"path_refs"`
@@ -304,8 +240,18 @@ func configOf(img *image.Image) inspectConfig {
 	return inspectConfig{Entrypoint: cfg.Entrypoint, Cmd: cfg.Cmd, Env: cfg.Env, WorkingDir: cfg.WorkingDir, User: cfg.User}
 }
 
-// printInspect writes the human report.
+// printInspect writes the human report: the config, the layers and the
+// closure (when it resolved).
 func printInspect(w io.Writer, ref string, img *image.Image, rep *image.Report, cmd *image.Command, res *image.ClosureResult) {
+	printConfig(w, ref, img, cmd)
+	printLayers(w, img, rep)
+	if res != nil {
+		printClosure(w, res)
+	}
+}
+
+// printConfig writes the image, its config and the command it runs.
+func printConfig(w io.Writer, ref string, img *image.Image, cmd *image.Command) {
 	cfg := configOf(img)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "image:\t%s\n", ref)
@@ -329,7 +275,11 @@ func printInspect(w io.Writer, ref string, img *image.Image, rep *image.Report, 
 		fmt.Fprintf(tw, "%s\t%s\n", label, e)
 	}
 	tw.Flush()
+}
 
+// printLayers writes the LAYERS section, with dive's report when there is
+// one.
+func printLayers(w io.Writer, img *image.Image, rep *image.Report) {
 	fmt.Fprintln(w)
 	if rep != nil {
 		fmt.Fprintf(w, "LAYERS (dive efficiency %.1f%%, wasted %s", 100*rep.Efficiency, humanBytes(rep.WastedBytes))
@@ -340,7 +290,7 @@ func printInspect(w io.Writer, ref string, img *image.Image, rep *image.Report, 
 	} else {
 		fmt.Fprintln(w, "LAYERS")
 	}
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  #\tSIZE\tCONTENT\tFILES\tCOMMAND")
 	for i, l := range img.Layers {
 		content, files := "-", "-"
@@ -356,23 +306,19 @@ func printInspect(w io.Writer, ref string, img *image.Image, rep *image.Report, 
 			fmt.Fprintf(w, "    %s  %d copies  %s\n", wst.Path, wst.Copies, humanBytes(wst.Bytes))
 		}
 	}
-	if res == nil {
-		return
-	}
+}
 
-	var total int64
-	for _, f := range res.Files {
-		if f.Kind == image.Regular {
-			total += f.Size
-		}
-	}
+// printClosure writes the CLOSURE section, and RULES and NOTES when the
+// closure has any.
+func printClosure(w io.Writer, res *image.ClosureResult) {
+	_, total := res.Size()
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "CLOSURE (%d files, %s, arch %s", len(res.Files), humanBytes(total), res.Arch)
 	if len(res.Interpreters) > 0 {
 		fmt.Fprintf(w, ", loader %s", strings.Join(res.Interpreters, " "))
 	}
 	fmt.Fprintln(w, ")")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  PATH\tSIZE\tLAYER\tWHY")
 	for _, f := range res.Files {
 		p, size := f.Path, humanBytes(f.Size)

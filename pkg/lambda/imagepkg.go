@@ -95,7 +95,7 @@ type ImageResult struct {
 	// Warnings are problems that did not stop packaging.
 	Warnings []string `json:"warnings,omitempty"`
 	// Trace is what the traced run of WithTrace saw and added.
-	Trace *TraceSummary `json:"trace,omitempty"`
+	Trace *image.TraceSummary `json:"trace,omitempty"`
 	// PathRefs are the original paths the closure's files name, when the
 	// package was Prepared (what made auto choose an image).
 	PathRefs []image.PathRef `json:"path_refs,omitempty"`
@@ -142,15 +142,15 @@ func PackageImage(ctx context.Context, img *image.Image, opts ...PackageOption) 
 	if err != nil {
 		return nil, err
 	}
-	p, summary, err := resolve(ctx, img, o)
+	p, err := resolve(ctx, img, o)
 	if err != nil {
 		return nil, err
 	}
-	return p.packageImage(ctx, summary)
+	return p.packageImage(ctx)
 }
 
 // packageImage builds the image package of a resolved packer.
-func (p *packer) packageImage(ctx context.Context, summary *TraceSummary) (*ImageResult, error) {
+func (p *packer) packageImage(ctx context.Context) (*ImageResult, error) {
 	o := p.o
 	p.verbatim = true
 	prog, err := p.program()
@@ -176,7 +176,7 @@ func (p *packer) packageImage(ctx context.Context, summary *TraceSummary) (*Imag
 	if err != nil {
 		return nil, fmt.Errorf("creating the layer directory: %w", err)
 	}
-	res := &ImageResult{tmp: tmp, Manifest: p.manifest, Closure: p.closure, Arch: p.arch, Trace: summary, PathRefs: p.refs}
+	res := &ImageResult{tmp: tmp, Manifest: p.manifest, Closure: p.closure, Arch: p.arch, Trace: p.trace, PathRefs: p.refs}
 	if err := p.buildImage(ctx, res); err != nil {
 		res.Close()
 		return nil, err

@@ -115,7 +115,7 @@ func TestOriginalPaths(t *testing.T) {
 				t.Logf("%s as a zip: %v", tt.fixture, err)
 			} else {
 				t.Logf("%s as a zip: wrong output (-container +zip):\n%s\nlast lines of the log: %s",
-					tt.fixture, cmp.Diff(want, got), lastLines(strings.TrimRight(logs, "\n"), 3))
+					tt.fixture, cmp.Diff(want, got), logTail(logs, 3))
 			}
 			if !strings.Contains(logs, tt.symptom) {
 				t.Errorf("the zip's log does not say %q: it failed for another reason than %s", tt.symptom, tt.file)
@@ -184,4 +184,13 @@ func readOnlyRoot(t *testing.T, dir string) string {
 		t.Fatalf("tmpfs on %s/tmp: %v", mnt, err)
 	}
 	return mnt
+}
+
+// logTail returns the last n lines of logs, joined by " / ".
+func logTail(logs string, n int) string {
+	lines := strings.Split(strings.TrimRight(logs, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " / ")
 }

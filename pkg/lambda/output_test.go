@@ -216,7 +216,7 @@ func main() {
 		t.Fatal(err)
 	}
 	res, err := Package(context.Background(), img, io.Discard, WithBootstrap(testBootstrap),
-		WithCommandOverride(image.Override{Cmd: []string{"-o", "{output}"}, CmdSet: true}), WithTrace(sample, 30*time.Second))
+		WithCommandOverride(image.Override{Cmd: []string{"-o", "{output}"}, CmdSet: true}), WithTrace(sample, image.WithTraceTimeout(30*time.Second)))
 	if err != nil {
 		t.Fatalf("Package(WithTrace): %v", err)
 	}

@@ -57,7 +57,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/comingout/extract/pkg/image"
 	xruntime "github.com/comingout/extract/pkg/runtime"
@@ -87,7 +86,7 @@ type PackageResult struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// Trace is what the traced run of WithTrace saw and added; nil
 	// without it.
-	Trace *TraceSummary `json:"trace,omitempty"`
+	Trace *image.TraceSummary `json:"trace,omitempty"`
 	// PathRefs are the image paths closure files name that the zip moves
 	// or leaves out (image.PathScanner): when there are any, the program
 	// likely needs a container-image package, and Warnings says so.
@@ -116,12 +115,12 @@ func Package(ctx context.Context, img *image.Image, w io.Writer, opts ...Package
 	}
 	early := startBootstrap(ctx, o, img)
 	defer early.stop()
-	p, summary, err := resolve(ctx, img, o)
+	p, err := resolve(ctx, img, o)
 	if err != nil {
 		return nil, err
 	}
 	p.early = early
-	return p.writeZip(ctx, w, summary)
+	return p.writeZip(ctx, w)
 }
 
 // earlyBootstrap is the bootstrap for the image platform's architecture,
@@ -173,7 +172,7 @@ func loadBootstrapFor(ctx context.Context, o *packageOptions, goarch string) ([]
 }
 
 // writeZip plans, extracts and writes the zip of a resolved packer.
-func (p *packer) writeZip(ctx context.Context, w io.Writer, summary *TraceSummary) (*PackageResult, error) {
+func (p *packer) writeZip(ctx context.Context, w io.Writer) (*PackageResult, error) {
 	if err := p.plan(ctx); err != nil {
 		return nil, err
 	}
@@ -199,7 +198,7 @@ func (p *packer) writeZip(ctx context.Context, w io.Writer, summary *TraceSummar
 	if err != nil {
 		return nil, err
 	}
-	res.Trace = summary
+	res.Trace = p.trace
 	return res, nil
 }
 
@@ -228,50 +227,23 @@ func PackageFile(ctx context.Context, img *image.Image, path string, opts ...Pac
 	return writeFileAtomically(path, func(w io.Writer) (*PackageResult, error) { return Package(ctx, img, w, opts...) })
 }
 
-// resolve runs what every package format starts with: the index of img,
-// the command it runs and the closure of that command (traced with
-// WithTrace).
-func resolve(ctx context.Context, img *image.Image, o *packageOptions) (*packer, *TraceSummary, error) {
+// resolve runs what every package format starts with: the closure
+// pipeline (image.Resolve) on img, giving the index, the command it runs and
+// that command's closure (traced with WithTrace).
+func resolve(ctx context.Context, img *image.Image, o *packageOptions) (*packer, error) {
 	if img == nil {
-		return nil, nil, errors.New("packaging: no image")
+		return nil, errors.New("packaging: no image")
 	}
 	if img.Config != nil && isBootstrapEntrypoint(img.Config.Config.Entrypoint) && !o.override.EntrypointSet {
-		return nil, nil, fmt.Errorf("%s is already a Lambda image package (its ENTRYPOINT is %s): deploy or invoke it as it is", img.Ref, img.Config.Config.Entrypoint[0])
+		return nil, fmt.Errorf("%s is already a Lambda image package (its ENTRYPOINT is %s): deploy or invoke it as it is", img.Ref, img.Config.Config.Entrypoint[0])
 	}
-	log := o.logger
-	log.Debug("indexing image", "image", img.Ref, "layers", len(img.Layers))
-	idx, err := image.BuildIndex(ctx, img)
+	r, err := image.Resolve(ctx, img, o.resolveOptions()...)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	cmd, err := image.ResolveCommand(img, idx, o.override)
-	if err != nil {
-		return nil, nil, err
-	}
-	// The image goes first so that the rules beyond ELF (scripts, Python,
-	// Perl, data files) apply by default; o.closure can turn them off.
-	closureOpts := append([]image.ClosureOption{image.WithImage(img)}, o.closure...)
-	staticStart := time.Now()
-	closure, err := image.Closure(ctx, idx, cmd, closureOpts...)
-	if err != nil {
-		return nil, nil, err
-	}
-	var summary *TraceSummary
-	if o.trace != nil {
-		closure, summary, err = traceClosure(ctx, o, img, idx, cmd, closureOpts, closure, time.Since(staticStart))
-		if err != nil {
-			return nil, nil, err
-		}
-	}
-	log.Info("closure resolved", "program", cmd.Path, "paths", len(closure.Files), "arch", closure.Arch)
-	for _, n := range closure.Notes {
-		log.Info("closure: " + n)
-	}
-	p := &packer{o: o, img: img, idx: idx, cmd: cmd, closure: closure}
-	if summary != nil {
-		p.warnings = append(p.warnings, summary.warnings...)
-	}
-	return p, summary, nil
+	p := &packer{o: o, img: img, idx: r.Index, cmd: r.Command, closure: r.Closure, trace: r.Trace}
+	p.warnings = append(p.warnings, r.Trace.Warnings()...)
+	return p, nil
 }
 
 // packer holds one Package run.
@@ -281,6 +253,8 @@ type packer struct {
 	idx     *image.Index
 	cmd     *image.Command
 	closure *image.ClosureResult
+	// trace is what WithTrace's run saw and added, else nil.
+	trace *image.TraceSummary
 
 	arch, goarch string
 	manifest     xruntime.Manifest

@@ -25,9 +25,8 @@ const (
 // format `--format auto` picks for it; Zip or Image then packages it
 // without indexing the image again. Use one of them, once.
 type Prepared struct {
-	p       *packer
-	summary *TraceSummary
-	used    bool
+	p    *packer
+	used bool
 
 	// Closure is the program's closure.
 	Closure *image.ClosureResult
@@ -48,7 +47,7 @@ func Prepare(ctx context.Context, img *image.Image, opts ...PackageOption) (*Pre
 	if err != nil {
 		return nil, err
 	}
-	p, summary, err := resolve(ctx, img, o)
+	p, err := resolve(ctx, img, o)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +56,7 @@ func Prepare(ctx context.Context, img *image.Image, opts ...PackageOption) (*Pre
 		return nil, err
 	}
 	p.refs, p.refsKnown = refs, true
-	pp := &Prepared{p: p, summary: summary, Closure: p.closure, PathRefs: refs}
+	pp := &Prepared{p: p, Closure: p.closure, PathRefs: refs}
 	pp.Format, pp.Reason = image.AutoFormat(p.closure, refs)
 	o.logger.Info("format chosen", "format", pp.Format, "reason", pp.Reason)
 	return pp, nil
@@ -98,7 +97,7 @@ func (pp *Prepared) Zip(ctx context.Context, w io.Writer) (*PackageResult, error
 	if err := pp.use(); err != nil {
 		return nil, err
 	}
-	return pp.p.writeZip(ctx, w, pp.summary)
+	return pp.p.writeZip(ctx, w)
 }
 
 // ZipFile is Zip writing to the file at path, replaced only once complete.
@@ -112,7 +111,7 @@ func (pp *Prepared) Image(ctx context.Context) (*ImageResult, error) {
 	if err := pp.use(); err != nil {
 		return nil, err
 	}
-	return pp.p.packageImage(ctx, pp.summary)
+	return pp.p.packageImage(ctx)
 }
 
 func (pp *Prepared) use() error {

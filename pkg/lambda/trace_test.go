@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/pkg/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -58,7 +59,7 @@ func TestChrootTracedPlugin(t *testing.T) {
 	}
 
 	var traced bytes.Buffer
-	res, err := Package(ctx, img, &traced, WithTrace(sample, 30*time.Second))
+	res, err := Package(ctx, img, &traced, WithTrace(sample, image.WithTraceTimeout(30*time.Second)))
 	if err != nil {
 		t.Fatalf("Package(WithTrace): %v", err)
 	}
