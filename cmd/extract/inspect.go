@@ -213,7 +213,7 @@ type inspectDoc struct {
 	Report   *image.Report        `json:"layer_report,omitempty"`
 	Command  *image.Command       `json:"command,omitempty"`
 	Closure  *image.ClosureResult `json:"closure,omitempty"`
-	Trace    *image.TraceSummary `json:"trace,omitempty"`
+	Trace    *image.TraceSummary  `json:"trace,omitempty"`
 	// PathRefs, Format and FormatReason are the PATHS section; null and
 	// empty when the closure failed.
 	PathRefs     []image.PathRef   `json:"path_refs"`
