@@ -78,65 +78,85 @@ func ParseELF(r io.ReaderAt, size int64) (*ELFInfo, error) {
 		return nil, ErrNotELF
 	}
 	p := elfParser{r: r, size: size}
+	info := &ELFInfo{}
+	table, err := p.header(ident[:], n, info)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.programHeaders(info, table); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+// phdrTable is where the file header says the program headers are.
+type phdrTable struct {
+	off          uint64
+	entsize, num uint16
+}
+
+// header decodes the file header (n bytes of ident were read): the byte
+// order into p; class, type and machine into info; and where the program
+// headers are.
+func (p *elfParser) header(ident []byte, n int, info *ELFInfo) (phdrTable, error) {
 	switch ident[5] {
 	case 1:
 		p.bo = binary.LittleEndian
 	case 2:
 		p.bo = binary.BigEndian
 	default:
-		return nil, fmt.Errorf("%w: bad data encoding %d", ErrNotELF, ident[5])
+		return phdrTable{}, fmt.Errorf("%w: bad data encoding %d", ErrNotELF, ident[5])
 	}
-	info := &ELFInfo{}
-	var phoff uint64
-	var phentsize, phnum uint16
+	var t phdrTable
 	switch ident[4] {
 	case 1:
 		info.Class = 32
-		phoff = uint64(p.bo.Uint32(ident[28:]))
-		phentsize = p.bo.Uint16(ident[42:])
-		phnum = p.bo.Uint16(ident[44:])
+		t = phdrTable{off: uint64(p.bo.Uint32(ident[28:])), entsize: p.bo.Uint16(ident[42:]), num: p.bo.Uint16(ident[44:])}
 	case 2:
 		if n < elfHeader64 {
-			return nil, fmt.Errorf("%w: truncated header", ErrNotELF)
+			return phdrTable{}, fmt.Errorf("%w: truncated header", ErrNotELF)
 		}
 		info.Class = 64
-		phoff = p.bo.Uint64(ident[32:])
-		phentsize = p.bo.Uint16(ident[54:])
-		phnum = p.bo.Uint16(ident[56:])
+		t = phdrTable{off: p.bo.Uint64(ident[32:]), entsize: p.bo.Uint16(ident[54:]), num: p.bo.Uint16(ident[56:])}
 	default:
-		return nil, fmt.Errorf("%w: bad class %d", ErrNotELF, ident[4])
+		return phdrTable{}, fmt.Errorf("%w: bad class %d", ErrNotELF, ident[4])
 	}
-	switch t := p.bo.Uint16(ident[16:]); t {
+	switch typ := p.bo.Uint16(ident[16:]); typ {
 	case etExec:
 		info.Type = "exec"
 	case etDyn:
 		info.Type = "dyn"
 	default:
-		return nil, fmt.Errorf("%w: type %d", ErrNotELF, t)
+		return phdrTable{}, fmt.Errorf("%w: type %d", ErrNotELF, typ)
 	}
 	info.Machine = machineName(p.bo.Uint16(ident[18:]))
+	return t, nil
+}
 
+// programHeaders reads the program header table t: the PT_LOAD segments
+// into p, the first PT_INTERP into info, then the first PT_DYNAMIC.
+func (p *elfParser) programHeaders(info *ELFInfo, t phdrTable) error {
 	want := uint16(phdrSize64)
 	if info.Class == 32 {
 		want = phdrSize32
 	}
-	if phnum == 0 {
-		return info, nil
+	if t.num == 0 {
+		return nil
 	}
-	if phentsize < want {
-		return nil, fmt.Errorf("program header entry size %d, want at least %d", phentsize, want)
+	if t.entsize < want {
+		return fmt.Errorf("program header entry size %d, want at least %d", t.entsize, want)
 	}
-	tableSize := uint64(phentsize) * uint64(phnum)
+	tableSize := uint64(t.entsize) * uint64(t.num)
 	if tableSize > maxPhdrTable {
-		return nil, fmt.Errorf("program header table of %d bytes exceeds %d", tableSize, maxPhdrTable)
+		return fmt.Errorf("program header table of %d bytes exceeds %d", tableSize, maxPhdrTable)
 	}
-	table, err := p.read(phoff, tableSize)
+	table, err := p.read(t.off, tableSize)
 	if err != nil {
-		return nil, fmt.Errorf("reading program headers: %w", err)
+		return fmt.Errorf("reading program headers: %w", err)
 	}
 	var dyn *progHeader
-	for i := range int(phnum) {
-		ph := p.phdr(table[i*int(phentsize):], info.Class)
+	for i := range int(t.num) {
+		ph := p.phdr(table[i*int(t.entsize):], info.Class)
 		switch ph.typ {
 		case ptLoad:
 			p.loads = append(p.loads, ph)
@@ -149,27 +169,33 @@ func ParseELF(r io.ReaderAt, size int64) (*ELFInfo, error) {
 			if info.Interp != "" || info.InterpSize != 0 {
 				continue // the kernel uses the first one
 			}
-			if ph.filesz < 2 || ph.filesz > maxInterp {
-				return nil, fmt.Errorf("PT_INTERP of %d bytes", ph.filesz)
+			if err := p.interp(info, ph); err != nil {
+				return err
 			}
-			b, err := p.read(ph.offset, ph.filesz)
-			if err != nil {
-				return nil, fmt.Errorf("reading PT_INTERP: %w", err)
-			}
-			if i := bytes.IndexByte(b, 0); i >= 0 {
-				b = b[:i]
-			}
-			info.Interp = string(b)
-			info.InterpOffset = int64(ph.offset)
-			info.InterpSize = int64(ph.filesz)
 		}
 	}
 	if dyn != nil {
-		if err := p.dynamic(info, *dyn); err != nil {
-			return nil, err
-		}
+		return p.dynamic(info, *dyn)
 	}
-	return info, nil
+	return nil
+}
+
+// interp reads the loader's path from the PT_INTERP segment ph.
+func (p *elfParser) interp(info *ELFInfo, ph progHeader) error {
+	if ph.filesz < 2 || ph.filesz > maxInterp {
+		return fmt.Errorf("PT_INTERP of %d bytes", ph.filesz)
+	}
+	b, err := p.read(ph.offset, ph.filesz)
+	if err != nil {
+		return fmt.Errorf("reading PT_INTERP: %w", err)
+	}
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	info.Interp = string(b)
+	info.InterpOffset = int64(ph.offset)
+	info.InterpSize = int64(ph.filesz)
+	return nil
 }
 
 type progHeader struct {
@@ -232,6 +258,8 @@ func (p *elfParser) vaddrToOffset(addr uint64) (uint64, uint64, bool) {
 	return 0, 0, false
 }
 
+// dynamic reads DT_NEEDED, DT_RPATH, DT_RUNPATH and DT_SONAME from the
+// dynamic segment ph into info.
 func (p *elfParser) dynamic(info *ELFInfo, ph progHeader) error {
 	n := ph.filesz
 	if n > maxDynamic {
@@ -249,21 +277,37 @@ func (p *elfParser) dynamic(info *ELFInfo, ph progHeader) error {
 	if err != nil {
 		return fmt.Errorf("reading PT_DYNAMIC: %w", err)
 	}
+	d, err := p.dynamicEntries(b, info.Class)
+	if err != nil {
+		return err
+	}
+	if len(d.needed) == 0 && !d.haveRpath && !d.haveRunpath && !d.haveSO {
+		return nil
+	}
+	return p.dynamicStrings(info, d)
+}
+
+// dynEntries are the dynamic entries the loader reads: string table
+// offsets, and where the string table is.
+type dynEntries struct {
+	strtab, strsz                  uint64
+	haveStrtab                     bool
+	needed                         []uint64
+	rpath, runpath, soname         []uint64
+	haveRpath, haveRunpath, haveSO bool
+}
+
+// dynamicEntries decodes the dynamic segment b up to DT_NULL.
+func (p *elfParser) dynamicEntries(b []byte, class int) (dynEntries, error) {
 	entSize := 16
-	if info.Class == 32 {
+	if class == 32 {
 		entSize = 8
 	}
-	var (
-		strtab, strsz                  uint64
-		haveStrtab                     bool
-		needed                         []uint64
-		rpath, runpath, soname         []uint64
-		haveRpath, haveRunpath, haveSO bool
-	)
+	var d dynEntries
 	for i := 0; i+entSize <= len(b); i += entSize {
 		var tag int64
 		var val uint64
-		if info.Class == 32 {
+		if class == 32 {
 			tag = int64(int32(p.bo.Uint32(b[i:])))
 			val = uint64(p.bo.Uint32(b[i+4:]))
 		} else {
@@ -275,37 +319,40 @@ func (p *elfParser) dynamic(info *ELFInfo, ph progHeader) error {
 		}
 		switch tag {
 		case dtNeeded:
-			if len(needed) >= maxNeeded {
-				return fmt.Errorf("more than %d DT_NEEDED entries", maxNeeded)
+			if len(d.needed) >= maxNeeded {
+				return d, fmt.Errorf("more than %d DT_NEEDED entries", maxNeeded)
 			}
-			needed = append(needed, val)
+			d.needed = append(d.needed, val)
 		case dtStrtab:
-			strtab, haveStrtab = val, true
+			d.strtab, d.haveStrtab = val, true
 		case dtStrsz:
-			strsz = val
+			d.strsz = val
 		case dtRpath:
-			rpath, haveRpath = append(rpath, val), true
+			d.rpath, d.haveRpath = append(d.rpath, val), true
 		case dtRunpath:
-			runpath, haveRunpath = append(runpath, val), true
+			d.runpath, d.haveRunpath = append(d.runpath, val), true
 		case dtSoname:
-			soname, haveSO = append(soname[:0], val), true
+			d.soname, d.haveSO = append(d.soname[:0], val), true
 		}
-		if len(rpath) > 16 || len(runpath) > 16 {
-			return errors.New("too many DT_RPATH/DT_RUNPATH entries")
+		if len(d.rpath) > 16 || len(d.runpath) > 16 {
+			return d, errors.New("too many DT_RPATH/DT_RUNPATH entries")
 		}
 	}
-	if len(needed) == 0 && !haveRpath && !haveRunpath && !haveSO {
-		return nil
-	}
-	if !haveStrtab {
+	return d, nil
+}
+
+// dynamicStrings reads the strings d names from the string table DT_STRTAB
+// points to, mapped through the PT_LOAD segments.
+func (p *elfParser) dynamicStrings(info *ELFInfo, d dynEntries) error {
+	if !d.haveStrtab {
 		return errors.New("dynamic segment has strings but no DT_STRTAB")
 	}
-	base, avail, ok := p.vaddrToOffset(strtab)
+	base, avail, ok := p.vaddrToOffset(d.strtab)
 	if !ok {
-		return fmt.Errorf("DT_STRTAB address %#x is in no PT_LOAD segment", strtab)
+		return fmt.Errorf("DT_STRTAB address %#x is in no PT_LOAD segment", d.strtab)
 	}
-	if strsz != 0 && strsz < avail {
-		avail = strsz
+	if d.strsz != 0 && d.strsz < avail {
+		avail = d.strsz
 	}
 	str := func(off uint64) (string, error) {
 		if off >= avail {
@@ -317,29 +364,27 @@ func (p *elfParser) dynamic(info *ELFInfo, ph progHeader) error {
 		}
 		return s, nil
 	}
-	for _, off := range needed {
-		s, err := str(off)
-		if err != nil {
-			return err
+	strs := func(offs []uint64, add func(string)) error {
+		for _, off := range offs {
+			s, err := str(off)
+			if err != nil {
+				return err
+			}
+			add(s)
 		}
-		info.Needed = append(info.Needed, s)
+		return nil
 	}
-	for _, off := range rpath {
-		s, err := str(off)
-		if err != nil {
-			return err
-		}
-		info.RPath = append(info.RPath, splitPath(s)...)
+	if err := strs(d.needed, func(s string) { info.Needed = append(info.Needed, s) }); err != nil {
+		return err
 	}
-	for _, off := range runpath {
-		s, err := str(off)
-		if err != nil {
-			return err
-		}
-		info.RunPath = append(info.RunPath, splitPath(s)...)
+	if err := strs(d.rpath, func(s string) { info.RPath = append(info.RPath, splitPath(s)...) }); err != nil {
+		return err
 	}
-	if haveSO {
-		s, err := str(soname[0])
+	if err := strs(d.runpath, func(s string) { info.RunPath = append(info.RunPath, splitPath(s)...) }); err != nil {
+		return err
+	}
+	if d.haveSO {
+		s, err := str(d.soname[0])
 		if err != nil {
 			return err
 		}
