@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"strings"
 )
@@ -35,17 +36,8 @@ func Flatten(ctx context.Context, img *Image, idx *Index, dir string) error {
 	if img == nil || img.img == nil || idx == nil {
 		return errors.New("flatten: image not opened with Open or no index")
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		if !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("flatten: %w", err)
-		}
-		names, rerr := os.ReadDir(dir)
-		if rerr != nil {
-			return fmt.Errorf("flatten: %w", rerr)
-		}
-		if len(names) > 0 {
-			return fmt.Errorf("flatten: %s is not empty", dir)
-		}
+	if err := makeEmptyDir(dir); err != nil {
+		return fmt.Errorf("flatten: %w", err)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -54,7 +46,40 @@ func Flatten(ctx context.Context, img *Image, idx *Index, dir string) error {
 	defer root.Close()
 	log := logger(img)
 
-	var dirs, files []*Entry
+	dirs, files, err := flattenTree(ctx, idx, root, log)
+	if err != nil {
+		return fmt.Errorf("flatten: %w", err)
+	}
+	if err := flattenFiles(ctx, img, idx, root, files); err != nil {
+		return fmt.Errorf("flatten: %w", err)
+	}
+	if err := setDirModes(root, idx, dirs); err != nil {
+		return fmt.Errorf("flatten: %w", err)
+	}
+	log.Debug("flattened image", "dir", dir, "dirs", len(dirs), "files", len(files))
+	return nil
+}
+
+// makeEmptyDir makes dir, or checks that it is an empty directory.
+func makeEmptyDir(dir string) error {
+	err := os.Mkdir(dir, 0o755)
+	if err == nil || !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("%s is not empty", dir)
+	}
+	return nil
+}
+
+// flattenTree makes the directories (mode 0700 for now) and symlinks of idx
+// below root and returns the directories and the regular files, in Walk
+// order.
+func flattenTree(ctx context.Context, idx *Index, root *os.Root, log *slog.Logger) (dirs, files []*Entry, err error) {
 	n := 0
 	err = idx.Walk(func(e *Entry) error {
 		if n++; n%1024 == 0 {
@@ -78,16 +103,19 @@ func Flatten(ctx context.Context, img *Image, idx *Index, dir string) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("flatten: %w", err)
-	}
+	return dirs, files, err
+}
 
+// flattenFiles writes the regular files below root: the first path of a
+// tar entry's bytes is written, the others are hardlinked to it when their
+// modes agree.
+func flattenFiles(ctx context.Context, img *Image, idx *Index, root *os.Root, files []*Entry) error {
 	type written struct {
 		rel  string
 		mode os.FileMode
 	}
 	first := map[Source]written{}
-	err = Extract(ctx, img, idx, files, func(e *Entry, r io.Reader) error {
+	return Extract(ctx, img, idx, files, func(e *Entry, r io.Reader) error {
 		rel := strings.TrimPrefix(e.Path, "/")
 		mode := os.FileMode(e.Mode & 0o777)
 		if w, ok := first[e.Source]; ok && w.mode == mode {
@@ -104,23 +132,21 @@ func Flatten(ctx context.Context, img *Image, idx *Index, dir string) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("flatten: %w", err)
-	}
+}
 
-	// Directory modes last, deepest first: a read-only directory would
-	// have refused its entries.
+// setDirModes gives the directories, then the root, their modes: last and
+// deepest first, as a read-only directory would have refused its entries.
+func setDirModes(root *os.Root, idx *Index, dirs []*Entry) error {
 	for i := len(dirs) - 1; i >= 0; i-- {
 		if err := root.Chmod(strings.TrimPrefix(dirs[i].Path, "/"), dirMode(dirs[i].Mode)); err != nil {
-			return fmt.Errorf("flatten: %w", err)
+			return err
 		}
 	}
 	if e, ok := idx.Lookup("/"); ok {
 		if err := root.Chmod(".", dirMode(e.Mode)); err != nil {
-			return fmt.Errorf("flatten: %w", err)
+			return err
 		}
 	}
-	log.Debug("flattened image", "dir", dir, "dirs", len(dirs), "files", len(files))
 	return nil
 }
 
