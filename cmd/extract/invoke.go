@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/comingout/extract/pkg/image"
-	"github.com/comingout/extract/pkg/lambda"
+	"github.com/comingout/extract/pkg/local"
 	"github.com/urfave/cli/v2"
 )
 
@@ -79,13 +79,13 @@ Examples:
 		&cli.StringFlag{Name: "event", TakesFile: true, Usage: "send the JSON event in `FILE` (- for stdin)"},
 		&cli.StringFlag{Name: "bucket", Usage: "with --key: send the S3 Put event for this `BUCKET`"},
 		&cli.StringFlag{Name: "key", Usage: "with --bucket: the object `KEY`"},
-		&cli.DurationFlag{Name: "timeout", Value: lambda.DefaultInvokeTimeout, Usage: "the invocation timeout (up to 15m)"},
+		&cli.DurationFlag{Name: "timeout", Value: local.DefaultTimeout, Usage: "the invocation timeout (up to 15m)"},
 		&cli.IntFlag{Name: "memory", Value: 128, Usage: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE in `MB`"},
 		&cli.StringFlag{Name: "uid", DefaultText: "65534:65534", Usage: "an IMAGE runs as `UID[:GID]` (non-root; Lambda picks its own)"},
 		&cli.StringFlag{Name: "platform", Usage: "`os/arch[/variant]` of an IMAGE that is a multi-platform index (default: the image's own, else linux/amd64)"},
-		&cli.StringFlag{Name: "log-format", Value: lambda.LogFormatText,
+		&cli.StringFlag{Name: "log-format", Value: local.LogFormatText,
 			Usage:  "the function's log `FORMAT`, as deploy --log-format sets it on Lambda: text, or json (AWS_LAMBDA_LOG_FORMAT=JSON: one JSON object per line)",
-			Action: oneOf("log-format", lambda.LogFormatText, lambda.LogFormatJSON)},
+			Action: oneOf("log-format", local.LogFormatText, local.LogFormatJSON)},
 		&cli.BoolFlag{Name: "aws-credentials", Usage: "hand your AWS credentials to the function also when S3 is a local endpoint (default there: dummy ones)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the result as a JSON document"},
 	},
@@ -104,8 +104,8 @@ Examples:
 		if err != nil {
 			return err
 		}
-		res, err := lambda.Invoke(c.Context, args[0], opts...)
-		var failed *lambda.InvokeError
+		res, err := local.Invoke(c.Context, args[0], opts...)
+		var failed *local.InvokeError
 		if err != nil && !errors.As(err, &failed) {
 			return err
 		}
@@ -129,7 +129,7 @@ Examples:
 			enc := json.NewEncoder(stdout(c))
 			enc.SetIndent("", "  ")
 			out := struct {
-				*lambda.InvokeResult
+				*local.InvokeResult
 				Output *string `json:"output,omitempty"`
 			}{InvokeResult: res}
 			if res.Output != nil {
@@ -152,8 +152,8 @@ Examples:
 	},
 }
 
-// invokeOptions maps the flags to lambda.Invoke options.
-func invokeOptions(c *cli.Context) ([]lambda.InvokeOption, error) {
+// invokeOptions maps the flags to local.Invoke options.
+func invokeOptions(c *cli.Context) ([]local.Option, error) {
 	n := 0
 	for _, set := range []bool{c.IsSet("csv"), c.IsSet("event"), c.IsSet("bucket") || c.IsSet("key")} {
 		if set {
@@ -166,35 +166,35 @@ func invokeOptions(c *cli.Context) ([]lambda.InvokeOption, error) {
 	if c.IsSet("output") && !c.IsSet("csv") {
 		return nil, usageError{"invoke: -o saves the objects of a --csv run; give --csv"}
 	}
-	opts := []lambda.InvokeOption{
-		lambda.WithInvokeTimeout(c.Duration("timeout")),
-		lambda.WithMemorySize(c.Int("memory")),
-		lambda.WithInvokeLogger(logger(c)),
-		lambda.WithLogWriter(stderr(c)),
-		lambda.WithInvokeLogFormat(c.String("log-format")),
-		lambda.WithInvokeImageOptions(image.WithProgress(stderr(c)), image.WithLogger(logger(c))),
+	opts := []local.Option{
+		local.WithTimeout(c.Duration("timeout")),
+		local.WithMemorySize(c.Int("memory")),
+		local.WithLogger(logger(c)),
+		local.WithLogWriter(stderr(c)),
+		local.WithLogFormat(c.String("log-format")),
+		local.WithImageOptions(image.WithProgress(stderr(c)), image.WithLogger(logger(c))),
 	}
 	if c.IsSet("uid") {
 		uid, gid, err := parseUID(c.String("uid"))
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, lambda.WithUID(uid, gid))
+		opts = append(opts, local.WithUID(uid, gid))
 	}
 	if c.Bool("aws-credentials") {
-		opts = append(opts, lambda.WithCallerCredentials())
+		opts = append(opts, local.WithCallerCredentials())
 	}
 	if c.IsSet("platform") {
-		opts = append(opts, lambda.WithInvokePlatform(c.String("platform")))
+		opts = append(opts, local.WithPlatform(c.String("platform")))
 	}
 	switch {
 	case c.IsSet("csv"):
-		opts = append(opts, lambda.WithCSV(c.String("csv")))
+		opts = append(opts, local.WithCSV(c.String("csv")))
 		switch {
 		case c.IsSet("output"):
-			opts = append(opts, lambda.WithSaveOutputs(c.String("output")))
+			opts = append(opts, local.WithSaveOutputs(c.String("output")))
 		case !c.Bool("json"):
-			opts = append(opts, lambda.WithOutputWriter(stdout(c)))
+			opts = append(opts, local.WithOutputWriter(stdout(c)))
 		}
 	case c.IsSet("event"):
 		var ev []byte
@@ -207,12 +207,12 @@ func invokeOptions(c *cli.Context) ([]lambda.InvokeOption, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading the event: %w", err)
 		}
-		opts = append(opts, lambda.WithEvent(ev))
+		opts = append(opts, local.WithEvent(ev))
 	default:
 		if c.String("bucket") == "" || c.String("key") == "" {
 			return nil, usageError{"invoke: --bucket and --key go together"}
 		}
-		opts = append(opts, lambda.WithS3Object(c.String("bucket"), c.String("key")))
+		opts = append(opts, local.WithS3Object(c.String("bucket"), c.String("key")))
 	}
 	return opts, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/comingout/extract/internal/imagebuild"
 	"github.com/comingout/extract/pkg/image"
+	"github.com/comingout/extract/pkg/local"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 	"github.com/google/go-cmp/cmp"
 )
@@ -185,7 +186,7 @@ func runBootstrap(ctx context.Context, t *testing.T, root string, input []byte) 
 // stderr lines) and the function's error, if the invocation failed.
 func invokeInRoot(ctx context.Context, t *testing.T, root string, input []byte) (output, logs string, err error) {
 	t.Helper()
-	s3, err := NewLocalS3("", nil)
+	s3, err := local.NewS3("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func invokeInRoot(ctx context.Context, t *testing.T, root string, input []byte) 
 	if err := s3.PutObject("uploads", key, bytes.NewReader(input)); err != nil {
 		t.Fatal(err)
 	}
-	api, err := NewRuntimeAPI(RuntimeAPIOptions{FunctionName: "test"})
+	api, err := local.NewRuntimeAPI(local.RuntimeAPIOptions{FunctionName: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func invokeInRoot(ctx context.Context, t *testing.T, root string, input []byte) 
 	}
 	inv, err := api.Invoke(ctx, event, 2*time.Minute)
 	if err != nil {
-		t.Fatalf("Invoke: %v", err)
+		t.Fatalf("local.Invoke: %v", err)
 	}
 	logs = stop()
 	if strings.Contains(logs, "POISON") {
@@ -393,7 +394,7 @@ func (b *syncBuffer) String() string {
 // bundled program under qemu-user in a poisoned root: qemu loads the
 // PT_INTERP the package rewrote, so the bundled aarch64 loader and libraries
 // must be the ones used. Then it runs the whole function, arm64 bootstrap
-// included, with Invoke: the kernel hands the bootstrap and the program it
+// included, with local.Invoke: the kernel hands the bootstrap and the program it
 // starts to qemu through binfmt_misc (scripts/install-deps.sh registers
 // the handler).
 func TestChrootFortranARM64(t *testing.T) {
@@ -498,9 +499,9 @@ func TestChrootFortranARM64(t *testing.T) {
 	zipPath := filepath.Join(t.TempDir(), "momentum-arm64.zip")
 	mustWrite(t, zipPath, zipped.Bytes(), 0o644)
 	var logs bytes.Buffer
-	inv, err := Invoke(ctx, zipPath, WithCSV(mustCSV(t, "sample.csv", sample)), WithLogWriter(&logs), WithInvokeTimeout(3*time.Minute))
+	inv, err := local.Invoke(ctx, zipPath, local.WithCSV(mustCSV(t, "sample.csv", sample)), local.WithLogWriter(&logs), local.WithTimeout(3*time.Minute))
 	if err != nil {
-		t.Fatalf("Invoke of the arm64 function: %v\nlogs:\n%s", err, logs.String())
+		t.Fatalf("local.Invoke of the arm64 function: %v\nlogs:\n%s", err, logs.String())
 	}
 	if diff := cmp.Diff(string(expected), string(inv.Output)); diff != "" {
 		t.Errorf("arm64 function's output object (-want +got):\n%s", diff)

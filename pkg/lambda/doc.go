@@ -1,5 +1,4 @@
-// Package lambda turns a container image into an AWS Lambda function and runs
-// such functions locally.
+// Package lambda turns a container image into an AWS Lambda function.
 //
 // [Package] writes the self-contained deployment zip: a static Go bootstrap
 // for the image's architecture, the manifest the bootstrap reads
@@ -9,8 +8,8 @@
 // The zip is deterministic: the same image and options give the same bytes,
 // so its CodeSha256 tells whether a deployed function needs an update.
 //
-// The package also deploys and removes functions and serves the Lambda
-// Runtime API locally to run a package the way Lambda would.
+// The package also deploys and removes functions. Package local runs a
+// package on this machine the way Lambda would.
 //
 // The library is silent: pass an *slog.Logger to options that take one to see
 // what it does.

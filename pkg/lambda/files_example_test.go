@@ -20,6 +20,7 @@ import (
 
 	"github.com/comingout/extract/internal/imagebuild"
 	"github.com/comingout/extract/pkg/image"
+	"github.com/comingout/extract/pkg/local"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
@@ -36,7 +37,7 @@ func mustFilesPackage(t *testing.T, opts ...PackageOption) (string, []byte) {
 	if _, err := PackageFile(context.Background(), img, zipPath, append([]PackageOption{bootstrap}, opts...)...); err != nil {
 		t.Fatalf("PackageFile: %v", err)
 	}
-	return zipPath, mustReadInv(t, zipPath)
+	return zipPath, mustRead(t, zipPath)
 }
 
 // filesFixture serves the fixture fortran-files and returns it with the
@@ -78,9 +79,9 @@ func TestFortranFilesImage(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var logs bytes.Buffer
-	if _, err := Invoke(ctx, ref, WithCSV(filepath.Join(filesExampleData, "sample.csv")), WithSaveOutputs(dir), WithLogWriter(&logs),
-		WithInvokeImageOptions(image.WithCacheDir(t.TempDir()))); err != nil {
-		t.Fatalf("Invoke(%q): %v\n%s", ref, err, logs.Bytes())
+	if _, err := local.Invoke(ctx, ref, local.WithCSV(filepath.Join(filesExampleData, "sample.csv")), local.WithSaveOutputs(dir), local.WithLogWriter(&logs),
+		local.WithImageOptions(image.WithCacheDir(t.TempDir()))); err != nil {
+		t.Fatalf("local.Invoke(%q): %v\n%s", ref, err, logs.Bytes())
 	}
 	got := savedFiles(t, filepath.Join(dir, "sample"))
 	checkOutputManifest(t, got[xruntime.OutputDirManifest], "output/sample/")
@@ -98,7 +99,7 @@ func expectedFiles(t *testing.T) map[string]string {
 }
 
 // TestFortranFilesExample runs the Fortran example that writes named files
-// through the real bootstrap under Invoke: packaged with {output}, the
+// through the real bootstrap under local.Invoke: packaged with {output}, the
 // output object is the file it wrote (data/expected/output.csv) and its
 // stdout is kept beside it; packaged with --output-dir /work (its WORKDIR),
 // the files it wrote there (data/expected/dir) and _manifest.json are saved
@@ -114,12 +115,12 @@ func TestFortranFilesExample(t *testing.T) {
 		zipPath, _ := mustFilesPackage(t, WithCommandOverride(image.Override{Cmd: []string{"-o", "{output}"}, CmdSet: true}), WithStdoutAlso(true))
 		dir := t.TempDir()
 		var logs bytes.Buffer
-		if _, err := Invoke(ctx, zipPath, WithCSV(sample), WithSaveOutputs(dir), WithLogWriter(&logs)); err != nil {
-			t.Fatalf("Invoke: %v\n%s", err, logs.Bytes())
+		if _, err := local.Invoke(ctx, zipPath, local.WithCSV(sample), local.WithSaveOutputs(dir), local.WithLogWriter(&logs)); err != nil {
+			t.Fatalf("local.Invoke: %v\n%s", err, logs.Bytes())
 		}
 		want := map[string]string{
-			"sample.csv":        string(mustReadInv(t, filepath.Join(filesExampleData, "expected", "output.csv"))),
-			"sample.csv.stdout": string(mustReadInv(t, filepath.Join(filesExampleData, "expected", "stdout.txt"))),
+			"sample.csv":        string(mustRead(t, filepath.Join(filesExampleData, "expected", "output.csv"))),
+			"sample.csv.stdout": string(mustRead(t, filepath.Join(filesExampleData, "expected", "stdout.txt"))),
 		}
 		if diff := cmp.Diff(want, savedFiles(t, dir)); diff != "" {
 			t.Errorf("outputs (-want +got):\n%s\nlog:\n%s", diff, logs.Bytes())
@@ -130,9 +131,9 @@ func TestFortranFilesExample(t *testing.T) {
 	t.Run("output dir", func(t *testing.T) {
 		dir := t.TempDir()
 		var logs bytes.Buffer
-		res, err := Invoke(ctx, dirZip, WithCSV(sample), WithSaveOutputs(dir), WithLogWriter(&logs), WithInvokeLogFormat(LogFormatJSON))
+		res, err := local.Invoke(ctx, dirZip, local.WithCSV(sample), local.WithSaveOutputs(dir), local.WithLogWriter(&logs), local.WithLogFormat(LogFormatJSON))
 		if err != nil {
-			t.Fatalf("Invoke: %v\n%s", err, logs.Bytes())
+			t.Fatalf("local.Invoke: %v\n%s", err, logs.Bytes())
 		}
 		summary := jsonSummary(t, logs.String())
 		if summary["requestId"] != res.RequestID || summary["output_files"] != 3.0 || summary["exit_status"] != 0.0 {
@@ -151,10 +152,10 @@ func TestFortranFilesExample(t *testing.T) {
 
 	t.Run("fails", func(t *testing.T) {
 		var logs bytes.Buffer
-		res, err := Invoke(ctx, dirZip, WithCSV(filepath.Join(filesExampleData, "bad.csv")), WithSaveOutputs(t.TempDir()), WithLogWriter(&logs))
-		var ie *InvokeError
+		res, err := local.Invoke(ctx, dirZip, local.WithCSV(filepath.Join(filesExampleData, "bad.csv")), local.WithSaveOutputs(t.TempDir()), local.WithLogWriter(&logs))
+		var ie *local.InvokeError
 		if !errors.As(err, &ie) || len(ie.Result.Outputs) != 0 {
-			t.Fatalf("Invoke on bad.csv = %v, %+v; want an *InvokeError and no outputs", err, res)
+			t.Fatalf("local.Invoke on bad.csv = %v, %+v; want an *local.InvokeError and no outputs", err, res)
 		}
 		for _, want := range []string{`malformed row "ten,3"`, "invocation summary", "exit_status=1"} {
 			if !strings.Contains(logs.String(), want) {
@@ -223,18 +224,18 @@ func TestFortranFilesMoto(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"sample.csv", "bad.csv"} {
 		key := "input/" + name
-		body := mustReadInv(t, filepath.Join(filesExampleData, name))
+		body := mustRead(t, filepath.Join(filesExampleData, name))
 		if _, err := e.clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("uploads"), Key: &key, Body: bytes.NewReader(body)}); err != nil {
 			t.Fatal(err)
 		}
-		ev, err := S3PutEvent("uploads", key, "us-east-1")
+		ev, err := local.S3PutEvent("uploads", key, "us-east-1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = Invoke(ctx, zipPath, WithEvent(ev), WithInvokeTimeout(60*time.Second))
-		var ie *InvokeError
+		_, err = local.Invoke(ctx, zipPath, local.WithEvent(ev), local.WithTimeout(60*time.Second))
+		var ie *local.InvokeError
 		if (name == "bad.csv") != errors.As(err, &ie) || (err != nil && ie == nil) {
-			t.Errorf("Invoke on %s: %v", key, err)
+			t.Errorf("local.Invoke on %s: %v", key, err)
 		}
 	}
 	got := map[string]string{}

@@ -17,10 +17,11 @@ import (
 
 	"github.com/comingout/extract/internal/imagebuild"
 	"github.com/comingout/extract/pkg/image"
+	"github.com/comingout/extract/pkg/local"
 )
 
 // TestImageFormatFixtures runs every fixture's program as a container-image
-// package, the way Lambda runs one (Invoke: the image's root read-only, a
+// package, the way Lambda runs one (local.Invoke: the image's root read-only, a
 // fresh /tmp, uid 65534, the real bootstrap as ENTRYPOINT), and compares
 // its output byte for byte with the program run in its own root — the
 // container. Whole images must always match; slim ones (only the closure)
@@ -101,12 +102,12 @@ func TestImageFormatFixtures(t *testing.T) {
 				// translated as they run: ~3 s alone, but a CI run under
 				// -race, sharing 2 cores with other packages, hit the
 				// default 30 s. Lambda's own limit is 15 min.
-				timeout := DefaultInvokeTimeout
+				timeout := local.DefaultTimeout
 				if platform != "linux/"+goruntime.GOARCH {
 					timeout = 3 * time.Minute
 				}
-				got, err := Invoke(ctx, dest, WithCSV(in), WithLogWriter(&log), WithInvokePlatform(platform),
-					WithInvokeTimeout(timeout), WithInvokeImageOptions(image.WithCacheDir(t.TempDir())))
+				got, err := local.Invoke(ctx, dest, local.WithCSV(in), local.WithLogWriter(&log), local.WithPlatform(platform),
+					local.WithTimeout(timeout), local.WithImageOptions(image.WithCacheDir(t.TempDir())))
 				if slim && tt.slimDiffers {
 					if err == nil && string(got.Output) == want {
 						t.Errorf("the slim image of %s printed the container's output: its closure now holds what it reads; drop slimDiffers", tt.fixture)
@@ -114,7 +115,7 @@ func TestImageFormatFixtures(t *testing.T) {
 					continue
 				}
 				if err != nil {
-					t.Fatalf("Invoke of the image (slim %v): %v\nlog:\n%s", slim, err, log.String())
+					t.Fatalf("local.Invoke of the image (slim %v): %v\nlog:\n%s", slim, err, log.String())
 				}
 				if diff := cmp.Diff(want, string(got.Output)); diff != "" {
 					t.Errorf("image (slim %v) output differs from the container's (-want +got):\n%s\nlog:\n%s", slim, diff, log.String())
@@ -215,7 +216,7 @@ func TestImageWritableWorkDir(t *testing.T) {
 		}
 		res.Close()
 		var log strings.Builder
-		got, err := Invoke(ctx, dest, WithCSV(in), WithLogWriter(&log), WithInvokeImageOptions(image.WithCacheDir(t.TempDir())))
+		got, err := local.Invoke(ctx, dest, local.WithCSV(in), local.WithLogWriter(&log), local.WithImageOptions(image.WithCacheDir(t.TempDir())))
 		if !writable {
 			if err == nil || !strings.Contains(log.String(), "read-only file system") {
 				t.Errorf("without --writable-workdir the program wrote into its WORKDIR of a read-only root: %v\n%s", err, log.String())
@@ -223,7 +224,7 @@ func TestImageWritableWorkDir(t *testing.T) {
 			continue
 		}
 		if err != nil {
-			t.Fatalf("Invoke: %v\n%s", err, log.String())
+			t.Fatalf("local.Invoke: %v\n%s", err, log.String())
 		}
 		want := "wd under /tmp: true\nscratch: ok\nseed: from the image\nstdout: regular file\nuid 0: false\nenv: APP_MODE,HOME,PATH\n"
 		if diff := cmp.Diff(want, string(got.Output)); diff != "" {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/comingout/extract/pkg/local"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
@@ -46,7 +47,7 @@ func mustPackageTestProg(t *testing.T, env, args []string, opts ...PackageOption
 }
 
 // TestInvokeProgramEnvironment runs a package's program through the real
-// bootstrap under Invoke, which gives the bootstrap Lambda's runtime
+// bootstrap under local.Invoke, which gives the bootstrap Lambda's runtime
 // variables and AWS credentials, and checks what the program sees: its
 // image's ENV (TZ and LANG included, or none), no AWS_* variable, runtime
 // API or Lambda setting unless packaged with WithPassAWSCredentials, and
@@ -64,9 +65,9 @@ func TestInvokeProgramEnvironment(t *testing.T) {
 		env  []string
 		pass bool
 		// want is every variable the program sees but PATH and HOME (and
-		// TMPDIR, Invoke's temporary directory, and AWS_ENDPOINT_URL_S3,
+		// TMPDIR, local.Invoke's temporary directory, and AWS_ENDPOINT_URL_S3,
 		// its local S3's address, which are checked apart); anyValue
-		// stands for any value but "" (Invoke's credentials for its
+		// stands for any value but "" (local.Invoke's credentials for its
 		// local S3).
 		want map[string]string
 	}{
@@ -96,10 +97,10 @@ func TestInvokeProgramEnvironment(t *testing.T) {
 				t.Errorf("manifest pass_aws_credentials = %v, want %v", m.PassAWSCredentials, tt.pass)
 			}
 			var logs strings.Builder
-			res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "e.csv", []byte("x\n"))),
-				WithLogWriter(&logs), WithInvokeTimeout(time.Minute))
+			res, err := local.Invoke(context.Background(), zipPath, local.WithCSV(mustCSV(t, "e.csv", []byte("x\n"))),
+				local.WithLogWriter(&logs), local.WithTimeout(time.Minute))
 			if err != nil {
-				t.Fatalf("Invoke: %v\nlogs:\n%s", err, logs.String())
+				t.Fatalf("local.Invoke: %v\nlogs:\n%s", err, logs.String())
 			}
 			got := map[string]string{}
 			for _, l := range strings.Split(strings.TrimSpace(string(res.Output)), "\n") {
@@ -113,7 +114,7 @@ func TestInvokeProgramEnvironment(t *testing.T) {
 				t.Errorf("HOME=%q PATH=%q, want /tmp and the package's /bin", got["HOME"], got["PATH"])
 			}
 			if tmp := got["TMPDIR"]; !strings.Contains(tmp, "extract-invoke-") {
-				t.Errorf("TMPDIR=%q, want Invoke's temporary directory", tmp)
+				t.Errorf("TMPDIR=%q, want local.Invoke's temporary directory", tmp)
 			}
 			endpoint, hasEndpoint := got["AWS_ENDPOINT_URL_S3"]
 			if hasEndpoint != tt.pass || (tt.pass && !strings.HasPrefix(endpoint, "http://127.0.0.1:")) {

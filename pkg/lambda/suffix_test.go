@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/comingout/extract/pkg/local"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
@@ -25,9 +26,9 @@ func TestPackageEmptySuffix(t *testing.T) {
 	}
 	var logs strings.Builder
 	data := []byte("\x00\x01binary\n")
-	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "data.bin", data)), WithLogWriter(&logs), WithInvokeTimeout(time.Minute))
+	res, err := local.Invoke(context.Background(), zipPath, local.WithCSV(mustCSV(t, "data.bin", data)), local.WithLogWriter(&logs), local.WithTimeout(time.Minute))
 	if err != nil {
-		t.Fatalf("Invoke: %v\nlogs:\n%s", err, logs.String())
+		t.Fatalf("local.Invoke: %v\nlogs:\n%s", err, logs.String())
 	}
 	var r xruntime.Result
 	if err := json.Unmarshal(res.Response, &r); err != nil {

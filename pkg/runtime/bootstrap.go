@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/comingout/extract/internal/runtimeapi"
 )
 
 // TaskRoot returns the directory that holds the package's manifest: the
@@ -44,8 +46,8 @@ func ReportInitError(ctx context.Context, api string, err error) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c := &apiClient{base: "http://" + api + apiPrefix, http: &http.Client{Transport: &http.Transport{Proxy: nil}}}
-	if perr := c.post(ctx, "/init/error", &ErrorResponse{ErrorMessage: err.Error(), ErrorType: InitErrorType}, InitErrorType); perr != nil {
+	c := &apiClient{base: "http://" + api + runtimeapi.Prefix, http: &http.Client{Transport: &http.Transport{Proxy: nil}}}
+	if perr := c.post(ctx, runtimeapi.PathInitError, &ErrorResponse{ErrorMessage: err.Error(), ErrorType: InitErrorType}, InitErrorType); perr != nil {
 		return fmt.Errorf("reporting init error: %w", perr)
 	}
 	return nil

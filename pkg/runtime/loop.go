@@ -13,14 +13,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/comingout/extract/internal/runtimeapi"
 )
 
-// Runtime API paths and headers (version 2018-06-01).
+// The error types the loop reports itself, and the deadline of an event
+// that names none.
 const (
-	apiPrefix            = "/2018-06-01/runtime"
-	headerRequestID      = "Lambda-Runtime-Aws-Request-Id"
-	headerDeadlineMS     = "Lambda-Runtime-Deadline-Ms"
-	headerFunctionError  = "Lambda-Runtime-Function-Error-Type"
 	errorTypeUnmarshal   = "Runtime.UnmarshalError"
 	errorTypePanic       = "Runtime.HandlerPanic"
 	defaultInvokeTimeout = 15 * time.Minute
@@ -28,18 +27,10 @@ const (
 
 // ErrorResponse is the body of an invocation or init error, as the Runtime
 // API documents it, with, for a failed record (the first, when several
-// failed), the program's exit status and last stderr lines, which
-// ErrorMessage also holds.
-type ErrorResponse struct {
-	ErrorMessage string   `json:"errorMessage"`
-	ErrorType    string   `json:"errorType"`
-	StackTrace   []string `json:"stackTrace,omitempty"`
-	// ExitStatus is the program's exit status, -1 when it did not exit
-	// normally or never ran.
-	ExitStatus *int `json:"exitStatus,omitempty"`
-	// Stderr holds the program's last stderr lines (at most StderrLines).
-	Stderr []string `json:"stderr,omitempty"`
-}
+// failed), the program's exit status and last stderr lines (at most
+// StderrLines), which ErrorMessage also holds. It is the one definition
+// the local emulator reads too.
+type ErrorResponse = runtimeapi.ErrorBody
 
 // Serve runs the Runtime API loop against api (host:port, as in
 // AWS_LAMBDA_RUNTIME_API): it fetches each invocation, decodes it as an S3
@@ -51,7 +42,7 @@ type ErrorResponse struct {
 // client alive and puts the bootstrap at 15 MB instead of under 10 MiB.
 func Serve(ctx context.Context, api string, h *Handler) error {
 	c := &apiClient{
-		base: "http://" + api + apiPrefix,
+		base: "http://" + api + runtimeapi.Prefix,
 		http: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2}},
 	}
 	for {
@@ -61,9 +52,9 @@ func Serve(ctx context.Context, api string, h *Handler) error {
 		}
 		resp, herr := invoke(ctx, h, inv)
 		if herr != nil {
-			err = c.post(ctx, "/invocation/"+inv.id+"/error", herr, herr.ErrorType)
+			err = c.post(ctx, runtimeapi.ErrorPath(inv.id), herr, herr.ErrorType)
 		} else {
-			err = c.post(ctx, "/invocation/"+inv.id+"/response", resp, "")
+			err = c.post(ctx, runtimeapi.ResponsePath(inv.id), resp, "")
 		}
 		if err != nil {
 			return err
@@ -125,7 +116,7 @@ type apiClient struct {
 }
 
 func (c *apiClient) next(ctx context.Context) (*invocation, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/invocation/next", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+runtimeapi.PathNext, nil)
 	if err != nil {
 		return nil, fmt.Errorf("runtime API next: %w", err)
 	}
@@ -141,12 +132,12 @@ func (c *apiClient) next(ctx context.Context) (*invocation, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("runtime API next: %s: %s", resp.Status, bytes.TrimSpace(payload))
 	}
-	inv := &invocation{id: resp.Header.Get(headerRequestID), payload: payload}
+	inv := &invocation{id: resp.Header.Get(runtimeapi.HeaderRequestID), payload: payload}
 	if inv.id == "" {
 		return nil, errors.New("runtime API next: no request ID")
 	}
 	inv.deadline = time.Now().Add(defaultInvokeTimeout)
-	if ms, err := strconv.ParseInt(resp.Header.Get(headerDeadlineMS), 10, 64); err == nil {
+	if ms, err := strconv.ParseInt(resp.Header.Get(runtimeapi.HeaderDeadlineMS), 10, 64); err == nil {
 		inv.deadline = time.UnixMilli(ms)
 	}
 	return inv, nil
@@ -163,7 +154,7 @@ func (c *apiClient) post(ctx context.Context, path string, v any, errType string
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if errType != "" {
-		req.Header.Set(headerFunctionError, errType)
+		req.Header.Set(runtimeapi.HeaderFunctionErrorType, errType)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -1,4 +1,4 @@
-package lambda
+package local
 
 import (
 	"bytes"
@@ -46,9 +46,9 @@ func TestLocalOutputPath(t *testing.T) {
 	}
 }
 
-// outputsManifest is invManifest with the trigger input/*.csv.
+// outputsManifest is testManifest with the trigger input/*.csv.
 func outputsManifest(args ...string) xruntime.Manifest {
-	m := invManifest(args...)
+	m := testManifest(args...)
 	m.Input.Prefix = "input/"
 	return m
 }
@@ -62,7 +62,7 @@ func savedFiles(t *testing.T, dir string) map[string]string {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		got[filepath.ToSlash(rel)] = string(mustReadInv(t, p))
+		got[filepath.ToSlash(rel)] = string(mustRead(t, p))
 		return nil
 	})
 	if err != nil {
@@ -80,7 +80,7 @@ func TestInvokeOutputFile(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL", "")
 	m := outputsManifest("write", "0", "to stdout", "{output}=result")
 	m.Output.StdoutAlso = true
-	zipPath := mustInvPackage(t, m)
+	zipPath := mustPackage(t, m)
 	csv := mustCSV(t, "day1.csv", []byte("1,2\n"))
 
 	var logs bytes.Buffer
@@ -109,7 +109,7 @@ func TestInvokeOutputFile(t *testing.T) {
 	}
 
 	quiet := outputsManifest("write", "0", "", "{output}=result")
-	res, err = Invoke(context.Background(), mustInvPackage(t, quiet), WithCSV(csv))
+	res, err = Invoke(context.Background(), mustPackage(t, quiet), WithCSV(csv))
 	if err != nil {
 		t.Fatalf("Invoke of a program silent on stdout: %v", err)
 	}
@@ -127,7 +127,7 @@ func TestInvokeOutputDir(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL", "")
 	m := outputsManifest("write", "0", "", "/out/summary.csv=sum", "/out/count.txt=2", "/out/plots/a.txt=plot")
 	m.Output.Dir = "/out"
-	zipPath := mustInvPackage(t, m)
+	zipPath := mustPackage(t, m)
 	csv := mustCSV(t, "day1.csv", []byte("1,2\n"))
 
 	dir := t.TempDir()
@@ -169,7 +169,7 @@ func TestInvokeOutputDir(t *testing.T) {
 	// {output} and the directory together: the file is the output.
 	both := outputsManifest("write", "0", "", "{output}=main", "/out/a.txt=A")
 	both.Output.Dir = "/out"
-	res, err = Invoke(context.Background(), mustInvPackage(t, both), WithCSV(csv))
+	res, err = Invoke(context.Background(), mustPackage(t, both), WithCSV(csv))
 	if err != nil {
 		t.Fatalf("Invoke with {output} and a directory: %v", err)
 	}
@@ -196,8 +196,8 @@ func TestInvokeOutputsMoto(t *testing.T) {
 	fileFails := outputsManifest("write", "4", "partial", "{output}=half")
 	fileFails.Output.StdoutAlso = true
 	for _, m := range []xruntime.Manifest{dirFails, fileFails} {
-		res, err := Invoke(context.Background(), mustInvPackage(t, m), WithCSV(mustCSV(t, "day1.csv", []byte("1,2\n"))),
-			WithSaveOutputs(t.TempDir()), WithInvokeTimeout(30*time.Second))
+		res, err := Invoke(context.Background(), mustPackage(t, m), WithCSV(mustCSV(t, "day1.csv", []byte("1,2\n"))),
+			WithSaveOutputs(t.TempDir()), WithTimeout(30*time.Second))
 		var ie *InvokeError
 		if !errors.As(err, &ie) {
 			t.Fatalf("Invoke of %q = %v, want an *InvokeError", m.Args, err)

@@ -1,4 +1,4 @@
-package lambda
+package local
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/comingout/extract/internal/runtimeapi"
 )
 
 func mustRuntimeAPI(t *testing.T) *RuntimeAPI {
@@ -119,9 +121,9 @@ func TestRuntimeAPIErrors(t *testing.T) {
 		header map[string]string
 		want   FunctionError
 	}{
-		{"body", `{"errorMessage":"boom","errorType":"RecordError"}`, nil, FunctionError{Type: "RecordError", Message: "boom"}},
-		{"header wins", `{"errorMessage":"boom","errorType":"X"}`, map[string]string{"Lambda-Runtime-Function-Error-Type": "Runtime.Y"}, FunctionError{Type: "Runtime.Y", Message: "boom"}},
-		{"not JSON", "plain words", nil, FunctionError{Type: "Unhandled", Message: "plain words"}},
+		{"body", `{"errorMessage":"boom","errorType":"RecordError"}`, nil, FunctionError{ErrorType: "RecordError", ErrorMessage: "boom"}},
+		{"header wins", `{"errorMessage":"boom","errorType":"X"}`, map[string]string{"Lambda-Runtime-Function-Error-Type": "Runtime.Y"}, FunctionError{ErrorType: "Runtime.Y", ErrorMessage: "boom"}},
+		{"not JSON", "plain words", nil, FunctionError{ErrorType: "Unhandled", ErrorMessage: "plain words"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,7 +170,7 @@ func TestRuntimeAPITimeout(t *testing.T) {
 	if out.err != nil {
 		t.Fatal(out.err)
 	}
-	if out.res.Error == nil || out.res.Error.Type != ErrorTypeTimeout {
+	if out.res.Error == nil || out.res.Error.ErrorType != ErrorTypeTimeout {
 		t.Fatalf("Invoke = %+v, want a %s error", out.res, ErrorTypeTimeout)
 	}
 	resp, _ = apiCall(t, a, "POST", "/invocation/"+id+"/response", `{}`, nil)
@@ -189,7 +191,7 @@ func TestRuntimeAPIInitError(t *testing.T) {
 	if out.err != nil {
 		t.Fatal(out.err)
 	}
-	want := &FunctionError{Type: "Runtime.ExtractInitError", Message: "no manifest"}
+	want := &FunctionError{ErrorType: "Runtime.ExtractInitError", ErrorMessage: "no manifest"}
 	if diff := cmp.Diff(want, out.res.Error); diff != "" {
 		t.Errorf("Invoke error (-want +got):\n%s", diff)
 	}
@@ -265,7 +267,7 @@ func TestRuntimeAPIHostCheck(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("GET next with Host %q: %s %s, want 403", host, resp.Status, body)
 		}
-		if resp.Header.Get(headerRequestID) != "" {
+		if resp.Header.Get(runtimeapi.HeaderRequestID) != "" {
 			t.Fatalf("GET next with Host %q delivered the event", host)
 		}
 	}
@@ -274,7 +276,7 @@ func TestRuntimeAPIHostCheck(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || body != `{"n":1}` {
 		t.Fatalf("GET next with the right Host: %s %s", resp.Status, body)
 	}
-	id := resp.Header.Get(headerRequestID)
+	id := resp.Header.Get(runtimeapi.HeaderRequestID)
 	if resp, _ := apiCall(t, a, "POST", "/invocation/"+id+"/response", `"ok"`, nil); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("response: %s", resp.Status)
 	}

@@ -1,4 +1,4 @@
-package lambda
+package local
 
 import (
 	"archive/zip"
@@ -34,17 +34,17 @@ import (
 // LocalBucket is the bucket WithCSV puts the CSV in.
 const LocalBucket = "local"
 
-// DefaultInvokeTimeout is the invocation timeout unless WithInvokeTimeout
+// DefaultTimeout is the invocation timeout unless WithTimeout
 // sets another.
-const DefaultInvokeTimeout = 30 * time.Second
+const DefaultTimeout = 30 * time.Second
 
 // maxUnzip bounds what Invoke unpacks: Lambda's own limit is 250 MB.
 const maxUnzip = 2 << 30
 
-// InvokeOption configures Invoke.
-type InvokeOption func(*invokeOptions) error
+// Option configures Invoke.
+type Option func(*options) error
 
-type invokeOptions struct {
+type options struct {
 	event       []byte
 	csv         string
 	bucket, key string
@@ -55,18 +55,18 @@ type invokeOptions struct {
 	memoryMB    int
 	// saveDir is WithSaveOutputs's directory.
 	saveDir string
-	// jsonLogs is WithInvokeLogFormat(LogFormatJSON).
+	// jsonLogs is WithLogFormat(LogFormatJSON).
 	jsonLogs bool
 	// callerCreds hands the caller's credentials to the function also
 	// when S3 is a local endpoint.
 	callerCreds bool
-	image       imageInvokeOptions
+	image       imageOptions
 }
 
 // WithEvent sends event (JSON, usually an S3 event) as the invocation's
 // payload.
-func WithEvent(event []byte) InvokeOption {
-	return func(o *invokeOptions) error {
+func WithEvent(event []byte) Option {
+	return func(o *options) error {
 		if !json.Valid(event) {
 			return errors.New("the event is not valid JSON")
 		}
@@ -82,8 +82,8 @@ func WithEvent(event []byte) InvokeOption {
 // object at the output key, or, for a program that writes an output
 // directory and no "{output}" file, its _manifest.json. The result's
 // Outputs list every object the run wrote; WithSaveOutputs saves them all.
-func WithCSV(path string) InvokeOption {
-	return func(o *invokeOptions) error {
+func WithCSV(path string) Option {
+	return func(o *options) error {
 		if path == "" {
 			return errors.New("empty CSV path")
 		}
@@ -94,8 +94,8 @@ func WithCSV(path string) InvokeOption {
 
 // WithOutputWriter streams the output object of a WithCSV invocation to w
 // instead of keeping it in the result's Output.
-func WithOutputWriter(w io.Writer) InvokeOption {
-	return func(o *invokeOptions) error {
+func WithOutputWriter(w io.Writer) Option {
+	return func(o *options) error {
 		if w == nil {
 			return errors.New("nil output writer")
 		}
@@ -106,8 +106,8 @@ func WithOutputWriter(w io.Writer) InvokeOption {
 
 // WithS3Object sends the S3 event S3 would send for a Put of bucket/key,
 // with the key URL-encoded the way S3 does.
-func WithS3Object(bucket, key string) InvokeOption {
-	return func(o *invokeOptions) error {
+func WithS3Object(bucket, key string) Option {
+	return func(o *options) error {
 		if bucket == "" || key == "" {
 			return errors.New("empty bucket or key")
 		}
@@ -116,10 +116,10 @@ func WithS3Object(bucket, key string) InvokeOption {
 	}
 }
 
-// WithInvokeTimeout sets the invocation timeout (default 30s; Lambda allows
+// WithTimeout sets the invocation timeout (default 30s; Lambda allows
 // up to 15 minutes).
-func WithInvokeTimeout(d time.Duration) InvokeOption {
-	return func(o *invokeOptions) error {
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) error {
 		if d <= 0 || d > 15*time.Minute {
 			return fmt.Errorf("timeout %v is not between 0 and 15m", d)
 		}
@@ -128,10 +128,10 @@ func WithInvokeTimeout(d time.Duration) InvokeOption {
 	}
 }
 
-// WithInvokeLogger sets the logger for Invoke's own messages (default:
+// WithLogger sets the logger for Invoke's own messages (default:
 // discard).
-func WithInvokeLogger(l *slog.Logger) InvokeOption {
-	return func(o *invokeOptions) error {
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
 		if l == nil {
 			return errors.New("nil logger")
 		}
@@ -142,8 +142,8 @@ func WithInvokeLogger(l *slog.Logger) InvokeOption {
 
 // WithLogWriter receives the function's log: the bootstrap's stdout and
 // stderr, with the program's stderr lines (default: discard).
-func WithLogWriter(w io.Writer) InvokeOption {
-	return func(o *invokeOptions) error {
+func WithLogWriter(w io.Writer) Option {
+	return func(o *options) error {
 		if w == nil {
 			return errors.New("nil log writer")
 		}
@@ -154,8 +154,8 @@ func WithLogWriter(w io.Writer) InvokeOption {
 
 // WithMemorySize sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE for the function
 // (default 128; it limits nothing locally).
-func WithMemorySize(mb int) InvokeOption {
-	return func(o *invokeOptions) error {
+func WithMemorySize(mb int) Option {
+	return func(o *options) error {
 		if mb < 128 || mb > 10240 {
 			return fmt.Errorf("memory size %d MB is not between 128 and 10240", mb)
 		}
@@ -164,12 +164,19 @@ func WithMemorySize(mb int) InvokeOption {
 	}
 }
 
-// WithInvokeLogFormat sets the function's log format as deploy's
-// WithLogFormat does on Lambda: LogFormatText (the default) or
+// The function's log formats, the values a deployed function's
+// LoggingConfig takes (lower case, as the deploy options spell them).
+const (
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+)
+
+// WithLogFormat sets the function's log format as a deployed function's
+// LoggingConfig does on Lambda: LogFormatText (the default) or
 // LogFormatJSON, which sets AWS_LAMBDA_LOG_FORMAT=JSON for the bootstrap:
 // it then writes one JSON object per line.
-func WithInvokeLogFormat(format string) InvokeOption {
-	return func(o *invokeOptions) error {
+func WithLogFormat(format string) Option {
+	return func(o *options) error {
 		switch format {
 		case LogFormatText, LogFormatJSON:
 			o.jsonLogs = format == LogFormatJSON
@@ -181,7 +188,7 @@ func WithInvokeLogFormat(format string) InvokeOption {
 
 // lambdaLogEnv is the log format variable Lambda sets for a function
 // whose LoggingConfig says JSON.
-func (o *invokeOptions) lambdaLogEnv() []string {
+func (o *options) lambdaLogEnv() []string {
 	if o.jsonLogs {
 		return []string{"AWS_LAMBDA_LOG_FORMAT=JSON"}
 	}
@@ -195,8 +202,8 @@ func (o *invokeOptions) lambdaLogEnv() []string {
 // instead, since whatever listens there would receive yours (moto accepts
 // any; a local MinIO wants its own, given as AWS_ACCESS_KEY_ID and
 // AWS_SECRET_ACCESS_KEY with this option).
-func WithCallerCredentials() InvokeOption {
-	return func(o *invokeOptions) error {
+func WithCallerCredentials() Option {
+	return func(o *options) error {
 		o.callerCreds = true
 		return nil
 	}
@@ -228,7 +235,7 @@ func (e *InvokeError) Error() string {
 // its ENV and WORKDIR. That needs Linux and root.
 //
 // S3 is the endpoint AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) names when
-// set; else, with WithCSV, an in-process LocalS3; else AWS itself, with the
+// set; else, with WithCSV, an in-process S3; else AWS itself, with the
 // caller's credentials. The in-process S3 and an endpoint on a loopback
 // address get per-invocation dummy credentials, not the caller's (unless
 // WithCallerCredentials); the in-process S3 and the Runtime API refuse
@@ -242,9 +249,9 @@ func (e *InvokeError) Error() string {
 // never followed.
 //
 // A failed invocation returns the result and an *InvokeError.
-func Invoke(ctx context.Context, pkg string, opts ...InvokeOption) (*InvokeResult, error) {
-	o := invokeOptions{
-		timeout:   DefaultInvokeTimeout,
+func Invoke(ctx context.Context, pkg string, opts ...Option) (*InvokeResult, error) {
+	o := options{
+		timeout:   DefaultTimeout,
 		logger:    slog.New(slog.DiscardHandler),
 		logWriter: io.Discard,
 		memoryMB:  128,
@@ -273,7 +280,7 @@ func Invoke(ctx context.Context, pkg string, opts ...InvokeOption) (*InvokeResul
 
 // invocation is one run of Invoke and the resources it must release.
 type invocation struct {
-	o       invokeOptions
+	o       options
 	zipPath string
 
 	dir     string // the unpacked package (the task root)
@@ -286,7 +293,7 @@ type invocation struct {
 	// WithSaveOutputs removes from the keys.
 	inputPrefix, outputPrefix string
 	api                       *RuntimeAPI
-	s3local                   *LocalS3
+	s3local                   *S3
 	s3                        *s3.Client
 	cmd                       *exec.Cmd
 	exited                    chan struct{}
@@ -417,7 +424,7 @@ func (inv *invocation) exitError() *FunctionError {
 	if inv.exitErr != nil {
 		msg += ": " + inv.exitErr.Error()
 	}
-	return &FunctionError{Type: ErrorTypeExitError, Message: msg}
+	return &FunctionError{ErrorType: ErrorTypeExitError, ErrorMessage: msg}
 }
 
 // s3Setup prepares S3 for the invocation and returns the S3 part of the
@@ -434,7 +441,7 @@ func (inv *invocation) s3Setup(ctx context.Context) ([]string, error) {
 		}
 	}
 	if endpoint == "" && inv.o.csv != "" {
-		s, err := NewLocalS3(filepath.Join(inv.work, "s3"), inv.o.logger)
+		s, err := NewS3(filepath.Join(inv.work, "s3"), inv.o.logger)
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package lambda
+package local
 
 import (
 	"bytes"
@@ -40,8 +40,8 @@ const maxOutputManifest = 16 << 20
 // an empty element) is refused, and nothing is written outside dir,
 // symlinks there included. The output object is then not streamed to
 // WithOutputWriter nor kept in the result's Output.
-func WithSaveOutputs(dir string) InvokeOption {
-	return func(o *invokeOptions) error {
+func WithSaveOutputs(dir string) Option {
+	return func(o *options) error {
 		if dir == "" {
 			return errors.New("empty directory for the outputs")
 		}

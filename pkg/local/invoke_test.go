@@ -1,4 +1,4 @@
-package lambda
+package local
 
 import (
 	"archive/zip"
@@ -30,46 +30,46 @@ import (
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
-var invBuilt struct {
+var built struct {
 	once                sync.Once
 	dir                 string
 	bootstrap, testProg string
 	err                 error
 }
 
-// mustInvBuilt builds the real bootstrap (./cmd/bootstrap) and the static test
+// mustBuilt builds the real bootstrap (./cmd/bootstrap) and the static test
 // program once per test binary.
-func mustInvBuilt(t testing.TB) (bootstrap, testProg string) {
+func mustBuilt(t testing.TB) (bootstrap, testProg string) {
 	t.Helper()
-	invBuilt.once.Do(func() {
-		invBuilt.dir, invBuilt.err = os.MkdirTemp("", "lambda-invoke-test-")
-		if invBuilt.err != nil {
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "lambda-invoke-test-")
+		if built.err != nil {
 			return
 		}
-		invBuilt.bootstrap = filepath.Join(invBuilt.dir, "bootstrap")
-		invBuilt.testProg = filepath.Join(invBuilt.dir, "testprog")
-		for out, pkg := range map[string]string{invBuilt.bootstrap: "../../cmd/bootstrap", invBuilt.testProg: "../runtime/testdata/testprog"} {
+		built.bootstrap = filepath.Join(built.dir, "bootstrap")
+		built.testProg = filepath.Join(built.dir, "testprog")
+		for out, pkg := range map[string]string{built.bootstrap: "../../cmd/bootstrap", built.testProg: "../runtime/testdata/testprog"} {
 			cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if b, err := cmd.CombinedOutput(); err != nil {
-				invBuilt.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+				built.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 				return
 			}
 		}
 	})
-	if invBuilt.err != nil {
-		t.Fatal(invBuilt.err)
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return invBuilt.bootstrap, invBuilt.testProg
+	return built.bootstrap, built.testProg
 }
 
-type invZipEntry struct {
+type zipEntry struct {
 	name string
 	mode fs.FileMode
 	data []byte
 }
 
-func mustInvZip(t testing.TB, entries []invZipEntry) string {
+func mustZip(t testing.TB, entries []zipEntry) string {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
@@ -94,7 +94,7 @@ func mustInvZip(t testing.TB, entries []invZipEntry) string {
 	return p
 }
 
-func mustReadInv(t testing.TB, p string) []byte {
+func mustRead(t testing.TB, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -110,26 +110,26 @@ func testLinkDir() string {
 	return "/tmp/x" + hex.EncodeToString(b[:])
 }
 
-// mustInvPackage writes a package in the layout of ARCHITECTURE.md: the real
+// mustPackage writes a package in the layout of ARCHITECTURE.md: the real
 // bootstrap, extract.json, and the test program at rootfs/usr/bin/testprog
 // reached through the symlink rootfs/bin -> usr/bin.
-func mustInvPackage(t testing.TB, m xruntime.Manifest) string {
+func mustPackage(t testing.TB, m xruntime.Manifest) string {
 	t.Helper()
-	bootstrap, prog := mustInvBuilt(t)
+	bootstrap, prog := mustBuilt(t)
 	mb, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mustInvZip(t, []invZipEntry{
-		{"bootstrap", 0o755, mustReadInv(t, bootstrap)},
+	return mustZip(t, []zipEntry{
+		{"bootstrap", 0o755, mustRead(t, bootstrap)},
 		{"extract.json", 0o644, mb},
 		{"rootfs/bin", fs.ModeSymlink | 0o777, []byte("usr/bin")},
-		{"rootfs/usr/bin/testprog", 0o755, mustReadInv(t, prog)},
+		{"rootfs/usr/bin/testprog", 0o755, mustRead(t, prog)},
 		{"rootfs/work/", fs.ModeDir | 0o755, nil},
 	})
 }
 
-func invManifest(args ...string) xruntime.Manifest {
+func testManifest(args ...string) xruntime.Manifest {
 	return xruntime.Manifest{
 		Version: 1,
 		Program: "/bin/testprog",
@@ -154,11 +154,11 @@ func mustCSV(t testing.TB, name string, data []byte) string {
 func TestInvokeCSVLocalS3(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_S3", "")
 	t.Setenv("AWS_ENDPOINT_URL", "")
-	m := invManifest("stderr", "3")
-	zipPath := mustInvPackage(t, m)
+	m := testManifest("stderr", "3")
+	zipPath := mustPackage(t, m)
 	data := []byte("mass,velocity\n1,2\n3,4\n")
 	var logs bytes.Buffer
-	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "red flower.csv", data)), WithLogWriter(&logs), WithInvokeTimeout(20*time.Second))
+	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "red flower.csv", data)), WithLogWriter(&logs), WithTimeout(20*time.Second))
 	if err != nil {
 		t.Fatalf("Invoke: %v\nlogs:\n%s", err, logs.String())
 	}
@@ -184,9 +184,9 @@ func TestInvokeCSVLocalS3(t *testing.T) {
 func TestInvokeCSVInputPrefix(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_S3", "")
 	t.Setenv("AWS_ENDPOINT_URL", "")
-	m := invManifest("cat")
+	m := testManifest("cat")
 	m.Input.Prefix = "input/"
-	res, err := Invoke(context.Background(), mustInvPackage(t, m), WithCSV(mustCSV(t, "day1.csv", []byte("1,2\n"))))
+	res, err := Invoke(context.Background(), mustPackage(t, m), WithCSV(mustCSV(t, "day1.csv", []byte("1,2\n"))))
 	if err != nil {
 		t.Fatalf("Invoke: %v", err)
 	}
@@ -198,9 +198,9 @@ func TestInvokeCSVInputPrefix(t *testing.T) {
 func TestInvokeEnvironment(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_S3", "")
 	t.Setenv("AWS_ENDPOINT_URL", "")
-	m := invManifest("env")
+	m := testManifest("env")
 	m.WritableWorkDir = true
-	zipPath := mustInvPackage(t, m)
+	zipPath := mustPackage(t, m)
 	var logs bytes.Buffer
 	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "e.csv", []byte("x\n"))), WithLogWriter(&logs))
 	if err != nil {
@@ -238,7 +238,7 @@ func TestInvokeEnvironment(t *testing.T) {
 func TestInvokeFailures(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_S3", "")
 	t.Setenv("AWS_ENDPOINT_URL", "")
-	badManifest := invManifest("cat")
+	badManifest := testManifest("cat")
 	badManifest.Program = "/bin/missing"
 	tests := []struct {
 		name     string
@@ -247,25 +247,25 @@ func TestInvokeFailures(t *testing.T) {
 		wantType string
 		wantMsg  []string
 	}{
-		{"exit status", invManifest("fail", "3", "25"), 20 * time.Second, "RecordError", []string{"exited with status 3", "error line 25", "s3://local/in.csv"}},
-		{"timeout", invManifest("sleep"), 2 * time.Second, "RecordError", []string{"timed out"}},
+		{"exit status", testManifest("fail", "3", "25"), 20 * time.Second, "RecordError", []string{"exited with status 3", "error line 25", "s3://local/in.csv"}},
+		{"timeout", testManifest("sleep"), 2 * time.Second, "RecordError", []string{"timed out"}},
 		{"init error", badManifest, 20 * time.Second, xruntime.InitErrorType, []string{"/bin/missing"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			start := time.Now()
-			res, err := Invoke(context.Background(), mustInvPackage(t, tt.m), WithCSV(mustCSV(t, "in.csv", []byte("a\n"))), WithInvokeTimeout(tt.timeout), WithLogWriter(&logs))
+			res, err := Invoke(context.Background(), mustPackage(t, tt.m), WithCSV(mustCSV(t, "in.csv", []byte("a\n"))), WithTimeout(tt.timeout), WithLogWriter(&logs))
 			var ie *InvokeError
 			if !errors.As(err, &ie) {
 				t.Fatalf("Invoke = %v, want an *InvokeError\nlogs:\n%s", err, logs.String())
 			}
-			if res == nil || res.Error == nil || res.Error.Type != tt.wantType {
+			if res == nil || res.Error == nil || res.Error.ErrorType != tt.wantType {
 				t.Fatalf("result error = %+v, want type %s", res.Error, tt.wantType)
 			}
 			for _, w := range tt.wantMsg {
-				if !strings.Contains(res.Error.Message, w) {
-					t.Errorf("error message %q lacks %q", res.Error.Message, w)
+				if !strings.Contains(res.Error.ErrorMessage, w) {
+					t.Errorf("error message %q lacks %q", res.Error.ErrorMessage, w)
 				}
 			}
 			if d := time.Since(start); d > tt.timeout+30*time.Second { // unzip, build and upload under load take seconds
@@ -280,7 +280,7 @@ func TestInvokeWithEvent(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL", "")
 	// An s3:TestEvent needs no S3 at all and succeeds with no records.
 	ev := []byte(`{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-22T03:00:00.000Z","Bucket":"in"}`)
-	res, err := Invoke(context.Background(), mustInvPackage(t, invManifest("cat")), WithEvent(ev), WithInvokeTimeout(20*time.Second))
+	res, err := Invoke(context.Background(), mustPackage(t, testManifest("cat")), WithEvent(ev), WithTimeout(20*time.Second))
 	if err != nil {
 		t.Fatalf("Invoke: %v", err)
 	}
@@ -299,10 +299,10 @@ func TestInvokeMoto(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
 	t.Setenv("AWS_REGION", "us-east-1")
-	zipPath := mustInvPackage(t, invManifest("cat"))
+	zipPath := mustPackage(t, testManifest("cat"))
 	data := make([]byte, 9<<20+3) // more than one 8 MiB part
 	_, _ = rand.Read(data)
-	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "big data.csv", data)), WithInvokeTimeout(60*time.Second))
+	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "big data.csv", data)), WithTimeout(60*time.Second))
 	if err != nil {
 		t.Fatalf("Invoke: %v", err)
 	}
@@ -310,7 +310,7 @@ func TestInvokeMoto(t *testing.T) {
 		t.Errorf("Output is %d bytes, differs from the %d input bytes", len(res.Output), len(data))
 	}
 	// The same object again, named by bucket and key: same output.
-	res, err = Invoke(context.Background(), zipPath, WithS3Object(LocalBucket, "big data.csv"), WithInvokeTimeout(60*time.Second))
+	res, err = Invoke(context.Background(), zipPath, WithS3Object(LocalBucket, "big data.csv"), WithTimeout(60*time.Second))
 	if err != nil {
 		t.Fatalf("Invoke(WithS3Object): %v", err)
 	}
@@ -323,12 +323,12 @@ func TestInvokeMoto(t *testing.T) {
 func TestInvokeOptions(t *testing.T) {
 	tests := []struct {
 		name string
-		opts []InvokeOption
+		opts []Option
 	}{
 		{"none", nil},
-		{"two", []InvokeOption{WithEvent([]byte(`{}`)), WithCSV("a.csv")}},
-		{"bad JSON", []InvokeOption{WithEvent([]byte(`{`))}},
-		{"bad timeout", []InvokeOption{WithCSV("a.csv"), WithInvokeTimeout(time.Hour)}},
+		{"two", []Option{WithEvent([]byte(`{}`)), WithCSV("a.csv")}},
+		{"bad JSON", []Option{WithEvent([]byte(`{`))}},
+		{"bad timeout", []Option{WithCSV("a.csv"), WithTimeout(time.Hour)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -342,20 +342,20 @@ func TestInvokeOptions(t *testing.T) {
 func TestUnzip(t *testing.T) {
 	tests := []struct {
 		name    string
-		entries []invZipEntry
+		entries []zipEntry
 		wantErr string
 	}{
-		{"dot-dot", []invZipEntry{{"a/../../evil", 0o644, []byte("x")}}, `".."`},
-		{"absolute", []invZipEntry{{"/etc/evil", 0o644, []byte("x")}}, "absolute"},
-		{"through symlink", []invZipEntry{{"l", fs.ModeSymlink | 0o777, []byte("/tmp")}, {"l/evil", 0o644, []byte("x")}}, "symlink"},
-		{"duplicate", []invZipEntry{{"a", 0o644, []byte("x")}, {"a", 0o644, []byte("y")}}, "duplicate"},
-		{"backslash", []invZipEntry{{`..\evil`, 0o644, []byte("x")}}, "backslash"},
-		{"fine", []invZipEntry{{"bin/", fs.ModeDir | 0o755, nil}, {"bin/run", 0o4755, []byte("#!")}, {"l", fs.ModeSymlink | 0o777, []byte("/abs/target")}}, ""},
+		{"dot-dot", []zipEntry{{"a/../../evil", 0o644, []byte("x")}}, `".."`},
+		{"absolute", []zipEntry{{"/etc/evil", 0o644, []byte("x")}}, "absolute"},
+		{"through symlink", []zipEntry{{"l", fs.ModeSymlink | 0o777, []byte("/tmp")}, {"l/evil", 0o644, []byte("x")}}, "symlink"},
+		{"duplicate", []zipEntry{{"a", 0o644, []byte("x")}, {"a", 0o644, []byte("y")}}, "duplicate"},
+		{"backslash", []zipEntry{{`..\evil`, 0o644, []byte("x")}}, "backslash"},
+		{"fine", []zipEntry{{"bin/", fs.ModeDir | 0o755, nil}, {"bin/run", 0o4755, []byte("#!")}, {"l", fs.ModeSymlink | 0o777, []byte("/abs/target")}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "out")
-			err := Unzip(mustInvZip(t, tt.entries), dir)
+			err := Unzip(mustZip(t, tt.entries), dir)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Errorf("Unzip = %v, want an error mentioning %q", err, tt.wantErr)
@@ -411,9 +411,9 @@ func TestBootstrapWarmInvocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := invManifest("cat")
+	m := testManifest("cat")
 	dir := filepath.Join(t.TempDir(), "task")
-	if err := Unzip(mustInvPackage(t, m), dir); err != nil {
+	if err := Unzip(mustPackage(t, m), dir); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Remove(m.LinkDir) })
@@ -484,15 +484,15 @@ func TestInvokeArm64(t *testing.T) {
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build %s for arm64: %v\n%s", pkg, err, b)
 		}
-		bins[name] = mustReadInv(t, out)
+		bins[name] = mustRead(t, out)
 	}
-	m := invManifest("cat")
+	m := testManifest("cat")
 	m.Platform = "linux/arm64"
 	mb, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	zipPath := mustInvZip(t, []invZipEntry{
+	zipPath := mustZip(t, []zipEntry{
 		{"bootstrap", 0o755, bins["bootstrap"]},
 		{"extract.json", 0o644, mb},
 		{"rootfs/bin/testprog", 0o755, bins["testprog"]},
@@ -500,7 +500,7 @@ func TestInvokeArm64(t *testing.T) {
 	})
 	data := []byte("mass,velocity\n10,2.5\n")
 	var logs bytes.Buffer
-	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "arm.csv", data)), WithLogWriter(&logs), WithInvokeTimeout(60*time.Second))
+	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "arm.csv", data)), WithLogWriter(&logs), WithTimeout(60*time.Second))
 	if err != nil {
 		t.Fatalf("Invoke: %v\nlogs:\n%s", err, logs.String())
 	}
@@ -515,8 +515,8 @@ func TestInvokeArm64(t *testing.T) {
 func TestInvokeWaitsForLinkDir(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_S3", "")
 	t.Setenv("AWS_ENDPOINT_URL", "")
-	m := invManifest("cat")
-	zipPath := mustInvPackage(t, m)
+	m := testManifest("cat")
+	zipPath := mustPackage(t, m)
 	data := []byte("a,b\n1,2\n")
 	csv := mustCSV(t, "in.csv", data)
 
@@ -528,7 +528,7 @@ func TestInvokeWaitsForLinkDir(t *testing.T) {
 	var logs syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		res, err := Invoke(context.Background(), zipPath, WithCSV(csv), WithInvokeLogger(slog.New(slog.NewTextHandler(&logs, nil))), WithInvokeTimeout(20*time.Second))
+		res, err := Invoke(context.Background(), zipPath, WithCSV(csv), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), WithTimeout(20*time.Second))
 		if err == nil && !bytes.Equal(res.Output, data) {
 			err = fmt.Errorf("Output = %q, want %q", res.Output, data)
 		}
@@ -606,8 +606,8 @@ func main() {
 // returns it with a CSV to invoke it on.
 func mustTreePackage(t *testing.T, token string) (zipPath, csv string) {
 	t.Helper()
-	bootstrap, _ := mustInvBuilt(t)
-	m := invManifest()
+	bootstrap, _ := mustBuilt(t)
+	m := testManifest()
 	m.Program = "/bin/tree"
 	m.Args = []string{"tree", "tree", token}
 	m.Output.Stdout = xruntime.StdoutPipe
@@ -615,10 +615,10 @@ func mustTreePackage(t *testing.T, token string) (zipPath, csv string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zipPath = mustInvZip(t, []invZipEntry{
-		{"bootstrap", 0o755, mustReadInv(t, bootstrap)},
+	zipPath = mustZip(t, []zipEntry{
+		{"bootstrap", 0o755, mustRead(t, bootstrap)},
 		{"extract.json", 0o644, mb},
-		{"rootfs/bin/tree", 0o755, mustReadInv(t, mustGoBuild(t, treeSource))},
+		{"rootfs/bin/tree", 0o755, mustRead(t, mustGoBuild(t, treeSource))},
 		{"rootfs/work/", fs.ModeDir | 0o755, nil},
 	})
 	return zipPath, mustCSV(t, "in.csv", []byte("a\n"))
@@ -657,7 +657,7 @@ func TestInvokeCancelKillsTree(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := Invoke(ctx, zipPath, WithCSV(csv), WithInvokeTimeout(time.Minute))
+		_, err := Invoke(ctx, zipPath, WithCSV(csv), WithTimeout(time.Minute))
 		done <- err
 	}()
 	deadline := time.Now().Add(30 * time.Second)
@@ -730,14 +730,14 @@ func TestInvokeLocalEndpointCredentials(t *testing.T) {
 	t.Setenv("AWS_SESSION_TOKEN", "")
 	t.Setenv("AWS_PROFILE", "")
 	t.Setenv("AWS_REGION", "us-east-1")
-	m := invManifest("env")
+	m := testManifest("env")
 	m.PassAWSCredentials = true
-	zipPath := mustInvPackage(t, m)
+	zipPath := mustPackage(t, m)
 	csv := mustCSV(t, "creds.csv", []byte("x\n"))
-	programEnv := func(opts ...InvokeOption) map[string]string {
+	programEnv := func(opts ...Option) map[string]string {
 		t.Helper()
 		var logs bytes.Buffer
-		res, err := Invoke(context.Background(), zipPath, append(opts, WithCSV(csv), WithLogWriter(&logs), WithInvokeTimeout(20*time.Second))...)
+		res, err := Invoke(context.Background(), zipPath, append(opts, WithCSV(csv), WithLogWriter(&logs), WithTimeout(20*time.Second))...)
 		if err != nil {
 			t.Fatalf("Invoke: %v\nlogs:\n%s", err, logs.String())
 		}
@@ -802,12 +802,12 @@ func TestInvokeRefusesForeignLinkDir(t *testing.T) {
 	csv := mustCSV(t, "in.csv", []byte("a\n"))
 	invoke := func(m xruntime.Manifest) error {
 		t.Helper()
-		_, err := Invoke(context.Background(), mustInvPackage(t, m), WithCSV(csv), WithInvokeTimeout(20*time.Second))
+		_, err := Invoke(context.Background(), mustPackage(t, m), WithCSV(csv), WithTimeout(20*time.Second))
 		return err
 	}
 
 	t.Run("symlink at the lock", func(t *testing.T) {
-		m := invManifest("cat")
+		m := testManifest("cat")
 		victim := filepath.Join(t.TempDir(), "victim")
 		mustForeignSymlink(t, victim, m.LinkDir+".lock")
 		err := invoke(m)
@@ -819,7 +819,7 @@ func TestInvokeRefusesForeignLinkDir(t *testing.T) {
 		}
 	})
 	t.Run("lock file of another user", func(t *testing.T) {
-		m := invManifest("cat")
+		m := testManifest("cat")
 		lock := m.LinkDir + ".lock"
 		if err := os.WriteFile(lock, nil, 0o666); err != nil {
 			t.Fatal(err)
@@ -834,7 +834,7 @@ func TestInvokeRefusesForeignLinkDir(t *testing.T) {
 		}
 	})
 	t.Run("symlink at the link directory", func(t *testing.T) {
-		m := invManifest("cat")
+		m := testManifest("cat")
 		theirs := t.TempDir()
 		mustForeignSymlink(t, theirs, m.LinkDir)
 		err := invoke(m)
@@ -850,7 +850,7 @@ func TestInvokeRefusesForeignLinkDir(t *testing.T) {
 	})
 	t.Run("stale link of ours", func(t *testing.T) {
 		// A killed invocation's link (ours) is replaced, not refused.
-		m := invManifest("cat")
+		m := testManifest("cat")
 		if err := os.Symlink(t.TempDir(), m.LinkDir); err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package lambda
+package local
 
 import (
 	"bytes"
@@ -19,10 +19,10 @@ import (
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
-// DefaultInvokeUID is the user and group ID an image package runs as unless
+// DefaultUID is the user and group ID an image package runs as unless
 // WithUID sets others: Lambda runs container images as a non-root user it
 // chooses (not the image's USER), owning none of the image's files.
-const DefaultInvokeUID = 65534
+const DefaultUID = 65534
 
 // lambdaDefaultPath and lambdaDefaultLibraryPath are the PATH and
 // LD_LIBRARY_PATH Lambda sets when the image's ENV has none.
@@ -31,9 +31,9 @@ const (
 	lambdaDefaultLibraryPath = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
 )
 
-// imageInvokeOptions are the options of Invoke that concern image
+// imageOptions are the options of Invoke that concern image
 // packages.
-type imageInvokeOptions struct {
+type imageOptions struct {
 	uid, gid int
 	uidSet   bool
 	platform string
@@ -41,11 +41,11 @@ type imageInvokeOptions struct {
 }
 
 // WithUID sets the user and group IDs an image package runs as (default
-// DefaultInvokeUID for both). Lambda picks a non-root uid of its own
+// DefaultUID for both). Lambda picks a non-root uid of its own
 // (reportedly 993), so a package must work whatever it is; root (0)
 // is refused. Zip packages run as the caller.
-func WithUID(uid, gid int) InvokeOption {
-	return func(o *invokeOptions) error {
+func WithUID(uid, gid int) Option {
+	return func(o *options) error {
 		if uid <= 0 || gid <= 0 || int64(uid) >= 1<<32-1 || int64(gid) >= 1<<32-1 {
 			return fmt.Errorf("uid:gid %d:%d: want non-root IDs (Lambda never runs a function as root)", uid, gid)
 		}
@@ -54,12 +54,12 @@ func WithUID(uid, gid int) InvokeOption {
 	}
 }
 
-// WithInvokePlatform selects the platform ("linux/arm64") of an image
+// WithPlatform selects the platform ("linux/arm64") of an image
 // package given as a multi-platform index. Default: a single-platform image
 // runs whatever its platform (a Lambda image has exactly one); from an
 // index, image.DefaultPlatform.
-func WithInvokePlatform(p string) InvokeOption {
-	return func(o *invokeOptions) error {
+func WithPlatform(p string) Option {
+	return func(o *options) error {
 		if p == "" {
 			return errors.New("empty platform")
 		}
@@ -68,11 +68,11 @@ func WithInvokePlatform(p string) InvokeOption {
 	}
 }
 
-// WithInvokeImageOptions passes options to image.Open for an image package
+// WithImageOptions passes options to image.Open for an image package
 // (blob cache, registry credentials, progress). The platform is set with
-// WithInvokePlatform.
-func WithInvokeImageOptions(opts ...image.Option) InvokeOption {
-	return func(o *invokeOptions) error {
+// WithPlatform.
+func WithImageOptions(opts ...image.Option) Option {
+	return func(o *options) error {
 		o.image.open = append(o.image.open, opts...)
 		return nil
 	}
@@ -133,7 +133,7 @@ type imageSandbox struct {
 // outlives the invocation (or the invoker). The network is the host's, so
 // the Runtime API and S3 on 127.0.0.1 are reached as from a zip package. It
 // needs Linux and root: see imageSandboxSupported.
-func invokeImage(ctx context.Context, ref string, o invokeOptions) (*InvokeResult, error) {
+func invokeImage(ctx context.Context, ref string, o options) (*InvokeResult, error) {
 	if err := imageSandboxSupported(); err != nil {
 		return nil, fmt.Errorf("invoke %s: %w", ref, err)
 	}
@@ -161,7 +161,7 @@ func (inv *invocation) runImage(ctx context.Context, ref string) (*InvokeResult,
 		return nil, fmt.Errorf("invoke: indexing %s: %w", ref, err)
 	}
 	tIndex := time.Now()
-	sb := &imageSandbox{root: filepath.Join(work, "root"), tmp: filepath.Join(work, "tmp"), uid: DefaultInvokeUID, gid: DefaultInvokeUID}
+	sb := &imageSandbox{root: filepath.Join(work, "root"), tmp: filepath.Join(work, "tmp"), uid: DefaultUID, gid: DefaultUID}
 	if inv.o.image.uidSet {
 		sb.uid, sb.gid = inv.o.image.uid, inv.o.image.gid
 	}
@@ -236,9 +236,9 @@ func (inv *invocation) runImage(ctx context.Context, ref string) (*InvokeResult,
 	return inv.await(ctx, payload, started)
 }
 
-// openInvokeImage opens ref; without WithInvokePlatform, a single-platform
+// openInvokeImage opens ref; without WithPlatform, a single-platform
 // image of another platform than image.DefaultPlatform is opened as it is.
-func openInvokeImage(ctx context.Context, ref string, o invokeOptions) (*image.Image, error) {
+func openInvokeImage(ctx context.Context, ref string, o options) (*image.Image, error) {
 	if fi, err := os.Stat(ref); err == nil && !strings.Contains(ref, ":") {
 		// A local tar or directory: image.Open would take it for a
 		// registry reference.

@@ -1,4 +1,4 @@
-package lambda
+package local
 
 import (
 	"context"
@@ -15,21 +15,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/comingout/extract/internal/runtimeapi"
 )
 
-// Runtime API limits and headers, as AWS documents them (version 2018-06-01).
-const (
-	runtimeAPIPrefix        = "/2018-06-01/runtime"
-	maxResponseSize         = 6 << 20 // synchronous invocation payload limit
-	headerRequestID         = "Lambda-Runtime-Aws-Request-Id"
-	headerDeadlineMS        = "Lambda-Runtime-Deadline-Ms"
-	headerFunctionARN       = "Lambda-Runtime-Invoked-Function-Arn"
-	headerTraceID           = "Lambda-Runtime-Trace-Id"
-	headerFunctionErrorType = "Lambda-Runtime-Function-Error-Type"
-	// timeoutGrace is how long past the deadline Invoke waits for an
-	// answer before it calls the invocation timed out.
-	timeoutGrace = 250 * time.Millisecond
-)
+// timeoutGrace is how long past the deadline Invoke waits for an answer
+// before it calls the invocation timed out.
+const timeoutGrace = 250 * time.Millisecond
 
 // Error types of failures the Runtime API itself reports, named like
 // Lambda's own.
@@ -78,21 +70,11 @@ type InvokeResult struct {
 	Outputs []InvokeOutput `json:"outputs,omitempty"`
 }
 
-// FunctionError is an invocation error as the Runtime API reports it.
-type FunctionError struct {
-	// Type is the Lambda-Runtime-Function-Error-Type header, else the
-	// body's errorType.
-	Type    string `json:"errorType"`
-	Message string `json:"errorMessage"`
-}
-
-// Error reads like "RecordError: processing s3://in/a.csv: ...".
-func (e *FunctionError) Error() string {
-	if e.Type == "" {
-		return e.Message
-	}
-	return e.Type + ": " + e.Message
-}
+// FunctionError is an invocation error: the Runtime API's error body as
+// the function posted it, its ErrorType from the
+// Lambda-Runtime-Function-Error-Type header when set; or one the emulator
+// reports itself (ErrorTypeTimeout, ErrorTypeExitError).
+type FunctionError = runtimeapi.ErrorBody
 
 // RuntimeAPI is a local server of the Lambda Runtime API (2018-06-01), on
 // 127.0.0.1 and a free port, for one runtime process (requests must name
@@ -156,10 +138,10 @@ func NewRuntimeAPI(opts RuntimeAPIOptions) (*RuntimeAPI, error) {
 		initDone: make(chan struct{}),
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+runtimeAPIPrefix+"/invocation/next", a.next)
-	mux.HandleFunc("POST "+runtimeAPIPrefix+"/invocation/{id}/response", a.response)
-	mux.HandleFunc("POST "+runtimeAPIPrefix+"/invocation/{id}/error", a.invocationError)
-	mux.HandleFunc("POST "+runtimeAPIPrefix+"/init/error", a.initError)
+	mux.HandleFunc("GET "+runtimeapi.Prefix+runtimeapi.PathNext, a.next)
+	mux.HandleFunc("POST "+runtimeapi.Prefix+runtimeapi.ResponsePath("{id}"), a.response)
+	mux.HandleFunc("POST "+runtimeapi.Prefix+runtimeapi.ErrorPath("{id}"), a.invocationError)
+	mux.HandleFunc("POST "+runtimeapi.Prefix+runtimeapi.PathInitError, a.initError)
 	a.srv = &http.Server{Handler: a.checkHost(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = a.srv.Serve(ln) }()
 	return a, nil
@@ -241,8 +223,8 @@ func (a *RuntimeAPI) Invoke(ctx context.Context, payload []byte, timeout time.Du
 		case <-timer.C:
 			a.forget(p)
 			return &InvokeResult{RequestID: p.id, Duration: time.Since(start), Error: &FunctionError{
-				Type:    ErrorTypeTimeout,
-				Message: fmt.Sprintf("task timed out after %.2f seconds", timeout.Seconds()),
+				ErrorType:    ErrorTypeTimeout,
+				ErrorMessage: fmt.Sprintf("task timed out after %.2f seconds", timeout.Seconds()),
 			}}, nil
 		case <-a.closed:
 			return nil, errors.New("runtime API closed")
@@ -292,10 +274,10 @@ func (a *RuntimeAPI) next(w http.ResponseWriter, r *http.Request) {
 			a.mu.Unlock()
 			close(p.delivered)
 			h := w.Header()
-			h.Set(headerRequestID, p.id)
-			h.Set(headerDeadlineMS, strconv.FormatInt(p.deadline.UnixMilli(), 10))
-			h.Set(headerFunctionARN, a.arn)
-			h.Set(headerTraceID, traceID())
+			h.Set(runtimeapi.HeaderRequestID, p.id)
+			h.Set(runtimeapi.HeaderDeadlineMS, strconv.FormatInt(p.deadline.UnixMilli(), 10))
+			h.Set(runtimeapi.HeaderFunctionARN, a.arn)
+			h.Set(runtimeapi.HeaderTraceID, traceID())
 			h.Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
 			_, _ = w.Write(p.payload)
@@ -325,7 +307,7 @@ func (a *RuntimeAPI) take(w http.ResponseWriter, id string) *pendingInvoke {
 }
 
 func (a *RuntimeAPI) response(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxResponseSize+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, runtimeapi.MaxResponseSize+1))
 	if err != nil {
 		apiError(w, http.StatusBadRequest, "InvalidRequest", err.Error())
 		return
@@ -335,9 +317,9 @@ func (a *RuntimeAPI) response(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := &InvokeResult{RequestID: p.id}
-	if len(body) > maxResponseSize {
-		res.Error = &FunctionError{Type: "Function.ResponseSizeTooLarge", Message: fmt.Sprintf("response payload size exceeded maximum allowed payload size (%d bytes)", maxResponseSize)}
-		apiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", res.Error.Message)
+	if len(body) > runtimeapi.MaxResponseSize {
+		res.Error = &FunctionError{ErrorType: "Function.ResponseSizeTooLarge", ErrorMessage: fmt.Sprintf("response payload size exceeded maximum allowed payload size (%d bytes)", runtimeapi.MaxResponseSize)}
+		apiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", res.Error.ErrorMessage)
 	} else {
 		res.Response = asJSON(body)
 		w.WriteHeader(http.StatusAccepted)
@@ -386,28 +368,22 @@ func (a *RuntimeAPI) initError(w http.ResponseWriter, r *http.Request) {
 // the error type header wins over the body's, and a trailer of that name
 // (aws-lambda-go sends one when its body fails) over both.
 func readFunctionError(r *http.Request) (*FunctionError, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxResponseSize))
+	body, err := io.ReadAll(io.LimitReader(r.Body, runtimeapi.MaxResponseSize))
 	if err != nil {
 		return nil, err
 	}
 	fe := &FunctionError{}
-	var b struct {
-		ErrorMessage string `json:"errorMessage"`
-		ErrorType    string `json:"errorType"`
+	if json.Unmarshal(body, fe) != nil || (fe.ErrorMessage == "" && fe.ErrorType == "") {
+		fe = &FunctionError{ErrorMessage: strings.TrimSpace(string(body))}
 	}
-	if json.Unmarshal(body, &b) == nil && (b.ErrorMessage != "" || b.ErrorType != "") {
-		fe.Message, fe.Type = b.ErrorMessage, b.ErrorType
-	} else {
-		fe.Message = strings.TrimSpace(string(body))
+	if t := r.Header.Get(runtimeapi.HeaderFunctionErrorType); t != "" {
+		fe.ErrorType = t
 	}
-	if t := r.Header.Get(headerFunctionErrorType); t != "" {
-		fe.Type = t
+	if t := r.Trailer.Get(runtimeapi.HeaderFunctionErrorType); t != "" {
+		fe.ErrorType = t
 	}
-	if t := r.Trailer.Get(headerFunctionErrorType); t != "" {
-		fe.Type = t
-	}
-	if fe.Type == "" {
-		fe.Type = "Unhandled"
+	if fe.ErrorType == "" {
+		fe.ErrorType = "Unhandled"
 	}
 	return fe, nil
 }
@@ -415,7 +391,7 @@ func readFunctionError(r *http.Request) (*FunctionError, error) {
 func apiError(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"errorType": typ, "errorMessage": msg})
+	_ = json.NewEncoder(w).Encode(&runtimeapi.ErrorBody{ErrorType: typ, ErrorMessage: msg})
 }
 
 // asJSON returns b when it is JSON, else b as a JSON string.

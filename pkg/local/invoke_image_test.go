@@ -1,4 +1,4 @@
-package lambda
+package local
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/comingout/extract/internal/imagebuild"
 	"github.com/comingout/extract/pkg/image"
+	"github.com/comingout/extract/pkg/lambda"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -236,11 +237,11 @@ func TestInvokeImageSandbox(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		ref      string
-		opts     []InvokeOption
+		opts     []Option
 		uid, gid int
 	}{
 		{"oci default uid", refs["oci"], nil, 65534, 65534},
-		{"oci uid 993", refs["oci"], []InvokeOption{WithUID(993, 990)}, 993, 990},
+		{"oci uid 993", refs["oci"], []Option{WithUID(993, 990)}, 993, 990},
 		{"docker-archive", refs["docker-archive"], nil, 65534, 65534},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,7 +251,7 @@ func TestInvokeImageSandbox(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			var log strings.Builder
-			opts := append([]InvokeOption{WithEvent([]byte(`{}`)), WithLogWriter(&log), WithMemorySize(512)}, tt.opts...)
+			opts := append([]Option{WithEvent([]byte(`{}`)), WithLogWriter(&log), WithMemorySize(512)}, tt.opts...)
 			res, err := Invoke(ctx, tt.ref, opts...)
 			if err != nil {
 				t.Fatalf("Invoke(%q): %v\nlog:\n%s", tt.ref, err, log.String())
@@ -335,7 +336,7 @@ func TestInvokeImageFortran(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := mustServe(t, v1img)
-	res, err := PackageImage(ctx, img)
+	res, err := lambda.PackageImage(ctx, img)
 	if err != nil {
 		t.Fatalf("PackageImage: %v", err)
 	}
@@ -348,12 +349,12 @@ func TestInvokeImageFortran(t *testing.T) {
 		{"registry", strings.TrimPrefix(srv.URL, "http://") + "/momentum:v1"},
 	}
 	for _, r := range refs {
-		if _, err := WriteImage(ctx, res.Image, r.dest); err != nil {
-			t.Fatalf("WriteImage(%q): %v", r.dest, err)
+		if _, err := lambda.WriteImage(ctx, res.Image, r.dest); err != nil {
+			t.Fatalf("lambda.WriteImage(%q): %v", r.dest, err)
 		}
 	}
 	zipPath := filepath.Join(t.TempDir(), "momentum.zip")
-	if _, err := PackageFile(ctx, img, zipPath); err != nil {
+	if _, err := lambda.PackageFile(ctx, img, zipPath); err != nil {
 		t.Fatalf("PackageFile: %v", err)
 	}
 	refs = append(refs, struct{ name, dest string }{"zip", zipPath})
@@ -363,7 +364,7 @@ func TestInvokeImageFortran(t *testing.T) {
 			var log strings.Builder
 			start := time.Now()
 			got, err := Invoke(ctx, r.dest, WithCSV(sample), WithLogWriter(&log),
-				WithInvokeImageOptions(image.WithCacheDir(t.TempDir())))
+				WithImageOptions(image.WithCacheDir(t.TempDir())))
 			elapsed := time.Since(start)
 			if err != nil {
 				t.Fatalf("Invoke(%q): %v\nlog:\n%s", r.dest, err, log.String())
@@ -404,13 +405,13 @@ func TestInvokeImageTimeout(t *testing.T) {
 			}
 		}
 	}()
-	res, err := Invoke(ctx, ref, WithEvent([]byte(`{}`)), WithInvokeTimeout(2*time.Second), WithLogWriter(&log))
+	res, err := Invoke(ctx, ref, WithEvent([]byte(`{}`)), WithTimeout(2*time.Second), WithLogWriter(&log))
 	close(done)
 	if most := <-seen; most < 2 {
 		t.Errorf("saw at most %d processes of the image while it ran, want the probe and its child", most)
 	}
 	var ie *InvokeError
-	if !errors.As(err, &ie) || res.Error == nil || res.Error.Type != ErrorTypeTimeout {
+	if !errors.As(err, &ie) || res.Error == nil || res.Error.ErrorType != ErrorTypeTimeout {
 		t.Fatalf("Invoke of a hanging image = %+v, %v; want an *InvokeError of type %s\nlog:\n%s", res, err, ErrorTypeTimeout, log.String())
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -537,7 +538,7 @@ func TestInvokeImageLocalWithoutTransport(t *testing.T) {
 }
 
 // TestOpenInvokeImagePlatform: a single-platform image opens whatever its
-// platform (a Lambda image has one), unless WithInvokePlatform asks for
+// platform (a Lambda image has one), unless WithPlatform asks for
 // another.
 func TestOpenInvokeImagePlatform(t *testing.T) {
 	img := mustImage(t, v1.Config{Entrypoint: []string{"/x"}}, []layerFile{{name: "x", body: "x", mode: 0o755}})
@@ -551,7 +552,7 @@ func TestOpenInvokeImagePlatform(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := mustWriteOCI(t, img, "arm")
-	o := invokeOptions{logger: slog.New(slog.DiscardHandler)}
+	o := options{logger: slog.New(slog.DiscardHandler)}
 	got, err := openInvokeImage(context.Background(), ref, o)
 	if err != nil {
 		t.Fatalf("openInvokeImage(%q): %v", ref, err)
@@ -572,7 +573,7 @@ func TestWithUID(t *testing.T) {
 		uid, gid int
 		ok       bool
 	}{{993, 990, true}, {65534, 65534, true}, {0, 0, false}, {993, 0, false}, {-1, 5, false}} {
-		var o invokeOptions
+		var o options
 		err := WithUID(tt.uid, tt.gid)(&o)
 		if (err == nil) != tt.ok {
 			t.Errorf("WithUID(%d, %d) = %v, want ok %v", tt.uid, tt.gid, err, tt.ok)
@@ -610,7 +611,7 @@ func invokeHelperProcess() bool {
 	if csv := os.Getenv("EXTRACT_TEST_INVOKE_CSV"); csv != "" {
 		what = WithCSV(csv)
 	}
-	Invoke(context.Background(), ref, what, WithInvokeTimeout(time.Minute))
+	Invoke(context.Background(), ref, what, WithTimeout(time.Minute))
 	return true
 }
 

@@ -1,4 +1,4 @@
-package lambda
+package local
 
 import (
 	"bufio"
@@ -23,7 +23,7 @@ import (
 	"time"
 )
 
-// LocalS3 is a minimal S3-compatible endpoint on 127.0.0.1 for local
+// S3 is a minimal S3-compatible endpoint on 127.0.0.1 for local
 // invocations and tests: path-style addressing, object bodies kept in files
 // under a directory. Requests to its listener must name its address (URL's
 // host) in their Host header, which defeats DNS rebinding; after
@@ -38,7 +38,7 @@ import (
 //
 // ETags are content hashes (CRC-32C here, not MD5): stable for the same
 // content, cheap on large objects.
-type LocalS3 struct {
+type S3 struct {
 	dir     string
 	ownDir  bool
 	ln      net.Listener
@@ -72,13 +72,13 @@ type localUpload struct {
 	parts       map[int]*localObject
 }
 
-// NewLocalS3 starts a local S3 endpoint storing objects under dir (a new
+// NewS3 starts a local S3 endpoint storing objects under dir (a new
 // temporary directory, removed by Close, when dir is empty).
-func NewLocalS3(dir string, logger *slog.Logger) (*LocalS3, error) {
+func NewS3(dir string, logger *slog.Logger) (*S3, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &LocalS3{dir: dir, logger: logger, buckets: map[string]map[string]*localObject{}, uploads: map[string]*localUpload{}}
+	s := &S3{dir: dir, logger: logger, buckets: map[string]map[string]*localObject{}, uploads: map[string]*localUpload{}}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "extract-s3-")
 		if err != nil {
@@ -106,7 +106,7 @@ func NewLocalS3(dir string, logger *slog.Logger) (*LocalS3, error) {
 // per invocation and gives it to the bootstrap only, so that other local
 // processes cannot use the endpoint. Call it before the endpoint's URL is
 // handed out.
-func (s *LocalS3) RequireAccessKey(id string) {
+func (s *S3) RequireAccessKey(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.accessKey = id
@@ -132,7 +132,7 @@ func requestAccessKey(r *http.Request) string {
 // its Host header must name the listener's address, as a client given URL
 // sends, where a web page that had its own name resolve to 127.0.0.1 (DNS
 // rebinding) sends that name.
-func (s *LocalS3) serveLocal(w http.ResponseWriter, r *http.Request) {
+func (s *S3) serveLocal(w http.ResponseWriter, r *http.Request) {
 	if r.Host != s.ln.Addr().String() {
 		s.logger.Debug("s3 request refused: wrong Host", "host", r.Host)
 		writeS3Error(w, r, &s3Error{http.StatusForbidden, "AccessDenied", fmt.Sprintf("Host %q is not this endpoint's %s", r.Host, s.ln.Addr())})
@@ -142,7 +142,7 @@ func (s *LocalS3) serveLocal(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorize checks a request's access key, after RequireAccessKey.
-func (s *LocalS3) authorize(r *http.Request) error {
+func (s *S3) authorize(r *http.Request) error {
 	s.mu.Lock()
 	want := s.accessKey
 	s.mu.Unlock()
@@ -153,10 +153,10 @@ func (s *LocalS3) authorize(r *http.Request) error {
 }
 
 // URL is the endpoint's base URL, for AWS_ENDPOINT_URL_S3.
-func (s *LocalS3) URL() string { return "http://" + s.ln.Addr().String() }
+func (s *S3) URL() string { return "http://" + s.ln.Addr().String() }
 
 // Close stops the server and removes the directory it made.
-func (s *LocalS3) Close() error {
+func (s *S3) Close() error {
 	err := s.srv.Close()
 	if s.ownDir {
 		if rerr := os.RemoveAll(s.dir); rerr != nil && err == nil {
@@ -204,7 +204,7 @@ const s3XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 // ServeHTTP routes a path-style S3 request (with no Host check: the
 // endpoint's own listener makes it, a handler in front of it may serve
 // another address).
-func (s *LocalS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *S3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	q := r.URL.Query()
 	s.logger.Debug("s3 request", "method", r.Method, "bucket", bucket, "key", key, "query", r.URL.RawQuery)
@@ -244,7 +244,7 @@ func (s *LocalS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *LocalS3) createBucket(name string) error {
+func (s *S3) createBucket(name string) error {
 	if strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
 		return &s3Error{http.StatusBadRequest, "InvalidBucketName", name}
 	}
@@ -260,9 +260,9 @@ func (s *LocalS3) createBucket(name string) error {
 }
 
 // CreateBucket creates a bucket (no error when it exists).
-func (s *LocalS3) CreateBucket(name string) error { return s.createBucket(name) }
+func (s *S3) CreateBucket(name string) error { return s.createBucket(name) }
 
-func (s *LocalS3) bucket(name string) (map[string]*localObject, error) {
+func (s *S3) bucket(name string) (map[string]*localObject, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, ok := s.buckets[name]
@@ -272,7 +272,7 @@ func (s *LocalS3) bucket(name string) (map[string]*localObject, error) {
 	return b, nil
 }
 
-func (s *LocalS3) list(w http.ResponseWriter, bucket string, q map[string][]string) error {
+func (s *S3) list(w http.ResponseWriter, bucket string, q map[string][]string) error {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
 			return v[0]
@@ -447,7 +447,7 @@ func localETag(h hash.Hash, suffix string) string {
 }
 
 // commit publishes o as bucket/key, replacing an older version.
-func (s *LocalS3) commit(bucket, key string, o *localObject) error {
+func (s *S3) commit(bucket, key string, o *localObject) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, ok := s.buckets[bucket]
@@ -462,7 +462,7 @@ func (s *LocalS3) commit(bucket, key string, o *localObject) error {
 	return nil
 }
 
-func (s *LocalS3) putObject(w http.ResponseWriter, r *http.Request, bucket, key string) error {
+func (s *S3) putObject(w http.ResponseWriter, r *http.Request, bucket, key string) error {
 	if _, err := s.bucket(bucket); err != nil {
 		return err
 	}
@@ -480,7 +480,7 @@ func (s *LocalS3) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 }
 
 // PutObject stores data as bucket/key.
-func (s *LocalS3) PutObject(bucket, key string, data io.Reader) error {
+func (s *S3) PutObject(bucket, key string, data io.Reader) error {
 	if _, err := s.bucket(bucket); err != nil {
 		return err
 	}
@@ -492,7 +492,7 @@ func (s *LocalS3) PutObject(bucket, key string, data io.Reader) error {
 }
 
 // Object opens bucket/key for reading.
-func (s *LocalS3) Object(bucket, key string) (io.ReadSeekCloser, error) {
+func (s *S3) Object(bucket, key string) (io.ReadSeekCloser, error) {
 	o, err := s.object(bucket, key)
 	if err != nil {
 		return nil, err
@@ -500,7 +500,7 @@ func (s *LocalS3) Object(bucket, key string) (io.ReadSeekCloser, error) {
 	return o.open()
 }
 
-func (s *LocalS3) object(bucket, key string) (*localObject, error) {
+func (s *S3) object(bucket, key string) (*localObject, error) {
 	b, err := s.bucket(bucket)
 	if err != nil {
 		return nil, err
@@ -514,7 +514,7 @@ func (s *LocalS3) object(bucket, key string) (*localObject, error) {
 	return o, nil
 }
 
-func (s *LocalS3) getObject(w http.ResponseWriter, r *http.Request, bucket, key string) error {
+func (s *S3) getObject(w http.ResponseWriter, r *http.Request, bucket, key string) error {
 	o, err := s.object(bucket, key)
 	if err != nil {
 		return err
@@ -542,7 +542,7 @@ func (s *LocalS3) getObject(w http.ResponseWriter, r *http.Request, bucket, key 
 	return nil
 }
 
-func (s *LocalS3) deleteObject(w http.ResponseWriter, bucket, key string) error {
+func (s *S3) deleteObject(w http.ResponseWriter, bucket, key string) error {
 	b, err := s.bucket(bucket)
 	if err != nil {
 		return err
@@ -557,7 +557,7 @@ func (s *LocalS3) deleteObject(w http.ResponseWriter, bucket, key string) error 
 	return nil
 }
 
-func (s *LocalS3) createUpload(w http.ResponseWriter, r *http.Request, bucket, key string) error {
+func (s *S3) createUpload(w http.ResponseWriter, r *http.Request, bucket, key string) error {
 	if _, err := s.bucket(bucket); err != nil {
 		return err
 	}
@@ -581,7 +581,7 @@ func (s *LocalS3) createUpload(w http.ResponseWriter, r *http.Request, bucket, k
 	return nil
 }
 
-func (s *LocalS3) upload(id string) (*localUpload, error) {
+func (s *S3) upload(id string) (*localUpload, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.uploads[id]
@@ -591,7 +591,7 @@ func (s *LocalS3) upload(id string) (*localUpload, error) {
 	return u, nil
 }
 
-func (s *LocalS3) uploadPart(w http.ResponseWriter, r *http.Request, id, number string) error {
+func (s *S3) uploadPart(w http.ResponseWriter, r *http.Request, id, number string) error {
 	n, err := strconv.Atoi(number)
 	if err != nil || n < 1 || n > 10000 {
 		return &s3Error{http.StatusBadRequest, "InvalidArgument", "part number " + number}
@@ -620,7 +620,7 @@ func (s *LocalS3) uploadPart(w http.ResponseWriter, r *http.Request, id, number 
 	return nil
 }
 
-func (s *LocalS3) completeUpload(w http.ResponseWriter, r *http.Request, bucket, key, id string) error {
+func (s *S3) completeUpload(w http.ResponseWriter, r *http.Request, bucket, key, id string) error {
 	var req struct {
 		Parts []struct {
 			PartNumber int
@@ -694,7 +694,7 @@ func (s *LocalS3) completeUpload(w http.ResponseWriter, r *http.Request, bucket,
 	return nil
 }
 
-func (s *LocalS3) abortUpload(w http.ResponseWriter, id string) error {
+func (s *S3) abortUpload(w http.ResponseWriter, id string) error {
 	s.mu.Lock()
 	u, ok := s.uploads[id]
 	delete(s.uploads, id)
@@ -789,7 +789,7 @@ func (p *partsReader) Close() error {
 
 // Uploads returns how many multipart uploads are in progress (neither
 // completed nor aborted).
-func (s *LocalS3) Uploads() int {
+func (s *S3) Uploads() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.uploads)

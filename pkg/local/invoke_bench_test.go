@@ -1,4 +1,4 @@
-package lambda
+package local
 
 import (
 	"bufio"
@@ -54,11 +54,11 @@ func TestShimOverhead(t *testing.T) {
 		}
 		mb = n
 	}
-	_, prog := mustInvBuilt(t)
+	_, prog := mustBuilt(t)
 	dir := t.TempDir()
 	csv := filepath.Join(dir, "bench.csv")
 	writeCSV(t, csv, int64(mb)<<20)
-	zipPath := mustInvPackage(t, invManifest("cat"))
+	zipPath := mustPackage(t, testManifest("cat"))
 	want := fileSHA256(t, csv)
 
 	runs := 5
@@ -96,7 +96,7 @@ func TestShimOverhead(t *testing.T) {
 		// The output is hashed as it is read, not held: 200 MB allocated
 		// here would keep this process's GC busy during the next run.
 		sum := sha256.New()
-		res, err := Invoke(context.Background(), zipPath, WithCSV(csv), WithInvokeTimeout(5*time.Minute), WithOutputWriter(sum))
+		res, err := Invoke(context.Background(), zipPath, WithCSV(csv), WithTimeout(5*time.Minute), WithOutputWriter(sum))
 		if err != nil {
 			t.Fatalf("Invoke: %v", err)
 		}
@@ -151,7 +151,7 @@ func median(d []time.Duration) time.Duration {
 // API.
 func s3Plumbed(t *testing.T, csv, prog string) time.Duration {
 	t.Helper()
-	s, err := NewLocalS3(t.TempDir(), nil)
+	s, err := NewS3(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

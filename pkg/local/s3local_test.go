@@ -1,4 +1,4 @@
-package lambda
+package local
 
 import (
 	"bufio"
@@ -25,9 +25,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func mustLocalS3(t *testing.T) *LocalS3 {
+func mustLocalS3(t *testing.T) *S3 {
 	t.Helper()
-	s, err := NewLocalS3("", nil)
+	s, err := NewS3("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
