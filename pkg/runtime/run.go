@@ -25,8 +25,8 @@ import (
 //   - watch: beside it, logStderr, feedStdin, wait (its exit, then the kill
 //     of what it left behind) and the deadline's kill, each a goroutine;
 //   - meanwhile consumeStdout reads stdout through the run's gate, which at
-//     the end of stdout waits for the exit and fails if the run did, so
-//     that no upload of a failed run completes;
+//     the end of stdout waits for the exit (settled) and fails if the run
+//     did, so that no upload of a failed run completes;
 //   - finish: waits for the program, the input and the stderr log, and
 //     turns what happened into the record's error;
 //   - close: releases the files.
@@ -116,6 +116,8 @@ func recordFailure(r *RecordResult, op string, err error) *RecordError {
 	return &RecordError{Bucket: r.Bucket, Key: r.Key, Op: op, ExitCode: -1, Err: err}
 }
 
+// newProgramRun returns the state of a run of h's program on r's object,
+// read from body, with the outputs outs.
 func newProgramRun(h *Handler, r *RecordResult, body *inputReader, outs *outputRun) *programRun {
 	p := &programRun{
 		h: h, r: r, body: body, outs: outs,
@@ -128,6 +130,7 @@ func newProgramRun(h *Handler, r *RecordResult, body *inputReader, outs *outputR
 	return p
 }
 
+// fail is the record's error when op failed with err.
 func (p *programRun) fail(op string, err error) *RecordError { return recordFailure(p.r, op, err) }
 
 // prepareInput downloads the input to a file of its own in file mode, or
