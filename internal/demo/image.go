@@ -146,21 +146,60 @@ func BuildImage(rootfs string, opts ...Option) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	progHost := filepath.Join(rootfs, filepath.FromSlash(o.program))
-	plat, err := elfPlatform(progHost)
-	if err != nil {
-		return nil, fmt.Errorf("program %q in %s: %w", o.program, rootfs, err)
-	}
-	pkgs, err := packagePaths(rootfs, o.packages)
+	plat, pkgs, err := o.inspect(rootfs)
 	if err != nil {
 		return nil, err
 	}
-	if len(pkgs) == 0 {
-		return nil, fmt.Errorf("rootfs %s: no path matches the package globs %q", rootfs, o.packages)
+	history := o.history()
+	img, err := imagebuild.FromDir(rootfs, o.config(),
+		imagebuild.WithPlatform(*plat),
+		imagebuild.WithBaseCreatedBy(history[0].CreatedBy),
+		imagebuild.WithLayer(imagebuild.Layer{CreatedBy: history[2].CreatedBy, Prefixes: pkgs}),
+		imagebuild.WithLayer(imagebuild.Layer{CreatedBy: history[3].CreatedBy, Prefixes: []string{o.program}}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("building layers from %s: %w", rootfs, err)
 	}
+	user, err := o.userLayer(rootfs)
+	if err != nil {
+		return nil, err
+	}
+	work, err := o.workDirLayer()
+	if err != nil {
+		return nil, err
+	}
+	img, err = mutate.Append(img,
+		mutate.Addendum{Layer: user, History: history[4]},
+		mutate.Addendum{Layer: work, History: history[6]},
+	)
+	if err != nil {
+		return nil, fmt.Errorf("appending layers: %w", err)
+	}
+	return withHistory(img, history)
+}
 
+// inspect returns the platform of the program in rootfs and the paths of
+// the packages layer.
+func (o *options) inspect(rootfs string) (*v1.Platform, []string, error) {
+	plat, err := elfPlatform(filepath.Join(rootfs, filepath.FromSlash(o.program)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("program %q in %s: %w", o.program, rootfs, err)
+	}
+	pkgs, err := packagePaths(rootfs, o.packages)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pkgs) == 0 {
+		return nil, nil, fmt.Errorf("rootfs %s: no path matches the package globs %q", rootfs, o.packages)
+	}
+	return plat, pkgs, nil
+}
+
+// history returns the image's history, one entry per instruction of the
+// Dockerfile, empty layers included, without times.
+func (o *options) history() []v1.History {
 	id := strconv.Itoa(o.uid)
-	history := []v1.History{
+	return []v1.History{
 		{CreatedBy: "ADD rootfs / # debian:bookworm-slim, from Debian packages"},
 		{CreatedBy: `CMD ["bash"]`, EmptyLayer: true},
 		{CreatedBy: "RUN /bin/sh -c apt-get update && apt-get install -y --no-install-recommends libgfortran5 && rm -rf /var/lib/apt/lists/* # buildkit"},
@@ -170,7 +209,12 @@ func BuildImage(rootfs string, opts ...Option) (v1.Image, error) {
 		{CreatedBy: "WORKDIR " + o.workdir},
 		{CreatedBy: `ENTRYPOINT ["` + o.program + `"]`, EmptyLayer: true},
 	}
-	cfg := v1.Config{
+}
+
+// config returns the image's config: ENTRYPOINT, USER, WORKDIR, ENV PATH
+// and labels.
+func (o *options) config() v1.Config {
+	return v1.Config{
 		Env:        []string{"PATH=" + DefaultPath},
 		Entrypoint: []string{o.program},
 		User:       o.user,
@@ -181,17 +225,11 @@ func BuildImage(rootfs string, opts ...Option) (v1.Image, error) {
 			"org.opencontainers.image.source":      "https://github.com/comingout/extract/tree/main/examples/fortran-momentum",
 		},
 	}
-	img, err := imagebuild.FromDir(rootfs, cfg,
-		imagebuild.WithPlatform(*plat),
-		imagebuild.WithBaseCreatedBy(history[0].CreatedBy),
-		imagebuild.WithLayer(imagebuild.Layer{CreatedBy: history[2].CreatedBy, Prefixes: pkgs}),
-		imagebuild.WithLayer(imagebuild.Layer{CreatedBy: history[3].CreatedBy, Prefixes: []string{o.program}}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("building layers from %s: %w", rootfs, err)
-	}
+}
 
-	// RUN useradd: the rootfs's passwd and group with the user appended.
+// userLayer is RUN useradd: the rootfs's passwd and group with the user
+// and its group appended.
+func (o *options) userLayer(rootfs string) (v1.Layer, error) {
 	passwd, err := readOptional(filepath.Join(rootfs, "etc", "passwd"))
 	if err != nil {
 		return nil, err
@@ -203,7 +241,8 @@ func BuildImage(rootfs string, opts ...Option) (v1.Image, error) {
 	if bytes.Contains(passwd, []byte("\n"+o.user+":")) || bytes.HasPrefix(passwd, []byte(o.user+":")) {
 		return nil, fmt.Errorf("rootfs %s: user %q already in /etc/passwd", rootfs, o.user)
 	}
-	user, err := synthLayer([]synthEntry{
+	id := strconv.Itoa(o.uid)
+	l, err := synthLayer([]synthEntry{
 		{path: "/etc", dir: true, mode: 0o755},
 		{path: "/etc/group", mode: 0o644, content: appendLine(group, o.user+":x:"+id+":")},
 		{path: "/etc/passwd", mode: 0o644, content: appendLine(passwd, o.user+":x:"+id+":"+id+"::/nonexistent:/usr/sbin/nologin")},
@@ -211,24 +250,28 @@ func BuildImage(rootfs string, opts ...Option) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("useradd layer: %w", err)
 	}
-	// WORKDIR: BuildKit creates it owned by the current USER.
+	return l, nil
+}
+
+// workDirLayer is WORKDIR: BuildKit creates the directory owned by the
+// current USER, its parents owned by root.
+func (o *options) workDirLayer() (v1.Layer, error) {
 	var wd []synthEntry
 	for d := path.Dir(o.workdir); d != "/"; d = path.Dir(d) {
 		wd = append([]synthEntry{{path: d, dir: true, mode: 0o755}}, wd...)
 	}
 	wd = append(wd, synthEntry{path: o.workdir, dir: true, mode: 0o755, uid: o.uid})
-	work, err := synthLayer(wd)
+	l, err := synthLayer(wd)
 	if err != nil {
 		return nil, fmt.Errorf("workdir layer: %w", err)
 	}
-	img, err = mutate.Append(img,
-		mutate.Addendum{Layer: user, History: history[4]},
-		mutate.Addendum{Layer: work, History: history[6]},
-	)
-	if err != nil {
-		return nil, fmt.Errorf("appending layers: %w", err)
-	}
+	return l, nil
+}
 
+// withHistory sets img's history and creation time to imagebuild.Epoch,
+// with BuildKit's comment on the entries the Dockerfile's instructions
+// made.
+func withHistory(img v1.Image, history []v1.History) (v1.Image, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)

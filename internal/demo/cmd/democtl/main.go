@@ -54,134 +54,166 @@ type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
+// command runs one democtl command on its arguments, with fs, its own
+// flag set, to define its flags on.
+type command func(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Writer) error
+
+var commands = map[string]command{
+	"registry": registryCommand,
+	"push":     pushCommand,
+	"freeport": freeportCommand,
+	"wait":     waitCommand,
+	"mb":       mbCommand,
+	"put":      putCommand,
+	"get":      getCommand,
+	"event":    eventCommand,
+}
+
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return usageError("usage: democtl registry|push|freeport|wait|mb|put|get|event ...")
 	}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet("democtl "+cmd, flag.ContinueOnError)
-	switch cmd {
-	case "registry":
-		addrFile := fs.String("addr-file", "", "write the registry's HOST:PORT to this file once it listens")
-		listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
-		logFile := fs.String("log", "", "log requests to this file")
-		if err := parse(fs, args, 0); err != nil {
-			return err
-		}
-		return serveRegistry(ctx, *listen, *addrFile, *logFile)
-	case "push":
-		rootfs := fs.String("rootfs", "", "the momentum rootfs (testdata/fixtures/fortran-merged)")
-		if err := parse(fs, args, 1); err != nil {
-			return err
-		}
-		if *rootfs == "" {
-			return usageError("push: --rootfs is required")
-		}
-		img, err := demo.BuildImage(*rootfs)
-		if err != nil {
-			return err
-		}
-		p, err := demo.Push(ctx, img, fs.Arg(0))
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(stdout, "%s %d %d\n", p.Ref, p.Compressed, p.Uncompressed)
-		return err
-	case "freeport":
-		if err := parse(fs, args, 0); err != nil {
-			return err
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		_, err = fmt.Fprintln(stdout, port)
-		return err
-	case "wait":
-		timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
-		if err := parse(fs, args, 1); err != nil {
-			return err
-		}
-		return waitHTTP(ctx, fs.Arg(0), *timeout)
-	case "mb":
-		if err := parse(fs, args, 1); err != nil {
-			return err
-		}
-		c, err := demo.NewS3(ctx)
-		if err != nil {
-			return err
-		}
-		return demo.MakeBucket(ctx, c, fs.Arg(0))
-	case "put":
-		if err := parse(fs, args, 2); err != nil {
-			return err
-		}
-		bucket, key, err := splitS3(fs.Arg(1))
-		if err != nil {
-			return err
-		}
-		c, err := demo.NewS3(ctx)
-		if err != nil {
-			return err
-		}
-		return demo.PutFile(ctx, c, bucket, key, fs.Arg(0))
-	case "get":
-		if err := fs.Parse(args); err != nil {
-			return usageError(err.Error())
-		}
-		if fs.NArg() < 1 || fs.NArg() > 2 {
-			return usageError("usage: democtl get s3://BUCKET/KEY [FILE|-]")
-		}
-		bucket, key, err := splitS3(fs.Arg(0))
-		if err != nil {
-			return err
-		}
-		c, err := demo.NewS3(ctx)
-		if err != nil {
-			return err
-		}
-		if out := fs.Arg(1); out != "" && out != "-" {
-			return writeFile(out, func(w io.Writer) error { return demo.Get(ctx, c, bucket, key, w) })
-		}
-		return demo.Get(ctx, c, bucket, key, stdout)
-	case "event":
-		function := fs.String("function", "", "the function the notification must target")
-		out := fs.String("o", "-", "write the event here")
-		if err := parse(fs, args, 1); err != nil {
-			return err
-		}
-		if *function == "" {
-			return usageError("event: --function is required")
-		}
-		bucket, key, err := splitS3(fs.Arg(0))
-		if err != nil {
-			return err
-		}
-		c, err := demo.NewS3(ctx)
-		if err != nil {
-			return err
-		}
-		ev, err := demo.Event(ctx, c, bucket, key, *function)
-		if err != nil {
-			return err
-		}
-		r := ev.Records[0]
-		fmt.Fprintf(os.Stderr, "event: %s s3://%s/%s (%d bytes), notification %q\n",
-			r.EventName, r.S3.Bucket.Name, r.S3.Object.Key, r.S3.Object.Size, r.S3.ConfigurationID)
-		b, err := json.MarshalIndent(ev, "", "  ")
-		if err != nil {
-			return err
-		}
-		b = append(b, '\n')
-		if *out == "-" {
-			_, err = stdout.Write(b)
-			return err
-		}
-		return writeFile(*out, func(w io.Writer) error { _, err := w.Write(b); return err })
+	name, args := args[0], args[1:]
+	cmd, ok := commands[name]
+	if !ok {
+		return usageError(fmt.Sprintf("unknown command %q", name))
 	}
-	return usageError(fmt.Sprintf("unknown command %q", cmd))
+	return cmd(ctx, flag.NewFlagSet("democtl "+name, flag.ContinueOnError), args, stdout)
+}
+
+func registryCommand(ctx context.Context, fs *flag.FlagSet, args []string, _ io.Writer) error {
+	addrFile := fs.String("addr-file", "", "write the registry's HOST:PORT to this file once it listens")
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	logFile := fs.String("log", "", "log requests to this file")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	return serveRegistry(ctx, *listen, *addrFile, *logFile)
+}
+
+func pushCommand(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	rootfs := fs.String("rootfs", "", "the momentum rootfs (testdata/fixtures/fortran-merged)")
+	if err := parse(fs, args, 1); err != nil {
+		return err
+	}
+	if *rootfs == "" {
+		return usageError("push: --rootfs is required")
+	}
+	img, err := demo.BuildImage(*rootfs)
+	if err != nil {
+		return err
+	}
+	p, err := demo.Push(ctx, img, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s %d %d\n", p.Ref, p.Compressed, p.Uncompressed)
+	return err
+}
+
+func freeportCommand(_ context.Context, fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	_, err = fmt.Fprintln(stdout, port)
+	return err
+}
+
+func waitCommand(ctx context.Context, fs *flag.FlagSet, args []string, _ io.Writer) error {
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	if err := parse(fs, args, 1); err != nil {
+		return err
+	}
+	return waitHTTP(ctx, fs.Arg(0), *timeout)
+}
+
+func mbCommand(ctx context.Context, fs *flag.FlagSet, args []string, _ io.Writer) error {
+	if err := parse(fs, args, 1); err != nil {
+		return err
+	}
+	c, err := demo.NewS3(ctx)
+	if err != nil {
+		return err
+	}
+	return demo.MakeBucket(ctx, c, fs.Arg(0))
+}
+
+func putCommand(ctx context.Context, fs *flag.FlagSet, args []string, _ io.Writer) error {
+	if err := parse(fs, args, 2); err != nil {
+		return err
+	}
+	bucket, key, err := splitS3(fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	c, err := demo.NewS3(ctx)
+	if err != nil {
+		return err
+	}
+	return demo.PutFile(ctx, c, bucket, key, fs.Arg(0))
+}
+
+func getCommand(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError(err.Error())
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		return usageError("usage: democtl get s3://BUCKET/KEY [FILE|-]")
+	}
+	bucket, key, err := splitS3(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	c, err := demo.NewS3(ctx)
+	if err != nil {
+		return err
+	}
+	if out := fs.Arg(1); out != "" && out != "-" {
+		return writeFile(out, func(w io.Writer) error { return demo.Get(ctx, c, bucket, key, w) })
+	}
+	return demo.Get(ctx, c, bucket, key, stdout)
+}
+
+func eventCommand(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	function := fs.String("function", "", "the function the notification must target")
+	out := fs.String("o", "-", "write the event here")
+	if err := parse(fs, args, 1); err != nil {
+		return err
+	}
+	if *function == "" {
+		return usageError("event: --function is required")
+	}
+	bucket, key, err := splitS3(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	c, err := demo.NewS3(ctx)
+	if err != nil {
+		return err
+	}
+	ev, err := demo.Event(ctx, c, bucket, key, *function)
+	if err != nil {
+		return err
+	}
+	r := ev.Records[0]
+	fmt.Fprintf(os.Stderr, "event: %s s3://%s/%s (%d bytes), notification %q\n",
+		r.EventName, r.S3.Bucket.Name, r.S3.Object.Key, r.S3.Object.Size, r.S3.ConfigurationID)
+	b, err := json.MarshalIndent(ev, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if *out == "-" {
+		_, err = stdout.Write(b)
+		return err
+	}
+	return writeFile(*out, func(w io.Writer) error { _, err := w.Write(b); return err })
 }
 
 // parse parses flags, before or after the arguments, and wants exactly n
