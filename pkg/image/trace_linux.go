@@ -193,8 +193,9 @@ func checkTraceArch(img *Image, idx *Index, cmd *Command) error {
 	return nil
 }
 
-// tracer is the state of one traced run. All its methods but imagePaths run
-// on the tracing OS thread.
+// tracer is the state of one traced run. run and the methods it calls run
+// on the tracing OS thread; start, helperStart, await and kill on the
+// caller's goroutine, imagePaths after the run.
 type tracer struct {
 	root string
 	log  *slog.Logger
