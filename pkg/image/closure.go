@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"path"
 	"regexp"
@@ -408,48 +407,19 @@ func (c *closer) add(e *Entry, r Reason) {
 	f.Why = append(f.Why, r)
 }
 
-// follow resolves p inside the image like the kernel's path walk and
-// returns the final entry and every symlink met, directory symlinks
-// included, in order.
+// follow resolves p inside the image like the kernel's path walk
+// (Index.Resolve) and returns the final entry and every symlink met,
+// directory symlinks included, in order. The root directory itself is an
+// error: no rule adds it.
 func (c *closer) follow(p string) (*Entry, []*Entry, error) {
-	parts := strings.Split(p, "/")
-	cur := "/"
 	var links []*Entry
-	for len(parts) > 0 {
-		part := parts[0]
-		parts = parts[1:]
-		switch part {
-		case "", ".":
-			continue
-		case "..":
-			cur = path.Dir(cur)
-			continue
-		}
-		next := path.Join(cur, part)
-		e, ok := c.idx.Lookup(next)
-		if !ok {
-			return nil, links, fmt.Errorf("%s: %w", next, fs.ErrNotExist)
-		}
-		if e.Kind == Symlink {
-			links = append(links, e)
-			if len(links) > maxSymlinkHops {
-				return nil, links, fmt.Errorf("resolving %q: %w", p, ErrSymlinkLoop)
-			}
-			if path.IsAbs(e.Target) {
-				cur = "/"
-			}
-			parts = append(strings.Split(e.Target, "/"), parts...)
-			continue
-		}
-		if e.Kind != Dir && hasMore(parts) {
-			return nil, links, fmt.Errorf("%s is not a directory: %w", next, fs.ErrNotExist)
-		}
-		cur = next
+	rp, e, err := c.idx.walk(p, true, func(l *Entry) { links = append(links, l) })
+	if err != nil {
+		return nil, links, err
 	}
-	if cur == "/" {
+	if rp == "/" {
 		return nil, links, fmt.Errorf("%q is the root directory", p)
 	}
-	e, _ := c.idx.Lookup(cur)
 	return e, links, nil
 }
 

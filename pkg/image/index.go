@@ -175,6 +175,13 @@ func (x *Index) ResolveParent(p string) (string, *Entry, error) {
 }
 
 func (x *Index) resolve(p string, followLast bool) (string, *Entry, error) {
+	return x.walk(p, followLast, nil)
+}
+
+// walk is resolve that also calls onLink (when not nil) with each symlink
+// it follows, in order: the closure keeps the symlinks on the way to a
+// file.
+func (x *Index) walk(p string, followLast bool, onLink func(*Entry)) (string, *Entry, error) {
 	if strings.HasSuffix(p, "/") {
 		// "link/" names the directory the link leads to, as in Linux.
 		followLast = true
@@ -190,6 +197,9 @@ func (x *Index) resolve(p string, followLast bool) (string, *Entry, error) {
 		case "", ".":
 			continue
 		case "..":
+			if cur.Kind != Dir {
+				return path.Join(cur.Path, ".."), nil, fmt.Errorf("resolving %q: %s is not a directory: %w", p, cur.Path, fs.ErrNotExist)
+			}
 			if len(stack) > 1 {
 				stack = stack[:len(stack)-1]
 			}
@@ -206,6 +216,9 @@ func (x *Index) resolve(p string, followLast bool) (string, *Entry, error) {
 			hops++
 			if hops > maxSymlinkHops {
 				return k.Path, nil, fmt.Errorf("resolving %q: %w", p, ErrSymlinkLoop)
+			}
+			if onLink != nil {
+				onLink(&k.Entry)
 			}
 			if strings.HasPrefix(k.Target, "/") {
 				stack = stack[:1]
