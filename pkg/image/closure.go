@@ -88,8 +88,9 @@ type PathEnv struct {
 //   - files matched by WithInclude, and those a traced run saw
 //     (WithTraced, see Trace), minus those matched by WithExclude.
 //
-// With WithImage, the rules beyond ELF apply too (scripts.go, python.go,
-// perl.go, data.go), each reason naming why:
+// With WithImage, the rules beyond ELF apply too (rule_shell.go,
+// rule_python.go, rule_perl.go, rule_interpreter.go, rule_data.go; see
+// rule.go), each reason naming why:
 //
 //   - a "#!" script run by a shell (sh, dash, bash, busybox): the words in
 //     command position of its body that are executables in the image's
@@ -131,23 +132,30 @@ func Closure(ctx context.Context, idx *Index, cmd *Command, opts ...ClosureOptio
 	if cmd.Path == "" {
 		return nil, errors.New("closure: command has no resolved path (use ResolveCommand)")
 	}
-	c := &closer{
-		ctx:        ctx,
-		idx:        idx,
-		cmd:        cmd,
-		o:          o,
-		log:        o.logger,
-		files:      map[string]*File{},
-		missing:    map[string]*MissingLib{},
-		libDirs:    map[string]int{},
-		libFound:   map[string]string{},
-		interps:    map[string]bool{},
-		programs:   map[string]bool{},
-		scanned:    map[string]bool{},
-		optional:   map[string]bool{},
-		shellFiles: map[string]bool{},
+	c := newCloser(ctx, idx, cmd, o)
+	if err := c.run(); err != nil {
+		return nil, err
+	}
+	return c.result(), nil
+}
 
-		genericDone: map[string]bool{},
+// newCloser returns the state of one Closure call, with fresh rules.
+func newCloser(ctx context.Context, idx *Index, cmd *Command, o *closureOptions) *closer {
+	c := &closer{
+		ctx:      ctx,
+		idx:      idx,
+		cmd:      cmd,
+		o:        o,
+		log:      o.logger,
+		rules:    newRules(),
+		files:    map[string]*File{},
+		missing:  map[string]*MissingLib{},
+		libDirs:  map[string]int{},
+		libFound: map[string]string{},
+		interps:  map[string]bool{},
+		programs: map[string]bool{},
+		scanned:  map[string]bool{},
+		optional: map[string]bool{},
 	}
 	if cmd.Platform != "" {
 		c.want = platformMachine(cmd.Platform)
@@ -156,46 +164,43 @@ func Closure(ctx context.Context, idx *Index, cmd *Command, opts ...ClosureOptio
 		c.envLibPath = splitEnvPath(v)
 	}
 	c.confDirs = ldsoConfDirs(idx)
+	return c
+}
 
-	if err := c.program(cmd.Path, Reason{Kind: "entrypoint", Detail: strings.Join(cmd.Args, " ")}, 0); err != nil {
-		return nil, err
+// run drives the rules: the entrypoint (with the programs of a
+// shell-form command line), the interpreter given arguments, the
+// includes, then the queued bodies read in rounds, the traced files, and
+// the rules' last work; finally the missing libraries and the excludes
+// are checked.
+func (c *closer) run() error {
+	if err := c.program(c.cmd.Path, Reason{Kind: "entrypoint", Detail: strings.Join(c.cmd.Args, " ")}, 0); err != nil {
+		return err
 	}
-	if script, ok := shellScript(cmd.Args); ok {
-		if err := c.shellPrograms(script); err != nil {
-			return nil, err
+	if line, ok := shellScript(c.cmd.Args); ok {
+		if _, err := c.first(lineWork{line: line}); err != nil {
+			return err
 		}
 	}
 	c.argsRules()
-	for _, g := range o.include {
+	for _, g := range c.o.include {
 		if err := c.include(g); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if c.scanOn() {
 		if err := c.scanRounds(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	c.addTraced()
-	if c.libc != nil {
-		c.nss()
-		if o.gconv {
-			c.gconvModules()
-		}
-	}
-	if o.img != nil {
-		c.dataRules()
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	c.each(finishWork{})
+	if err := c.ctx.Err(); err != nil {
+		return err
 	}
 	if len(c.missing) > 0 {
-		return nil, c.missingError()
+		return c.missingError()
 	}
-	if err := c.applyExclude(); err != nil {
-		return nil, err
-	}
-	return c.result(), nil
+	return c.applyExclude()
 }
 
 // closer holds the state of one Closure call.
@@ -226,209 +231,16 @@ type closer struct {
 	libc *object
 	lm   *linkMap
 
-	// Content rules (scripts.go, python.go, perl.go): bodies queued for
-	// the next round, keys already queued, shared objects loaded as
-	// optional, notes for inspect, per-interpreter state.
-	pending     []scanJob
-	scanned     map[string]bool
-	optional    map[string]bool
-	notes       []string
-	env         []PathEnv
-	genericDone map[string]bool
-	shellFiles  map[string]bool
-	pythons     []*pyInterp
-	perls       []*plInterp
-}
-
-// platformMachine maps an OCI platform ("linux/arm64") to the ELF machine
-// name ParseELF uses.
-func platformMachine(platform string) string {
-	parts := strings.Split(platform, "/")
-	if len(parts) < 2 {
-		return ""
-	}
-	switch parts[1] {
-	case "amd64":
-		return "x86_64"
-	case "arm64":
-		return "aarch64"
-	case "386":
-		return "i386"
-	case "arm":
-		return "arm"
-	}
-	return ""
-}
-
-// maxScriptDepth is the kernel's limit on nested "#!" interpreters.
-const maxScriptDepth = 4
-
-// program adds an executable (the entrypoint, an interpreter) and what it
-// needs to run; depth counts the "#!" interpreters above it.
-func (c *closer) program(p string, r Reason, depth int) error {
-	if err := c.ctx.Err(); err != nil {
-		return err
-	}
-	err := c.program1(p, r, depth)
-	var ee *EntrypointError
-	if r.Kind == "interpreter" && errors.As(err, &ee) && ee.Script == "" && ee.Name == p {
-		ee.Script = r.By
-	}
-	return err
-}
-
-// program1 is program without the error decoration.
-func (c *closer) program1(p string, r Reason, depth int) error {
-	e, links, err := c.follow(p)
-	if err != nil {
-		problem := "not found"
-		if errors.Is(err, ErrSymlinkLoop) {
-			problem = "symlink loop"
-		}
-		return &EntrypointError{Config: c.cmd.Args, Name: p, Problem: problem, Looked: []string{p},
-			Nearby: nearby(c.idx, []string{path.Dir(p)}, path.Base(p))}
-	}
-	switch {
-	case e.Kind == Dir:
-		return &EntrypointError{Config: c.cmd.Args, Name: p, Problem: "is a directory", Looked: []string{p}}
-	case e.Kind != Regular:
-		return &EntrypointError{Config: c.cmd.Args, Name: p, Problem: "not a regular file", Looked: []string{p}}
-	case e.Mode&0o111 == 0:
-		return &EntrypointError{Config: c.cmd.Args, Name: p, Problem: "not executable", Looked: []string{p}}
-	}
-	c.addPath(p, e, links, r)
-
-	switch {
-	case e.Script != nil:
-		if depth >= maxScriptDepth {
-			return &EntrypointError{Config: c.cmd.Args, Name: p, Problem: "more than 4 levels of #! interpreters", Looked: []string{p}}
-		}
-		s := e.Script
-		line := "#!" + s.Interpreter
-		if s.Arg != "" {
-			line += " " + s.Arg
-		}
-		ip := s.Interpreter
-		if !path.IsAbs(ip) {
-			ip = path.Join(workdir(c.cmd), ip)
-		}
-		if err := c.program(ip, Reason{Kind: "interpreter", By: e.Path, Detail: line}, depth+1); err != nil {
-			return err
-		}
-		if path.Base(s.Interpreter) == "env" {
-			if name := envProgram(s.Arg); name != "" {
-				found, err := lookPath(c.idx, name, c.cmd.Env, c.cmd.WorkingDir)
-				if err != nil {
-					var ee *EntrypointError
-					if errors.As(err, &ee) {
-						ee.Config = c.cmd.Args
-						ee.Script = e.Path + " (" + line + ")"
-					}
-					return err
-				}
-				if err := c.program(found, Reason{Kind: "interpreter", By: e.Path, Detail: line + " (through PATH)"}, depth+1); err != nil {
-					return err
-				}
-				_, rest, _ := strings.Cut(strings.TrimSpace(s.Arg), name)
-				c.scriptRules(e, found, strings.TrimSpace(rest))
-				return nil
-			}
-		}
-		c.scriptRules(e, ip, s.Arg)
-		return nil
-	case e.ELF != nil:
-		if err := c.checkArch(e); err != nil {
-			return err
-		}
-		if c.arch == "" {
-			c.arch = e.ELF.Machine
-		}
-		if c.programs[e.Path] {
-			return nil
-		}
-		c.programs[e.Path] = true
-		lm := c.loadProgram(e)
-		if c.lm == nil || (c.libc == nil && lm.libc != nil) {
-			c.lm = lm
-			c.libc = lm.libc
-		}
-		return nil
-	}
-	return &EntrypointError{Config: c.cmd.Args, Name: p, Problem: "neither an ELF program nor a #! script (exec format error)", Looked: []string{e.Path}}
-}
-
-// shellPrograms adds the programs a shell-form command line starts
-// (["/bin/sh", "-c", "momentum --fast"] runs momentum), found through the
-// image's PATH, with reason "entrypoint" by the shell. The line is read,
-// never run, so this is best effort: names the image lacks (functions,
-// builtins of other shells) and programs that cannot be followed are
-// logged, not errors.
-func (c *closer) shellPrograms(script string) error {
-	shell := c.cmd.Path
-	if e, _, err := c.follow(shell); err == nil {
-		shell = e.Path
-	}
-	for _, name := range shellCommands(script) {
-		if err := c.ctx.Err(); err != nil {
-			return err
-		}
-		p, err := lookPath(c.idx, name, c.cmd.Env, c.cmd.WorkingDir)
-		if err != nil {
-			c.log.Warn("program of the shell command line not found in the image", "name", name, "command", script)
-			continue
-		}
-		r := Reason{Kind: "entrypoint", By: shell, Detail: path.Base(c.cmd.Args[0]) + " -c: " + name}
-		if err := c.program(p, r, 1); err != nil {
-			c.log.Warn("program of the shell command line is unusable", "path", p, "error", err)
-		}
-	}
-	if c.scanOn() {
-		// The content rules read the line like a script body: sourced
-		// files, scripts the interpreters it starts run.
-		c.shellText(shell, script)
-	}
-	return nil
-}
-
-// envProgram returns the program "/usr/bin/env ARG" runs: the first word
-// of ARG that is not an option or a NAME=VALUE assignment. "-S" splits the
-// rest into words, as coreutils env does.
-func envProgram(arg string) string {
-	words := strings.Fields(arg)
-	for i := 0; i < len(words); i++ {
-		w := words[i]
-		switch {
-		case w == "-S" || w == "--split-string":
-			continue
-		case strings.HasPrefix(w, "-S"):
-			words = append([]string{w[2:]}, words[i+1:]...)
-			i = -1
-		case w == "-u" || w == "--unset" || w == "-C" || w == "--chdir":
-			i++ // option with a value
-		case strings.HasPrefix(w, "-"):
-			continue
-		case strings.Contains(w, "="):
-			continue
-		default:
-			return w
-		}
-	}
-	return ""
-}
-
-func workdir(c *Command) string {
-	if c.WorkingDir == "" {
-		return "/"
-	}
-	return c.WorkingDir
-}
-
-// checkArch compares a program's ELF machine with the platform.
-func (c *closer) checkArch(e *Entry) error {
-	if c.want != "" && e.ELF.Machine != c.want {
-		return &ArchError{Path: e.Path, Machine: e.ELF.Machine, Platform: c.cmd.Platform, Want: c.want}
-	}
-	return nil
+	// rules are the closure rules (rule.go), in order.
+	rules []rule
+	// Content rules (rounds.go): bodies queued for the next round, keys
+	// already queued; shared objects loaded as optional (linkmap.go);
+	// notes for inspect; variables set for ClosureResult.Env.
+	pending  []scanJob
+	scanned  map[string]bool
+	optional map[string]bool
+	notes    []string
+	env      []PathEnv
 }
 
 func (c *closer) result() *ClosureResult {
@@ -437,13 +249,8 @@ func (c *closer) result() *ClosureResult {
 		res.Files = append(res.Files, *f)
 	}
 	sort.Slice(res.Files, func(i, j int) bool { return res.Files[i].Path < res.Files[j].Path })
-	res.Env = c.keptEnv()
-	for p := range c.shellFiles {
-		if _, ok := c.files[p]; ok {
-			res.ShellScripts = append(res.ShellScripts, p)
-		}
-	}
-	sort.Strings(res.ShellScripts)
+	c.each(reportWork{res: res})
+	res.Env = c.keptEnv(res.Env)
 	if c.o.img != nil {
 		res.Rules = ruleSizes(res.Files)
 		if n := budgetNote(res.Rules); n != "" {
@@ -454,9 +261,14 @@ func (c *closer) result() *ClosureResult {
 		res.Interpreters = append(res.Interpreters, p)
 	}
 	sort.Strings(res.Interpreters)
+	res.LibraryPath = c.libraryPath()
+	return res
+}
 
-	// Library directories: those outside the standard search first, in
-	// discovery order, then the standard ones in search order.
+// libraryPath returns ClosureResult.LibraryPath: the directories of the
+// closure's libraries outside the standard search first, in discovery
+// order, then the standard ones in search order.
+func (c *closer) libraryPath() []string {
 	standard := map[string]int{}
 	var std []string
 	std = append(std, c.envLibPath...)
@@ -475,8 +287,9 @@ func (c *closer) result() *ClosureResult {
 			kept[dir] = true
 		}
 	}
+	var out []string
 	for d := range kept {
-		res.LibraryPath = append(res.LibraryPath, d)
+		out = append(out, d)
 	}
 	rank := func(d string) (int, int) {
 		if i, ok := standard[d]; ok {
@@ -484,13 +297,13 @@ func (c *closer) result() *ClosureResult {
 		}
 		return 0, c.libDirs[d]
 	}
-	sort.Slice(res.LibraryPath, func(i, j int) bool {
-		ai, aj := rank(res.LibraryPath[i])
-		bi, bj := rank(res.LibraryPath[j])
+	sort.Slice(out, func(i, j int) bool {
+		ai, aj := rank(out[i])
+		bi, bj := rank(out[j])
 		if ai != bi {
 			return ai < bi
 		}
 		return aj < bj
 	})
-	return res
+	return out
 }

@@ -17,7 +17,7 @@ type closureOptions struct {
 	logger  *slog.Logger
 	// traced are the paths of WithTraced (trace.go).
 	traced []string
-	// img enables the content and data rules (scripts.go, data.go).
+	// img enables the content and data rules (rule.go).
 	img    *Image
 	noScan bool
 	noData map[string]bool

@@ -7,6 +7,51 @@ import (
 	"strings"
 )
 
+func init() { registerRule(30, func() rule { return &pythonRule{} }) }
+
+// pythonRule is the rule of Python: the interpreter's standard library
+// minus its tests, IDLE and Tk, lib-dynload's modules with their
+// libraries, and the modules plain import statements name, found in the
+// script's directory, PYTHONPATH, the site directories and their .pth
+// files, recursively.
+type pythonRule struct {
+	interps []*pyInterp
+}
+
+func (*pythonRule) name() string { return "python" }
+
+func (*pythonRule) interprets(name string) bool { return interpFamily(name) == "python" }
+
+func (r *pythonRule) apply(c *closer, w work) (bool, error) {
+	switch w := w.(type) {
+	case scriptWork:
+		r.pythonScript(c, w.interp, w.e)
+	case argsWork:
+		r.pythonArgs(c, w.interp, w.args)
+	case moduleWork:
+		pi := r.python(c, w.interp)
+		pi.first(workdir(c.cmd))
+		pi.wantModule(strings.SplitN(w.module, ".", 2)[0], w.by)
+	case settleWork:
+		for _, pi := range r.interps {
+			r.resolvePython(c, pi)
+		}
+	case reportWork:
+		// PYTHONPATH: the image's own entries and the absolute
+		// directories of .pth files, which a relocated interpreter would
+		// look for on the host.
+		for _, pi := range r.interps {
+			if len(pi.relocate) > 0 {
+				w.res.Env = append(w.res.Env, PathEnv{Name: "PYTHONPATH", Paths: pi.relocate})
+				break
+			}
+		}
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
 // pyInterp is one Python interpreter of the closure and what its rule
 // collected.
 type pyInterp struct {
@@ -42,33 +87,17 @@ var stdlibSkip = map[string]bool{
 }
 
 // python returns the rule state of the interpreter ie, bundling its
-// standard library the first time: lib/pythonX.Y next to the binary's
-// bin/ (after symlinks, as Python's own prefix search does), minus
-// stdlibSkip, with lib-dynload's extension modules and their libraries
-// (optional: see loadOptional).
-func (c *closer) python(ie *Entry) *pyInterp {
-	for _, p := range c.pythons {
+// standard library and finding its module search path the first time.
+func (r *pythonRule) python(c *closer, ie *Entry) *pyInterp {
+	for _, p := range r.interps {
 		if p.exe == ie.Path {
 			return p
 		}
 	}
 	pi := &pyInterp{exe: ie.Path, want: map[string]string{}, done: map[string]bool{}}
-	c.pythons = append(c.pythons, pi)
+	r.interps = append(r.interps, pi)
 	prefix := path.Dir(path.Dir(ie.Path))
-	if m := pythonVersion.FindStringSubmatch(path.Base(ie.Path)); m != nil {
-		pi.version = m[1]
-	} else {
-		// "python3" as a file: take the single lib/python3.N directory.
-		var found []string
-		for _, e := range c.idx.ReadDir(path.Join(prefix, "lib")) {
-			if m := pythonVersion.FindStringSubmatch(path.Base(e.Path)); m != nil && e.Kind == Dir {
-				found = append(found, m[1])
-			}
-		}
-		if len(found) == 1 {
-			pi.version = found[0]
-		}
-	}
+	pi.version = pythonVersionOf(c.idx, ie.Path, prefix)
 	if pi.version == "" {
 		c.note("python %s: version not identified from its name; its standard library is not bundled (add it with --include)", ie.Path)
 		return pi
@@ -78,8 +107,8 @@ func (c *closer) python(ie *Entry) *pyInterp {
 		c.note("python %s: standard library %s not found in the image", ie.Path, pi.stdlib)
 		pi.stdlib = ""
 	} else {
-		r := Reason{Kind: "library", By: ie.Path, Detail: "python" + pi.version + " standard library"}
-		c.addLibraryTree(pi.stdlib, r, func(e *Entry) bool {
+		why := Reason{Kind: "library", By: ie.Path, Detail: "python" + pi.version + " standard library"}
+		c.addLibraryTree(pi.stdlib, why, func(e *Entry) bool {
 			return e.Kind == Dir && path.Dir(e.Path) == pi.stdlib && stdlibSkip[path.Base(e.Path)]
 		})
 	}
@@ -89,6 +118,32 @@ func (c *closer) python(ie *Entry) *pyInterp {
 		}
 		pi.relocate = append(pi.relocate, d)
 	}
+	r.sites(c, pi, prefix)
+	return pi
+}
+
+// pythonVersionOf returns the version ("3.11") of the Python interpreter
+// at exe, installed under prefix: from its file name, else (a file named
+// "python3") from the single lib/python3.N directory; "" when unknown.
+func pythonVersionOf(idx *Index, exe, prefix string) string {
+	if m := pythonVersion.FindStringSubmatch(path.Base(exe)); m != nil {
+		return m[1]
+	}
+	var found []string
+	for _, e := range idx.ReadDir(path.Join(prefix, "lib")) {
+		if m := pythonVersion.FindStringSubmatch(path.Base(e.Path)); m != nil && e.Kind == Dir {
+			found = append(found, m[1])
+		}
+	}
+	if len(found) == 1 {
+		return found[0]
+	}
+	return ""
+}
+
+// sites adds the site directories of pi that exist to its module search
+// path, in Python's order, and reads their .pth files.
+func (r *pythonRule) sites(c *closer, pi *pyInterp, prefix string) {
 	v := pi.version
 	major := strings.SplitN(v, ".", 2)[0]
 	sites := []string{
@@ -108,32 +163,36 @@ func (c *closer) python(ie *Entry) *pyInterp {
 			continue
 		}
 		for _, e := range c.idx.ReadDir(de.Path) {
-			if e.Kind != Regular || !strings.HasSuffix(e.Path, ".pth") {
-				continue
+			if e.Kind == Regular && strings.HasSuffix(e.Path, ".pth") {
+				c.add(e, Reason{Kind: "module", By: pi.exe, Detail: "site .pth file"})
+				r.pth(c, pi, d, e)
 			}
-			e, site := e, d
-			c.add(e, Reason{Kind: "module", By: ie.Path, Detail: "site .pth file"})
-			c.queueScan("pth:"+e.Path, e, maxScanBody, func(body []byte) {
-				for _, line := range strings.Split(string(body), "\n") {
-					line = strings.TrimSpace(line)
-					if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "import ") || strings.HasPrefix(line, "import\t") {
-						continue
-					}
-					dir := line
-					if !path.IsAbs(dir) {
-						dir = path.Join(site, dir)
-					}
-					if de, _, err := c.follow(dir); err == nil && de.Kind == Dir {
-						pi.addDir(path.Clean(dir))
-						if path.IsAbs(line) {
-							pi.relocate = append(pi.relocate, path.Clean(dir))
-						}
-					}
-				}
-			})
 		}
 	}
-	return pi
+}
+
+// pth queues the .pth file e of the site directory site for reading: the
+// directories it names (not its "import" lines) join the module search
+// path; absolute ones are relocated through PYTHONPATH.
+func (r *pythonRule) pth(c *closer, pi *pyInterp, site string, e *Entry) {
+	c.queueScan("pth:"+e.Path, e, maxScanBody, func(body []byte) {
+		for _, line := range strings.Split(string(body), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "import ") || strings.HasPrefix(line, "import\t") {
+				continue
+			}
+			dir := line
+			if !path.IsAbs(dir) {
+				dir = path.Join(site, dir)
+			}
+			if de, _, err := c.follow(dir); err == nil && de.Kind == Dir {
+				pi.addDir(path.Clean(dir))
+				if path.IsAbs(line) {
+					pi.relocate = append(pi.relocate, path.Clean(dir))
+				}
+			}
+		}
+	})
 }
 
 // addDir appends d to the module search path once; it reports whether d
@@ -167,13 +226,13 @@ func splitEnvPathValue(env []string, name string) []string {
 // pythonScript applies the Python rule to script e run by ie: the
 // standard library, the script's directory first on the module path (as
 // sys.path[0]), and the modules its imports name.
-func (c *closer) pythonScript(ie *Entry, e *Entry) {
+func (r *pythonRule) pythonScript(c *closer, ie *Entry, e *Entry) {
 	if ie == nil || ie.ELF == nil {
 		return
 	}
-	pi := c.python(ie)
+	pi := r.python(c, ie)
 	pi.first(path.Dir(e.Path))
-	c.pythonFile(pi, e)
+	r.pythonFile(c, pi, e)
 }
 
 // first puts dir at the front of the module search path (sys.path[0]).
@@ -193,8 +252,8 @@ func (pi *pyInterp) first(dir string) {
 
 // pythonArgs applies the Python rule to "python3 [options] SCRIPT|-m
 // MODULE|-c CODE".
-func (c *closer) pythonArgs(ie *Entry, args []string) {
-	pi := c.python(ie)
+func (r *pythonRule) pythonArgs(c *closer, ie *Entry, args []string) {
+	pi := r.python(c, ie)
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
@@ -213,7 +272,7 @@ func (c *closer) pythonArgs(ie *Entry, args []string) {
 		case strings.HasPrefix(a, "-"):
 			continue
 		default:
-			c.scriptArg(a, "python", func(e *Entry) { c.pythonScript(ie, e) })
+			c.scriptArg(a, "python", func(e *Entry) { r.pythonScript(c, ie, e) })
 			return
 		}
 	}
@@ -221,7 +280,7 @@ func (c *closer) pythonArgs(ie *Entry, args []string) {
 
 // pythonFile queues a Python source file for reading: its imports become
 // wanted modules.
-func (c *closer) pythonFile(pi *pyInterp, e *Entry) {
+func (r *pythonRule) pythonFile(c *closer, pi *pyInterp, e *Entry) {
 	c.queueScan("py:"+e.Path, e, maxScanBody, func(body []byte) {
 		for _, m := range pythonImports(string(body)) {
 			pi.wantModule(m, e.Path)
@@ -272,24 +331,13 @@ func pythonImports(src string) []string {
 	return out
 }
 
-// resolveModules resolves the modules the Python and Perl rules collected
-// in the last round against their interpreters' search paths.
-func (c *closer) resolveModules() {
-	for _, pi := range c.pythons {
-		c.resolvePython(pi)
-	}
-	for _, pl := range c.perls {
-		c.resolvePerl(pl)
-	}
-}
-
 // resolvePython finds each wanted top-level module: in the standard
 // library (already bundled) or as dir/NAME/ (a package: its whole tree,
 // every .py file read), dir/NAME.py or an extension module
 // dir/NAME.*.so in the search path. A name found nowhere is a built-in
 // module or one the image lacks (logged: importing it fails in the image
 // too).
-func (c *closer) resolvePython(pi *pyInterp) {
+func (r *pythonRule) resolvePython(c *closer, pi *pyInterp) {
 	names := make([]string, 0, len(pi.want))
 	for n := range pi.want {
 		names = append(names, n)
@@ -302,29 +350,29 @@ func (c *closer) resolvePython(pi *pyInterp) {
 		found := false
 		for i, dir := range pi.path {
 			if i == pi.front && pi.stdlib != "" &&
-				(c.pyFind(pi.stdlib, name) != nil || c.pyFind(path.Join(pi.stdlib, "lib-dynload"), name) != nil) {
+				(r.pyFind(c, pi.stdlib, name) != nil || r.pyFind(c, path.Join(pi.stdlib, "lib-dynload"), name) != nil) {
 				found = true // bundled with the standard library
 				break
 			}
-			e := c.pyFind(dir, name)
+			e := r.pyFind(c, dir, name)
 			if e == nil {
 				continue
 			}
 			found = true
-			r := Reason{Kind: "module", By: by, Detail: "import " + name}
+			why := Reason{Kind: "module", By: by, Detail: "import " + name}
 			switch {
 			case e.Kind == Dir:
-				c.addLibraryTree(e.Path, r, func(x *Entry) bool { return x.Kind == Dir && path.Base(x.Path) == "__pycache__" })
-				c.pyPackageSources(pi, e.Path)
+				c.addLibraryTree(e.Path, why, func(x *Entry) bool { return x.Kind == Dir && path.Base(x.Path) == "__pycache__" })
+				r.pyPackageSources(c, pi, e.Path)
 			default:
 				p := path.Join(dir, path.Base(e.Path))
 				fe, links, err := c.follow(p)
 				if err != nil {
 					continue
 				}
-				c.addPath(p, fe, links, r)
+				c.addPath(p, fe, links, why)
 				if strings.HasSuffix(fe.Path, ".py") {
-					c.pythonFile(pi, fe)
+					r.pythonFile(c, pi, fe)
 				} else {
 					c.loadOptional(fe)
 				}
@@ -332,7 +380,7 @@ func (c *closer) resolvePython(pi *pyInterp) {
 			break
 		}
 		if !found && len(pi.path) <= pi.front && pi.stdlib != "" &&
-			(c.pyFind(pi.stdlib, name) != nil || c.pyFind(path.Join(pi.stdlib, "lib-dynload"), name) != nil) {
+			(r.pyFind(c, pi.stdlib, name) != nil || r.pyFind(c, path.Join(pi.stdlib, "lib-dynload"), name) != nil) {
 			found = true
 		}
 		if !found {
@@ -343,7 +391,7 @@ func (c *closer) resolvePython(pi *pyInterp) {
 
 // pyFind returns the entry of module name in dir: the package directory,
 // NAME.py, or an extension module NAME.*.so / NAME.so.
-func (c *closer) pyFind(dir, name string) *Entry {
+func (r *pythonRule) pyFind(c *closer, dir, name string) *Entry {
 	de, _, err := c.follow(dir)
 	if err != nil || de.Kind != Dir {
 		return nil
@@ -366,13 +414,13 @@ func (c *closer) pyFind(dir, name string) *Entry {
 
 // pyPackageSources reads every .py file below a bundled package directory
 // for its imports.
-func (c *closer) pyPackageSources(pi *pyInterp, dir string) {
+func (r *pythonRule) pyPackageSources(c *closer, pi *pyInterp, dir string) {
 	for _, e := range c.idx.ReadDir(dir) {
 		switch {
 		case e.Kind == Dir && path.Base(e.Path) != "__pycache__":
-			c.pyPackageSources(pi, e.Path)
+			r.pyPackageSources(c, pi, e.Path)
 		case e.Kind == Regular && strings.HasSuffix(e.Path, ".py"):
-			c.pythonFile(pi, e)
+			r.pythonFile(c, pi, e)
 		}
 	}
 }

@@ -8,6 +8,49 @@ import (
 	"strings"
 )
 
+func init() { registerRule(40, func() rule { return &perlRule{} }) }
+
+// perlRule is the rule of Perl: the @INC directories compiled into the
+// perl binary, the modules of use, require and -M, with their XS parts,
+// recursively.
+type perlRule struct {
+	interps []*plInterp
+}
+
+func (*perlRule) name() string { return "perl" }
+
+func (*perlRule) interprets(name string) bool { return interpFamily(name) == "perl" }
+
+func (r *perlRule) apply(c *closer, w work) (bool, error) {
+	switch w := w.(type) {
+	case scriptWork:
+		r.perlScript(c, w.interp, w.e, w.opts)
+	case argsWork:
+		r.perlArgs(c, w.interp, w.args)
+	case settleWork:
+		for _, pl := range r.interps {
+			r.resolvePerl(c, pl)
+		}
+	case reportWork:
+		// PERL5LIB: the @INC directories that hold bundled modules.
+		for _, pl := range r.interps {
+			var dirs []string
+			for _, d := range pl.inc {
+				if pl.used[d] {
+					dirs = append(dirs, d)
+				}
+			}
+			if len(dirs) > 0 {
+				w.res.Env = append(w.res.Env, PathEnv{Name: "PERL5LIB", Paths: dirs})
+				break
+			}
+		}
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
 // plInterp is one Perl interpreter of the closure and what its rule
 // collected.
 type plInterp struct {
@@ -28,14 +71,14 @@ type plInterp struct {
 // kept. The bundle cannot be found at those absolute paths, so the result
 // carries PERL5LIB (see ClosureResult.Env) naming the directories that
 // hold bundled modules.
-func (c *closer) perl(ie *Entry) *plInterp {
-	for _, p := range c.perls {
+func (r *perlRule) perl(c *closer, ie *Entry) *plInterp {
+	for _, p := range r.interps {
 		if p.exe == ie.Path {
 			return p
 		}
 	}
 	pl := &plInterp{exe: ie.Path, want: map[string]string{}, done: map[string]bool{}, used: map[string]bool{}}
-	c.perls = append(c.perls, pl)
+	r.interps = append(r.interps, pl)
 	for _, name := range []string{"PERL5LIB", "PERLLIB"} {
 		for _, d := range splitEnvPathValue(c.cmd.Env, name) {
 			pl.addInc(d)
@@ -92,26 +135,26 @@ func perlIncStrings(b []byte) []string {
 
 // perlScript applies the Perl rule to script e run by ie, with the
 // options of its "#!" line (-T, -w, -MModule).
-func (c *closer) perlScript(ie *Entry, e *Entry, opts []string) {
+func (r *perlRule) perlScript(c *closer, ie *Entry, e *Entry, opts []string) {
 	if ie == nil || ie.ELF == nil {
 		return
 	}
-	pl := c.perl(ie)
-	c.perlOptions(pl, opts, e.Path)
-	c.perlFile(pl, e)
+	pl := r.perl(c, ie)
+	r.perlOptions(c, pl, opts, e.Path)
+	r.perlFile(c, pl, e)
 }
 
 // perlArgs applies the Perl rule to "perl [options] (SCRIPT | -e CODE)":
 // -M/-m modules, -I directories, the -e/-E code and the script file.
-func (c *closer) perlArgs(ie *Entry, args []string) {
-	pl := c.perl(ie)
+func (r *perlRule) perlArgs(c *closer, ie *Entry, args []string) {
+	pl := r.perl(c, ie)
 	code := false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--":
 			if i+1 < len(args) && !code {
-				c.scriptArg(args[i+1], "perl", func(e *Entry) { c.perlFile(pl, e) })
+				c.scriptArg(args[i+1], "perl", func(e *Entry) { r.perlFile(c, pl, e) })
 			}
 			return
 		case strings.HasPrefix(a, "-M") || strings.HasPrefix(a, "-m"), strings.HasPrefix(a, "-I"):
@@ -120,7 +163,7 @@ func (c *closer) perlArgs(ie *Entry, args []string) {
 				i++
 				v = args[i]
 			}
-			c.perlOptions(pl, []string{a[:2] + v}, c.cmd.Path)
+			r.perlOptions(c, pl, []string{a[:2] + v}, c.cmd.Path)
 		case strings.HasPrefix(a, "-") && len(a) > 1:
 			// Clustered switches: -ne, -lane, -E; e or E takes the next
 			// argument (or the rest of the cluster) as code.
@@ -138,7 +181,7 @@ func (c *closer) perlArgs(ie *Entry, args []string) {
 			}
 		default:
 			if !code {
-				c.scriptArg(a, "perl", func(e *Entry) { c.perlFile(pl, e) })
+				c.scriptArg(a, "perl", func(e *Entry) { r.perlFile(c, pl, e) })
 			}
 			return
 		}
@@ -146,7 +189,7 @@ func (c *closer) perlArgs(ie *Entry, args []string) {
 }
 
 // perlOptions handles -MModule[=imports], -mModule and -IDIR switches.
-func (c *closer) perlOptions(pl *plInterp, opts []string, by string) {
+func (r *perlRule) perlOptions(c *closer, pl *plInterp, opts []string, by string) {
 	for _, o := range opts {
 		switch {
 		case strings.HasPrefix(o, "-M") || strings.HasPrefix(o, "-m"):
@@ -171,7 +214,7 @@ func (pl *plInterp) wantModule(m, by string) {
 
 // perlFile queues a Perl source for reading: its use and require
 // statements become wanted modules.
-func (c *closer) perlFile(pl *plInterp, e *Entry) {
+func (r *perlRule) perlFile(c *closer, pl *plInterp, e *Entry) {
 	c.queueScan("pl:"+e.Path, e, maxScanBody, func(body []byte) {
 		for _, d := range perlLibDirs(string(body)) {
 			if de, _, err := c.follow(d); err == nil && de.Kind == Dir {
@@ -261,7 +304,7 @@ func isVersionWord(w string) bool {
 // module's DIR/auto/Module/Path directory (the .so, .bs, autoload files)
 // comes with it. A module found nowhere is logged: loading it fails in the
 // image too, unless it is only loaded conditionally.
-func (c *closer) resolvePerl(pl *plInterp) {
+func (r *perlRule) resolvePerl(c *closer, pl *plInterp) {
 	if !pl.incRead {
 		return
 	}
@@ -284,9 +327,9 @@ func (c *closer) resolvePerl(pl *plInterp) {
 			}
 			found = true
 			pl.used[dir] = true
-			r := Reason{Kind: "module", By: by, Detail: "use " + name}
-			c.addPath(p, e, links, r)
-			c.perlFile(pl, e)
+			why := Reason{Kind: "module", By: by, Detail: "use " + name}
+			c.addPath(p, e, links, why)
+			r.perlFile(c, pl, e)
 			auto := path.Join(dir, "auto", strings.TrimSuffix(rel, ".pm"))
 			if ae, _, err := c.follow(auto); err == nil && ae.Kind == Dir {
 				c.addLibraryTree(auto, Reason{Kind: "module", By: e.Path, Detail: "XS part of " + name}, func(x *Entry) bool { return x.Kind == Dir })

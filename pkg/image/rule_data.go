@@ -33,6 +33,26 @@ var DataRules = []DataRule{
 	{Name: "certs", Files: "/etc/ssl/certs/ca-certificates.crt (OpenSSL, GnuTLS, Go, Python's ssl)"},
 }
 
+func init() { registerRule(60, func() rule { return dataRule{} }) }
+
+// dataRule is the rule of the DataRules: well-known files read at run
+// time by a fixed path, added once the other rules are done, when
+// WithImage is given.
+type dataRule struct{}
+
+func (dataRule) name() string           { return "data" }
+func (dataRule) interprets(string) bool { return false }
+
+func (r dataRule) apply(c *closer, w work) (bool, error) {
+	if _, ok := w.(finishWork); !ok {
+		return false, nil
+	}
+	if c.o.img != nil {
+		r.dataRules(c)
+	}
+	return true, nil
+}
+
 // maxDataSize bounds a data rule's files.
 const maxDataSize = 16 << 20
 
@@ -60,32 +80,32 @@ func dataRuleNames() []string {
 }
 
 // dataRules applies the data rules not turned off.
-func (c *closer) dataRules() {
+func (r dataRule) dataRules(c *closer) {
 	on := func(n string) bool { return !c.o.noData[n] }
 	if on("nsswitch") {
-		c.dataFile("nsswitch", "/etc/nsswitch.conf", "name service switch configuration")
-		c.dataFile("nsswitch", "/etc/host.conf", "resolver configuration")
+		r.dataFile(c, "nsswitch", "/etc/nsswitch.conf", "name service switch configuration")
+		r.dataFile(c, "nsswitch", "/etc/host.conf", "resolver configuration")
 	}
 	if on("passwd") {
 		who := "users and groups"
 		if c.cmd.User != "" {
 			who += " (USER " + c.cmd.User + ")"
 		}
-		a := c.dataFile("passwd", "/etc/passwd", who)
-		b := c.dataFile("passwd", "/etc/group", who)
+		a := r.dataFile(c, "passwd", "/etc/passwd", who)
+		b := r.dataFile(c, "passwd", "/etc/group", who)
 		if a || b {
 			c.note("data passwd: /etc/passwd and /etc/group are bundled, but glibc opens them at fixed paths: a relocated program (on Lambda) reads the host's; turn off with --no-data passwd")
 		}
 	}
 	if on("tz") {
-		c.dataTZ()
+		r.dataTZ(c)
 	}
 	if on("locale") {
-		c.dataLocale()
+		r.dataLocale(c)
 	}
 	if on("certs") {
 		const certs = "/etc/ssl/certs/ca-certificates.crt"
-		if c.dataFile("certs", certs, "CA certificates") {
+		if r.dataFile(c, "certs", certs, "CA certificates") {
 			c.setEnv("SSL_CERT_FILE", "", certs)
 		}
 	}
@@ -93,7 +113,7 @@ func (c *closer) dataRules() {
 
 // dataFile adds the regular file at p (after symlinks) for rule, when it
 // exists and is small; it reports whether it was added.
-func (c *closer) dataFile(rule, p, what string) bool {
+func (r dataRule) dataFile(c *closer, rule, p, what string) bool {
 	e, links, err := c.follow(p)
 	if err != nil || e.Kind != Regular {
 		return false
@@ -108,7 +128,7 @@ func (c *closer) dataFile(rule, p, what string) bool {
 
 // dataDir adds every file below dir for rule when the directory holds at
 // most maxDataSize bytes.
-func (c *closer) dataDir(rule, dir, what string) bool {
+func (r dataRule) dataDir(c *closer, rule, dir, what string) bool {
 	de, links, err := c.follow(dir)
 	if err != nil || de.Kind != Dir {
 		return false
@@ -142,18 +162,18 @@ func (c *closer) dataDir(rule, dir, what string) bool {
 // zoneinfo directory TZ names are looked up in. The bundled program finds
 // them through TZ=":/etc/localtime" (TZ unset in the image) or TZDIR,
 // mapped into the bundle.
-func (c *closer) dataTZ() {
+func (r dataRule) dataTZ(c *closer) {
 	tz, tzSet := envValue(c.cmd.Env, "TZ")
-	if c.dataFile("tz", "/etc/localtime", "local time zone") && !tzSet {
+	if r.dataFile(c, "tz", "/etc/localtime", "local time zone") && !tzSet {
 		c.setEnv("TZ", ":", "/etc/localtime")
 	}
-	c.dataFile("tz", "/etc/timezone", "local time zone name")
+	r.dataFile(c, "tz", "/etc/timezone", "local time zone name")
 	if !tzSet || tz == "" {
 		return
 	}
 	spec := strings.TrimPrefix(tz, ":")
 	if path.IsAbs(spec) {
-		if c.dataFile("tz", spec, "TZ="+tz) {
+		if r.dataFile(c, "tz", spec, "TZ="+tz) {
 			c.setEnv("TZ", ":", spec)
 		}
 		return
@@ -162,9 +182,9 @@ func (c *closer) dataTZ() {
 	if d, ok := envValue(c.cmd.Env, "TZDIR"); ok && path.IsAbs(d) {
 		dir = path.Clean(d)
 	}
-	if c.dataDir("tz", dir, "zoneinfo for TZ="+tz) {
+	if r.dataDir(c, "tz", dir, "zoneinfo for TZ="+tz) {
 		c.setEnv("TZDIR", "", dir)
-	} else if c.dataFile("tz", path.Join(dir, spec), "TZ="+tz) {
+	} else if r.dataFile(c, "tz", path.Join(dir, spec), "TZ="+tz) {
 		c.setEnv("TZDIR", "", dir)
 	}
 }
@@ -175,7 +195,7 @@ func (c *closer) dataTZ() {
 // program at the copy. A locale only in the locale-archive is noted, not
 // bundled: glibc opens the archive at a fixed path and ignores it when
 // LOCPATH is set.
-func (c *closer) dataLocale() {
+func (r dataRule) dataLocale(c *closer) {
 	name := ""
 	for _, v := range []string{"LC_ALL", "LC_CTYPE", "LANG"} {
 		if s, ok := envValue(c.cmd.Env, v); ok && s != "" {
@@ -188,7 +208,7 @@ func (c *closer) dataLocale() {
 	}
 	const base = "/usr/lib/locale"
 	for _, n := range []string{normalizeLocale(name), name} {
-		if c.dataDir("locale", path.Join(base, n), "locale "+name) {
+		if r.dataDir(c, "locale", path.Join(base, n), "locale "+name) {
 			c.setEnv("LOCPATH", "", base)
 			return
 		}
@@ -216,79 +236,4 @@ func normalizeLocale(name string) string {
 		out += "@" + mod
 	}
 	return out
-}
-
-// setEnv records a variable for ClosureResult.Env (the first one set for
-// a name wins).
-func (c *closer) setEnv(name, prefix string, paths ...string) {
-	for _, e := range c.env {
-		if e.Name == name {
-			return
-		}
-	}
-	c.env = append(c.env, PathEnv{Name: name, Prefix: prefix, Paths: paths})
-}
-
-// keptEnv returns ClosureResult.Env: the data rules' variables, PERL5LIB
-// and PYTHONPATH (the image's own entries and the absolute directories of
-// .pth files, which a relocated interpreter would look for on the host),
-// without the other variables the image's ENV sets itself and without
-// paths WithExclude removed.
-func (c *closer) keptEnv() []PathEnv {
-	all := append([]PathEnv(nil), c.env...)
-	for _, pl := range c.perls {
-		var dirs []string
-		for _, d := range pl.inc {
-			if pl.used[d] {
-				dirs = append(dirs, d)
-			}
-		}
-		if len(dirs) > 0 {
-			all = append(all, PathEnv{Name: "PERL5LIB", Paths: dirs})
-			break
-		}
-	}
-	for _, pi := range c.pythons {
-		if len(pi.relocate) > 0 {
-			all = append(all, PathEnv{Name: "PYTHONPATH", Paths: pi.relocate})
-			break
-		}
-	}
-	var out []PathEnv
-	for _, e := range all {
-		if _, set := envValue(c.cmd.Env, e.Name); set && e.Name != "PERL5LIB" && e.Name != "PYTHONPATH" {
-			continue
-		}
-		var kept []string
-		for _, p := range e.Paths {
-			if c.bundled(p) {
-				kept = append(kept, p)
-			}
-		}
-		if len(kept) > 0 {
-			out = append(out, PathEnv{Name: e.Name, Prefix: e.Prefix, Paths: kept})
-		}
-	}
-	return out
-}
-
-// bundled reports whether the closure holds p or a file below it.
-func (c *closer) bundled(p string) bool {
-	e, _, err := c.follow(p)
-	if err != nil {
-		return false
-	}
-	if _, ok := c.files[e.Path]; ok {
-		return true
-	}
-	if e.Kind != Dir {
-		return false
-	}
-	prefix := e.Path + "/"
-	for fp := range c.files {
-		if strings.HasPrefix(fp, prefix) {
-			return true
-		}
-	}
-	return false
 }
