@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/comingout/extract/pkg/lambda"
+	"github.com/comingout/extract/pkg/deploy"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -33,7 +33,7 @@ func exitCode(err error) int {
 	if errors.As(err, &u) {
 		return exitUsage
 	}
-	if lambda.IsRefused(err) {
+	if deploy.IsRefused(err) {
 		return exitRefused
 	}
 	var c cli.ExitCoder

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/comingout/extract/pkg/deploy"
 	"github.com/comingout/extract/pkg/image"
 	"github.com/comingout/extract/pkg/lambda"
 )
@@ -114,9 +115,9 @@ func deployFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "env", Usage: "function environment variable `K=V` (repeatable)"},
 		&cli.BoolFlag{Name: "publish", Usage: "publish a version when the code or configuration changed"},
 		&cli.StringFlag{Name: "alias", Usage: "point alias `NAME` at the published version (or $LATEST)"},
-		&cli.StringFlag{Name: "log-format", Value: lambda.LogFormatText,
+		&cli.StringFlag{Name: "log-format", Value: deploy.LogFormatText,
 			Usage:  "the function's log `FORMAT`: text (lines as written) or json (one JSON object per line, with the request ID; CloudWatch can filter on its fields)",
-			Action: oneOf("log-format", lambda.LogFormatText, lambda.LogFormatJSON)},
+			Action: oneOf("log-format", deploy.LogFormatText, deploy.LogFormatJSON)},
 		&cli.StringFlag{Name: "code-bucket", Usage: "upload code over the direct-upload limit (50 MB) through `BUCKET`"},
 		repositoryFlag("push container images to `REPOSITORY` (REGISTRY/NAME; default: ECR ACCOUNT.dkr.ecr.REGION.amazonaws.com/extract-FUNCTION, created if missing)"),
 	}, awsFlags()...), append(formatFlags(lambda.FormatAuto, ""), imageFlags()...)...)
@@ -140,7 +141,7 @@ func runDeploy(c *cli.Context) error {
 		return err
 	}
 	fn, bucket := c.String("function"), c.String("bucket")
-	var res *lambda.DeployResult
+	var res *deploy.Result
 	if arg := args[0]; strings.HasSuffix(arg, ".zip") {
 		var set []string
 		for _, f := range imageFlags() {
@@ -164,7 +165,7 @@ func runDeploy(c *cli.Context) error {
 			return usageError{fmt.Sprintf("%s: %s is a zip package and deploys as one; these apply when deploying an IMAGE as a container image",
 				strings.Join(set, ", "), arg)}
 		}
-		res, err = lambda.DeployFile(c.Context, arg, fn, bucket, opts...)
+		res, err = deploy.ZipFile(c.Context, arg, fn, bucket, opts...)
 	} else {
 		fmt.Fprintf(stderr(c), "I'm coming out… packaging %s\n", arg)
 		img, err := image.Open(c.Context, arg, openOptions(c)...)
@@ -172,7 +173,7 @@ func runDeploy(c *cli.Context) error {
 			return packageExit(err)
 		}
 		defer img.Close()
-		res, err = lambda.DeployImage(c.Context, img, fn, bucket, packageOptions(c), opts...)
+		res, err = deploy.Image(c.Context, img, fn, bucket, packageOptions(c), opts...)
 		if err != nil {
 			return packageExit(err)
 		}
@@ -211,26 +212,26 @@ func commandArgs(c *cli.Context, required ...string) ([]string, error) {
 }
 
 // awsOptions are the options shared by deploy and destroy.
-func awsOptions(c *cli.Context) ([]lambda.DeployOption, error) {
-	cfg, err := lambda.LoadAWSConfig(c.Context, c.String("region"), c.String("profile"))
+func awsOptions(c *cli.Context) ([]deploy.Option, error) {
+	cfg, err := deploy.LoadAWSConfig(c.Context, c.String("region"), c.String("profile"))
 	if err != nil {
 		return nil, err
 	}
-	opts := []lambda.DeployOption{
-		lambda.WithClients(lambda.NewClients(cfg)),
-		lambda.WithDeployLogger(logger(c)),
-		lambda.WithDryRun(c.Bool("dry-run")),
+	opts := []deploy.Option{
+		deploy.WithClients(deploy.NewClients(cfg)),
+		deploy.WithLogger(logger(c)),
+		deploy.WithDryRun(c.Bool("dry-run")),
 	}
 	if b := c.String("code-bucket"); b != "" {
-		opts = append(opts, lambda.WithCodeBucket(b))
+		opts = append(opts, deploy.WithCodeBucket(b))
 	}
 	if r := c.String("repository"); r != "" {
-		opts = append(opts, lambda.WithRepository(r))
+		opts = append(opts, deploy.WithRepository(r))
 	}
 	return opts, nil
 }
 
-func deployOptions(c *cli.Context) ([]lambda.DeployOption, error) {
+func deployOptions(c *cli.Context) ([]deploy.Option, error) {
 	env := map[string]string{}
 	for _, kv := range c.StringSlice("env") {
 		k, v, ok := strings.Cut(kv, "=")
@@ -239,20 +240,20 @@ func deployOptions(c *cli.Context) ([]lambda.DeployOption, error) {
 		}
 		env[k] = v
 	}
-	opts := []lambda.DeployOption{
-		lambda.WithFunctionMemory(c.Int("memory")),
-		lambda.WithFunctionTimeout(c.Duration("timeout")),
-		lambda.WithEphemeralStorage(c.Int("ephemeral-storage")),
-		lambda.WithFunctionEnv(env),
-		lambda.WithPublish(c.Bool("publish")),
-		lambda.WithFormat(c.String("format")),
-		lambda.WithLogFormat(c.String("log-format")),
+	opts := []deploy.Option{
+		deploy.WithFunctionMemory(c.Int("memory")),
+		deploy.WithFunctionTimeout(c.Duration("timeout")),
+		deploy.WithEphemeralStorage(c.Int("ephemeral-storage")),
+		deploy.WithFunctionEnv(env),
+		deploy.WithPublish(c.Bool("publish")),
+		deploy.WithFormat(c.String("format")),
+		deploy.WithLogFormat(c.String("log-format")),
 	}
 	if r := c.String("role"); r != "" {
-		opts = append(opts, lambda.WithRoleARN(r))
+		opts = append(opts, deploy.WithRoleARN(r))
 	}
 	if a := c.String("alias"); a != "" {
-		opts = append(opts, lambda.WithAlias(a))
+		opts = append(opts, deploy.WithAlias(a))
 	}
 	aws, err := awsOptions(c)
 	if err != nil {
@@ -263,7 +264,7 @@ func deployOptions(c *cli.Context) ([]lambda.DeployOption, error) {
 
 // printDeploy writes the result: JSON (--json) or the function ARN on
 // stdout, a summary on stderr.
-func printDeploy(c *cli.Context, res *lambda.DeployResult) error {
+func printDeploy(c *cli.Context, res *deploy.Result) error {
 	w := stderr(c)
 	verb := "deployed"
 	if res.DryRun {

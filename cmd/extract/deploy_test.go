@@ -22,7 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/comingout/extract/internal/mototest"
-	"github.com/comingout/extract/pkg/lambda"
+	"github.com/comingout/extract/pkg/deploy"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
@@ -74,11 +74,11 @@ func must(b []byte, err error) []byte {
 func TestDeployDestroyCLI(t *testing.T) {
 	s := mototest.Start(t)
 	s.Setenv(t)
-	cfg, err := lambda.LoadAWSConfig(context.Background(), "", "")
+	cfg, err := deploy.LoadAWSConfig(context.Background(), "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s3c := lambda.NewClients(cfg).S3.(*s3.Client)
+	s3c := deploy.NewClients(cfg).S3.(*s3.Client)
 	if _, err := s3c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("uploads")}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestDeployDestroyCLI(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("deploy --dry-run exit %d, stderr:\n%s", code, stderr)
 	}
-	var res lambda.DeployResult
+	var res deploy.Result
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("deploy --json stdout is not JSON: %v\n%s", err, stdout)
 	}
@@ -104,11 +104,11 @@ func TestDeployDestroyCLI(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("deploy exit %d, stderr:\n%s", code, stderr)
 	}
-	res = lambda.DeployResult{}
+	res = deploy.Result{}
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatal(err)
 	}
-	want := lambda.DeployResult{
+	want := deploy.Result{
 		FunctionName: "momentum",
 		FunctionARN:  "arn:aws:lambda:us-east-1:123456789012:function:momentum",
 		Version:      "$LATEST",
@@ -117,7 +117,7 @@ func TestDeployDestroyCLI(t *testing.T) {
 		Architecture: "x86_64",
 		PackageType:  "Zip",
 		CodeLocation: "direct",
-		Trigger: lambda.Trigger{ID: "extract-momentum", Bucket: "uploads", Prefix: "input/", Suffix: ".csv",
+		Trigger: deploy.Trigger{ID: "extract-momentum", Bucket: "uploads", Prefix: "input/", Suffix: ".csv",
 			Events: []string{"s3:ObjectCreated:*"}, StatementID: "extract-s3-uploads"},
 		Changes: res.Changes,
 	}
@@ -168,7 +168,7 @@ func TestDeployDestroyCLI(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("destroy exit %d, stderr:\n%s", code, stderr)
 	}
-	var dres lambda.DestroyResult
+	var dres deploy.DestroyResult
 	if err := json.Unmarshal([]byte(stdout), &dres); err != nil {
 		t.Fatal(err)
 	}
@@ -225,11 +225,11 @@ func TestDeployImageCLI(t *testing.T) {
 	archive := "docker-archive:" + staticArchive(t)
 	s := mototest.Start(t)
 	s.Setenv(t)
-	cfg, err := lambda.LoadAWSConfig(context.Background(), "", "")
+	cfg, err := deploy.LoadAWSConfig(context.Background(), "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s3c := lambda.NewClients(cfg).S3.(*s3.Client)
+	s3c := deploy.NewClients(cfg).S3.(*s3.Client)
 	if _, err := s3c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("uploads")}); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestDeployImageCLI(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("deploy IMAGE: exit %d, stderr:\n%s", code, stderr)
 	}
-	var res lambda.DeployResult
+	var res deploy.Result
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("deploy --json: %v\n%s", err, stdout)
 	}
@@ -273,11 +273,11 @@ func TestDeployImageFormatCLI(t *testing.T) {
 	archive := "docker-archive:" + staticArchive(t)
 	s := mototest.Start(t)
 	s.Setenv(t)
-	cfg, err := lambda.LoadAWSConfig(context.Background(), "", "")
+	cfg, err := deploy.LoadAWSConfig(context.Background(), "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s3c := lambda.NewClients(cfg).S3.(*s3.Client)
+	s3c := deploy.NewClients(cfg).S3.(*s3.Client)
 	if _, err := s3c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("uploads")}); err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +290,7 @@ func TestDeployImageFormatCLI(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("deploy --format image: exit %d, stderr:\n%s", code, stderr)
 	}
-	var res lambda.DeployResult
+	var res deploy.Result
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("deploy --json: %v\n%s", err, stdout)
 	}
@@ -328,7 +328,7 @@ func TestDeployImageFormatCLI(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("destroy --purge-images: exit %d, stderr:\n%s", code, stderr)
 	}
-	var dres lambda.DestroyResult
+	var dres deploy.DestroyResult
 	if err := json.Unmarshal([]byte(stdout), &dres); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/comingout/extract/pkg/lambda"
+	"github.com/comingout/extract/pkg/deploy"
 )
 
 var destroyCommand = &cli.Command{
@@ -54,8 +54,8 @@ func runDestroy(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts = append(opts, lambda.WithPurgeImages(c.Bool("purge-images")))
-	res, err := lambda.Destroy(c.Context, c.String("function"), c.String("bucket"), opts...)
+	opts = append(opts, deploy.WithPurgeImages(c.Bool("purge-images")))
+	res, err := deploy.Destroy(c.Context, c.String("function"), c.String("bucket"), opts...)
 	if err != nil {
 		return err
 	}

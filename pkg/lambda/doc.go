@@ -8,7 +8,8 @@
 // The zip is deterministic: the same image and options give the same bytes,
 // so its CodeSha256 tells whether a deployed function needs an update.
 //
-// The package also deploys and removes functions. Package local runs a
+// Package [github.com/comingout/extract/pkg/deploy] deploys and removes
+// the functions; package [github.com/comingout/extract/pkg/local] runs a
 // package on this machine the way Lambda would.
 //
 // The library is silent: pass an *slog.Logger to options that take one to see

@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/mototest"
 	"github.com/comingout/extract/pkg/image"
 	"github.com/comingout/extract/pkg/local"
 	xruntime "github.com/comingout/extract/pkg/runtime"
@@ -131,7 +133,7 @@ func TestFortranFilesExample(t *testing.T) {
 	t.Run("output dir", func(t *testing.T) {
 		dir := t.TempDir()
 		var logs bytes.Buffer
-		res, err := local.Invoke(ctx, dirZip, local.WithCSV(sample), local.WithSaveOutputs(dir), local.WithLogWriter(&logs), local.WithLogFormat(LogFormatJSON))
+		res, err := local.Invoke(ctx, dirZip, local.WithCSV(sample), local.WithSaveOutputs(dir), local.WithLogWriter(&logs), local.WithLogFormat(local.LogFormatJSON))
 		if err != nil {
 			t.Fatalf("local.Invoke: %v\n%s", err, logs.Bytes())
 		}
@@ -208,24 +210,22 @@ func checkOutputManifest(t *testing.T, body, prefix string) xruntime.OutputManif
 	return om
 }
 
-// TestFortranFilesMoto deploys the output-directory package of the Fortran
-// example to moto (the role may delete outputs), puts data/sample.csv and
-// data/bad.csv under input/, and runs the deployed zip on each S3 event:
-// output/ then holds exactly sample/'s three files and _manifest.json,
-// equal to data/expected/dir, and nothing of bad.csv.
+// TestFortranFilesMoto runs the output-directory package of the Fortran
+// example on S3 events from moto: it puts data/sample.csv and data/bad.csv
+// under input/ and runs the zip on each event; output/ then holds exactly
+// sample/'s three files and _manifest.json, equal to data/expected/dir, and
+// nothing of bad.csv. (That deploy lets such a function delete outputs is
+// TestDeployOutputDirRole's, in pkg/deploy.)
 func TestFortranFilesMoto(t *testing.T) {
-	zipPath, zipBytes := mustFilesPackage(t, WithOutputDir("/work"))
-	e := newEnv(t, "uploads")
+	zipPath, _ := mustFilesPackage(t, WithOutputDir("/work"))
+	mototest.Start(t).Setenv(t)
 	t.Setenv("AWS_ENDPOINT_URL_S3", "")
-	e.mustDeploy(zipBytes, "report", "uploads")
-	if doc := e.rolePolicy("extract-report"); !strings.Contains(doc, "s3:DeleteObject") {
-		t.Errorf("role policy %s lacks s3:DeleteObject", doc)
-	}
+	s3c := mustMotoS3(t, "uploads")
 	ctx := context.Background()
 	for _, name := range []string{"sample.csv", "bad.csv"} {
 		key := "input/" + name
 		body := mustRead(t, filepath.Join(filesExampleData, name))
-		if _, err := e.clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("uploads"), Key: &key, Body: bytes.NewReader(body)}); err != nil {
+		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("uploads"), Key: &key, Body: bytes.NewReader(body)}); err != nil {
 			t.Fatal(err)
 		}
 		ev, err := local.S3PutEvent("uploads", key, "us-east-1")
@@ -239,13 +239,13 @@ func TestFortranFilesMoto(t *testing.T) {
 		}
 	}
 	got := map[string]string{}
-	out, err := e.clients.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("uploads"), Prefix: aws.String("output/")})
+	out, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("uploads"), Prefix: aws.String("output/")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range out.Contents {
 		key := aws.ToString(o.Key)
-		obj, err := e.clients.S3.(*s3.Client).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("uploads"), Key: &key})
+		obj, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("uploads"), Key: &key})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,4 +266,21 @@ func TestFortranFilesMoto(t *testing.T) {
 		sort.Strings(keys)
 		t.Errorf("objects under output/ (-want +got):\n%s\nkeys: %q", diff, keys)
 	}
+}
+
+// mustMotoS3 returns an S3 client of the moto server the environment points
+// at (path-style, as moto serves no bucket subdomains) with buckets created.
+func mustMotoS3(t *testing.T, buckets ...string) *s3.Client {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	for _, b := range buckets {
+		if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatalf("CreateBucket(%q): %v", b, err)
+		}
+	}
+	return c
 }

@@ -90,13 +90,13 @@ func TestCheckRecursionOutputFiles(t *testing.T) {
 		{"stdout also, trigger on .stdout", xruntime.Input{Suffix: ".stdout"}, xruntime.Output{Prefix: "output/", Suffix: ".out", StdoutAlso: true}, stdoutKeys},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkRecursion("uploads", &xruntime.Manifest{Input: tt.in, Output: tt.out})
+			err := CheckRecursion("uploads", &xruntime.Manifest{Input: tt.in, Output: tt.out})
 			var re *RecursionError
 			switch {
 			case tt.want == "" && err != nil:
-				t.Fatalf("checkRecursion(%+v, %+v) = %v, want accepted", tt.in, tt.out, err)
+				t.Fatalf("CheckRecursion(%+v, %+v) = %v, want accepted", tt.in, tt.out, err)
 			case tt.want != "" && (!errors.As(err, &re) || re.What != tt.want):
-				t.Fatalf("checkRecursion(%+v, %+v) = %v, want a *RecursionError for %s", tt.in, tt.out, err, tt.want)
+				t.Fatalf("CheckRecursion(%+v, %+v) = %v, want a *RecursionError for %s", tt.in, tt.out, err, tt.want)
 			}
 			// Packaging refuses the same settings.
 			_, perr := makePackageOptions(WithPrefix(tt.in.Prefix), WithSuffix(tt.in.Suffix),
@@ -106,10 +106,10 @@ func TestCheckRecursionOutputFiles(t *testing.T) {
 			}
 		})
 	}
-	err := checkRecursion("uploads", &xruntime.Manifest{Input: csv, Output: xruntime.Output{Prefix: "input/results/", Dir: "/out"}})
+	err := CheckRecursion("uploads", &xruntime.Manifest{Input: csv, Output: xruntime.Output{Prefix: "input/results/", Dir: "/out"}})
 	for _, s := range []string{`bucket "uploads"`, `under "input/results/"`, "_manifest.json", "--output-bucket", "neither of which starts with the other"} {
 		if err == nil || !strings.Contains(err.Error(), s) {
-			t.Errorf("checkRecursion error %v lacks %q", err, s)
+			t.Errorf("CheckRecursion error %v lacks %q", err, s)
 		}
 	}
 }

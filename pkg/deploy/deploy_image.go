@@ -1,4 +1,4 @@
-package lambda
+package deploy
 
 import (
 	"context"
@@ -11,10 +11,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/comingout/extract/pkg/image"
+	"github.com/comingout/extract/pkg/lambda"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
-// ContainerImage is a Lambda container image to deploy, as PackageImage
+// ContainerImage is a Lambda container image to deploy, as lambda.PackageImage
 // makes it: one platform, extract's bootstrap as ENTRYPOINT, Manifest as its
 // extract.json.
 type ContainerImage struct {
@@ -33,7 +34,7 @@ type ContainerImage struct {
 // repository of the deploying account that does not exist is created, as
 // the default one is. Destroy purges this repository (WithPurgeImages)
 // instead of the function's.
-func WithRepository(ref string) DeployOption {
+func WithRepository(ref string) Option {
 	return func(o *deployOptions) error {
 		if _, err := parseRepository(ref); err != nil {
 			return err
@@ -48,7 +49,7 @@ func WithRepository(ref string) DeployOption {
 // and the ECR repository itself when extract created it (tag
 // managed-by=extract) and nothing else is left in it. Default false:
 // images are kept.
-func WithPurgeImages(purge bool) DeployOption {
+func WithPurgeImages(purge bool) Option {
 	return func(o *deployOptions) error {
 		o.purgeImages = purge
 		return nil
@@ -133,9 +134,9 @@ func lambdaPlatform(a lambdatypes.Architecture) string {
 	return "amd64"
 }
 
-// DeployContainer makes the Lambda function named function run the
+// Container makes the Lambda function named function run the
 // container image ci for every object created in bucket that matches the
-// manifest's input filter, as Deploy does for a zip, and changes nothing
+// manifest's input filter, as Zip does for a zip, and changes nothing
 // that is already as wanted:
 //
 //   - the repository: WithRepository, else the ECR repository
@@ -151,10 +152,10 @@ func lambdaPlatform(a lambdatypes.Architecture) string {
 //   - the role, versions, alias, permission and notification rule exactly
 //     as for a zip.
 //
-// DeployContainer refuses (see IsRefused), before changing anything, what
-// Deploy refuses, a function of that name that is a zip (*PackageTypeError)
+// Container refuses (see IsRefused), before changing anything, what
+// Zip refuses, a function of that name that is a zip (*PackageTypeError)
 // and an ECR repository in another region (*RepositoryRegionError).
-func DeployContainer(ctx context.Context, ci ContainerImage, function, bucket string, opts ...DeployOption) (*DeployResult, error) {
+func Container(ctx context.Context, ci ContainerImage, function, bucket string, opts ...Option) (*Result, error) {
 	o, err := makeDeployOptions(opts)
 	if err != nil {
 		return nil, err
@@ -219,11 +220,11 @@ func (d *deployer) pushImage(ctx context.Context) error {
 			return fmt.Errorf("looking for %s: %w", tag.Name(), err)
 		}
 	}
-	d.change("push image %s (%s, tag %s)", d.imageURI, humanSize(img.size), tag.TagStr())
+	d.change("push image %s (%s, tag %s)", d.imageURI, lambda.HumanSize(img.size), tag.TagStr())
 	if d.o.dryRun {
 		return nil
 	}
-	d.log.Info("pushing image", "image", tag.Name(), "size", humanSize(img.size))
+	d.log.Info("pushing image", "image", tag.Name(), "size", lambda.HumanSize(img.size))
 	if err := remote.Write(tag, img.img, opts...); err != nil {
 		return fmt.Errorf("pushing %s: %w", tag.Name(), err)
 	}

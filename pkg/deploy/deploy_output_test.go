@@ -1,4 +1,4 @@
-package lambda
+package deploy
 
 import (
 	"context"
@@ -119,7 +119,7 @@ func TestDeployLogFormat(t *testing.T) {
 	if diff := cmp.Diff([]lambdatypes.LogFormat{lambdatypes.LogFormatJson, lambdatypes.LogFormatText}, l.sent); diff != "" {
 		t.Errorf("LoggingConfig.LogFormat sent by CreateFunction, UpdateFunctionConfiguration (-want +got):\n%s", diff)
 	}
-	if _, err := makeDeployOptions([]DeployOption{WithLogFormat("xml")}); err == nil {
+	if _, err := makeDeployOptions([]Option{WithLogFormat("xml")}); err == nil {
 		t.Error(`WithLogFormat("xml") accepted`)
 	}
 }

@@ -1,4 +1,4 @@
-package lambda
+package deploy
 
 import (
 	"context"
@@ -19,7 +19,7 @@ type DestroyResult struct {
 	DryRun  bool     `json:"dry_run"`
 }
 
-// Destroy removes what Deploy created for function and bucket, and nothing
+// Destroy removes what a deploy created for function and bucket, and nothing
 // else: the rule extract-NAME from the bucket's notification configuration
 // (every other rule kept), the function's permission for the bucket, the
 // function, its role when extract created it (tag managed-by=extract), with
@@ -29,7 +29,7 @@ type DestroyResult struct {
 // default extract-NAME). What is already gone is skipped, so running it
 // twice is fine. A function of that name not created by extract is a
 // *NotManagedError and nothing is removed.
-func Destroy(ctx context.Context, function, bucket string, opts ...DeployOption) (*DestroyResult, error) {
+func Destroy(ctx context.Context, function, bucket string, opts ...Option) (*DestroyResult, error) {
 	o, err := makeDeployOptions(opts)
 	if err != nil {
 		return nil, err

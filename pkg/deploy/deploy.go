@@ -1,4 +1,4 @@
-package lambda
+package deploy
 
 import (
 	"archive/zip"
@@ -25,14 +25,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/comingout/extract/pkg/image"
+	"github.com/comingout/extract/pkg/lambda"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
-// DeployOption configures Deploy, DeployContainer and Destroy. Options
+// Option configures Deploy, Container and Destroy. Options
 // that do not apply to Destroy (everything but WithClients,
-// WithDeployLogger, WithDryRun, WithCodeBucket, WithRepository and
+// WithLogger, WithDryRun, WithCodeBucket, WithRepository and
 // WithPurgeImages) are ignored by it, and WithPurgeImages by the deploys.
-type DeployOption func(*deployOptions) error
+type Option func(*deployOptions) error
 
 type deployOptions struct {
 	clients    *Clients
@@ -51,7 +52,7 @@ type deployOptions struct {
 	// WithPurgeImages.
 	repository  string
 	purgeImages bool
-	// format is how DeployImage packages (WithFormat).
+	// format is how Image packages (WithFormat).
 	format string
 	// logFormat is WithLogFormat's.
 	logFormat lambdatypes.LogFormat
@@ -64,9 +65,9 @@ type deployOptions struct {
 	sleep           func(context.Context, time.Duration) error
 }
 
-func makeDeployOptions(opts []DeployOption) (*deployOptions, error) {
+func makeDeployOptions(opts []Option) (*deployOptions, error) {
 	o := &deployOptions{
-		format:    FormatZip,
+		format:    lambda.FormatZip,
 		logFormat: lambdatypes.LogFormatText,
 		log:       slog.New(slog.DiscardHandler),
 		memory:    512,
@@ -104,7 +105,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // WithClients sets the AWS clients. The default loads the standard AWS
 // configuration chain (LoadAWSConfig with no region or profile override).
-func WithClients(c *Clients) DeployOption {
+func WithClients(c *Clients) Option {
 	return func(o *deployOptions) error {
 		if c == nil || c.Lambda == nil || c.IAM == nil || c.S3 == nil || c.STS == nil {
 			return errors.New("WithClients: every client (Lambda, IAM, S3, STS) is required")
@@ -114,12 +115,12 @@ func WithClients(c *Clients) DeployOption {
 	}
 }
 
-// WithDeployLogger sets the logger that reports each change and, at debug
+// WithLogger sets the logger that reports each change and, at debug
 // level, each read. The default discards.
-func WithDeployLogger(l *slog.Logger) DeployOption {
+func WithLogger(l *slog.Logger) Option {
 	return func(o *deployOptions) error {
 		if l == nil {
-			return errors.New("WithDeployLogger: nil logger")
+			return errors.New("WithLogger: nil logger")
 		}
 		o.log = l
 		return nil
@@ -128,7 +129,7 @@ func WithDeployLogger(l *slog.Logger) DeployOption {
 
 // WithRoleARN makes the function use an existing role instead of the role
 // extract-NAME that deploy creates and maintains by default.
-func WithRoleARN(arn string) DeployOption {
+func WithRoleARN(arn string) Option {
 	return func(o *deployOptions) error {
 		if !strings.HasPrefix(arn, "arn:") || !strings.Contains(arn, ":role/") {
 			return fmt.Errorf("role %q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", arn)
@@ -140,7 +141,7 @@ func WithRoleARN(arn string) DeployOption {
 
 // WithFunctionMemory sets the function's memory in MB, 128 to 10240 (default
 // 512).
-func WithFunctionMemory(mb int) DeployOption {
+func WithFunctionMemory(mb int) Option {
 	return func(o *deployOptions) error {
 		if mb < 128 || mb > 10240 {
 			return fmt.Errorf("memory %d MB is outside Lambda's 128 to 10240 MB", mb)
@@ -152,7 +153,7 @@ func WithFunctionMemory(mb int) DeployOption {
 
 // WithFunctionTimeout sets how long one invocation may run, whole seconds
 // from 1s to 900s (default 60s).
-func WithFunctionTimeout(d time.Duration) DeployOption {
+func WithFunctionTimeout(d time.Duration) Option {
 	return func(o *deployOptions) error {
 		if d < time.Second || d > 900*time.Second || d%time.Second != 0 {
 			return fmt.Errorf("timeout %s is not a whole number of seconds from 1s to 900s", d)
@@ -164,7 +165,7 @@ func WithFunctionTimeout(d time.Duration) DeployOption {
 
 // WithEphemeralStorage sets the size of /tmp in MB, 512 to 10240 (default
 // 512).
-func WithEphemeralStorage(mb int) DeployOption {
+func WithEphemeralStorage(mb int) Option {
 	return func(o *deployOptions) error {
 		if mb < 512 || mb > 10240 {
 			return fmt.Errorf("ephemeral storage %d MB is outside Lambda's 512 to 10240 MB", mb)
@@ -190,7 +191,7 @@ var reservedEnv = map[string]bool{
 // WithFunctionEnv sets the function's environment variables (default none;
 // the image's ENV travels in the package's manifest). Keys must be valid
 // Lambda variable names and not reserved by Lambda.
-func WithFunctionEnv(env map[string]string) DeployOption {
+func WithFunctionEnv(env map[string]string) Option {
 	return func(o *deployOptions) error {
 		var errs []error
 		for k := range env {
@@ -211,7 +212,7 @@ func WithFunctionEnv(env map[string]string) DeployOption {
 
 // WithPublish publishes a version when the code or configuration changed
 // (or no version matches them yet). Default false: only $LATEST is updated.
-func WithPublish(publish bool) DeployOption {
+func WithPublish(publish bool) Option {
 	return func(o *deployOptions) error {
 		o.publish = publish
 		return nil
@@ -222,7 +223,7 @@ var aliasRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
 
 // WithAlias points the alias name at the published version (with
 // WithPublish) or at $LATEST, creating it when missing.
-func WithAlias(name string) DeployOption {
+func WithAlias(name string) Option {
 	return func(o *deployOptions) error {
 		if !aliasRE.MatchString(name) || strings.Trim(name, "0123456789") == "" {
 			return fmt.Errorf("alias %q must be 1 to 128 letters, digits, - or _, and not only digits", name)
@@ -235,7 +236,7 @@ func WithAlias(name string) DeployOption {
 // WithCodeBucket uploads code too large for a direct upload to this bucket
 // (in the function's region) as extract/NAME/<sha256 hex>.zip. Destroy
 // deletes the objects under extract/NAME/ in it.
-func WithCodeBucket(bucket string) DeployOption {
+func WithCodeBucket(bucket string) Option {
 	return func(o *deployOptions) error {
 		if bucket == "" {
 			return errors.New("WithCodeBucket: empty bucket name")
@@ -256,11 +257,11 @@ type CodeLimits struct {
 
 // DefaultCodeLimits are Lambda's documented limits, used when
 // GetAccountSettings is not allowed: 50 MB zipped, 250 MB unzipped.
-var DefaultCodeLimits = CodeLimits{DirectUpload: MaxDirectUploadSize, Unzipped: MaxUnzippedSize}
+var DefaultCodeLimits = CodeLimits{DirectUpload: lambda.MaxDirectUploadSize, Unzipped: lambda.MaxUnzippedSize}
 
 // WithLimits sets the code size limits instead of asking GetAccountSettings
 // (and falling back to DefaultCodeLimits).
-func WithLimits(l CodeLimits) DeployOption {
+func WithLimits(l CodeLimits) Option {
 	return func(o *deployOptions) error {
 		if l.DirectUpload <= 0 || l.Unzipped <= 0 {
 			return fmt.Errorf("WithLimits: limits must be positive, got %+v", l)
@@ -270,28 +271,28 @@ func WithLimits(l CodeLimits) DeployOption {
 	}
 }
 
-// WithDryRun makes Deploy and Destroy read the current state and report the
+// WithDryRun makes the deploys and Destroy read the current state and report the
 // changes they would make, calling no API that changes anything.
-func WithDryRun(dryRun bool) DeployOption {
+func WithDryRun(dryRun bool) Option {
 	return func(o *deployOptions) error {
 		o.dryRun = dryRun
 		return nil
 	}
 }
 
-// WithFormat sets how DeployImage packages the image: FormatZip (the
-// default), FormatImage (a container image, deployed as DeployContainer
-// does), or FormatAuto, the format Prepare picks for it (a zip unless the
+// WithFormat sets how Image packages the image: lambda.FormatZip (the
+// default), lambda.FormatImage (a container image, deployed as Container
+// does), or lambda.FormatAuto, the format lambda.Prepare picks for it (a zip unless the
 // program needs files at their original paths or is too big for one; the
 // CLI's default).
-func WithFormat(format string) DeployOption {
+func WithFormat(format string) Option {
 	return func(o *deployOptions) error {
 		switch format {
-		case FormatZip, FormatImage, FormatAuto:
+		case lambda.FormatZip, lambda.FormatImage, lambda.FormatAuto:
 			o.format = format
 			return nil
 		}
-		return fmt.Errorf("format %q is not %s, %s or %s", format, FormatZip, FormatImage, FormatAuto)
+		return fmt.Errorf("format %q is not %s, %s or %s", format, lambda.FormatZip, lambda.FormatImage, lambda.FormatAuto)
 	}
 }
 
@@ -307,7 +308,7 @@ const (
 // bootstrap writes one JSON object per line (AWS_LAMBDA_LOG_FORMAT=JSON).
 // A deploy sets it on every run, so a function deployed with JSON goes back
 // to text when deployed without it.
-func WithLogFormat(format string) DeployOption {
+func WithLogFormat(format string) Option {
 	return func(o *deployOptions) error {
 		switch format {
 		case LogFormatText:
@@ -321,8 +322,8 @@ func WithLogFormat(format string) DeployOption {
 	}
 }
 
-// DeployResult is what Deploy did (or, in a dry run, would do).
-type DeployResult struct {
+// Result is what a deploy did (or, in a dry run, would do).
+type Result struct {
 	FunctionName string `json:"function_name"`
 	FunctionARN  string `json:"function_arn"`
 	// Version is the published version, or "$LATEST".
@@ -341,7 +342,7 @@ type DeployResult struct {
 	// CodeLocation is "direct", the s3:// URL of the uploaded zip, or the
 	// image URI.
 	CodeLocation string `json:"code_location"`
-	// FormatReason says why DeployImage with FormatAuto chose the package
+	// FormatReason says why Image with lambda.FormatAuto chose the package
 	// type; empty otherwise.
 	FormatReason string  `json:"format_reason,omitempty"`
 	Trigger      Trigger `json:"trigger"`
@@ -377,7 +378,7 @@ type DirectUploadError struct {
 
 func (e *DirectUploadError) Error() string {
 	return fmt.Sprintf("package is %s zipped, over the %s Lambda accepts in a direct upload: pass --code-bucket BUCKET (a bucket in the function's region) to upload it through S3",
-		humanSize(e.Size), humanSize(e.Limit))
+		lambda.HumanSize(e.Size), lambda.HumanSize(e.Limit))
 }
 
 // IsRefused reports whether err is deploy or destroy refusing to act
@@ -389,11 +390,11 @@ func (e *DirectUploadError) Error() string {
 func IsRefused(err error) bool {
 	var (
 		o *OverlapError
-		r *RecursionError
-		m *ManifestError
+		r *lambda.RecursionError
+		m *lambda.ManifestError
 		n *NotManagedError
 		d *DirectUploadError
-		s *SizeError
+		s *lambda.SizeError
 		p *PackageTypeError
 		g *RepositoryRegionError
 	)
@@ -407,7 +408,7 @@ type pkgInfo struct {
 	r         io.ReaderAt
 	size      int64
 	unzipped  int64
-	files     []FileSize
+	files     []lambda.FileSize
 	sha256    []byte
 	manifest  *xruntime.Manifest
 	arch      lambdatypes.Architecture
@@ -446,7 +447,7 @@ func readPackage(r io.ReaderAt, size int64) (*pkgInfo, error) {
 	for _, f := range zr.File {
 		p.unzipped += int64(f.UncompressedSize64)
 		if !f.FileInfo().IsDir() {
-			p.files = append(p.files, FileSize{Path: strings.TrimPrefix(f.Name, xruntime.RootDir), Size: int64(f.UncompressedSize64)})
+			p.files = append(p.files, lambda.FileSize{Path: strings.TrimPrefix(f.Name, xruntime.RootDir), Size: int64(f.UncompressedSize64)})
 		}
 		switch f.Name {
 		case xruntime.ManifestPath:
@@ -505,8 +506,8 @@ func checkNames(function, bucket string) error {
 	return errors.Join(errs...)
 }
 
-// DeployFile deploys the package zip at path; see Deploy.
-func DeployFile(ctx context.Context, path, function, bucket string, opts ...DeployOption) (*DeployResult, error) {
+// ZipFile deploys the package zip at path; see Zip.
+func ZipFile(ctx context.Context, path, function, bucket string, opts ...Option) (*Result, error) {
 	// Bad options and names are reported before the file is looked at.
 	if _, err := makeDeployOptions(opts); err != nil {
 		return nil, err
@@ -523,16 +524,16 @@ func DeployFile(ctx context.Context, path, function, bucket string, opts ...Depl
 	if err != nil {
 		return nil, fmt.Errorf("opening package: %w", err)
 	}
-	return Deploy(ctx, f, st.Size(), function, bucket, opts...)
+	return Zip(ctx, f, st.Size(), function, bucket, opts...)
 }
 
-// DeployImage packages img in WithFormat's format (pkgOpts, those of
-// Package and PackageImage, set the trigger filter and output location
+// Image packages img in WithFormat's format (pkgOpts, those of
+// Package and lambda.PackageImage, set the trigger filter and output location
 // recorded in the manifest) and deploys it: a zip, written to a temporary
-// file removed afterwards, as Deploy does; a container image as
-// DeployContainer does. Package warnings are logged with WithDeployLogger's
+// file removed afterwards, as Zip does; a container image as
+// Container does. Package warnings are logged with WithLogger's
 // logger.
-func DeployImage(ctx context.Context, img *image.Image, function, bucket string, pkgOpts []PackageOption, opts ...DeployOption) (*DeployResult, error) {
+func Image(ctx context.Context, img *image.Image, function, bucket string, pkgOpts []lambda.PackageOption, opts ...Option) (*Result, error) {
 	o, err := makeDeployOptions(opts)
 	if err != nil {
 		return nil, err
@@ -540,33 +541,33 @@ func DeployImage(ctx context.Context, img *image.Image, function, bucket string,
 	if err := checkNames(function, bucket); err != nil {
 		return nil, err
 	}
-	if m, ok, err := PackagedImage(img); err != nil {
+	if m, ok, err := lambda.PackagedImage(img); err != nil {
 		return nil, err
 	} else if ok {
 		// Built by `package --format image`: deployed as it is.
-		if o.format == FormatZip {
+		if o.format == lambda.FormatZip {
 			return nil, fmt.Errorf("%s is a Lambda image package: it deploys as an image, not with --format zip", img.Ref)
 		}
-		arch, _, err := lambdaArch("", img.Platform.Architecture)
+		arch, err := architecture(img.Platform.OS + "/" + img.Platform.Architecture)
 		if err != nil {
 			return nil, err
 		}
-		res, err := DeployContainer(ctx, ContainerImage{Image: img.V1(), Arch: arch, Manifest: *m}, function, bucket, opts...)
+		res, err := Container(ctx, ContainerImage{Image: img.V1(), Arch: string(arch), Manifest: *m}, function, bucket, opts...)
 		if res != nil {
 			res.FormatReason = "an image package already"
 		}
 		return res, err
 	}
 	format, reason := o.format, ""
-	var pp *Prepared
-	if format == FormatAuto {
-		if pp, err = Prepare(ctx, img, pkgOpts...); err != nil {
+	var pp *lambda.Prepared
+	if format == lambda.FormatAuto {
+		if pp, err = lambda.Prepare(ctx, img, pkgOpts...); err != nil {
 			return nil, err
 		}
-		format, reason = pp.Format, pp.Reason // Prepare logs them
+		format, reason = pp.Format, pp.Reason // lambda.Prepare logs them
 	}
-	var res *DeployResult
-	if format == FormatImage {
+	var res *Result
+	if format == lambda.FormatImage {
 		res, err = deployImagePackage(ctx, img, pp, function, bucket, pkgOpts, o, opts)
 	} else {
 		res, err = deployZipPackage(ctx, img, pp, function, bucket, pkgOpts, o, opts)
@@ -579,18 +580,18 @@ func DeployImage(ctx context.Context, img *image.Image, function, bucket string,
 
 // deployZipPackage packages img (or the prepared pp) as a zip in a
 // temporary directory and deploys it.
-func deployZipPackage(ctx context.Context, img *image.Image, pp *Prepared, function, bucket string, pkgOpts []PackageOption, o *deployOptions, opts []DeployOption) (*DeployResult, error) {
+func deployZipPackage(ctx context.Context, img *image.Image, pp *lambda.Prepared, function, bucket string, pkgOpts []lambda.PackageOption, o *deployOptions, opts []Option) (*Result, error) {
 	dir, err := os.MkdirTemp("", "extract-deploy-")
 	if err != nil {
 		return nil, fmt.Errorf("creating a temporary directory for the package: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, function+".zip")
-	var pres *PackageResult
+	var pres *lambda.PackageResult
 	if pp != nil {
 		pres, err = pp.ZipFile(ctx, path)
 	} else {
-		pres, err = PackageFile(ctx, img, path, pkgOpts...)
+		pres, err = lambda.PackageFile(ctx, img, path, pkgOpts...)
 	}
 	if err != nil {
 		return nil, err
@@ -598,21 +599,21 @@ func deployZipPackage(ctx context.Context, img *image.Image, pp *Prepared, funct
 	for _, w := range pres.Warnings {
 		o.log.Warn(w)
 	}
-	o.log.Info("packaged", "image", img.Ref, "files", pres.Files, "zipped", humanSize(pres.ZippedSize), "unzipped", humanSize(pres.UnzippedSize), "arch", pres.Arch)
-	return DeployFile(ctx, path, function, bucket, opts...)
+	o.log.Info("packaged", "image", img.Ref, "files", pres.Files, "zipped", lambda.HumanSize(pres.ZippedSize), "unzipped", lambda.HumanSize(pres.UnzippedSize), "arch", pres.Arch)
+	return ZipFile(ctx, path, function, bucket, opts...)
 }
 
 // deployImagePackage builds img's container image (or the prepared pp's)
 // and deploys it.
-func deployImagePackage(ctx context.Context, img *image.Image, pp *Prepared, function, bucket string, pkgOpts []PackageOption, o *deployOptions, opts []DeployOption) (*DeployResult, error) {
+func deployImagePackage(ctx context.Context, img *image.Image, pp *lambda.Prepared, function, bucket string, pkgOpts []lambda.PackageOption, o *deployOptions, opts []Option) (*Result, error) {
 	var (
-		ires *ImageResult
+		ires *lambda.ImageResult
 		err  error
 	)
 	if pp != nil {
 		ires, err = pp.Image(ctx)
 	} else {
-		ires, err = PackageImage(ctx, img, pkgOpts...)
+		ires, err = lambda.PackageImage(ctx, img, pkgOpts...)
 	}
 	if err != nil {
 		return nil, err
@@ -621,11 +622,11 @@ func deployImagePackage(ctx context.Context, img *image.Image, pp *Prepared, fun
 	for _, w := range ires.Warnings {
 		o.log.Warn(w)
 	}
-	o.log.Info("packaged", "image", img.Ref, "shape", ires.Shape, "layers", ires.Layers, "compressed", humanSize(ires.CompressedSize), "size", humanSize(ires.Size), "arch", ires.Arch, "digest", ires.Digest)
-	return DeployContainer(ctx, ContainerImage{Image: ires.Image, Arch: ires.Arch, Manifest: ires.Manifest}, function, bucket, opts...)
+	o.log.Info("packaged", "image", img.Ref, "shape", ires.Shape, "layers", ires.Layers, "compressed", lambda.HumanSize(ires.CompressedSize), "size", lambda.HumanSize(ires.Size), "arch", ires.Arch, "digest", ires.Digest)
+	return Container(ctx, ContainerImage{Image: ires.Image, Arch: ires.Arch, Manifest: ires.Manifest}, function, bucket, opts...)
 }
 
-// Deploy makes the Lambda function named function run the package zip (size
+// Zip makes the Lambda function named function run the package zip (size
 // bytes read from r) for every object created in bucket that matches the
 // package's input filter (manifest Input.Prefix and Input.Suffix), and
 // changes nothing that is already as wanted:
@@ -645,12 +646,12 @@ func deployImagePackage(ctx context.Context, img *image.Image, pp *Prepared, fun
 //     extract-NAME for the function and the statement are removed: a
 //     function has one trigger bucket.
 //
-// Deploy refuses (see IsRefused) a manifest whose input or output settings
-// extract package would not have written (*ManifestError), a trigger that
+// Zip refuses (see IsRefused) a manifest whose input or output settings
+// extract package would not have written (*lambda.ManifestError), a trigger that
 // would overlap another rule, outputs that would re-trigger the function, a
 // function or role of the same name not created by extract, and code over
 // the size limits; it checks all of these before changing anything.
-func Deploy(ctx context.Context, r io.ReaderAt, size int64, function, bucket string, opts ...DeployOption) (*DeployResult, error) {
+func Zip(ctx context.Context, r io.ReaderAt, size int64, function, bucket string, opts ...Option) (*Result, error) {
 	o, err := makeDeployOptions(opts)
 	if err != nil {
 		return nil, err
@@ -670,11 +671,11 @@ func Deploy(ctx context.Context, r io.ReaderAt, size int64, function, bucket str
 // (whoever could edit the zip or image could edit them), and its trigger
 // is known not to re-trigger the function. Both checks come before any
 // AWS call.
-func deployPackage(ctx context.Context, o *deployOptions, function, bucket string, pkg *pkgInfo) (*DeployResult, error) {
-	if err := checkManifest(pkg.manifest); err != nil {
+func deployPackage(ctx context.Context, o *deployOptions, function, bucket string, pkg *pkgInfo) (*Result, error) {
+	if err := lambda.CheckManifest(pkg.manifest); err != nil {
 		return nil, err
 	}
-	if err := checkRecursion(bucket, pkg.manifest); err != nil {
+	if err := lambda.CheckRecursion(bucket, pkg.manifest); err != nil {
 		return nil, err
 	}
 	if o.clients == nil {
@@ -693,7 +694,7 @@ func deployPackage(ctx context.Context, o *deployOptions, function, bucket strin
 
 func newDeployer(o *deployOptions, function, bucket string, pkg *pkgInfo) *deployer {
 	d := &deployer{o: o, c: o.clients, log: o.log, function: function, bucket: bucket, pkg: pkg}
-	d.res = &DeployResult{
+	d.res = &Result{
 		FunctionName: function,
 		Version:      "$LATEST",
 		Alias:        o.alias,
@@ -717,7 +718,7 @@ type deployer struct {
 	bucket   string
 	pkg      *pkgInfo
 	id       identity
-	res      *DeployResult
+	res      *Result
 
 	cur         *awslambda.GetFunctionOutput // nil when the function does not exist
 	roleCreated bool
@@ -759,8 +760,8 @@ func (d *deployer) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if d.pkg.unzipped > limits.Unzipped {
-			return &SizeError{Size: d.pkg.unzipped, Limit: limits.Unzipped, Biggest: biggestFiles(d.pkg.files, 5)}
+		if err := lambda.CheckUnzipped(d.pkg.unzipped, limits.Unzipped, d.pkg.files); err != nil {
+			return err
 		}
 		useS3 = d.pkg.size > limits.DirectUpload
 		if useS3 && d.o.codeBucket == "" {
@@ -907,7 +908,7 @@ func (d *deployer) code(ctx context.Context, useS3 bool) (*lambdatypes.FunctionC
 	if d.o.dryRun {
 		return code, nil
 	}
-	d.log.Info("uploading code", "url", d.res.CodeLocation, "size", humanSize(d.pkg.size))
+	d.log.Info("uploading code", "url", d.res.CodeLocation, "size", lambda.HumanSize(d.pkg.size))
 	_, err = d.c.S3.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        &d.o.codeBucket,
 		Key:           &key,

@@ -1,4 +1,4 @@
-package lambda
+package deploy
 
 import (
 	"context"
@@ -35,6 +35,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/pkg/lambda"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
@@ -105,7 +106,7 @@ func mustLayer(t *testing.T, files ...layerFile) v1.Layer {
 	return l
 }
 
-// testContainer is a container image shaped like PackageImage's: the
+// testContainer is a container image shaped like lambda.PackageImage's: the
 // base layer, then a layer with a bootstrap (saying body) and the
 // manifest under /opt/extract, the bootstrap as ENTRYPOINT.
 func testContainer(t *testing.T, base v1.Layer, body, platform string) ContainerImage {
@@ -205,17 +206,17 @@ func (e *motoEnv) registerECR(repo string, ci ContainerImage, tag string) {
 	}
 }
 
-func (e *imageEnv) deployContainer(ci ContainerImage, function, bucket string, opts ...DeployOption) (*DeployResult, error) {
+func (e *imageEnv) deployContainer(ci ContainerImage, function, bucket string, opts ...Option) (*Result, error) {
 	e.t.Helper()
-	opts = append([]DeployOption{WithClients(e.clients), fastWaits}, opts...)
-	return DeployContainer(context.Background(), ci, function, bucket, opts...)
+	opts = append([]Option{WithClients(e.clients), fastWaits}, opts...)
+	return Container(context.Background(), ci, function, bucket, opts...)
 }
 
-func (e *imageEnv) mustDeployContainer(ci ContainerImage, function, bucket string, opts ...DeployOption) *DeployResult {
+func (e *imageEnv) mustDeployContainer(ci ContainerImage, function, bucket string, opts ...Option) *Result {
 	e.t.Helper()
 	res, err := e.deployContainer(ci, function, bucket, opts...)
 	if err != nil {
-		e.t.Fatalf("DeployContainer(%q): %v", function, err)
+		e.t.Fatalf("Container(%q): %v", function, err)
 	}
 	return res
 }
@@ -258,13 +259,13 @@ func TestDeployImageLifecycle(t *testing.T) {
 	res := e.mustDeployContainer(ci1, "momentum", "inbox", repo)
 	want := []string{
 		`create role extract-momentum (trust lambda.amazonaws.com, inline policy "extract")`,
-		"push image " + uri1 + " (" + humanSize(imageSize(t, ci1)) + ", tag " + tag1 + ")",
+		"push image " + uri1 + " (" + lambda.HumanSize(imageSize(t, ci1)) + ", tag " + tag1 + ")",
 		"create function momentum (image " + uri1 + ", arm64, 512 MB, 60s)",
 		"add permission extract-s3-inbox (s3.amazonaws.com may invoke momentum for arn:aws:s3:::inbox in account 123456789012)",
 		`set notification rule extract-momentum on bucket inbox (s3:ObjectCreated:*, prefix "input/", suffix ".csv" → momentum)`,
 	}
 	if diff := cmp.Diff(want, res.Changes); diff != "" {
-		t.Errorf("first DeployContainer changes (-want +got):\n%s", diff)
+		t.Errorf("first Container changes (-want +got):\n%s", diff)
 	}
 	if res.PackageType != "Image" || res.ImageURI != uri1 || res.CodeLocation != uri1 || res.CodeSha256 != strings.TrimPrefix(d1, "sha256:") || res.Architecture != "arm64" {
 		t.Errorf("result package type %q, image %q, location %q, sha %q, arch %q; want Image, %s, %s, %s, arm64",
@@ -309,17 +310,17 @@ func TestDeployImageLifecycle(t *testing.T) {
 	// Same image again: nothing changes, nothing is written.
 	res = e.mustDeployContainer(ci1, "momentum", "inbox", repo)
 	if len(res.Changes) != 0 {
-		t.Errorf("second DeployContainer changes = %q, want none", res.Changes)
+		t.Errorf("second Container changes = %q, want none", res.Changes)
 	}
 	if w := e.reg.writes(); len(w) != 0 {
-		t.Errorf("second DeployContainer wrote %q to the registry, want nothing", w)
+		t.Errorf("second Container wrote %q to the registry, want nothing", w)
 	}
 
 	// A new image: pushed (its new layer and config only) and the code
 	// updated.
 	res = e.mustDeployContainer(ci2, "momentum", "inbox", repo)
 	want = []string{
-		"push image " + uri2 + " (" + humanSize(imageSize(t, ci2)) + ", tag " + tag2 + ")",
+		"push image " + uri2 + " (" + lambda.HumanSize(imageSize(t, ci2)) + ", tag " + tag2 + ")",
 		"update function code (image " + uri1 + " → " + uri2 + ")",
 	}
 	if diff := cmp.Diff(want, res.Changes); diff != "" {
@@ -361,7 +362,7 @@ func TestDeployImageLifecycle(t *testing.T) {
 	// Another function in the same repository with the same image: its own
 	// tag; purging its images leaves momentum's.
 	tagOther := "extract-other-" + strings.TrimPrefix(d2, "sha256:")[:16]
-	if _, err := e.deployContainer(ci2, "other", "outbox", repo, WithDeployLogger(discardLogger())); err != nil {
+	if _, err := e.deployContainer(ci2, "other", "outbox", repo, WithLogger(discardLogger())); err != nil {
 		t.Fatal(err)
 	}
 	if w := e.reg.writes(); !cmp.Equal(w, []string{"PUT manifest"}) {
@@ -460,7 +461,7 @@ func TestDeployImagePackageTypeRefused(t *testing.T) {
 func TestDeployImageDefaultRepositoryPlan(t *testing.T) {
 	e := newEnv(t, "inbox")
 	ci := testContainer(t, mustLayer(t, layerFile{name: "a", body: "a"}), "v1", "linux/amd64")
-	res, err := DeployContainer(context.Background(), ci, "Momentum_2", "inbox", WithClients(e.clients), WithDryRun(true))
+	res, err := Container(context.Background(), ci, "Momentum_2", "inbox", WithClients(e.clients), WithDryRun(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +473,7 @@ func TestDeployImageDefaultRepositoryPlan(t *testing.T) {
 	want := []string{
 		`create role extract-Momentum_2 (trust lambda.amazonaws.com, inline policy "extract")`,
 		"create ECR repository " + repo + " (scan on push, tag managed-by=extract, Lambda may pull)",
-		"push image " + uri + " (" + humanSize(imageSize(t, ci)) + ", tag extract-Momentum_2-" + strings.TrimPrefix(mustDigest(t, ci), "sha256:")[:16] + ")",
+		"push image " + uri + " (" + lambda.HumanSize(imageSize(t, ci)) + ", tag extract-Momentum_2-" + strings.TrimPrefix(mustDigest(t, ci), "sha256:")[:16] + ")",
 		"create function Momentum_2 (image " + uri + ", x86_64, 512 MB, 60s)",
 		"add permission extract-s3-inbox (s3.amazonaws.com may invoke Momentum_2 for arn:aws:s3:::inbox in account 123456789012)",
 		`set notification rule extract-Momentum_2 on bucket inbox (s3:ObjectCreated:*, prefix "input/", suffix ".csv" → Momentum_2)`,
@@ -486,7 +487,7 @@ func TestDeployImageDefaultRepositoryPlan(t *testing.T) {
 	}
 
 	// An ECR repository in another region is refused before anything.
-	_, err = DeployContainer(context.Background(), ci, "momentum", "inbox", WithClients(e.clients),
+	_, err = Container(context.Background(), ci, "momentum", "inbox", WithClients(e.clients),
 		WithRepository("123456789012.dkr.ecr.eu-west-1.amazonaws.com/extract-momentum"))
 	var re *RepositoryRegionError
 	if !errors.As(err, &re) || !IsRefused(err) || !strings.Contains(err.Error(), "only from ECR in the function's region") {
@@ -510,7 +511,7 @@ func TestDeployImageECRRepository(t *testing.T) {
 	}
 	ensure := func(function string, dryRun bool) []string {
 		t.Helper()
-		o, err := makeDeployOptions([]DeployOption{WithClients(e.clients), WithDryRun(dryRun)})
+		o, err := makeDeployOptions([]Option{WithClients(e.clients), WithDryRun(dryRun)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -587,7 +588,7 @@ func TestDestroyPurgeImagesECR(t *testing.T) {
 	a, b, c := mk("a"), mk("b"), mk("c")
 	// Managed (created by deploy's ensure step) with momentum's images and
 	// a foreign tag on one of them.
-	o, err := makeDeployOptions([]DeployOption{WithClients(e.clients)})
+	o, err := makeDeployOptions([]Option{WithClients(e.clients)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,9 +623,9 @@ func TestDestroyPurgeImagesECR(t *testing.T) {
 		slices.Sort(got)
 		return got
 	}
-	destroy := func(opts ...DeployOption) []string {
+	destroy := func(opts ...Option) []string {
 		t.Helper()
-		res, err := Destroy(ctx, "momentum", "inbox", append([]DeployOption{WithClients(e.clients), WithPurgeImages(true)}, opts...)...)
+		res, err := Destroy(ctx, "momentum", "inbox", append([]Option{WithClients(e.clients), WithPurgeImages(true)}, opts...)...)
 		if err != nil {
 			t.Fatalf("Destroy --purge-images: %v", err)
 		}
@@ -763,7 +764,7 @@ func TestDeployImageRefusalChangesNothing(t *testing.T) {
 	}
 }
 
-// TestDeployImageAuto deploys fixtures with DeployImage and FormatAuto: Tcl,
+// TestDeployImageAuto deploys fixtures with Image and lambda.FormatAuto: Tcl,
 // whose library home is a compiled-in path, becomes an image function
 // pushed to the registry; the Fortran showcase stays a zip. moto's Lambda
 // runs with its default ECR stub here (the image is not looked up).
@@ -788,14 +789,14 @@ func TestDeployImageAuto(t *testing.T) {
 				t.Fatal(err)
 			}
 			repo := reg.host + "/" + RepositoryName(tc.function)
-			res, err := DeployImage(context.Background(), mustServe(t, v1img), tc.function, tc.bucket, []PackageOption{WithBootstrap(testBootstrap)},
-				WithClients(e.clients), fastWaits, WithFormat(FormatAuto), WithRepository(repo))
+			res, err := Image(context.Background(), mustServe(t, v1img), tc.function, tc.bucket, []lambda.PackageOption{lambda.WithBootstrap(testBootstrap)},
+				WithClients(e.clients), fastWaits, WithFormat(lambda.FormatAuto), WithRepository(repo))
 			if err != nil {
-				t.Fatalf("DeployImage(%s, auto): %v", tc.fixture, err)
+				t.Fatalf("Image(%s, auto): %v", tc.fixture, err)
 			}
 			fn := e.function(tc.function)
 			if res.PackageType != string(tc.want) || fn.Configuration.PackageType != tc.want || !strings.Contains(res.FormatReason, tc.reason) {
-				t.Errorf("DeployImage(%s, auto): result %s (reason %q), function %s; want %s, a reason saying %q",
+				t.Errorf("Image(%s, auto): result %s (reason %q), function %s; want %s, a reason saying %q",
 					tc.fixture, res.PackageType, res.FormatReason, fn.Configuration.PackageType, tc.want, tc.reason)
 			}
 			if tc.want == lambdatypes.PackageTypeImage {
@@ -820,26 +821,26 @@ func TestDeployPackagedImage(t *testing.T) {
 	e := newEnv(t, "inbox")
 	reg := newTestRegistry(t)
 	ctx := context.Background()
-	res, err := PackageImage(ctx, mustServe(t, imageTestSource(t)), WithBootstrap(testBootstrap))
+	res, err := lambda.PackageImage(ctx, mustServe(t, imageTestSource(t)), lambda.WithBootstrap(testBootstrap))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Close()
 	dir := filepath.Join(t.TempDir(), "layout")
-	if _, err := WriteImage(ctx, res.Image, "oci:"+dir); err != nil {
+	if _, err := lambda.WriteImage(ctx, res.Image, "oci:"+dir); err != nil {
 		t.Fatal(err)
 	}
 	repo := reg.host + "/" + RepositoryName("packaged")
-	got, err := DeployImage(ctx, mustOpen(t, "oci:"+dir), "packaged", "inbox", nil,
-		WithClients(e.clients), fastWaits, WithFormat(FormatAuto), WithRepository(repo))
+	got, err := Image(ctx, mustOpen(t, "oci:"+dir), "packaged", "inbox", nil,
+		WithClients(e.clients), fastWaits, WithFormat(lambda.FormatAuto), WithRepository(repo))
 	if err != nil {
-		t.Fatalf("DeployImage(an image package): %v", err)
+		t.Fatalf("Image(an image package): %v", err)
 	}
 	if got.ImageURI != repo+"@"+res.Digest || got.PackageType != string(lambdatypes.PackageTypeImage) {
 		t.Errorf("deployed %s (%s), want the package itself, %s@%s", got.ImageURI, got.PackageType, repo, res.Digest)
 	}
-	if _, err := DeployImage(ctx, mustOpen(t, "oci:"+dir), "packaged", "inbox", nil,
-		WithClients(e.clients), fastWaits, WithFormat(FormatZip), WithRepository(repo)); err == nil {
+	if _, err := Image(ctx, mustOpen(t, "oci:"+dir), "packaged", "inbox", nil,
+		WithClients(e.clients), fastWaits, WithFormat(lambda.FormatZip), WithRepository(repo)); err == nil {
 		t.Error("an image package deployed with --format zip")
 	}
 }

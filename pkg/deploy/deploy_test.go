@@ -1,4 +1,4 @@
-package lambda
+package deploy
 
 import (
 	"archive/zip"
@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/comingout/extract/internal/mototest"
+	"github.com/comingout/extract/pkg/lambda"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
@@ -124,24 +125,24 @@ func (e *motoEnv) mustBucket(name string) {
 }
 
 // deploy runs Deploy on zip with fast waiters and the env's clients.
-func (e *motoEnv) deploy(zip []byte, function, bucket string, opts ...DeployOption) (*DeployResult, error) {
+func (e *motoEnv) deploy(zip []byte, function, bucket string, opts ...Option) (*Result, error) {
 	e.t.Helper()
-	opts = append([]DeployOption{WithClients(e.clients), fastWaits}, opts...)
-	return Deploy(context.Background(), bytes.NewReader(zip), int64(len(zip)), function, bucket, opts...)
+	opts = append([]Option{WithClients(e.clients), fastWaits}, opts...)
+	return Zip(context.Background(), bytes.NewReader(zip), int64(len(zip)), function, bucket, opts...)
 }
 
-func (e *motoEnv) mustDeploy(zip []byte, function, bucket string, opts ...DeployOption) *DeployResult {
+func (e *motoEnv) mustDeploy(zip []byte, function, bucket string, opts ...Option) *Result {
 	e.t.Helper()
 	res, err := e.deploy(zip, function, bucket, opts...)
 	if err != nil {
-		e.t.Fatalf("Deploy(%q, %q): %v", function, bucket, err)
+		e.t.Fatalf("Zip(%q, %q): %v", function, bucket, err)
 	}
 	return res
 }
 
-func (e *motoEnv) destroy(function, bucket string, opts ...DeployOption) *DestroyResult {
+func (e *motoEnv) destroy(function, bucket string, opts ...Option) *DestroyResult {
 	e.t.Helper()
-	opts = append([]DeployOption{WithClients(e.clients)}, opts...)
+	opts = append([]Option{WithClients(e.clients)}, opts...)
 	res, err := Destroy(context.Background(), function, bucket, opts...)
 	if err != nil {
 		e.t.Fatalf("Destroy(%q, %q): %v", function, bucket, err)
@@ -469,8 +470,8 @@ func TestDeployRefusals(t *testing.T) {
 		want     any
 	}{
 		{"overlap with a queue rule", testManifest("linux/amd64"), &OverlapError{}},
-		{"output would re-trigger", recursive, &RecursionError{}},
-		{"output directory under the trigger prefix", dirUnderTrigger, &RecursionError{}},
+		{"output would re-trigger", recursive, &lambda.RecursionError{}},
+		{"output directory under the trigger prefix", dirUnderTrigger, &lambda.RecursionError{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -481,10 +482,10 @@ func TestDeployRefusals(t *testing.T) {
 				if !errors.As(err, &oe) || !strings.Contains(err.Error(), queueARN) {
 					t.Fatalf("Deploy error = %v, want *OverlapError naming %s", err, queueARN)
 				}
-			case *RecursionError:
-				var re *RecursionError
+			case *lambda.RecursionError:
+				var re *lambda.RecursionError
 				if !errors.As(err, &re) {
-					t.Fatalf("Deploy error = %v, want *RecursionError", err)
+					t.Fatalf("Deploy error = %v, want *lambda.RecursionError", err)
 				}
 			}
 			if !IsRefused(err) {
@@ -572,18 +573,18 @@ func TestDeployRefusesEditedManifest(t *testing.T) {
 			img.Manifest = tc.manifest
 			for what, deploy := range map[string]func() error{
 				"zip": func() error {
-					_, err := Deploy(context.Background(), bytes.NewReader(zip), int64(len(zip)), "edited", "inbox", WithClients(&clients), fastWaits)
+					_, err := Zip(context.Background(), bytes.NewReader(zip), int64(len(zip)), "edited", "inbox", WithClients(&clients), fastWaits)
 					return err
 				},
 				"image": func() error {
-					_, err := DeployContainer(context.Background(), img, "edited", "inbox", WithClients(&clients), fastWaits)
+					_, err := Container(context.Background(), img, "edited", "inbox", WithClients(&clients), fastWaits)
 					return err
 				},
 			} {
 				err := deploy()
-				var me *ManifestError
+				var me *lambda.ManifestError
 				if !errors.As(err, &me) || !IsRefused(err) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "extract.json") {
-					t.Errorf("%s deploy: error %v, want a refused *ManifestError saying %s", what, err, tc.want)
+					t.Errorf("%s deploy: error %v, want a refused *lambda.ManifestError saying %s", what, err, tc.want)
 				}
 			}
 			if n := calls.Load(); n != 0 {
@@ -715,9 +716,9 @@ func TestDeployThroughCodeBucket(t *testing.T) {
 		t.Fatalf("Deploy without a code bucket: error %v, want *DirectUploadError saying --code-bucket", err)
 	}
 	_, err = e.deploy(zip, "big", "inbox", WithLimits(CodeLimits{DirectUpload: 1 << 20, Unzipped: 4096}))
-	var se *SizeError
+	var se *lambda.SizeError
 	if !errors.As(err, &se) || !strings.Contains(err.Error(), "/data") {
-		t.Fatalf("Deploy over the unzipped limit: error %v, want *SizeError naming /data", err)
+		t.Fatalf("Deploy over the unzipped limit: error %v, want *lambda.SizeError naming /data", err)
 	}
 	if e.function("big") != nil {
 		t.Fatal("a refused deploy created the function")
@@ -770,24 +771,24 @@ func (e *motoEnv) mustUserRole(name string) string {
 // bytes Package writes, and a second run changes nothing.
 func TestDeployImage(t *testing.T) {
 	e := newEnv(t, "inbox")
-	img := mustServe(t, dashImage(t))
-	pkgOpts := []PackageOption{WithBootstrap(testBootstrap), WithPrefix("data/"), WithToolVersion("test")}
+	img := mustServe(t, imageTestSource(t))
+	pkgOpts := []lambda.PackageOption{lambda.WithBootstrap(testBootstrap), lambda.WithPrefix("data/"), lambda.WithToolVersion("test")}
 	var want bytes.Buffer
-	pres, err := Package(context.Background(), img, &want, pkgOpts...)
+	pres, err := lambda.Package(context.Background(), img, &want, pkgOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deploy := func() *DeployResult {
+	deploy := func() *Result {
 		t.Helper()
-		res, err := DeployImage(context.Background(), img, "dash", "inbox", pkgOpts, WithClients(e.clients), fastWaits)
+		res, err := Image(context.Background(), img, "dash", "inbox", pkgOpts, WithClients(e.clients), fastWaits)
 		if err != nil {
-			t.Fatalf("DeployImage: %v", err)
+			t.Fatalf("Image: %v", err)
 		}
 		return res
 	}
 	res := deploy()
 	if res.CodeSha256 != pres.CodeSHA256 || res.Architecture != pres.Arch {
-		t.Errorf("DeployImage CodeSha256 %s, arch %s; Package gives %s, %s", res.CodeSha256, res.Architecture, pres.CodeSHA256, pres.Arch)
+		t.Errorf("Image CodeSha256 %s, arch %s; Package gives %s, %s", res.CodeSha256, res.Architecture, pres.CodeSHA256, pres.Arch)
 	}
 	if got := deref(e.function("dash").Configuration.CodeSha256); got != codeSha(want.Bytes()) {
 		t.Errorf("function CodeSha256 = %s, want %s", got, codeSha(want.Bytes()))
@@ -797,6 +798,6 @@ func TestDeployImage(t *testing.T) {
 		t.Errorf("rules (-want +got):\n%s", diff)
 	}
 	if res = deploy(); len(res.Changes) != 0 {
-		t.Errorf("second DeployImage changes = %q, want none", res.Changes)
+		t.Errorf("second Image changes = %q, want none", res.Changes)
 	}
 }

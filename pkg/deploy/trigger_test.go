@@ -1,4 +1,4 @@
-package lambda
+package deploy
 
 import (
 	"bytes"
@@ -88,7 +88,7 @@ func TestPermissionAlreadyExists(t *testing.T) {
 			}
 			name := fmt.Sprintf("race%d", i)
 			zip := mustZip(t, testManifest("linux/amd64"), nil)
-			_, err := Deploy(context.Background(), bytes.NewReader(zip), int64(len(zip)), name, bucket, WithClients(e.withFake(fake)), fastWaits)
+			_, err := Zip(context.Background(), bytes.NewReader(zip), int64(len(zip)), name, bucket, WithClients(e.withFake(fake)), fastWaits)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("Deploy error = %v, want error %v", err, tc.wantErr)
 			}

@@ -1,4 +1,4 @@
-package lambda
+package deploy
 
 import (
 	"bytes"
@@ -72,7 +72,7 @@ func (e *motoEnv) withFake(f *fakeLambda) *Clients {
 }
 
 // recordSleeps replaces sleeping with recording the delays.
-func recordSleeps(delays *[]time.Duration) DeployOption {
+func recordSleeps(delays *[]time.Duration) Option {
 	return func(o *deployOptions) error {
 		o.sleep = func(_ context.Context, d time.Duration) error {
 			*delays = append(*delays, d)
@@ -118,7 +118,7 @@ func TestCreateFunctionRoleRetry(t *testing.T) {
 			name := fmt.Sprintf("retry%d", i)
 			bucket := fmt.Sprintf("inbox%d", i) // one trigger per bucket
 			e.mustBucket(bucket)
-			_, err := Deploy(context.Background(), bytes.NewReader(zip), int64(len(zip)), name, bucket,
+			_, err := Zip(context.Background(), bytes.NewReader(zip), int64(len(zip)), name, bucket,
 				WithClients(e.withFake(fake)), fastWaits, recordSleeps(&sleeps))
 			if tc.wantErr == "" && err != nil {
 				t.Fatalf("Deploy: %v", err)
@@ -168,7 +168,7 @@ func TestUpdateWaitsOutConflicts(t *testing.T) {
 				}
 				return fake.LambdaAPI.UpdateFunctionConfiguration(ctx, in, opts...)
 			}
-			_, err := Deploy(context.Background(), bytes.NewReader(zip), int64(len(zip)), "busy", "inbox",
+			_, err := Zip(context.Background(), bytes.NewReader(zip), int64(len(zip)), "busy", "inbox",
 				WithClients(e.withFake(fake)), fastWaits, WithFunctionMemory(tc.memory))
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("Deploy error = %v, want error %v", err, tc.wantErr)
@@ -190,7 +190,7 @@ func TestThrottlingAfterRetriesIsClear(t *testing.T) {
 	fake := &fakeLambda{createFunction: func(context.Context, *awslambda.CreateFunctionInput, ...func(*awslambda.Options)) (*awslambda.CreateFunctionOutput, error) {
 		return nil, &smithy.GenericAPIError{Code: "TooManyRequestsException", Message: "Rate exceeded"}
 	}}
-	_, err := Deploy(context.Background(), bytes.NewReader(zip), int64(len(zip)), "throttled", "inbox", WithClients(e.withFake(fake)), fastWaits)
+	_, err := Zip(context.Background(), bytes.NewReader(zip), int64(len(zip)), "throttled", "inbox", WithClients(e.withFake(fake)), fastWaits)
 	var te *ThrottledError
 	if !errors.As(err, &te) {
 		t.Fatalf("Deploy error = %v, want *ThrottledError", err)
