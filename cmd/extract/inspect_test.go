@@ -20,14 +20,20 @@ import (
 
 // hostTrueArchive writes a docker-archive of a tiny merged-/usr image made
 // of this Debian machine's /usr/bin/true, its loader and libc, with /usr/bin
-// in a layer of its own.
-func hostTrueArchive(t *testing.T) string {
+// in a layer of its own; extra maps more image paths to the host files they
+// are copies of.
+func hostTrueArchive(t *testing.T, extra ...map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
 	files := map[string]string{
 		"/usr/bin/true":                                  "/usr/bin/true",
 		"/usr/lib/x86_64-linux-gnu/libc.so.6":            "/lib/x86_64-linux-gnu/libc.so.6",
 		"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+	}
+	for _, m := range extra {
+		for dst, src := range m {
+			files[dst] = src
+		}
 	}
 	for dst, src := range files {
 		b, err := os.ReadFile(src)
