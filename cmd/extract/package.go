@@ -160,11 +160,13 @@ func packageZip(c *cli.Context, img *image.Image, prepared *lambda.Prepared, out
 	if abs, aerr := filepath.Abs(out); aerr == nil && out != "-" {
 		out = abs
 	}
-	if done, err := packageReport(c, w, res.Warnings, struct {
+	advisedRes := *res
+	advisedRes.Warnings = advisedWarnings(res.Warnings)
+	if done, err := packageReport(c, w, advisedRes.Warnings, struct {
 		Path   string `json:"path"`
 		Format string `json:"format"`
 		*lambda.PackageResult
-	}{out, lambda.FormatZip, res}); done {
+	}{out, lambda.FormatZip, &advisedRes}); done {
 		return err
 	}
 	fmt.Fprintln(w, out)
@@ -195,11 +197,13 @@ func packageImage(c *cli.Context, img *image.Image, prepared *lambda.Prepared, o
 		return err
 	}
 	w := stdout(c)
-	if done, err := packageReport(c, w, res.Warnings, struct {
-		Path   string `json:"path"`
-		Format string `json:"format"`
+	warnings := advisedWarnings(res.Warnings)
+	if done, err := packageReport(c, w, warnings, struct {
+		Path     string           `json:"path"`
+		Format   string           `json:"format"`
+		Warnings []lambda.Warning `json:"warnings,omitempty"`
 		*lambda.ImageResult
-	}{written, lambda.FormatImage, res}); done {
+	}{written, lambda.FormatImage, warnings, res}); done {
 		return err
 	}
 	fmt.Fprintln(w, written)
@@ -215,9 +219,9 @@ func packageImage(c *cli.Context, img *image.Image, prepared *lambda.Prepared, o
 	return nil
 }
 
-// packageReport prints the warnings to stderr and, with --json, doc to w;
-// done says the JSON document was the report.
-func packageReport(c *cli.Context, w io.Writer, warnings []string, doc any) (done bool, err error) {
+// packageReport prints the warnings (advised: advisedWarnings) to stderr
+// and, with --json, doc to w; done says the JSON document was the report.
+func packageReport(c *cli.Context, w io.Writer, warnings []lambda.Warning, doc any) (done bool, err error) {
 	for _, msg := range warnings {
 		fmt.Fprintf(stderr(c), "warning: %s\n", msg)
 	}

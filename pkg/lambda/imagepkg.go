@@ -93,7 +93,7 @@ type ImageResult struct {
 	// Arch is the Lambda architecture: "x86_64" or "arm64".
 	Arch string `json:"arch"`
 	// Warnings are problems that did not stop packaging.
-	Warnings []string `json:"warnings,omitempty"`
+	Warnings []Warning `json:"warnings,omitempty"`
 	// Trace is what the traced run of WithTrace saw and added.
 	Trace *image.TraceSummary `json:"trace,omitempty"`
 	// PathRefs are the original paths the closure's files name, when the
@@ -376,10 +376,10 @@ func (p *packer) checkReadable() {
 		}
 	}
 	if e, ok := p.idx.Lookup(p.manifest.Program); ok && e.Kind == image.Regular && e.Mode&0o001 == 0 {
-		p.warn("program %q is not executable by others (mode %o): Lambda runs it as a user that owns no file; make it world-executable or use --slim", e.Path, e.Mode&0o777)
+		p.warnKind(WarnNotExecutable, "program %q is not executable by others (mode %o): Lambda runs it as a user that owns no file; make it world-executable, or package the closure alone (slim), whose files are made readable and executable", e.Path, e.Mode&0o777)
 	}
 	if len(unreadable) > 0 {
-		p.warn("%d closure files are not readable by others, and Lambda runs the image as a user that owns no file: %q; make them world-readable or use --slim", len(unreadable), unreadable)
+		p.warnKind(WarnNotReadable, "%d closure files are not readable by others, and Lambda runs the image as a user that owns no file: %q; make them world-readable, or package the closure alone (slim), whose files are made readable", len(unreadable), unreadable)
 	}
 }
 

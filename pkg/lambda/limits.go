@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/comingout/extract/pkg/image"
 )
 
 // Lambda's code size limits for a .zip deployment package.
@@ -24,24 +26,28 @@ type FileSize struct {
 	Size int64  `json:"size"`
 }
 
-// SizeError reports a package over Lambda's unzipped size limit. Biggest lists
-// the largest files, biggest first, to choose --exclude globs from.
+// SizeError reports a package over Lambda's size limit. Biggest lists the
+// largest files, biggest first, the candidates to leave out; Rule, when
+// known, is the closure rule that added the most bytes.
 type SizeError struct {
 	Size    int64
 	Limit   int64
 	Biggest []FileSize
 	// Image is set for a container-image package (limit MaxImageSize).
 	Image bool
+	// Rule is what the closure rule that added the most bytes added
+	// (image.ClosureResult.Rules[0]), or nil.
+	Rule *image.RuleSize
 }
 
 func (e *SizeError) Error() string {
 	var b strings.Builder
 	if e.Image {
-		fmt.Fprintf(&b, "image package is %s, over Lambda's limit of %s (%d bytes) for container images: build it with --slim or leave files out of the image",
+		fmt.Fprintf(&b, "image package is %s, over Lambda's limit of %s (%d bytes) for container images",
 			humanSize(e.Size), humanSize(e.Limit), e.Limit)
 		return b.String()
 	}
-	fmt.Fprintf(&b, "package is %s unzipped, over Lambda's limit of %s (%d bytes): leave files out with --exclude GLOB",
+	fmt.Fprintf(&b, "package is %s unzipped, over Lambda's limit of %s (%d bytes)",
 		humanSize(e.Size), humanSize(e.Limit), e.Limit)
 	if len(e.Biggest) > 0 {
 		b.WriteString("; the biggest files are")
@@ -52,7 +58,22 @@ func (e *SizeError) Error() string {
 			fmt.Fprintf(&b, " %s (%s)", f.Path, humanSize(f.Size))
 		}
 	}
+	if r := e.Rule; r != nil {
+		fmt.Fprintf(&b, "; rule %s added the most (%s in %d files, mostly %s)", r.Rule, humanSize(r.Size), r.Files, r.Largest)
+	}
 	return b.String()
+}
+
+// LoaderError reports an ELF loader (PT_INTERP) that bundled files name but
+// the closure lacks: the package could not start them.
+type LoaderError struct {
+	// Loader is the PT_INTERP path, Users the closure files that name it.
+	Loader string
+	Users  []string
+}
+
+func (e *LoaderError) Error() string {
+	return fmt.Sprintf("loader %q of %q is not in the image's closure", e.Loader, e.Users)
 }
 
 // biggestFiles returns the n largest files, biggest first, ties by path.
@@ -78,14 +99,14 @@ func checkUnzipped(size, limit int64, files []FileSize) error {
 	return &SizeError{Size: size, Limit: limit, Biggest: biggestFiles(files, 5)}
 }
 
-// zippedWarning returns the warning for a zip too big to upload directly, or
-// "" when it fits.
-func zippedWarning(zipped, limit int64) string {
+// zippedWarning returns the warning for a zip too big to upload directly
+// (WarnDirectUpload), or false when it fits.
+func zippedWarning(zipped, limit int64) (Warning, bool) {
 	if zipped <= limit {
-		return ""
+		return Warning{}, false
 	}
-	return fmt.Sprintf("package is %s zipped, over the %s Lambda accepts in a direct upload: deploy it with --code-bucket BUCKET",
-		humanSize(zipped), humanSize(limit))
+	return Warning{Kind: WarnDirectUpload, Message: fmt.Sprintf("package is %s zipped, over the %s Lambda accepts in a direct upload: it must be uploaded through an S3 object",
+		humanSize(zipped), humanSize(limit))}, true
 }
 
 // humanSize formats n bytes in binary units written the way Lambda's

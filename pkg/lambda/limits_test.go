@@ -24,7 +24,7 @@ func TestCheckUnzipped(t *testing.T) {
 	if diff := cmp.Diff(want, se.Biggest); diff != "" {
 		t.Errorf("Biggest (-want +got):\n%s", diff)
 	}
-	for _, s := range []string{"--exclude", "/b (70 B)", "/a (10 B)", "226 bytes"} {
+	for _, s := range []string{"/b (70 B)", "/a (10 B)", "226 bytes"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not mention %q", err, s)
 		}
@@ -35,12 +35,12 @@ func TestCheckUnzipped(t *testing.T) {
 }
 
 func TestZippedWarning(t *testing.T) {
-	if w := zippedWarning(MaxDirectUploadSize, MaxDirectUploadSize); w != "" {
+	if w, ok := zippedWarning(MaxDirectUploadSize, MaxDirectUploadSize); ok {
 		t.Errorf("zippedWarning at the limit = %q, want none", w)
 	}
-	w := zippedWarning(MaxDirectUploadSize+1, MaxDirectUploadSize)
-	if !strings.Contains(w, "--code-bucket") || !strings.Contains(w, "50.0 MB") {
-		t.Errorf("zippedWarning over the limit = %q, want a mention of --code-bucket and 50.0 MB", w)
+	w, ok := zippedWarning(MaxDirectUploadSize+1, MaxDirectUploadSize)
+	if !ok || w.Kind != WarnDirectUpload || !strings.Contains(w.Message, "50.0 MB") || strings.Contains(w.Message, "--") {
+		t.Errorf("zippedWarning over the limit = %+v, want a WarnDirectUpload naming 50.0 MB and no flag", w)
 	}
 }
 

@@ -179,8 +179,8 @@ func TestPackageShellOutput(t *testing.T) {
 	}
 	var warned bool
 	for _, w := range res.Warnings {
-		if strings.Contains(w, `{output} stands inside the shell code "/usr/bin/sort -o {output}"`) &&
-			strings.Contains(w, `["/bin/sh","-c","/usr/bin/sort -o \"$1\"","sh","{output}"]`) {
+		if strings.Contains(w.Message, `{output} stands inside the shell code "/usr/bin/sort -o {output}"`) &&
+			strings.Contains(w.Message, `["/bin/sh","-c","/usr/bin/sort -o \"$1\"","sh","{output}"]`) {
 			warned = true
 		}
 	}

@@ -83,7 +83,7 @@ type PackageResult struct {
 	// "arm64".
 	Arch string `json:"arch"`
 	// Warnings are problems that did not stop packaging.
-	Warnings []string `json:"warnings,omitempty"`
+	Warnings []Warning `json:"warnings,omitempty"`
 	// Trace is what the traced run of WithTrace saw and added; nil
 	// without it.
 	Trace *image.TraceSummary `json:"trace,omitempty"`
@@ -216,7 +216,7 @@ func (p *packer) warnOriginalPaths() {
 		}
 		ex = append(ex, fmt.Sprintf("%s names %s", r.File, r.Path))
 	}
-	p.warn("the program may not work from a zip: %d image paths it names by their original path are moved to /var/task/rootfs or left out (%s); package it as a container image with --format image, which keeps them where they are (extract inspect lists them all)",
+	p.warnKind(WarnOriginalPaths, "the program may not work from a zip: %d image paths it names by their original path are moved to /var/task/rootfs or left out (%s); a container-image package keeps them where they are",
 		len(p.refs), strings.Join(ex, "; "))
 }
 
@@ -242,7 +242,9 @@ func resolve(ctx context.Context, img *image.Image, o *packageOptions) (*packer,
 		return nil, err
 	}
 	p := &packer{o: o, img: img, idx: r.Index, cmd: r.Command, closure: r.Closure, trace: r.Trace}
-	p.warnings = append(p.warnings, r.Trace.Warnings()...)
+	for _, w := range r.Trace.Warnings() {
+		p.warnings = append(p.warnings, Warning{Message: w})
+	}
 	return p, nil
 }
 
@@ -267,7 +269,7 @@ type packer struct {
 	spooled map[string]spooledFile
 	// entries are the zip's entries other than regular closure files.
 	entries  []zipEntry
-	warnings []string
+	warnings []Warning
 	// shell holds the closure's shell scripts and bundled its paths, for
 	// image.RelocateShell.
 	shell, bundled map[string]bool
@@ -532,7 +534,7 @@ func (p *packer) plan(ctx context.Context) error {
 					users = append(users, f.Path)
 				}
 			}
-			errs = append(errs, fmt.Errorf("loader %q of %q is not in the image's closure: leave those files out with --exclude", interp, users))
+			errs = append(errs, &LoaderError{Loader: interp, Users: users})
 		}
 		return errors.Join(errs...)
 	}
@@ -618,16 +620,16 @@ func (p *packer) getBootstrap(ctx context.Context) error {
 	return nil
 }
 
-// sizeRule adds to a *SizeError which closure rule added the most and how
-// to leave it out (image.RuleSize); other errors pass unchanged.
+// sizeRule adds to a *SizeError which closure rule added the most
+// (image.RuleSize); other errors pass unchanged.
 func (p *packer) sizeRule(err error) error {
 	var se *SizeError
 	if !errors.As(err, &se) || len(p.closure.Rules) == 0 {
 		return err
 	}
 	r := p.closure.Rules[0]
-	return fmt.Errorf("%w; rule %s added the most (%s in %d files, mostly %s): %s",
-		err, r.Rule, humanSize(r.Size), r.Files, r.Largest, r.Exclude)
+	se.Rule = &r
+	return se
 }
 
 // extract reads the closure's regular files from the image (the second
@@ -779,18 +781,12 @@ func (p *packer) write(ctx context.Context, w io.Writer) (*PackageResult, error)
 		Arch:         p.arch,
 		PathRefs:     p.refs,
 	}
-	if wz := zippedWarning(cw.n, MaxDirectUploadSize); wz != "" {
-		p.warn("%s", wz)
+	if wz, ok := zippedWarning(cw.n, MaxDirectUploadSize); ok {
+		p.warnKind(wz.Kind, "%s", wz.Message)
 	}
 	res.Warnings = p.warnings
 	p.o.logger.Info("package written", "files", res.Files, "unzipped", res.UnzippedSize, "zipped", res.ZippedSize, "link_dir", p.manifest.LinkDir)
 	return res, nil
-}
-
-func (p *packer) warn(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.warnings = append(p.warnings, msg)
-	p.o.logger.Warn(msg)
 }
 
 // lambdaArch maps an ELF machine (or, when the closure has no ELF file, the

@@ -364,7 +364,7 @@ func main() {
 	if m.LinkDir != "" || m.Program != "/usr/local/bin/upper" || m.Input.Mode != "file" || !m.WritableWorkDir || m.Output != (xruntime.Output{Bucket: "out-bucket", Prefix: "results/", Suffix: ".out", Stdout: "pipe"}) {
 		t.Errorf("Manifest = %+v; want no LinkDir, program /usr/local/bin/upper, file input, writable workdir, output out-bucket/results/…​.out through a pipe", m)
 	}
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "{input}") {
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Message, "{input}") {
 		t.Errorf("Warnings = %q, want one about the missing {input}", res.Warnings)
 	}
 	orig, _ := os.ReadFile(prog)

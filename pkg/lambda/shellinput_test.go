@@ -70,8 +70,8 @@ func TestPackageWarnsShellInput(t *testing.T) {
 			}
 			var found string
 			for _, w := range res.Warnings {
-				if strings.Contains(w, "stands inside the shell code") {
-					found = w
+				if strings.Contains(w.Message, "stands inside the shell code") {
+					found = w.Message
 				}
 			}
 			switch {
