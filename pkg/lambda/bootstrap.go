@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+
+	"github.com/comingout/extract/pkg/image"
 )
 
 // ErrNoBootstrap is returned when no bootstrap can be had for a package:
@@ -43,4 +46,52 @@ func Bootstrap(ctx context.Context, goarch string, opts ...PackageOption) ([]byt
 		return nil, err
 	}
 	return loadBootstrap(ctx, goarch, o.logger)
+}
+
+// earlyBootstrap is the bootstrap for the image platform's architecture,
+// fetched before the layers are indexed and deflated while they are, on a
+// core the index leaves idle: deflating the bootstrap (a 9 MB Go program,
+// at the zip's level) is most of the zip's deflate time, about 1.2 s of
+// 1.7 s for the showcase. The zip's bytes are the same either way.
+type earlyBootstrap struct {
+	goarch   string
+	program  []byte
+	deflated *deflateJob
+	cancel   context.CancelFunc
+}
+
+// startBootstrap starts an earlyBootstrap, or returns nil where it cannot
+// help: on one CPU (the zip is then written in order) or when the
+// bootstrap is not at hand (getBootstrap then reports why).
+func startBootstrap(ctx context.Context, o *packageOptions, img *image.Image) *earlyBootstrap {
+	if img == nil || runtime.GOMAXPROCS(0) < 2 {
+		return nil
+	}
+	_, goarch, err := lambdaArch("", img.Platform.Architecture)
+	if err != nil {
+		return nil
+	}
+	b, err := loadBootstrapFor(ctx, o, goarch)
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	e := zipEntry{Name: "bootstrap", Mode: 0o755, Size: int64(len(b)), Open: bytesOpener(b)}
+	return &earlyBootstrap{goarch: goarch, program: b, deflated: deflateAhead(ctx, e), cancel: cancel}
+}
+
+// stop abandons the deflate if it is still running; e may be nil.
+func (e *earlyBootstrap) stop() {
+	if e != nil {
+		e.cancel()
+	}
+}
+
+// loadBootstrapFor returns the bootstrap for goarch: the packager's own
+// (WithBootstrap) or Bootstrap's.
+func loadBootstrapFor(ctx context.Context, o *packageOptions, goarch string) ([]byte, error) {
+	if o.bootstrap != nil {
+		return o.bootstrap(goarch)
+	}
+	return Bootstrap(ctx, goarch, WithLogger(o.logger))
 }

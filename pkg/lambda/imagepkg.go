@@ -28,24 +28,18 @@ package lambda
 
 import (
 	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
-	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/comingout/extract/pkg/image"
@@ -199,43 +193,18 @@ func (p *packer) buildImage(ctx context.Context, res *ImageResult) error {
 	if oci {
 		layerType = types.OCILayer
 	}
-	var layers []v1.Layer
-	var history []v1.History
 	cf, err := src.ConfigFile()
 	if err != nil {
 		return fmt.Errorf("reading the image's config: %w", err)
 	}
 	cf = cf.DeepCopy()
-	if p.o.slim {
-		res.Shape = ShapeSlim
-		l, err := p.slimLayer(ctx, res.tmp, layerType)
-		if err != nil {
-			return err
-		}
-		layers = append(layers, l)
-		history = append(history, v1.History{Created: cf.Created, CreatedBy: "extract package --format image --slim: the closure of " + p.manifest.Program})
-		res.Size = closureFiles(p.closure).Bytes
-	} else {
-		res.Shape = ShapeWhole
-		if layers, err = gzipLayers(src, layerType); err != nil {
-			return err
-		}
-		history = cf.History
-		whole := indexFiles(p.idx)
-		res.Size = whole.Bytes
-		res.SlimOmits = omitted(whole, closureFiles(p.closure))
-	}
-	boot, err := p.bootstrapLayer(layerType)
+	layers, history, err := p.imageLayers(ctx, res, cf, layerType)
 	if err != nil {
 		return err
 	}
-	layers = append(layers, boot)
-	history = append(history, v1.History{Created: cf.Created, CreatedBy: "extract package --format image: bootstrap and manifest in " + xruntime.ImageDir})
-	res.Size += int64(len(p.bootstrap))
 	if res.Size > p.o.maxImage {
 		return &SizeError{Size: res.Size, Limit: p.o.maxImage, Image: true}
 	}
-
 	base := empty.Image
 	if oci {
 		base = mutate.MediaType(base, types.OCIManifestSchema1)
@@ -259,17 +228,7 @@ func (p *packer) buildImage(ctx context.Context, res *ImageResult) error {
 		res.CompressedSize += sz
 	}
 	cf.History = history
-	cf.OS = "linux"
-	cf.Architecture = p.goarch
-	cf.Variant = ""
-	if p.goarch == "arm64" {
-		cf.Variant = "v8"
-	}
-	cf.Config.Entrypoint = []string{xruntime.ImageDir + "/bootstrap"}
-	cf.Config.Cmd = nil
-	// Lambda chooses the uid; the manifest keeps the image's USER.
-	cf.Config.User = ""
-	cf.Config.Healthcheck = nil
+	p.imageConfig(cf)
 	if out, err = mutate.ConfigFile(out, cf); err != nil {
 		return fmt.Errorf("writing the image config: %w", err)
 	}
@@ -279,6 +238,58 @@ func (p *packer) buildImage(ctx context.Context, res *ImageResult) error {
 	}
 	res.Image, res.Digest, res.Layers = out, d.String(), len(layers)
 	return nil
+}
+
+// imageLayers returns the package's layers and their history: the
+// source's layers (whole) or the closure's (slim), then the bootstrap
+// layer. It sets res.Shape, res.Size and, whole, res.SlimOmits.
+func (p *packer) imageLayers(ctx context.Context, res *ImageResult, cf *v1.ConfigFile, layerType types.MediaType) ([]v1.Layer, []v1.History, error) {
+	var layers []v1.Layer
+	var history []v1.History
+	if p.o.slim {
+		res.Shape = ShapeSlim
+		l, err := p.slimLayer(ctx, res.tmp, layerType)
+		if err != nil {
+			return nil, nil, err
+		}
+		layers = append(layers, l)
+		history = append(history, v1.History{Created: cf.Created, CreatedBy: "extract package --format image --slim: the closure of " + p.manifest.Program})
+		res.Size = closureFiles(p.closure).Bytes
+	} else {
+		res.Shape = ShapeWhole
+		var err error
+		if layers, err = gzipLayers(p.img.V1(), layerType); err != nil {
+			return nil, nil, err
+		}
+		history = cf.History
+		whole := indexFiles(p.idx)
+		res.Size = whole.Bytes
+		res.SlimOmits = omitted(whole, closureFiles(p.closure))
+	}
+	boot, err := p.bootstrapLayer(layerType)
+	if err != nil {
+		return nil, nil, err
+	}
+	layers = append(layers, boot)
+	history = append(history, v1.History{Created: cf.Created, CreatedBy: "extract package --format image: bootstrap and manifest in " + xruntime.ImageDir})
+	res.Size += int64(len(p.bootstrap))
+	return layers, history, nil
+}
+
+// imageConfig sets the package's platform and runtime settings in cf: the
+// bootstrap as ENTRYPOINT, no CMD, USER or health check (Lambda chooses
+// the uid; the manifest keeps the image's USER).
+func (p *packer) imageConfig(cf *v1.ConfigFile) {
+	cf.OS = "linux"
+	cf.Architecture = p.goarch
+	cf.Variant = ""
+	if p.goarch == "arm64" {
+		cf.Variant = "v8"
+	}
+	cf.Config.Entrypoint = []string{xruntime.ImageDir + "/bootstrap"}
+	cf.Config.Cmd = nil
+	cf.Config.User = ""
+	cf.Config.Healthcheck = nil
 }
 
 // SlimOmits is what an image package's --slim shape leaves out of the
@@ -315,33 +326,6 @@ func closureFiles(closure *image.ClosureResult) FileCount {
 		}
 	}
 	return c
-}
-
-// gzipLayers returns src's layers as they are, except those Lambda cannot
-// pull (zstd or uncompressed media types), which are recompressed with gzip.
-func gzipLayers(src v1.Image, layerType types.MediaType) ([]v1.Layer, error) {
-	ls, err := src.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("reading the image's layers: %w", err)
-	}
-	out := make([]v1.Layer, len(ls))
-	for i, l := range ls {
-		mt, err := l.MediaType()
-		if err != nil {
-			return nil, fmt.Errorf("reading layer %d's media type: %w", i, err)
-		}
-		switch mt {
-		case types.DockerLayer, types.OCILayer:
-			out[i] = l
-		default:
-			// zstd, uncompressed or foreign layers: the same files, gzip.
-			out[i], err = tarball.LayerFromOpener(l.Uncompressed, tarball.WithMediaType(layerType))
-			if err != nil {
-				return nil, fmt.Errorf("recompressing layer %d (%s): %w", i, mt, err)
-			}
-		}
-	}
-	return out, nil
 }
 
 // checkImageDir refuses an image that already has something at
@@ -407,222 +391,6 @@ func withHome(env []string, idx *image.Index, user string) []string {
 		}
 	}
 	return append(append([]string(nil), env...), "HOME="+home)
-}
-
-// bootstrapLayer is the layer with the bootstrap and the manifest, and the
-// directories Lambda needs that the image lacks: /tmp (Lambda mounts its
-// writable /tmp there) and the WORKDIR (Docker makes it at run time).
-func (p *packer) bootstrapLayer(layerType types.MediaType) (v1.Layer, error) {
-	mj, err := json.MarshalIndent(p.manifest, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("encoding the manifest: %w", err)
-	}
-	mj = append(mj, '\n')
-	var entries []tarEntry
-	seen := map[string]bool{}
-	for _, d := range []string{"/tmp", p.manifest.WorkDir} {
-		if d == "" || d == "/" || p.o.slim {
-			continue // a slim image's layer has its own directories
-		}
-		if _, _, err := p.idx.Resolve(d); err != nil {
-			entries = append(entries, p.dirEntries(d, seen)...)
-		}
-	}
-	entries = append(entries, p.dirEntries(xruntime.ImageDir, seen)...)
-	entries = append(entries,
-		tarEntry{name: xruntime.ImageDir + "/bootstrap", mode: 0o755, data: p.bootstrap},
-		tarEntry{name: xruntime.ImageDir + "/" + xruntime.ManifestPath, mode: 0o644, data: mj},
-	)
-	var buf bytes.Buffer
-	if err := writeLayer(&buf, entries); err != nil {
-		return nil, err
-	}
-	b := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(b)), nil
-	}, tarball.WithMediaType(layerType))
-}
-
-// dirEntries returns entries for the directory d and its parents not yet in
-// seen, parents first: as the image has them (its modes; a symlink stays a
-// symlink), else new directories, mode 755 ("/tmp" 1777).
-func (p *packer) dirEntries(d string, seen map[string]bool) []tarEntry {
-	var out []tarEntry
-	for cur := path.Clean(d); cur != "/" && !seen[cur]; cur = path.Dir(cur) {
-		seen[cur] = true
-		e, ok := p.idx.Lookup(cur)
-		switch {
-		case ok && e.Kind == image.Symlink:
-			out = append(out, tarEntry{name: cur, link: e.Target})
-		case ok && e.Kind == image.Dir:
-			out = append(out, tarEntry{name: cur, dir: true, mode: e.Mode & 0o7777})
-		case cur == "/tmp":
-			out = append(out, tarEntry{name: cur, dir: true, mode: 0o1777})
-		default:
-			out = append(out, tarEntry{name: cur, dir: true, mode: 0o755})
-		}
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out
-}
-
-// slimLayer writes the closure at its original paths as one gzip layer in
-// dir: its files unchanged (read in one pass over the layers that hold
-// them), its symlinks with their targets as written, the directories on
-// the way with their image modes, /tmp, the WORKDIR and the image's
-// /etc/ld.so.cache (the loader's cache of the image, so libraries are found
-// exactly as in the container).
-func (p *packer) slimLayer(ctx context.Context, dir string, layerType types.MediaType) (v1.Layer, error) {
-	files := append([]image.File(nil), p.closure.Files...)
-	for _, extra := range []string{"/etc/ld.so.cache"} {
-		if e, ok := p.idx.Lookup(extra); ok && e.Kind == image.Regular && !p.inClosure(extra) {
-			files = append(files, image.File{Entry: *e})
-		}
-	}
-	for i := range files {
-		if files[i].Kind == image.Regular {
-			p.files = append(p.files, &files[i].Entry)
-		}
-	}
-	spool := filepath.Join(dir, "spool")
-	if err := os.Mkdir(spool, 0o700); err != nil {
-		return nil, fmt.Errorf("creating the spool directory: %w", err)
-	}
-	if err := p.extract(ctx, spool); err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	var entries []tarEntry
-	for _, d := range []string{"/tmp", p.manifest.WorkDir} {
-		if d != "" {
-			entries = append(entries, p.dirEntries(d, seen)...)
-		}
-	}
-	for _, f := range files {
-		entries = append(entries, p.dirEntries(path.Dir(f.Path), seen)...)
-		switch f.Kind {
-		case image.Regular:
-			s, ok := p.spooled[f.Path]
-			if !ok {
-				return nil, fmt.Errorf("extracting the closure: no content for %q", f.Path)
-			}
-			entries = append(entries, tarEntry{name: f.Path, mode: int64(fileMode(f.Mode)), file: s.name, size: s.size})
-		case image.Symlink:
-			if !seen[f.Path] {
-				seen[f.Path] = true
-				entries = append(entries, tarEntry{name: f.Path, link: f.Target})
-			}
-		case image.Dir:
-			entries = append(entries, p.dirEntries(f.Path, seen)...)
-		default:
-			p.warn("left out %q: not a regular file, directory or symlink", f.Path)
-		}
-	}
-	sort.SliceStable(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
-	name := filepath.Join(dir, "closure.tar.gz")
-	out, err := os.Create(name)
-	if err != nil {
-		return nil, fmt.Errorf("writing the closure layer: %w", err)
-	}
-	err = writeLayer(out, entries)
-	if cerr := out.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("writing the closure layer: %w", cerr)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := os.RemoveAll(spool); err != nil {
-		return nil, fmt.Errorf("removing the spool: %w", err)
-	}
-	return tarball.LayerFromFile(name, tarball.WithMediaType(layerType))
-}
-
-func (p *packer) inClosure(ip string) bool {
-	for _, f := range p.closure.Files {
-		if f.Path == ip {
-			return true
-		}
-	}
-	return false
-}
-
-// tarEntry is one entry of a layer PackageImage writes: a directory, a
-// symlink, or a regular file whose bytes are data or the file at file.
-type tarEntry struct {
-	name string
-	dir  bool
-	link string
-	mode int64
-	data []byte
-	file string
-	size int64
-}
-
-// writeLayer writes entries as a gzip-compressed tar with fixed times and
-// owners and a fixed gzip header, so the same entries give the same bytes.
-func writeLayer(w io.Writer, entries []tarEntry) error {
-	zw, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(zw)
-	for _, e := range entries {
-		h := &tar.Header{
-			Name:    strings.TrimPrefix(e.name, "/"),
-			Mode:    e.mode,
-			ModTime: layerTime,
-			Format:  tar.FormatPAX,
-		}
-		switch {
-		case e.dir:
-			h.Typeflag, h.Name = tar.TypeDir, h.Name+"/"
-		case e.link != "":
-			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, e.link, 0o777
-		default:
-			h.Typeflag = tar.TypeReg
-			h.Size = int64(len(e.data))
-			if e.file != "" {
-				h.Size = e.size
-			}
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return fmt.Errorf("writing %q to the layer: %w", e.name, err)
-		}
-		if err := copyEntry(tw, e); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("writing the layer: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return fmt.Errorf("writing the layer: %w", err)
-	}
-	return nil
-}
-
-func copyEntry(w io.Writer, e tarEntry) error {
-	switch {
-	case e.dir || e.link != "":
-		return nil
-	case e.file == "":
-		_, err := w.Write(e.data)
-		return err
-	}
-	f, err := os.Open(e.file)
-	if err != nil {
-		return fmt.Errorf("writing %q to the layer: %w", e.name, err)
-	}
-	defer f.Close()
-	if n, err := io.Copy(w, f); err != nil || n != e.size {
-		if err == nil {
-			err = errors.New("short read from the spool")
-		}
-		return fmt.Errorf("writing %q to the layer: %w", e.name, err)
-	}
-	return nil
 }
 
 // maxManifestSize bounds the extract.json PackagedImage reads.
