@@ -4,8 +4,8 @@
 // runs one for a whole test binary.
 //
 // When moto_server is not on PATH the test is skipped with a message saying
-// how to install it, unless the environment variable CI is set, in which case
-// the test fails: CI must never silently skip AWS tests.
+// how to install it, except under CI, where it fails (see testkit.Missing):
+// CI must never silently skip AWS tests.
 package mototest
 
 import (
@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/comingout/extract/internal/testkit"
 )
 
 // Region is the region tests should use with the server.
@@ -91,18 +93,11 @@ func StopShared() {
 }
 
 // lookPath finds moto_server, or skips the test saying how to install it —
-// fails it when CI is set: CI must never silently skip AWS tests.
+// fails it under CI (testkit.Missing's rule): CI must never silently skip
+// AWS tests.
 func lookPath(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		msg := "moto_server not found on PATH (install it with: pip install 'moto[server]'); skipping AWS tests"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg + " — CI is set, so this is an error")
-		}
-		t.Skip(msg)
-	}
-	return bin
+	return testkit.Tool(t, "moto_server", "install it with `make deps` or pip install 'moto[server]'")
 }
 
 // startRetrying starts the server, three times at most (a free port can be

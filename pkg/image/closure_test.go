@@ -1,32 +1,22 @@
 package image_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
 	"github.com/comingout/extract/pkg/image"
 )
 
@@ -221,22 +211,6 @@ func writeTree(t *testing.T, tree map[string]node) string {
 	return root
 }
 
-var (
-	registryOnce sync.Once
-	registryHost string
-)
-
-// testRegistry returns the host:port of an in-process registry shared by
-// the tests of this file.
-func testRegistry(t *testing.T) string {
-	t.Helper()
-	registryOnce.Do(func() {
-		s := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-		registryHost = strings.TrimPrefix(s.URL, "http://")
-	})
-	return registryHost
-}
-
 // openImage pushes img to the in-process registry, opens it with
 // image.Open and indexes it, as the CLI does.
 func openImage(t *testing.T, img v1.Image, platform string) (*image.Image, *image.Index) {
@@ -253,20 +227,8 @@ func openImage(t *testing.T, img v1.Image, platform string) (*image.Image, *imag
 // image.Open.
 func pushOpen(t *testing.T, img v1.Image, platform string) *image.Image {
 	t.Helper()
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := fmt.Sprintf("%s/closure/%s:latest", testRegistry(t), d.Hex[:16])
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-	ctx := context.Background()
-	im, err := image.Open(ctx, ref, image.WithPlatform(platform), image.WithCacheDir(t.TempDir()))
+	ref := testkit.Push(t, img)
+	im, err := image.Open(context.Background(), ref, image.WithPlatform(platform), image.WithCacheDir(t.TempDir()))
 	if err != nil {
 		t.Fatalf("Open(%q): %v", ref, err)
 	}
@@ -309,61 +271,20 @@ func closureOf(im *image.Image, idx *image.Index, opts ...image.ClosureOption) (
 
 // ---- Debian fixtures ----
 
-var (
-	fixturesOnce sync.Once
-	fixturesDir  string
-	fixturesErr  error
-)
-
-// fixtures returns the directory made by testdata/make-fixtures.sh: from
-// EXTRACT_FIXTURES (set by `make test`), else built into
-// testdata/fixtures (what `make fixtures` does; fast when up to date).
-// Without them the test is skipped, except in CI where it fails.
-func fixtures(t *testing.T) string {
+// fixtures returns the directory of the Debian fixtures made by
+// testdata/make-fixtures.sh; without them the test is skipped (failed under
+// CI), see testkit.Fixtures.
+func fixtures(t testing.TB) string {
 	t.Helper()
-	fixturesOnce.Do(func() {
-		if d := os.Getenv("EXTRACT_FIXTURES"); d != "" {
-			fixturesDir = d
-			return
-		}
-		repo, err := filepath.Abs("../..")
-		if err != nil {
-			fixturesErr = err
-			return
-		}
-		dir := filepath.Join(repo, "testdata", "fixtures")
-		cmd := exec.Command("bash", filepath.Join(repo, "testdata", "make-fixtures.sh"), dir)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			fixturesErr = fmt.Errorf("testdata/make-fixtures.sh: %v\n%s", err, stderr.String())
-			return
-		}
-		fixturesDir = dir
-	})
-	if fixturesErr != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("fixtures: %v", fixturesErr)
-		}
-		t.Skipf("skipping: Debian fixtures unavailable (set EXTRACT_FIXTURES or run `make fixtures`): %v", fixturesErr)
-	}
-	return fixturesDir
+	return testkit.Fixtures(t)
 }
 
 // fixtureImage builds the image of a fixture, pushes it to the in-process
 // registry, opens and indexes it.
 func fixtureImage(t *testing.T, name string) (*image.Image, *image.Index) {
 	t.Helper()
-	dir := fixtures(t)
-	fc, err := imagebuild.ReadFixtureConfig(dir, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := imagebuild.Fixture(dir, name)
-	if err != nil {
-		t.Fatalf("imagebuild.Fixture(%q): %v", name, err)
-	}
-	return openImage(t, img, fc.Platform)
+	img, platform := testkit.FixtureImage(t, name)
+	return openImage(t, img, platform)
 }
 
 // inRoot resolves the absolute path p inside the host directory root the
@@ -507,9 +428,7 @@ func contains(list []string, s string) bool {
 // momentum program with what the image's own loader lists inside a chroot
 // of the same root filesystem.
 func TestClosureMatchesLoader(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: chroot needs root")
-	}
+	testkit.Root(t, "the loader's own list is taken in a chroot")
 	for _, fixture := range []string{"fortran-merged", "fortran-split"} {
 		t.Run(fixture, func(t *testing.T) {
 			root := filepath.Join(fixtures(t), fixture)
@@ -770,28 +689,10 @@ func TestClosureGconv(t *testing.T) {
 // BenchmarkClosure measures ResolveCommand+Closure on the indexed
 // fortran-merged image (the index is built once, outside the loop).
 func BenchmarkClosure(b *testing.B) {
-	dir := os.Getenv("EXTRACT_FIXTURES")
-	if dir == "" {
-		b.Skip("skipping: set EXTRACT_FIXTURES (make bench does)")
-	}
-	fc, err := imagebuild.ReadFixtureConfig(dir, "fortran-merged")
-	if err != nil {
-		b.Fatal(err)
-	}
-	img, err := imagebuild.Fixture(dir, "fortran-merged")
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := filepath.Join(b.TempDir(), "layout")
-	lp, err := layout.Write(p, empty.Index)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := lp.AppendImage(img); err != nil {
-		b.Fatal(err)
-	}
+	img, platform := testkit.FixtureImage(b, "fortran-merged")
+	p := testkit.OCILayout(b, img, "layout")
 	ctx := context.Background()
-	im, err := image.Open(ctx, "oci:"+p, image.WithPlatform(fc.Platform))
+	im, err := image.Open(ctx, "oci:"+p, image.WithPlatform(platform))
 	if err != nil {
 		b.Fatal(err)
 	}

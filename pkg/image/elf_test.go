@@ -6,12 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/comingout/extract/internal/testkit"
 )
 
 // want computes the expected ELFInfo of a real file with debug/elf (which
@@ -139,18 +140,7 @@ func TestParseELFStaticGo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a Go binary")
 	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "main.go")
-	if err := os.WriteFile(src, []byte("package main\nfunc main() { println(\"hi\") }\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "static")
-	cmd := exec.Command("go", "build", "-o", bin, src)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GO111MODULE=off", "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testkit.GoProgram(t, "package main\n\nfunc main() { println(\"hi\") }\n", "amd64")
 	got, err := parseFile(t, bin)
 	if err != nil {
 		t.Fatal(err)

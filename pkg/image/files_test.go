@@ -48,7 +48,7 @@ func hostTree(t *testing.T, dir string) []string {
 
 func TestWriteDir(t *testing.T) {
 	layers := usrMerged()
-	layers[0] = append(layers[0], tf{name: "usr/bin/tool", body: "tool", mode: 0o4755})
+	layers[0] = append(layers[0], tf{Name: "usr/bin/tool", Body: "tool", Mode: 0o4755})
 	img, idx := mustIndex(t, layers...)
 	out := filepath.Join(t.TempDir(), "out")
 	err := WriteDir(context.Background(), img, idx, []string{"/bin/python3", "lib/x86_64-linux-gnu/libm.so.6", "/etc/ld.so.conf.d", "/usr/bin/tool", "/bin/python3"}, out)

@@ -18,11 +18,11 @@ import (
 func TestWriteDirUmask(t *testing.T) {
 	img, idx := mustIndex(t, []tf{
 		dir("bin"),
-		{name: "bin/open", body: "o", mode: 0o777},
-		{name: "bin/suid", body: "s", mode: 0o4755},
-		{name: "bin/sgid", body: "g", mode: 0o2775},
-		{name: "bin/private", body: "p", mode: 0o600},
-		{name: "bin/unreadable", body: "u", mode: 0o1000},
+		{Name: "bin/open", Body: "o", Mode: 0o777},
+		{Name: "bin/suid", Body: "s", Mode: 0o4755},
+		{Name: "bin/sgid", Body: "g", Mode: 0o2775},
+		{Name: "bin/private", Body: "p", Mode: 0o600},
+		{Name: "bin/unreadable", Body: "u", Mode: 0o1000},
 	})
 	tests := []struct {
 		umask int

@@ -57,12 +57,12 @@ func flatListing(t *testing.T, dir string) []string {
 
 func TestFlatten(t *testing.T) {
 	suid := file("bin/tool", "tool")
-	suid.mode = 0o4755
+	suid.Mode = 0o4755
 	sticky := dir("tmp")
-	sticky.mode = 0o1777
+	sticky.Mode = 0o1777
 	ro := dir("ro")
-	ro.mode = 0o555
-	dev := tf{name: "dev/null", typ: tar.TypeChar}
+	ro.Mode = 0o555
+	dev := tf{Name: "dev/null", Type: tar.TypeChar}
 	img, idx := mustIndex(t,
 		[]tf{
 			dir("bin"), suid, symlink("bin/sh", "tool"), symlink("bin/abs", "/bin/tool"),

@@ -2,101 +2,46 @@ package image
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/comingout/extract/internal/testkit"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// tf is one tar entry of a test layer. typ: 0 regular (default), '5' dir,
-// '2' symlink, '1' hardlink.
-type tf struct {
-	name string
-	typ  byte
-	body string
-	link string
-	mode int64
-}
+// tf is one tar entry of a test layer.
+type tf = testkit.File
 
-func file(name, body string) tf      { return tf{name: name, body: body} }
-func dir(name string) tf             { return tf{name: name, typ: tar.TypeDir} }
-func symlink(name, target string) tf { return tf{name: name, typ: tar.TypeSymlink, link: target} }
+func file(name, body string) tf      { return tf{Name: name, Body: body} }
+func dir(name string) tf             { return tf{Name: name, Type: tar.TypeDir} }
+func symlink(name, target string) tf { return tf{Name: name, Type: tar.TypeSymlink, Link: target} }
 func hardlink(name, target string) tf {
-	return tf{name: name, typ: tar.TypeLink, link: target}
+	return tf{Name: name, Type: tar.TypeLink, Link: target}
 }
 
 // tarBytes writes the entries as a tar stream.
 func tarBytes(t testing.TB, entries ...tf) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, ModTime: time.Unix(0, 0)}
-		if h.Typeflag == 0 {
-			h.Typeflag = tar.TypeReg
-		}
-		if h.Mode == 0 {
-			h.Mode = 0o644
-			if h.Typeflag == tar.TypeDir {
-				h.Mode = 0o755
-			}
-		}
-		if h.Typeflag == tar.TypeReg {
-			h.Size = int64(len(e.body))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatalf("writing tar header %q: %v", e.name, err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			if _, err := io.WriteString(tw, e.body); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testkit.Tar(t, entries...)
 }
 
-// mustLayer makes a gzip layer of the entries.
+// mustLayer makes a layer of the entries.
 func mustLayer(t testing.TB, entries ...tf) v1.Layer {
 	t.Helper()
-	b := tarBytes(t, entries...)
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatalf("tarball.LayerFromOpener: %v", err)
-	}
-	return l
+	return testkit.FilesLayer(t, entries...)
 }
 
 // mustV1 builds an image of the layers, bottom first.
 func mustV1(t testing.TB, layers ...[]tf) v1.Image {
 	t.Helper()
-	var ls []v1.Layer
-	for _, es := range layers {
-		ls = append(ls, mustLayer(t, es...))
-	}
-	img, err := mutate.AppendLayers(empty.Image, ls...)
-	if err != nil {
-		t.Fatalf("mutate.AppendLayers: %v", err)
-	}
-	return img
+	return testkit.Append(t, empty.Image, layers...)
 }
 
 // withPlatform sets the config platform of img.
@@ -144,7 +89,7 @@ func mustIndex(t testing.TB, layers ...[]tf) (*Image, *Index) {
 // registryServer is an in-process registry counting requests by method and
 // path kind.
 type registryServer struct {
-	*httptest.Server
+	*testkit.Registry
 	blobGets atomic.Int64
 	requests atomic.Int64
 }
@@ -152,35 +97,22 @@ type registryServer struct {
 func newRegistry(t testing.TB) *registryServer {
 	t.Helper()
 	rs := &registryServer{}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	rs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rs.Registry = testkit.NewRegistry(t, func(r *http.Request) {
 		rs.requests.Add(1)
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
 			rs.blobGets.Add(1)
 		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(rs.Close)
+	})
 	return rs
 }
 
 // host returns "127.0.0.1:PORT".
-func (rs *registryServer) host() string {
-	return strings.TrimPrefix(rs.URL, "http://")
-}
+func (rs *registryServer) host() string { return rs.Host() }
 
 // push writes img to repo:tag on the registry and returns the reference.
 func (rs *registryServer) push(t testing.TB, repoTag string, img v1.Image) string {
 	t.Helper()
-	ref := fmt.Sprintf("%s/%s", rs.host(), repoTag)
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-	return ref
+	return rs.Push(t, repoTag, img)
 }
 
 // listing renders the index as one line per entry, for comparisons.
@@ -233,11 +165,7 @@ func contents(t testing.TB, img *Image, idx *Index) map[string]string {
 // mustV1Raw builds a one-layer image from raw (possibly broken) tar bytes.
 func mustV1Raw(t testing.TB, b []byte) v1.Image {
 	t.Helper()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, l)
+	img, err := mutate.AppendLayers(empty.Image, testkit.Layer(t, b))
 	if err != nil {
 		t.Fatal(err)
 	}

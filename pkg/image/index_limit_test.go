@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
 )
 
 // deepName is a tar name of about 3 KB below dir, the way a deep tree
@@ -106,15 +105,8 @@ func TestBuildIndexByteLimit(t *testing.T) {
 // MaxIndexBytes: bytes held per path, against what a MaxEntries-path image
 // could hold at that rate.
 func TestIndexBytesOfFixtures(t *testing.T) {
-	dir := os.Getenv("EXTRACT_FIXTURES")
-	if dir == "" {
-		t.Skip("skipping: set EXTRACT_FIXTURES to the Debian fixtures (make fixtures)")
-	}
 	for _, name := range []string{"python", "perl", "tcl"} {
-		v1img, err := imagebuild.Fixture(dir, name)
-		if err != nil {
-			t.Fatalf("imagebuild.Fixture(%q): %v", name, err)
-		}
+		v1img, _ := testkit.FixtureImage(t, name)
 		idx, err := BuildIndex(context.Background(), fromV1(t, v1img))
 		if err != nil {
 			t.Fatalf("BuildIndex(%s): %v", name, err)

@@ -156,7 +156,7 @@ func TestBuildIndexFlattening(t *testing.T) {
 	}, {
 		name: "devices and fifos",
 		layers: [][]tf{
-			{{name: "dev/null", typ: tar.TypeChar}, {name: "run/fifo", typ: tar.TypeFifo}},
+			{{Name: "dev/null", Type: tar.TypeChar}, {Name: "run/fifo", Type: tar.TypeFifo}},
 		},
 		want: []string{"/dev/", "/dev/null (other)", "/run/", "/run/fifo (other)"},
 	}}

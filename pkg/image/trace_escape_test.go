@@ -3,11 +3,8 @@
 package image_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/comingout/extract/internal/imagebuild"
-	"github.com/comingout/extract/pkg/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/pkg/image"
 )
 
 const (
@@ -32,35 +28,9 @@ const (
 // entrypoint.
 func staticProgramImage(t *testing.T, src, progPath string) (*image.Image, *image.Index) {
 	t.Helper()
-	base, err := imagebuild.Fixture(fixtures(t), "sh-tools")
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog := mustGCC(t, src, "-static")
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	h := &tar.Header{Name: strings.TrimPrefix(progPath, "/"), Mode: 0o755, Size: int64(len(prog)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
-	if err := tw.WriteHeader(h); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(prog); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(base, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err = mutate.Config(img, v1.Config{Entrypoint: []string{progPath}, WorkingDir: "/work"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, _ := testkit.FixtureImage(t, "sh-tools")
+	img := withLayer(t, base, v1.Config{Entrypoint: []string{progPath}, WorkingDir: "/work"},
+		testkit.File{Name: strings.TrimPrefix(progPath, "/"), Mode: 0o755, Body: string(mustGCC(t, src, "-static"))})
 	return openImage(t, img, "linux/amd64")
 }
 

@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/comingout/extract/internal/imagebuild"
 	"golang.org/x/sys/unix"
+
+	"github.com/comingout/extract/internal/testkit"
 )
 
 // TestTraceKillWithoutPidfd: where pidfd_open fails (Linux before 5.3, or a
@@ -20,20 +21,11 @@ import (
 // process ID. The program sleeps 60 s in two processes; the trace must end
 // soon after its 1 s timeout with the program killed.
 func TestTraceKillWithoutPidfd(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the trace sandbox test runs as root (make test)")
-	}
 	if runtime.GOARCH != "amd64" {
 		t.Skip("the trace fixtures are amd64: run on an amd64 host")
 	}
-	dir := os.Getenv("EXTRACT_FIXTURES")
-	if dir == "" {
-		t.Skip("EXTRACT_FIXTURES is not set")
-	}
-	v1img, err := imagebuild.Fixture(dir, "sh-tools")
-	if err != nil {
-		t.Fatal(err)
-	}
+	testkit.Root(t, "the trace sandbox test runs as root")
+	v1img, _ := testkit.FixtureImage(t, "sh-tools")
 	img := fromV1(t, v1img)
 	idx, err := BuildIndex(context.Background(), img)
 	if err != nil {

@@ -3,12 +3,9 @@
 package image_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,11 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/comingout/extract/internal/imagebuild"
-	"github.com/comingout/extract/pkg/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/pkg/image"
 )
 
 const (
@@ -31,36 +28,37 @@ const (
 	hostPath   = "/usr/local/bin/host"
 )
 
-// traceable skips the test where Trace cannot run: not root (the tests do
-// not rely on unprivileged user namespaces), no gcc, or the fixtures'
-// architecture is not the host's.
+// traceable skips the test where Trace cannot run: the fixtures'
+// architecture is not the host's. Not root (the tests do not rely on
+// unprivileged user namespaces, except under TestTraceUnprivileged) and no
+// gcc follow testkit's rule: skipped, failed under CI.
 func traceable(t *testing.T) {
 	t.Helper()
 	if runtime.GOARCH != "amd64" {
 		t.Skip("the trace fixtures are amd64: run on an amd64 host")
 	}
-	if os.Geteuid() != 0 && os.Getenv(unprivilegedEnv) == "" {
-		t.Skip("the trace sandbox test runs as root (make test)")
+	if os.Getenv(unprivilegedEnv) == "" {
+		testkit.Root(t, "the trace sandbox test runs as root (TestTraceUnprivileged runs it again as nobody)")
 	}
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc not found: the trace test compiles testdata/trace/*.c")
-	}
+	testkit.Tool(t, "gcc", "the trace test compiles testdata/trace/*.c: install it with `make deps` or apt-get install gcc")
 }
 
 // mustGCC compiles testdata/trace/src with gcc and the extra arguments and
 // returns the output file's bytes.
 func mustGCC(t *testing.T, src string, args ...string) []byte {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "out")
-	argv := append([]string{"-O2", "-o", out, filepath.Join("..", "..", "testdata", "trace", src)}, args...)
-	if b, err := exec.Command("gcc", argv...).CombinedOutput(); err != nil {
-		t.Fatalf("gcc %s: %v\n%s", strings.Join(argv, " "), err, b)
-	}
-	b, err := os.ReadFile(out)
+	return testkit.GCC(t, testkit.Path(t, "testdata/trace/"+src), args...)
+}
+
+// withLayer is img with one more layer of files and the config cfg.
+func withLayer(t *testing.T, img v1.Image, cfg v1.Config, files ...testkit.File) v1.Image {
+	t.Helper()
+	img = testkit.Append(t, img, files)
+	img, err := mutate.Config(img, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return img
 }
 
 // pluginImage is the sh-tools fixture (libc, dash, coreutils) plus a layer
@@ -68,46 +66,8 @@ func mustGCC(t *testing.T, src string, args ...string) []byte {
 // $PLUGIN and runs $CHILD (/bin/cat) on its stdin.
 func pluginImage(t *testing.T) (*image.Image, *image.Index) {
 	t.Helper()
-	base, err := imagebuild.Fixture(fixtures(t), "sh-tools")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := mustGCC(t, "host.c")
-	plugin := mustGCC(t, "hello.c", "-shared", "-fPIC", "-lm")
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		body []byte
-	}{
-		{"usr/lib/plugins/", 0o755, nil},
-		{"usr/lib/plugins/libhello.so", 0o644, plugin},
-		{"usr/local/bin/host", 0o755, host},
-	} {
-		h := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
-		if strings.HasSuffix(f.name, "/") {
-			h.Typeflag = tar.TypeDir
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(f.body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(base, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err = mutate.Config(img, v1.Config{
+	base, _ := testkit.FixtureImage(t, "sh-tools")
+	img := withLayer(t, base, v1.Config{
 		Entrypoint: []string{hostPath},
 		Env: []string{
 			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -115,10 +75,11 @@ func pluginImage(t *testing.T) (*image.Image, *image.Index) {
 			"CHILD=/bin/cat",
 		},
 		WorkingDir: "/work",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	},
+		testkit.File{Name: "usr/lib/plugins/"},
+		testkit.File{Name: "usr/lib/plugins/libhello.so", Body: string(mustGCC(t, "hello.c", "-shared", "-fPIC", "-lm"))},
+		testkit.File{Name: "usr/local/bin/host", Mode: 0o755, Body: string(mustGCC(t, "host.c"))},
+	)
 	return openImage(t, img, "linux/amd64")
 }
 
@@ -372,23 +333,8 @@ func TestTraceUnprivileged(t *testing.T) {
 	if err := exec.Command("unshare", "--user", "true").Run(); err != nil {
 		t.Skipf("unprivileged user namespaces unavailable (unshare --user: %v)", err)
 	}
-	// Not t.TempDir: its parent is private to root.
-	dir, err := os.MkdirTemp("", "extract-trace-unprivileged-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "image.test")
-	if err := os.WriteFile(bin, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, wd, fixturesCopy := unprivilegedTree(t)
+	bin := testkit.WriteExec(t, filepath.Join(dir, "image.test"), testkit.ReadFile(t, os.Args[0]))
 	tmp := filepath.Join(dir, "tmp")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		t.Fatal(err)
@@ -396,13 +342,9 @@ func TestTraceUnprivileged(t *testing.T) {
 	if err := os.Chown(tmp, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(bin, "-test.run", "^(TestTracePlugin|TestTraceEscape|TestTraceSandboxProbe)$", "-test.count", "1", "-test.v")
 	cmd.Dir = wd
-	cmd.Env = append(os.Environ(), unprivilegedEnv+"=1", "TMPDIR="+tmp, "HOME="+tmp, "EXTRACT_FIXTURES="+fixtures(t))
+	cmd.Env = append(os.Environ(), unprivilegedEnv+"=1", "TMPDIR="+tmp, "HOME="+tmp, "EXTRACT_FIXTURES="+fixturesCopy)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
 	for _, name := range []string{"TestTracePlugin", "TestTraceEscape", "TestTraceSandboxProbe"} {
@@ -415,4 +357,25 @@ func TestTraceUnprivileged(t *testing.T) {
 			t.Log(strings.TrimSpace(line))
 		}
 	}
+}
+
+// unprivilegedTree lays out, in a directory nobody can reach, what the
+// test binary run as nobody needs: the repository's go.mod and
+// testdata/trace (for testkit.Path), the package directory to run in, and a
+// copy of the sh-tools fixture. The checkout and the fixtures may sit
+// where nobody cannot enter (a clone in root's home, mode 0700).
+func unprivilegedTree(t *testing.T) (dir, wd, fixtures string) {
+	t.Helper()
+	dir = testkit.OpenTempDir(t)
+	testkit.WriteFile(t, filepath.Join(dir, "go.mod"), testkit.ReadFile(t, testkit.Path(t, "go.mod")))
+	testkit.CopyTree(t, testkit.Path(t, "testdata/trace"), filepath.Join(dir, "testdata", "trace"))
+	wd = filepath.Join(dir, "pkg", "image")
+	if err := os.MkdirAll(wd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fixtures = filepath.Join(dir, "fixtures")
+	src := testkit.Fixtures(t)
+	testkit.CopyTree(t, filepath.Join(src, "sh-tools"), filepath.Join(fixtures, "sh-tools"))
+	testkit.WriteFile(t, filepath.Join(fixtures, "sh-tools.json"), testkit.ReadFile(t, filepath.Join(src, "sh-tools.json")))
+	return dir, wd, fixtures
 }

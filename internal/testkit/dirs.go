@@ -1,0 +1,38 @@
+package testkit
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// OpenTempDir is a temporary directory any user may enter and write to
+// (mode 0o777), removed when the test ends: for files a child running as
+// another user (nobody) must reach. t.TempDir's directories are private to
+// the test's user, and the repository itself may sit under a directory
+// other users cannot enter (a clone in root's home).
+func OpenTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "extract-test-open-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// CopyTree copies the directory tree src to dst (which must not exist),
+// keeping modes, symbolic and hard links, with cp -a.
+func CopyTree(t testing.TB, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a %s %s: %v\n%s", src, dst, err, out)
+	}
+}
