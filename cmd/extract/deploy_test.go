@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/comingout/extract/internal/mototest"
+	"github.com/comingout/extract/internal/testkit"
 	"github.com/comingout/extract/pkg/deploy"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
@@ -45,30 +45,9 @@ func runCLI(t *testing.T, args ...string) (string, string, int) {
 
 func writeTestZip(t *testing.T, m xruntime.Manifest) string {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, body := range map[string][]byte{"bootstrap": []byte("#!/bin/sh\n"), xruntime.ManifestPath: must(json.Marshal(m))} {
-		w, err := zw.Create(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(body)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "function.zip")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func must(b []byte, err error) []byte {
-	if err != nil {
-		panic(err)
-	}
-	return b
+	return testkit.ZipPath(t,
+		testkit.ZipFile{Name: "bootstrap", Body: []byte("#!/bin/sh\n")},
+		testkit.ZipFile{Name: xruntime.ManifestPath, Body: testkit.JSON(t, m)})
 }
 
 func TestDeployDestroyCLI(t *testing.T) {

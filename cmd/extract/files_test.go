@@ -4,53 +4,27 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/comingout/extract/internal/testkit"
 )
 
 // writeArchive writes a docker-archive with /usr/bin/app, a symlink
 // /bin -> usr/bin and /etc/hostname.
 func writeArchive(t *testing.T) string {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, h := range []*tar.Header{
-		{Name: "usr/", Typeflag: tar.TypeDir, Mode: 0o755},
-		{Name: "usr/bin/", Typeflag: tar.TypeDir, Mode: 0o755},
-		{Name: "usr/bin/app", Typeflag: tar.TypeReg, Mode: 0o755, Size: 5},
-		{Name: "bin", Typeflag: tar.TypeSymlink, Linkname: "usr/bin"},
-	} {
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > 0 {
-			tw.Write([]byte("hello"))
-		}
-	}
-	tw.Close()
-	b := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "img.tar")
-	tag, _ := name.NewTag("example.com/app:v1")
-	if err := tarball.WriteToFile(p, tag, img); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	img := testkit.Append(t, empty.Image, []testkit.File{
+		{Name: "usr/"},
+		{Name: "usr/bin/"},
+		{Name: "usr/bin/app", Body: "hello", Mode: 0o755},
+		{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"},
+	})
+	return testkit.DockerArchive(t, img, "app")
 }
 
 func runApp(t *testing.T, args ...string) (string, string, error) {

@@ -9,11 +9,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
 	"github.com/comingout/extract/pkg/image"
 	"github.com/comingout/extract/pkg/lambda"
 )
@@ -63,12 +62,7 @@ func hostTrueArchive(t *testing.T, extra ...map[string]string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "true.tar")
-	tag, _ := name.NewTag("example.com/true:v1")
-	if err := tarball.WriteToFile(p, tag, img); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testkit.DockerArchive(t, img, "true")
 }
 
 func TestInspectCommand(t *testing.T) {
@@ -182,31 +176,12 @@ func TestInspectCommandErrors(t *testing.T) {
 }
 
 // fixtureArchive writes a docker-archive of a Debian fixture (see
-// testdata/make-fixtures.sh) from EXTRACT_FIXTURES, else from
-// testdata/fixtures when `make fixtures` made them; without them the test
-// is skipped, except in CI where it fails.
+// testdata/make-fixtures.sh); without the fixtures the test is skipped
+// (failed under CI), see testkit.Fixtures.
 func fixtureArchive(t *testing.T, fixture string) string {
 	t.Helper()
-	dir := os.Getenv("EXTRACT_FIXTURES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "testdata", "fixtures")
-	}
-	if _, err := os.Stat(filepath.Join(dir, fixture+".json")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("fixture %s: %v", fixture, err)
-		}
-		t.Skipf("skipping: Debian fixtures unavailable (set EXTRACT_FIXTURES or run `make fixtures`): %v", err)
-	}
-	img, err := imagebuild.Fixture(dir, fixture)
-	if err != nil {
-		t.Fatalf("imagebuild.Fixture(%q): %v", fixture, err)
-	}
-	p := filepath.Join(t.TempDir(), fixture+".tar")
-	tag, _ := name.NewTag("example.com/" + fixture + ":v1")
-	if err := tarball.WriteToFile(p, tag, img); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	img, _ := testkit.FixtureImage(t, fixture)
+	return testkit.DockerArchive(t, img, fixture)
 }
 
 // TestInspectPaths checks the PATHS section: the Fortran showcase names no

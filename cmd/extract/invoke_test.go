@@ -1,25 +1,15 @@
 package main
 
 import (
-	"archive/zip"
-	"bytes"
 	"encoding/json"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/comingout/extract/internal/testkit"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
-
-var invokeBins struct {
-	once                sync.Once
-	bootstrap, testProg []byte
-	err                 error
-}
 
 // invokeZip writes a package with the real bootstrap and the runtime's
 // static test program run with args.
@@ -31,64 +21,15 @@ func invokeZip(t *testing.T, args ...string) string {
 // invokeZipWith is invokeZip with the manifest changed by edit first.
 func invokeZipWith(t *testing.T, edit func(*xruntime.Manifest), args ...string) string {
 	t.Helper()
-	invokeBins.once.Do(func() {
-		dir, err := os.MkdirTemp("", "extract-invoke-cli-")
-		if err != nil {
-			invokeBins.err = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		for _, b := range []struct {
-			pkg string
-			out *[]byte
-		}{{"../bootstrap", &invokeBins.bootstrap}, {"../../pkg/runtime/testdata/testprog", &invokeBins.testProg}} {
-			p := filepath.Join(dir, filepath.Base(b.pkg))
-			cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", p, b.pkg)
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				invokeBins.err = err
-				t.Logf("%s", out)
-				return
-			}
-			if *b.out, invokeBins.err = os.ReadFile(p); invokeBins.err != nil {
-				return
-			}
-		}
-	})
-	if invokeBins.err != nil {
-		t.Fatal(invokeBins.err)
-	}
 	m := xruntime.Manifest{Version: 1, Program: "/bin/testprog", Args: append([]string{"testprog"}, args...)}
 	if edit != nil {
 		edit(&m)
 	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, e := range []struct {
-		name string
-		mode fs.FileMode
-		body []byte
-	}{
-		{"bootstrap", 0o755, invokeBins.bootstrap},
-		{xruntime.ManifestPath, 0o644, must(json.Marshal(m))},
-		{"rootfs/bin/testprog", 0o755, invokeBins.testProg},
-	} {
-		h := &zip.FileHeader{Name: e.name, Method: zip.Deflate}
-		h.SetMode(e.mode)
-		w, err := zw.CreateHeader(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(e.body)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "fn.zip")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testkit.ZipPath(t,
+		testkit.ZipFile{Name: "bootstrap", Mode: 0o755, Body: testkit.GoBuild(t, testkit.Bootstrap, "")},
+		testkit.ZipFile{Name: xruntime.ManifestPath, Body: testkit.JSON(t, m)},
+		testkit.ZipFile{Name: "rootfs/bin/testprog", Mode: 0o755, Body: testkit.GoBuild(t, testkit.TestProg, "")},
+	)
 }
 
 func TestInvokeCommand(t *testing.T) {
@@ -196,9 +137,7 @@ func TestInvokeCommandUsage(t *testing.T) {
 // (oci:DIR) and invokes it with --csv, as the default uid and as another
 // one: the output is the CSV the program copies.
 func TestInvokeCommandImage(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("running an image package needs root (mount namespace, chroot): run the tests as root (make test)")
-	}
+	testkit.Root(t, "running an image package needs a mount namespace and chroot")
 	if testing.Short() {
 		t.Skip("builds a program and the bootstrap")
 	}

@@ -1,71 +1,29 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	xruntime "github.com/comingout/extract/pkg/runtime"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/comingout/extract/internal/testkit"
+	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
 // staticArchive writes a docker-archive holding a static Go program at
 // /usr/local/bin/upper, its ENTRYPOINT.
 func staticArchive(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	src := "package main\n\nimport (\n\t\"io\"\n\t\"os\"\n)\n\nfunc main() { io.Copy(os.Stdout, os.Stdin) }\n"
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module upper\n\ngo 1.21\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-trimpath", "-o", "upper", ".")
-	build.Dir = dir
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-mod=mod")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	prog, err := os.ReadFile(filepath.Join(dir, "upper"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(packageTar(t, "usr/local/bin/upper", prog))), nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config = v1.Config{Entrypoint: []string{"upper"}, Env: []string{"PATH=/usr/local/bin"}}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "upper.tar")
-	tag, _ := name.NewTag("example.com/upper:v1")
-	if err := tarball.WriteToFile(p, tag, img); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	prog := testkit.GoProgram(t, "package main\n\nimport (\n\t\"io\"\n\t\"os\"\n)\n\nfunc main() { io.Copy(os.Stdout, os.Stdin) }\n", "amd64")
+	img := testkit.Image(t, v1.Config{Entrypoint: []string{"upper"}, Env: []string{"PATH=/usr/local/bin"}},
+		[]testkit.File{{Name: "usr/local/bin/upper", From: prog, Mode: 0o755}})
+	return testkit.DockerArchive(t, img, "upper")
 }
 
 func runPackage(t *testing.T, args ...string) (string, string, error) {
@@ -181,23 +139,6 @@ func TestPackageCommandErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// packageTar is a tar stream of one executable file.
-func packageTar(t *testing.T, name string, body []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(body))}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(body); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 func TestPackageCommandImage(t *testing.T) {

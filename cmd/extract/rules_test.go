@@ -9,10 +9,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
 	"github.com/comingout/extract/pkg/image"
 )
 
@@ -51,15 +50,7 @@ func scriptLayout(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testkit.OCILayout(t, img, "layout")
 }
 
 func mustWriteFile(t *testing.T, p string, b []byte, mode os.FileMode) {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/comingout/extract/internal/testkit"
 )
 
 // TestInspectTrace runs inspect --trace on the host-true image: the TRACE
@@ -16,9 +18,7 @@ func TestInspectTrace(t *testing.T) {
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 		t.Skip("the trace runs the amd64 image's program")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("the trace sandbox test runs as root (make test)")
-	}
+	testkit.Root(t, "the trace sandbox test runs as root")
 	archive := hostTrueArchive(t)
 	sample := filepath.Join(t.TempDir(), "sample.csv")
 	if err := os.WriteFile(sample, []byte("a,b\n"), 0o644); err != nil {
