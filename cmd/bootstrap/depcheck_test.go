@@ -3,9 +3,10 @@ package main
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/comingout/extract/internal/testkit"
 )
 
 // forbidden are the packages (and their subpackages) the bootstrap must
@@ -48,12 +49,8 @@ func TestSize(t *testing.T) {
 	}
 	for _, arch := range []string{"amd64", "arm64"} {
 		t.Run(arch, func(t *testing.T) {
-			bin := filepath.Join(t.TempDir(), "bootstrap")
-			cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, ".")
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("go build: %v\n%s", err, out)
-			}
+			// Built as `make bootstraps` does: static, -trimpath, stripped.
+			bin := testkit.GoBuildFile(t, testkit.Bootstrap, arch)
 			fi, err := os.Stat(bin)
 			if err != nil {
 				t.Fatal(err)

@@ -13,33 +13,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// repoRoot is the directory holding go.mod, above the test's directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/comingout/extract/internal/testkit"
+)
 
 // runDemo runs examples/fortran-momentum/demo.sh with env added, TMPDIR set
 // to a fresh directory (returned), and returns its combined output and error.
 // On timeout the script gets SIGTERM, so its trap stops what it started.
 func runDemo(t *testing.T, timeout time.Duration, env ...string) (string, string, error) {
 	t.Helper()
-	repo := repoRoot(t)
+	repo := testkit.RepoRoot(t)
 	tmp := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -76,26 +59,13 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo takes a minute; skipped with -short")
 	}
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES not set (make fixtures)")
-	}
-	if _, err := exec.LookPath("moto_server"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("moto_server not on PATH — CI is set, so this is an error")
-		}
-		t.Skip("moto_server not on PATH (make deps)")
-	}
+	fixtures := testkit.Fixtures(t)
+	testkit.Tool(t, "moto_server", "install it with `make deps` or pip install 'moto[server]'")
 	// The extract under test: EXTRACT, or a fresh build of this tree (its
 	// bootstrap is built with the local toolchain on first use).
 	bin := os.Getenv("EXTRACT")
 	if bin == "" {
-		bin = filepath.Join(t.TempDir(), "extract")
-		build := exec.Command("go", "build", "-o", bin, "./cmd/extract")
-		build.Dir = repoRoot(t)
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build ./cmd/extract: %v\n%s", err, out)
-		}
+		bin = testkit.GoBuildHost(t, "cmd/extract")
 	}
 
 	start := time.Now()
@@ -117,7 +87,7 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	// The output printed is the program's.
-	expected, err := os.ReadFile(filepath.Join(repoRoot(t), "examples", "fortran-momentum", "data", "expected.csv"))
+	expected, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "examples", "fortran-momentum", "data", "expected.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}

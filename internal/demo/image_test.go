@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/comingout/extract/internal/testkit"
 )
 
 // minimalELF returns the smallest ELF64 file debug/elf accepts: a header
@@ -372,11 +374,7 @@ func TestBuildImageErrors(t *testing.T) {
 // TestBuildImageFixture builds the demo image from the real fortran-merged
 // fixture (Debian packages, gfortran-built momentum).
 func TestBuildImageFixture(t *testing.T) {
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES not set (make fixtures)")
-	}
-	root := filepath.Join(fixtures, "fortran-merged")
+	root := filepath.Join(testkit.Fixtures(t), "fortran-merged")
 	img, err := BuildImage(root)
 	if err != nil {
 		t.Fatalf("BuildImage(%s): %v", root, err)

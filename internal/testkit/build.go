@@ -53,7 +53,7 @@ func Build(pkg, goarch string) ([]byte, error) {
 		builds.done[pkg+" "+goarch] = b
 	}
 	builds.mu.Unlock()
-	b.once.Do(func() { b.bin, b.err = goBuild(root, "./"+pkg, goarch) })
+	b.once.Do(func() { b.bin, b.err = goBuild(root, "./"+pkg, staticFlags, linux(goarch)) })
 	return b.bin, b.err
 }
 
@@ -82,27 +82,54 @@ func GoProgram(t testing.TB, src, goarch string) string {
 	dir := t.TempDir()
 	WriteFile(t, filepath.Join(dir, "main.go"), []byte(src))
 	WriteFile(t, filepath.Join(dir, "go.mod"), []byte("module prog\n\ngo 1.21\n"))
-	b, err := goBuild(dir, ".", goarch, "GOFLAGS=-mod=mod")
+	b, err := goBuild(dir, ".", staticFlags, append(linux(goarch), "GOFLAGS=-mod=mod"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return WriteExec(t, filepath.Join(dir, "prog"), b)
 }
 
-// goBuild runs `go build` of pkg in dir for linux/goarch and returns the
-// program.
-func goBuild(dir, pkg, goarch string, env ...string) ([]byte, error) {
+// GoBuildHost builds the repository's package pkg for this host the way a
+// developer's plain `go build` does (not trimmed: a CLI built so finds its
+// own sources, as bin/extract does) and returns its path in a temporary
+// directory.
+func GoBuildHost(t testing.TB, pkg string) string {
+	t.Helper()
+	b, err := goBuild(RepoRoot(t), "./"+pkg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return WriteExec(t, filepath.Join(t.TempDir(), filepath.Base(pkg)), b)
+}
+
+// staticFlags are the go build flags of a test program: reproducible paths,
+// stripped.
+var staticFlags = []string{"-trimpath", "-ldflags", "-s -w"}
+
+// linux is the environment of a static build for linux/goarch ("" is the
+// host's architecture).
+func linux(goarch string) []string {
+	if goarch == "" {
+		goarch = runtime.GOARCH
+	}
+	return []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + goarch}
+}
+
+// goBuild runs `go build` with flags of pkg in dir, with env added to the
+// environment, and returns the program.
+func goBuild(dir, pkg string, flags, env []string) ([]byte, error) {
 	out, err := os.MkdirTemp("", "extract-test-build-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(out)
 	bin := filepath.Join(out, "prog")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, pkg)
+	args := append(append([]string{"build"}, flags...), "-o", bin, pkg)
+	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch), env...)
+	cmd.Env = append(os.Environ(), env...)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build %s for linux/%s: %v\n%s", pkg, goarch, err, b)
+		return nil, fmt.Errorf("go %s %s: %v\n%s", strings.Join(args, " "), strings.Join(env, " "), err, b)
 	}
 	return os.ReadFile(bin)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/comingout/extract/internal/mototest"
+	"github.com/comingout/extract/internal/testkit"
 )
 
 // testProg is the static test program (testdata/testprog) built by TestMain.
@@ -29,10 +29,12 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	testProg = filepath.Join(dir, "testprog")
-	cmd := exec.Command("go", "build", "-o", testProg, "./testdata/testprog")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the test program: %v\n%s", err, out)
+	b, err := testkit.Build(testkit.TestProg, "")
+	if err == nil {
+		err = os.WriteFile(testProg, b, 0o755)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building the test program: %v\n", err)
 		return 1
 	}
 	defer mototest.StopShared()
