@@ -27,8 +27,11 @@ build: bootstraps
 fixtures: deps
 	@bash testdata/make-fixtures.sh $(FIXTURES)
 
+# `go test` itself installs nothing: a test missing the fixtures, moto_server,
+# gcc or root skips saying how to get them, or fails when CI is set (.ci/run
+# sets CI=true; it is passed on to go test here).
 test: deps fixtures tidy-check lint bootstraps
-	EXTRACT_FIXTURES=$(CURDIR)/$(FIXTURES) $(GO) test -race -count=1 -timeout 70m ./...
+	CI=$(CI) EXTRACT_FIXTURES=$(CURDIR)/$(FIXTURES) $(GO) test -race -count=1 -timeout 70m ./...
 	# As `make build` and a release build it: bootstraps embedded, no Go needed.
 	$(GO) test -count=1 -tags embedbootstrap -run 'TestEmbeddedBootstrapNeedsNoGo' ./pkg/lambda
 
