@@ -25,7 +25,9 @@ ENTRYPOINT runs: every file, its size, why it is needed and which layer it
 comes from. Nothing from the image is run, unless --trace FILE asks to run
 the program once on FILE in a sandbox of the image (see docs/trace.md): the
 files it opens or executes join the closure as "seen at run time", and the
-TRACE section lists what the trace added to the static rules.
+TRACE section lists what the trace added to the static rules. The Closure
+flags are those of package and deploy, with the same meaning: the closure
+shown is the one they would package.
 
 PATHS lists the image paths that closure files name by absolute path
 (compiled into a program, in a script or a config file) and that a zip would

@@ -23,6 +23,7 @@ var packageCommand = &cli.Command{
 loader, shared libraries, script interpreters, --include files) and writes a
 Lambda package with a static bootstrap for the image's architecture and its
 manifest, extract.json. The same image and flags always give the same bytes.
+The Closure flags are those of inspect and deploy, with the same meaning.
 
 Two formats:
   zip    a deterministic zip (CodeSha256): the files under rootfs/, their
