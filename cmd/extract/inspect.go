@@ -88,6 +88,7 @@ func inspectAction(c *cli.Context) error {
 	if r == nil {
 		return cerr
 	}
+	adviseRules(r.Closure)
 	var paths *inspectPaths
 	if cerr == nil {
 		refs, err := lambda.OriginalPaths(c.Context, img, r.Index, r.Command, r.Closure, popts...)

@@ -24,7 +24,10 @@ type RuleSize struct {
 	Size  int64  `json:"size"`
 	// Largest is the directory holding most of the rule's bytes.
 	Largest string `json:"largest,omitempty"`
-	// Exclude says how to leave the rule's files out.
+	// Exclude says how to leave the rule's files out, in the terms of the
+	// closure options: "turn off data rule tz" (WithoutData), "turn off
+	// the content rules" (WithScan(false)), "exclude '/usr/share/**'"
+	// (WithExclude).
 	Exclude string `json:"exclude"`
 }
 
@@ -125,19 +128,20 @@ func topDir(p string, n int) string {
 	return "/" + strings.Join(parts, "/")
 }
 
-// excludeHint says how to leave out a rule's files (CLI flags).
+// excludeHint says how to leave out a rule's files, in the terms of the
+// closure options (WithoutData, WithScan, WithExclude, WithInclude).
 func excludeHint(rule, largest string) string {
 	switch {
 	case strings.HasPrefix(rule, "data:"):
-		return "--no-data " + strings.TrimPrefix(rule, "data:")
+		return "turn off data rule " + strings.TrimPrefix(rule, "data:")
 	case rule == "scripts" || rule == "python" || rule == "perl" || rule == "interpreter":
-		return fmt.Sprintf("--no-scan (all content rules), or --exclude '%s/**'", largest)
+		return fmt.Sprintf("turn off the content rules, or exclude '%s/**'", largest)
 	case rule == "elf":
-		return fmt.Sprintf("(the program and what it loads) --exclude only files it never opens, e.g. under '%s/**'", largest)
+		return fmt.Sprintf("(the program and what it loads) exclude only files it never opens, e.g. under '%s/**'", largest)
 	case rule == "include":
-		return "drop the --include that matched, or --exclude '" + largest + "/**'"
+		return "drop the include pattern that matched, or exclude '" + largest + "/**'"
 	}
-	return fmt.Sprintf("--exclude '%s/**'", largest)
+	return fmt.Sprintf("exclude '%s/**'", largest)
 }
 
 // budgetNote returns the note for a closure over LambdaUnzippedLimit, or
@@ -151,6 +155,6 @@ func budgetNote(rules []RuleSize) string {
 		return ""
 	}
 	top := rules[0]
-	return fmt.Sprintf("closure is %.1f MB, over Lambda's 250 MB unzipped limit: rule %s added the most (%.1f MB in %d files, mostly %s); leave it out with %s",
+	return fmt.Sprintf("closure is %.1f MB, over Lambda's 250 MB unzipped limit: rule %s added the most (%.1f MB in %d files, mostly %s); to leave it out, %s",
 		float64(total)/(1<<20), top.Rule, float64(top.Size)/(1<<20), top.Files, top.Largest, top.Exclude)
 }

@@ -2,7 +2,6 @@ package image
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 )
@@ -33,7 +32,7 @@ func WithInclude(globs ...string) ClosureOption {
 	return func(o *closureOptions) error {
 		for _, g := range globs {
 			if err := checkGlob(g); err != nil {
-				return fmt.Errorf("--include %q: %w", g, err)
+				return &GlobError{Option: "include", Pattern: g, Err: err}
 			}
 		}
 		o.include = append(o.include, globs...)
@@ -49,7 +48,7 @@ func WithExclude(globs ...string) ClosureOption {
 	return func(o *closureOptions) error {
 		for _, g := range globs {
 			if err := checkGlob(g); err != nil {
-				return fmt.Errorf("--exclude %q: %w", g, err)
+				return &GlobError{Option: "exclude", Pattern: g, Err: err}
 			}
 		}
 		o.exclude = append(o.exclude, globs...)
@@ -128,7 +127,7 @@ func WithoutData(names ...string) ClosureOption {
 				continue
 			}
 			if !isDataRule(n) {
-				return fmt.Errorf("--no-data %q: want one of %s or all", n, strings.Join(dataRuleNames(), ", "))
+				return &DataRuleError{Name: n, Known: dataRuleNames()}
 			}
 			o.noData[n] = true
 		}

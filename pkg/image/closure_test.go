@@ -568,7 +568,7 @@ func TestClosureArm64WrongPlatform(t *testing.T) {
 	if !errors.As(err, &ae) || !errors.Is(err, image.ErrArchMismatch) {
 		t.Fatalf("Closure = %v, want an *ArchError", err)
 	}
-	for _, want := range []string{"aarch64", "linux/amd64", "--platform"} {
+	for _, want := range []string{"aarch64", "linux/amd64", "(x86_64)"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

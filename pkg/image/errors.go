@@ -22,7 +22,7 @@ type ArchError struct {
 
 // Error implements error.
 func (e *ArchError) Error() string {
-	return fmt.Sprintf("%s is built for %s but the image platform is %s (%s): select the matching image with --platform",
+	return fmt.Sprintf("%s is built for %s but the image platform is %s (%s)",
 		e.Path, e.Machine, e.Platform, e.Want)
 }
 
@@ -58,7 +58,6 @@ func (e *MissingLibraryError) Error() string {
 		fmt.Fprintf(&b, "\n  %s, needed by %s; searched %s",
 			m.Soname, strings.Join(m.NeededBy, ", "), strings.Join(m.Searched, ":"))
 	}
-	b.WriteString("\nadd the libraries to the image, or pass --include with their image paths")
 	return b.String()
 }
 
@@ -90,7 +89,7 @@ type EntrypointError struct {
 func (e *EntrypointError) Error() string {
 	var b strings.Builder
 	if e.Name == "" {
-		return "entrypoint: " + e.Problem + "; pass --entrypoint with the program's path in the image"
+		return "entrypoint: " + e.Problem
 	}
 	if e.Script != "" {
 		fmt.Fprintf(&b, "interpreter %q of %s: %s", e.Name, e.Script, e.Problem)
@@ -113,11 +112,9 @@ func (e *EntrypointError) Error() string {
 	case "not found", "is a directory", "not a regular file":
 		if e.Script != "" {
 			b.WriteString("; add the interpreter to the image or fix the script's #! line")
-		} else {
-			b.WriteString("; pass --entrypoint with the program's path in the image")
 		}
 	case "not executable":
-		b.WriteString("; make it executable in the image (chmod +x) or pass --entrypoint")
+		b.WriteString("; make it executable in the image (chmod +x)")
 	}
 	return b.String()
 }
@@ -125,8 +122,9 @@ func (e *EntrypointError) Error() string {
 // Unwrap returns the underlying error.
 func (e *EntrypointError) Unwrap() error { return e.Err }
 
-// ExcludeError says that --exclude would remove a file the program cannot
-// start without (the entrypoint or its loader).
+// ExcludeError says that a WithExclude pattern would remove a file the
+// program cannot start without (the entrypoint, its loader or a script's
+// interpreter).
 type ExcludeError struct {
 	// Pattern is the exclude glob, Path the file it matched and Kind why the
 	// file is needed ("entrypoint", "loader", "interpreter").
@@ -135,5 +133,45 @@ type ExcludeError struct {
 
 // Error implements error.
 func (e *ExcludeError) Error() string {
-	return fmt.Sprintf("--exclude %q would remove %s, the program's %s: narrow the pattern", e.Pattern, e.Path, e.Kind)
+	return fmt.Sprintf("exclude pattern %q would remove %s, the program's %s: narrow the pattern", e.Pattern, e.Path, e.Kind)
+}
+
+// GlobError says that a WithInclude or WithExclude pattern is malformed.
+type GlobError struct {
+	// Option is "include" or "exclude", Pattern the glob as given.
+	Option, Pattern string
+	// Err says what is wrong with it.
+	Err error
+}
+
+// Error implements error.
+func (e *GlobError) Error() string {
+	return fmt.Sprintf("%s pattern %q: %v", e.Option, e.Pattern, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *GlobError) Unwrap() error { return e.Err }
+
+// IncludeError says that a WithInclude pattern matches no file of the
+// image.
+type IncludeError struct {
+	Pattern string
+}
+
+// Error implements error.
+func (e *IncludeError) Error() string {
+	return fmt.Sprintf("include pattern %q matches no file in the image", e.Pattern)
+}
+
+// DataRuleError says that WithoutData was given a name that is neither a
+// DataRule's nor "all".
+type DataRuleError struct {
+	// Name is the name given; Known lists the data rules' names.
+	Name  string
+	Known []string
+}
+
+// Error implements error.
+func (e *DataRuleError) Error() string {
+	return fmt.Sprintf("unknown data rule %q: want one of %s or all", e.Name, strings.Join(e.Known, ", "))
 }

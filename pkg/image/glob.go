@@ -4,16 +4,15 @@ package image
 
 import (
 	"errors"
-	"fmt"
 	"path"
 	"strings"
 )
 
-// include adds the files matching one --include glob.
+// include adds the files matching one WithInclude glob.
 func (c *closer) include(g string) error {
 	matches := c.glob(g)
 	if len(matches) == 0 {
-		return fmt.Errorf("--include %q matches no file in the image", g)
+		return &IncludeError{Pattern: g}
 	}
 	r := Reason{Kind: "include", Detail: g}
 	for _, m := range matches {

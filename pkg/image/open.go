@@ -410,6 +410,7 @@ func platformMatches(have, want v1.Platform) bool {
 
 // PlatformError says the image has no manifest for the requested platform.
 type PlatformError struct {
+	// Want is the platform asked for (DefaultPlatform unless WithPlatform).
 	Want string
 	// Available lists the platforms the image has.
 	Available []string
@@ -417,7 +418,7 @@ type PlatformError struct {
 
 func (e *PlatformError) Error() string {
 	if len(e.Available) == 1 {
-		return fmt.Sprintf("image is %s; pass --platform %s", e.Available[0], e.Available[0])
+		return fmt.Sprintf("image is %s, not %s", e.Available[0], e.Want)
 	}
 	if len(e.Available) == 0 {
 		return fmt.Sprintf("image has no %s manifest", e.Want)

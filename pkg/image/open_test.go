@@ -211,7 +211,7 @@ func TestOpenPlatforms(t *testing.T) {
 		{ref: ref, platform: "linux/arm64", want: mustDigest(t, arm)},
 		{ref: ref, platform: "linux/arm64/v8", want: mustDigest(t, arm)},
 		{ref: ref, platform: "linux/s390x", err: "image has no linux/s390x manifest; available: linux/amd64, linux/arm64/v8"},
-		{ref: armOnly, err: "image is linux/arm64; pass --platform linux/arm64"},
+		{ref: armOnly, err: "image is linux/arm64, not linux/amd64"},
 		{ref: armOnly, platform: "linux/arm64", want: ""},
 	}
 	for _, tt := range tests {

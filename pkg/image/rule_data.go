@@ -8,7 +8,7 @@ import (
 // DataRule is one rule adding well-known data files that glibc and common
 // libraries read at run time by a fixed path.
 type DataRule struct {
-	// Name turns the rule off in WithoutData (CLI: --no-data NAME).
+	// Name turns the rule off in WithoutData.
 	Name string `json:"name"`
 	// Files says what the rule adds, when present and small.
 	Files string `json:"files"`
@@ -94,7 +94,7 @@ func (r dataRule) dataRules(c *closer) {
 		a := r.dataFile(c, "passwd", "/etc/passwd", who)
 		b := r.dataFile(c, "passwd", "/etc/group", who)
 		if a || b {
-			c.note("data passwd: /etc/passwd and /etc/group are bundled, but glibc opens them at fixed paths: a relocated program (on Lambda) reads the host's; turn off with --no-data passwd")
+			c.note("data passwd: /etc/passwd and /etc/group are bundled, but glibc opens them at fixed paths: a relocated program (on Lambda) reads the host's; turn off data rule passwd to leave them out")
 		}
 	}
 	if on("tz") {
@@ -119,7 +119,7 @@ func (r dataRule) dataFile(c *closer, rule, p, what string) bool {
 		return false
 	}
 	if e.Size > maxDataSize {
-		c.note("data %s: left out %s (%d bytes, over %d); add it with --include %s", rule, p, e.Size, maxDataSize, p)
+		c.note("data %s: left out %s (%d bytes, over %d); include it explicitly to bundle it", rule, p, e.Size, maxDataSize)
 		return false
 	}
 	c.addPath(p, e, links, Reason{Kind: "data", Detail: rule + ": " + what})
@@ -147,7 +147,7 @@ func (r dataRule) dataDir(c *closer, rule, dir, what string) bool {
 	}
 	walk(de.Path)
 	if size > maxDataSize {
-		c.note("data %s: left out %s (%d bytes, over %d); add it with --include '%s/**'", rule, dir, size, maxDataSize, dir)
+		c.note("data %s: left out %s (%d bytes, over %d); include '%s/**' explicitly to bundle it", rule, dir, size, maxDataSize, dir)
 		return false
 	}
 	for _, l := range links {

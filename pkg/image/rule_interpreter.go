@@ -80,5 +80,5 @@ func (r *interpreterRule) libraryTree(c *closer, ie *Entry, script *Entry) {
 			return
 		}
 	}
-	c.note("interpreter %s (for %s): no library tree identified; if it loads files at run time, add them with --include", ie.Path, script.Path)
+	c.note("interpreter %s (for %s): no library tree identified; if it loads files at run time, include them explicitly", ie.Path, script.Path)
 }

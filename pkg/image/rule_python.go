@@ -99,7 +99,7 @@ func (r *pythonRule) python(c *closer, ie *Entry) *pyInterp {
 	prefix := path.Dir(path.Dir(ie.Path))
 	pi.version = pythonVersionOf(c.idx, ie.Path, prefix)
 	if pi.version == "" {
-		c.note("python %s: version not identified from its name; its standard library is not bundled (add it with --include)", ie.Path)
+		c.note("python %s: version not identified from its name; its standard library is not bundled (include it explicitly)", ie.Path)
 		return pi
 	}
 	pi.stdlib = path.Join(prefix, "lib", "python"+pi.version)
