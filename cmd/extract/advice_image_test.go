@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/comingout/extract/pkg/image"
+	"github.com/comingout/extract/pkg/lambda"
 )
 
 // TestAdviceImage: the CLI adds to pkg/image's typed errors the flag that
@@ -134,5 +135,18 @@ func TestExcludeFlags(t *testing.T) {
 		if got := excludeFlags(tt.r); got != tt.want {
 			t.Errorf("excludeFlags(%+v) = %q, want %q", tt.r, got, tt.want)
 		}
+	}
+}
+
+// TestAdviceSizeErrorRuleFlags: a package over the limit is advised with
+// the flags that leave the biggest rule out, though pkg/image describes
+// them in its own terms.
+func TestAdviceSizeErrorRuleFlags(t *testing.T) {
+	rule := image.RuleSize{Rule: "python", Files: 3, Size: 9 << 20, Largest: "/usr/lib/python3.11",
+		Exclude: "turn off the content rules, or exclude '/usr/lib/python3.11/**'"}
+	err := &lambda.SizeError{Size: 300 << 20, Limit: 250 << 20, Rule: &rule}
+	want := "to leave rule python out: --no-scan (all content rules), or --exclude '/usr/lib/python3.11/**'"
+	if got := advice(err); !strings.Contains(got, want) {
+		t.Errorf("advice(%v) = %q, want it to contain %q", err, got, want)
 	}
 }

@@ -17,7 +17,7 @@ func adviceLambda(err error) string {
 	case errors.As(err, &size) && size.Image:
 		return "build it with --slim or leave files out of the image"
 	case errors.As(err, &size) && size.Rule != nil && size.Rule.Exclude != "":
-		return fmt.Sprintf("leave files out with --exclude GLOB; to leave rule %s out: %s", size.Rule.Rule, size.Rule.Exclude)
+		return fmt.Sprintf("leave files out with --exclude GLOB; to leave rule %s out: %s", size.Rule.Rule, excludeFlags(*size.Rule))
 	case errors.As(err, &size):
 		return "leave files out with --exclude GLOB"
 	case errors.As(err, &loader):
