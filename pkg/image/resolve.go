@@ -150,11 +150,11 @@ func Resolve(ctx context.Context, img *Image, opts ...ResolveOption) (*Resolved,
 			return nil, err
 		}
 	}
-	if img == nil {
-		return nil, errors.New("resolving: no image")
-	}
 	if o.trace != nil && o.trace.input == "" {
 		return nil, errors.New("trace output placeholder without a trace input")
+	}
+	if img == nil {
+		return nil, errors.New("resolving: no image")
 	}
 	r := &Resolved{}
 	var err error
