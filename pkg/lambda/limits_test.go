@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -55,5 +56,19 @@ func TestHumanSize(t *testing.T) {
 		if got := humanSize(tt.n); got != tt.want {
 			t.Errorf("humanSize(%d) = %q, want %q", tt.n, got, tt.want)
 		}
+	}
+}
+
+// TestWarningJSON: a warning encodes as its message, as the warnings of
+// --json reports always have, and decodes back to it.
+func TestWarningJSON(t *testing.T) {
+	in := []Warning{{Kind: WarnDirectUpload, Message: `big "zip"`}}
+	b, err := json.Marshal(in)
+	if err != nil || string(b) != `["big \"zip\""]` {
+		t.Fatalf("json.Marshal(%+v) = %s, %v; want the messages as strings", in, b, err)
+	}
+	var out []Warning
+	if err := json.Unmarshal(b, &out); err != nil || len(out) != 1 || out[0].Message != in[0].Message {
+		t.Errorf("json.Unmarshal(%s) = %+v, %v; want the message back", b, out, err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/comingout/extract/pkg/image"
 )
 
-// Package formats, as `--format` names them.
+// Package formats.
 const (
 	// FormatZip is the Lambda zip Package writes.
 	FormatZip = image.FormatZip
@@ -22,7 +22,7 @@ const (
 )
 
 // Prepared is an image's program and closure, resolved once, with the
-// format `--format auto` picks for it; Zip or Image then packages it
+// format FormatAuto picks for it; Zip or Image then packages it
 // without indexing the image again. Use one of them, once.
 type Prepared struct {
 	p    *packer

@@ -40,6 +40,13 @@ func (w Warning) String() string { return w.Message }
 // MarshalJSON encodes w as its message, a JSON string.
 func (w Warning) MarshalJSON() ([]byte, error) { return json.Marshal(w.Message) }
 
+// UnmarshalJSON decodes a warning MarshalJSON encoded: its message; the
+// kind is not encoded.
+func (w *Warning) UnmarshalJSON(b []byte) error {
+	*w = Warning{}
+	return json.Unmarshal(b, &w.Message)
+}
+
 // warn records a warning of no particular kind and logs it.
 func (p *packer) warn(format string, args ...any) {
 	p.warnKind("", format, args...)
