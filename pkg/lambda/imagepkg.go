@@ -292,7 +292,7 @@ func (p *packer) imageConfig(cf *v1.ConfigFile) {
 	cf.Config.Healthcheck = nil
 }
 
-// SlimOmits is what an image package's --slim shape leaves out of the
+// SlimOmits is what an image package's slim shape (WithSlim) leaves out of the
 // whole image: the regular files of the flattened image idx outside the
 // closure.
 func SlimOmits(idx *image.Index, closure *image.ClosureResult) FileCount {

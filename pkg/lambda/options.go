@@ -94,8 +94,9 @@ func WithCommandOverride(ov image.Override) PackageOption {
 	}
 }
 
-// WithClosureOptions passes options to image.Closure (--include and
-// --exclude globs). Options accumulate over calls. Default: none.
+// WithClosureOptions passes options to image.Closure through image.Resolve
+// (image.WithInclude and image.WithExclude globs, image.WithGconv, ...).
+// Options accumulate over calls. Default: none.
 func WithClosureOptions(opts ...image.ClosureOption) PackageOption {
 	return func(o *packageOptions) error {
 		for _, c := range opts {
