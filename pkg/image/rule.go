@@ -32,7 +32,7 @@ import (
 
 // rule is one closure rule.
 type rule interface {
-	// name names the rule as RuleSize.Rule does.
+	// name names the rule (as RuleSize.Rule does) in debug logs.
 	name() string
 	// interprets reports whether the rule reads the scripts and arguments
 	// of the interpreter whose file is called name ("dash", "python3.11").
@@ -150,6 +150,7 @@ func (c *closer) ruleFor(p string) (rule, *Entry) {
 	}
 	for _, r := range c.rules {
 		if r.interprets(path.Base(p)) || r.interprets(path.Base(e.Path)) {
+			c.log.Debug("interpreter rule", "interpreter", p, "rule", r.name())
 			return r, e
 		}
 	}
