@@ -211,13 +211,15 @@ func commandArgs(c *cli.Context, required ...string) ([]string, error) {
 	return args, nil
 }
 
-// awsOptions are the options shared by deploy and destroy.
-func awsOptions(c *cli.Context) ([]deploy.Option, error) {
+// commonOptions are the options deploy and destroy share: the AWS clients
+// (--region, --profile), the logger, --dry-run, --code-bucket and
+// --repository.
+func commonOptions(c *cli.Context) ([]deploy.CommonOption, error) {
 	cfg, err := deploy.LoadAWSConfig(c.Context, c.String("region"), c.String("profile"))
 	if err != nil {
 		return nil, err
 	}
-	opts := []deploy.Option{
+	opts := []deploy.CommonOption{
 		deploy.WithClients(deploy.NewClients(cfg)),
 		deploy.WithLogger(logger(c)),
 		deploy.WithDryRun(c.Bool("dry-run")),
@@ -255,11 +257,14 @@ func deployOptions(c *cli.Context) ([]deploy.Option, error) {
 	if a := c.String("alias"); a != "" {
 		opts = append(opts, deploy.WithAlias(a))
 	}
-	aws, err := awsOptions(c)
+	common, err := commonOptions(c)
 	if err != nil {
 		return nil, err
 	}
-	return append(opts, aws...), nil
+	for _, o := range common {
+		opts = append(opts, o)
+	}
+	return opts, nil
 }
 
 // printDeploy writes the result: JSON (--json) or the function ARN on

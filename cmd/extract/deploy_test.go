@@ -26,15 +26,16 @@ import (
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
-// runCLI runs the extract app with args and returns stdout, stderr and the
-// exit code main would use.
+// runCLI runs the extract app with args and returns stdout, stderr (with
+// the error and its advice as main prints them) and the exit code main
+// would use.
 func runCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	app := newApp()
 	app.Writer = &out
 	app.ErrWriter = &errb
-	err := app.RunContext(context.Background(), append([]string{"extract"}, args...))
+	err := advised(app.RunContext(context.Background(), append([]string{"extract"}, args...)))
 	code := exitOK
 	if err != nil {
 		code = exitCode(err)
@@ -129,7 +130,7 @@ func TestDeployDestroyCLI(t *testing.T) {
 	// A recursive trigger is refused with exit 4.
 	m.Input.Prefix = ""
 	_, stderr, code = runCLI(t, "deploy", writeTestZip(t, m), "--function", "loop", "--bucket", "uploads")
-	if code != exitRefused || !strings.Contains(stderr, "re-trigger") {
+	if code != exitRefused || !strings.Contains(stderr, "re-trigger") || !strings.Contains(stderr, "--output-prefix output/") {
 		t.Errorf("recursive deploy: exit %d, stderr:\n%s\nwant exit %d", code, stderr, exitRefused)
 	}
 

@@ -50,11 +50,14 @@ func runDestroy(c *cli.Context) error {
 	if len(args) != 0 {
 		return usageError{"destroy takes no arguments: extract destroy --function NAME --bucket BUCKET"}
 	}
-	opts, err := awsOptions(c)
+	common, err := commonOptions(c)
 	if err != nil {
 		return err
 	}
-	opts = append(opts, deploy.WithPurgeImages(c.Bool("purge-images")))
+	opts := []deploy.DestroyOption{deploy.WithPurgeImages(c.Bool("purge-images"))}
+	for _, o := range common {
+		opts = append(opts, o)
+	}
 	res, err := deploy.Destroy(c.Context, c.String("function"), c.String("bucket"), opts...)
 	if err != nil {
 		return err
@@ -65,6 +68,9 @@ func runDestroy(c *cli.Context) error {
 	}
 	fmt.Fprintf(stderr(c), "%s %s (trigger bucket %s)\n", verb, res.FunctionName, res.Bucket)
 	printChanges(stderr(c), res.Changes, res.DryRun)
+	if res.ImagesKept != "" {
+		fmt.Fprintf(stderr(c), "the function's images stay in %s: --purge-images removes them\n", res.ImagesKept)
+	}
 	if c.Bool("json") {
 		return deployJSON(stdout(c), res)
 	}

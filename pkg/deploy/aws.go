@@ -119,7 +119,7 @@ func LoadAWSConfig(ctx context.Context, region, profile string) (aws.Config, err
 		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		return aws.Config{}, errors.New("no AWS region: pass --region or set AWS_REGION (or region in your profile)")
+		return aws.Config{}, ErrNoRegion
 	}
 	if cfg.RetryMaxAttempts == 0 {
 		cfg.RetryMaxAttempts = defaultMaxAttempts

@@ -73,13 +73,13 @@ func (e *motoEnv) withFake(f *fakeLambda) *Clients {
 
 // recordSleeps replaces sleeping with recording the delays.
 func recordSleeps(delays *[]time.Duration) Option {
-	return func(o *deployOptions) error {
+	return deployOption(func(o *deployOptions) error {
 		o.sleep = func(_ context.Context, d time.Duration) error {
 			*delays = append(*delays, d)
 			return nil
 		}
 		return nil
-	}
+	})
 }
 
 var errRoleNotAssumable = &lambdatypes.InvalidParameterValueException{
@@ -232,7 +232,7 @@ func TestClientsRetryThrottling(t *testing.T) {
 	if cfg.RetryMaxAttempts != defaultMaxAttempts {
 		t.Errorf("RetryMaxAttempts = %d, want %d", cfg.RetryMaxAttempts, defaultMaxAttempts)
 	}
-	d := &deployer{o: &deployOptions{log: slog.New(slog.DiscardHandler)}, c: NewClients(cfg), log: slog.New(slog.DiscardHandler)}
+	d := &deployer{o: &deployOptions{commonOptions: commonOptions{log: slog.New(slog.DiscardHandler)}}, c: NewClients(cfg), log: slog.New(slog.DiscardHandler)}
 	got, err := d.limits(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +249,7 @@ func TestLimitsFallBackToDefaults(t *testing.T) {
 	fake := &fakeLambda{getAccountSettings: func(context.Context, *awslambda.GetAccountSettingsInput, ...func(*awslambda.Options)) (*awslambda.GetAccountSettingsOutput, error) {
 		return nil, &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform: lambda:GetAccountSettings"}
 	}}
-	d := &deployer{o: &deployOptions{log: slog.New(slog.DiscardHandler)}, c: &Clients{Lambda: fake}, log: slog.New(slog.DiscardHandler)}
+	d := &deployer{o: &deployOptions{commonOptions: commonOptions{log: slog.New(slog.DiscardHandler)}}, c: &Clients{Lambda: fake}, log: slog.New(slog.DiscardHandler)}
 	got, err := d.limits(context.Background())
 	if err != nil || got != DefaultCodeLimits {
 		t.Errorf("limits = %+v, %v; want %+v", got, err, DefaultCodeLimits)

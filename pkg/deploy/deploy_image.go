@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -26,52 +27,6 @@ type ContainerImage struct {
 	// Manifest is the image's extract.json: the trigger filter and output
 	// location deploy wires come from it.
 	Manifest xruntime.Manifest
-}
-
-// WithRepository pushes container images to ref (REGISTRY/NAME, no tag or
-// digest) instead of the ECR repository ACCOUNT.dkr.ecr.REGION.amazonaws.com/
-// extract-NAME (see RepositoryName) that deploy creates when missing. An ECR
-// repository of the deploying account that does not exist is created, as
-// the default one is. Destroy purges this repository (WithPurgeImages)
-// instead of the function's.
-func WithRepository(ref string) Option {
-	return func(o *deployOptions) error {
-		if _, err := parseRepository(ref); err != nil {
-			return err
-		}
-		o.repository = ref
-		return nil
-	}
-}
-
-// WithPurgeImages makes Destroy delete the container images deploy pushed
-// for the function (the tags extract-NAME-* in the function's repository),
-// and the ECR repository itself when extract created it (tag
-// managed-by=extract) and nothing else is left in it. Default false:
-// images are kept.
-func WithPurgeImages(purge bool) Option {
-	return func(o *deployOptions) error {
-		o.purgeImages = purge
-		return nil
-	}
-}
-
-// PackageTypeError is returned when the function exists with the other
-// package type: Lambda cannot turn a zip function into a container-image
-// function or back.
-type PackageTypeError struct {
-	Function string
-	// Current is the function's package type, Want the deploy's ("Zip" or
-	// "Image").
-	Current, Want string
-}
-
-func (e *PackageTypeError) Error() string {
-	what := map[string]string{"Zip": "a zip", "Image": "a container image"}
-	keep := map[string]string{"Zip": "deploy with --format zip (or a .zip package)", "Image": "deploy the IMAGE with --format image"}
-	return fmt.Sprintf("function %q is %s function (PackageType %s) and this deploy is %s: Lambda cannot change the package type of an existing function; "+
-		"run extract destroy --function %s first, deploy under another --function name, or %s to keep it %s",
-		e.Function, what[e.Current], e.Current, what[e.Want], e.Function, keep[e.Current], what[e.Current])
 }
 
 // imageInfo is what deploy needs to know about a container image.
@@ -196,12 +151,12 @@ func (d *deployer) resolveRepository() error {
 
 // keychain is the registry keychain Open uses, its ECR tokens from the
 // deploy's ECR client.
-func keychain(c *Clients, o *deployOptions) authn.Keychain {
+func keychain(c *Clients, log *slog.Logger) authn.Keychain {
 	var g image.ECRTokenGetter
 	if c.ECR != nil {
 		g = c.ECR
 	}
-	return image.Keychain(g, o.log)
+	return image.Keychain(g, log)
 }
 
 // pushImage pushes the image with its tag unless the tag already names it,
@@ -209,7 +164,7 @@ func keychain(c *Clients, o *deployOptions) authn.Keychain {
 func (d *deployer) pushImage(ctx context.Context) error {
 	img := d.pkg.image
 	tag := d.repo.ref.Tag(imageTag(d.function, img.digest.String()))
-	opts := remoteOptions(ctx, keychain(d.c, d.o))
+	opts := remoteOptions(ctx, keychain(d.c, d.log))
 	if !d.repoCreated { // a repository still to be created holds nothing
 		desc, err := remote.Head(tag, opts...)
 		switch {

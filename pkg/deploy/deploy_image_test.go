@@ -436,7 +436,7 @@ func TestDeployImagePackageTypeRefused(t *testing.T) {
 	if !errors.As(err, &pe) || !IsRefused(err) || pe.Current != "Zip" || pe.Want != "Image" {
 		t.Fatalf("image deploy over a zip function: error %v, want a refused *PackageTypeError Zip → Image", err)
 	}
-	for _, s := range []string{"cannot change the package type", "extract destroy --function zipped", "another --function", "--format zip"} {
+	for _, s := range []string{`function "zipped" is a zip function`, "this deploy is a container image", "cannot change the package type"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not say %q", err, s)
 		}
@@ -450,8 +450,8 @@ func TestDeployImagePackageTypeRefused(t *testing.T) {
 
 	e.mustDeployContainer(ci, "imaged", "outbox", WithRepository(e.repo))
 	_, err = e.deploy(mustZip(t, testManifest("linux/amd64"), nil), "imaged", "outbox")
-	if !errors.As(err, &pe) || !IsRefused(err) || pe.Current != "Image" || pe.Want != "Zip" || !strings.Contains(err.Error(), "--format image") {
-		t.Fatalf("zip deploy over an image function: error %v, want a refused *PackageTypeError Image → Zip naming --format image", err)
+	if !errors.As(err, &pe) || !IsRefused(err) || pe.Current != "Image" || pe.Want != "Zip" || !strings.Contains(err.Error(), "is a container image function") {
+		t.Fatalf("zip deploy over an image function: error %v, want a refused *PackageTypeError Image → Zip saying so", err)
 	}
 }
 
@@ -623,9 +623,9 @@ func TestDestroyPurgeImagesECR(t *testing.T) {
 		slices.Sort(got)
 		return got
 	}
-	destroy := func(opts ...Option) []string {
+	destroy := func(opts ...DestroyOption) []string {
 		t.Helper()
-		res, err := Destroy(ctx, "momentum", "inbox", append([]Option{WithClients(e.clients), WithPurgeImages(true)}, opts...)...)
+		res, err := Destroy(ctx, "momentum", "inbox", append([]DestroyOption{WithClients(e.clients), WithPurgeImages(true)}, opts...)...)
 		if err != nil {
 			t.Fatalf("Destroy --purge-images: %v", err)
 		}

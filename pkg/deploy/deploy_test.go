@@ -140,9 +140,9 @@ func (e *motoEnv) mustDeploy(zip []byte, function, bucket string, opts ...Option
 	return res
 }
 
-func (e *motoEnv) destroy(function, bucket string, opts ...Option) *DestroyResult {
+func (e *motoEnv) destroy(function, bucket string, opts ...DestroyOption) *DestroyResult {
 	e.t.Helper()
-	opts = append([]Option{WithClients(e.clients)}, opts...)
+	opts = append([]DestroyOption{WithClients(e.clients)}, opts...)
 	res, err := Destroy(context.Background(), function, bucket, opts...)
 	if err != nil {
 		e.t.Fatalf("Destroy(%q, %q): %v", function, bucket, err)
@@ -150,12 +150,13 @@ func (e *motoEnv) destroy(function, bucket string, opts ...Option) *DestroyResul
 	return res
 }
 
-func fastWaits(o *deployOptions) error {
+// fastWaits makes waiting for the function quick and retrying instant.
+var fastWaits = deployOption(func(o *deployOptions) error {
 	o.waitMinDelay = 10 * time.Millisecond
 	o.waitTimeout = 20 * time.Second
 	o.sleep = func(context.Context, time.Duration) error { return nil }
 	return nil
-}
+})
 
 func (e *motoEnv) function(name string) *awslambda.GetFunctionOutput {
 	e.t.Helper()
@@ -712,8 +713,8 @@ func TestDeployThroughCodeBucket(t *testing.T) {
 
 	_, err := e.deploy(zip, "big", "inbox", limits)
 	var de *DirectUploadError
-	if !errors.As(err, &de) || !strings.Contains(err.Error(), "--code-bucket") {
-		t.Fatalf("Deploy without a code bucket: error %v, want *DirectUploadError saying --code-bucket", err)
+	if !errors.As(err, &de) || !IsRefused(err) || de.Size != int64(len(zip)) || de.Limit != 4096 || !strings.Contains(err.Error(), "no code bucket") {
+		t.Fatalf("Deploy without a code bucket: error %v, want a refused *DirectUploadError of %d bytes over 4096 saying there is no code bucket", err, len(zip))
 	}
 	_, err = e.deploy(zip, "big", "inbox", WithLimits(CodeLimits{DirectUpload: 1 << 20, Unzipped: 4096}))
 	var se *lambda.SizeError

@@ -17,6 +17,9 @@ type DestroyResult struct {
 	// nothing to remove.
 	Changes []string `json:"changes"`
 	DryRun  bool     `json:"dry_run"`
+	// ImagesKept is the repository of a container-image function whose
+	// images stay there (no WithPurgeImages); empty otherwise.
+	ImagesKept string `json:"-"`
 }
 
 // Destroy removes what a deploy created for function and bucket, and nothing
@@ -29,122 +32,157 @@ type DestroyResult struct {
 // default extract-NAME). What is already gone is skipped, so running it
 // twice is fine. A function of that name not created by extract is a
 // *NotManagedError and nothing is removed.
-func Destroy(ctx context.Context, function, bucket string, opts ...Option) (*DestroyResult, error) {
-	o, err := makeDeployOptions(opts)
+func Destroy(ctx context.Context, function, bucket string, opts ...DestroyOption) (*DestroyResult, error) {
+	o, err := makeDestroyOptions(opts)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkNames(function, bucket); err != nil {
 		return nil, err
 	}
-	if o.clients == nil {
-		cfg, err := LoadAWSConfig(ctx, "", "")
-		if err != nil {
-			return nil, err
-		}
-		o.clients = NewClients(cfg)
+	c, err := o.clientsOrDefault(ctx)
+	if err != nil {
+		return nil, err
 	}
-	c := o.clients
-	res := &DestroyResult{FunctionName: function, Bucket: bucket, Changes: []string{}, DryRun: o.dryRun}
-	change := func(format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		res.Changes = append(res.Changes, msg)
-		if o.dryRun {
-			o.log.Debug("would " + msg)
-		} else {
-			o.log.Debug(msg)
-		}
+	d := &destroyer{o: o, c: c, function: function, bucket: bucket,
+		res: &DestroyResult{FunctionName: function, Bucket: bucket, Changes: []string{}, DryRun: o.dryRun}}
+	if err := d.run(ctx); err != nil {
+		return d.res, err
 	}
+	return d.res, nil
+}
 
+// destroyer holds one Destroy's state.
+type destroyer struct {
+	o        *destroyOptions
+	c        *Clients
+	function string
+	bucket   string
+	res      *DestroyResult
+}
+
+// change records one change and logs it at debug level (the caller prints
+// the list).
+func (d *destroyer) change(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	d.res.Changes = append(d.res.Changes, msg)
+	if d.o.dryRun {
+		d.o.log.Debug("would " + msg)
+	} else {
+		d.o.log.Debug(msg)
+	}
+}
+
+// run removes, in order, the notification rule, the function's permission
+// and the function, the role, the code objects and the images.
+func (d *destroyer) run(ctx context.Context) error {
 	// The function first: refuse before touching anything if it is not ours.
-	fn, err := c.Lambda.GetFunction(ctx, &awslambda.GetFunctionInput{FunctionName: &function})
-	switch {
-	case isCode(err, "ResourceNotFoundException"):
-		fn = nil
-	case err != nil:
-		return res, wrapAWS(err, "reading function %q", function)
-	case fn.Tags[ManagedByTag] != ManagedByValue:
-		return res, &NotManagedError{Kind: "function", Name: function}
+	fn, err := d.readFunction(ctx)
+	if err != nil {
+		return err
 	}
 	// A container image function's repository, for the images.
 	var fnRepo string
 	if fn != nil && fn.Code != nil && fn.Code.ImageUri != nil {
 		fnRepo, _, _ = strings.Cut(*fn.Code.ImageUri, "@")
 	}
+	if err := d.removeRule(ctx); err != nil {
+		return err
+	}
+	if fn != nil {
+		if err := d.deleteFunction(ctx); err != nil {
+			return err
+		}
+	}
 	// Only the role deploy names after the function is a candidate: a role
-	// given with --role may be another function's extract role.
-	roleName := RoleName(function)
+	// given with WithRoleARN may be another function's extract role.
+	if err := deleteRole(ctx, d.c.IAM, RoleName(d.function), d.o.dryRun, d.change); err != nil {
+		return err
+	}
+	if d.o.codeBucket != "" {
+		if err := deleteCode(ctx, d.c.S3, d.o.codeBucket, "extract/"+d.function+"/", d.o.dryRun, d.change); err != nil {
+			return err
+		}
+	}
+	if !d.o.purgeImages {
+		if fnRepo != "" {
+			d.res.ImagesKept = fnRepo
+			d.o.log.Debug("the function's images stay in their repository", "repository", fnRepo)
+		}
+		return nil
+	}
+	return purgeImages(ctx, d.c, d.o, d.function, fnRepo, d.change)
+}
 
-	// The notification rule.
-	id := ruleID(function)
-	nc, err := readNotification(ctx, c.S3, bucket)
+// readFunction reads the function: nil when it does not exist, a
+// *NotManagedError when extract did not create it.
+func (d *destroyer) readFunction(ctx context.Context) (*awslambda.GetFunctionOutput, error) {
+	fn, err := d.c.Lambda.GetFunction(ctx, &awslambda.GetFunctionInput{FunctionName: &d.function})
+	switch {
+	case isCode(err, "ResourceNotFoundException"):
+		return nil, nil
+	case err != nil:
+		return nil, wrapAWS(err, "reading function %q", d.function)
+	case fn.Tags[ManagedByTag] != ManagedByValue:
+		return nil, &NotManagedError{Kind: "function", Name: d.function}
+	}
+	return fn, nil
+}
+
+// removeRule removes the function's rule from the bucket's notification
+// configuration, keeping every other rule.
+func (d *destroyer) removeRule(ctx context.Context) error {
+	id := ruleID(d.function)
+	nc, err := readNotification(ctx, d.c.S3, d.bucket)
 	switch {
 	case isCode(err, "NoSuchBucket"):
-		o.log.Debug("trigger bucket does not exist", "bucket", bucket)
+		d.o.log.Debug("trigger bucket does not exist", "bucket", d.bucket)
+		return nil
 	case err != nil:
-		return res, err
-	default:
-		if rest, removed := removeNotification(nc, id); removed {
-			change("remove notification rule %s from bucket %s", id, bucket)
-			if !o.dryRun {
-				if err := writeNotification(ctx, c.S3, bucket, rest); err != nil {
-					return res, err
-				}
-			}
-		}
+		return err
 	}
+	rest, removed := removeNotification(nc, id)
+	if !removed {
+		return nil
+	}
+	d.change("remove notification rule %s from bucket %s", id, d.bucket)
+	if d.o.dryRun {
+		return nil
+	}
+	return writeNotification(ctx, d.c.S3, d.bucket, rest)
+}
 
-	if fn != nil {
-		// The permission.
-		sid := statementID(bucket)
-		found, _, err := readPermission(ctx, c.Lambda, function, permissionStatement{Sid: sid})
-		if err != nil {
-			return res, err
-		}
-		if found {
-			change("remove permission %s from function %s", sid, function)
-			if !o.dryRun {
-				_, err := c.Lambda.RemovePermission(ctx, &awslambda.RemovePermissionInput{FunctionName: &function, StatementId: &sid})
-				if err != nil && !isCode(err, "ResourceNotFoundException") {
-					return res, wrapAWS(err, "removing permission %q of function %q", sid, function)
-				}
-			}
-		}
-		// The function, all its versions and aliases.
-		change("delete function %s", function)
-		if !o.dryRun {
-			_, err := c.Lambda.DeleteFunction(ctx, &awslambda.DeleteFunctionInput{FunctionName: &function})
+// deleteFunction removes the function's permission for the bucket and
+// deletes the function with all its versions and aliases.
+func (d *destroyer) deleteFunction(ctx context.Context) error {
+	sid := statementID(d.bucket)
+	found, _, err := readPermission(ctx, d.c.Lambda, d.function, permissionStatement{Sid: sid})
+	if err != nil {
+		return err
+	}
+	if found {
+		d.change("remove permission %s from function %s", sid, d.function)
+		if !d.o.dryRun {
+			_, err := d.c.Lambda.RemovePermission(ctx, &awslambda.RemovePermissionInput{FunctionName: &d.function, StatementId: &sid})
 			if err != nil && !isCode(err, "ResourceNotFoundException") {
-				return res, wrapAWS(err, "deleting function %q", function)
+				return wrapAWS(err, "removing permission %q of function %q", sid, d.function)
 			}
 		}
 	}
-
-	// The role, only when extract made it.
-	if err := deleteRole(ctx, c.IAM, roleName, o.dryRun, change); err != nil {
-		return res, err
+	d.change("delete function %s", d.function)
+	if d.o.dryRun {
+		return nil
 	}
-
-	// The code objects.
-	if o.codeBucket != "" {
-		if err := deleteCode(ctx, c.S3, o.codeBucket, "extract/"+function+"/", o.dryRun, change); err != nil {
-			return res, err
-		}
+	_, err = d.c.Lambda.DeleteFunction(ctx, &awslambda.DeleteFunctionInput{FunctionName: &d.function})
+	if err != nil && !isCode(err, "ResourceNotFoundException") {
+		return wrapAWS(err, "deleting function %q", d.function)
 	}
-
-	// The images.
-	if !o.purgeImages {
-		if fnRepo != "" {
-			o.log.Info("the function's images stay in their repository: --purge-images removes them", "repository", fnRepo)
-		}
-		return res, nil
-	}
-	return res, purgeImages(ctx, c, o, function, fnRepo, change)
+	return nil
 }
 
 // purgeImages removes function's images from WithRepository's repository,
 // else fnRepo (the function's), else the default ECR repository.
-func purgeImages(ctx context.Context, c *Clients, o *deployOptions, function, fnRepo string, change func(string, ...any)) error {
+func purgeImages(ctx context.Context, c *Clients, o *destroyOptions, function, fnRepo string, change func(string, ...any)) error {
 	var (
 		repo *repository
 		err  error
@@ -164,13 +202,13 @@ func purgeImages(ctx context.Context, c *Clients, o *deployOptions, function, fn
 		return err
 	}
 	if !repo.ecr {
-		return purgeRegistry(ctx, repo, function, keychain(c, o), o.dryRun, change)
+		return purgeRegistry(ctx, repo, function, keychain(c, o.log), o.dryRun, change)
 	}
 	if c.ECR == nil {
 		return fmt.Errorf("purging images from %s: the clients have no ECR client", repo)
 	}
 	if repo.region != c.Region {
-		return fmt.Errorf("purging images from %s: it is in region %s and the clients in %s; pass --region %s", repo, repo.region, c.Region, repo.region)
+		return &PurgeRegionError{Repository: repo.String(), RepositoryRegion: repo.region, Region: c.Region}
 	}
 	return purgeECR(ctx, c.ECR, repo, function, o.dryRun, change)
 }

@@ -142,20 +142,6 @@ func repositoryPolicyJSON(id identity) string {
 	})
 }
 
-// RepositoryRegionError is returned when the image would go to an ECR
-// repository in another region than the function's: Lambda pulls images
-// only from ECR in the function's own region.
-type RepositoryRegionError struct {
-	Repository       string
-	RepositoryRegion string
-	Region           string
-}
-
-func (e *RepositoryRegionError) Error() string {
-	return fmt.Sprintf("repository %s is in region %s, the function in %s: Lambda pulls container images only from ECR in the function's region; give a --repository in %s, or leave --repository out for extract's own",
-		e.Repository, e.RepositoryRegion, e.Region, e.Region)
-}
-
 // ecrManaged reports whether the ECR repository arn carries the
 // managed-by=extract tag.
 func ecrManaged(ctx context.Context, c ECRAPI, arn string) (bool, error) {

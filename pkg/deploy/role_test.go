@@ -51,8 +51,8 @@ func TestForeignRoleIsRefused(t *testing.T) {
 	e.mustUserRole("extract-momentum") // same name, no managed-by tag
 	_, err := e.deploy(mustZip(t, testManifest("linux/amd64"), nil), "momentum", "inbox")
 	var ne *NotManagedError
-	if !errors.As(err, &ne) || ne.Kind != "role" || !strings.Contains(err.Error(), "--role") {
-		t.Fatalf("Deploy error = %v, want a role *NotManagedError suggesting --role", err)
+	if !errors.As(err, &ne) || ne.Kind != "role" || ne.Name != "extract-momentum" || !IsRefused(err) {
+		t.Fatalf("Deploy error = %v, want a refused role *NotManagedError for extract-momentum", err)
 	}
 	if e.function("momentum") != nil {
 		t.Error("function created despite the refusal")

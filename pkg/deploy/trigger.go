@@ -161,8 +161,8 @@ func (d *deployer) readStale(ctx context.Context) error {
 			continue
 		}
 		if _, err := readNotification(ctx, d.c.S3, st.Bucket); err != nil && !isCode(err, "NoSuchBucket") {
-			return fmt.Errorf("function %q is still triggered by bucket %q, from a deploy with --bucket %s; deploy moves the trigger to %q and needs to remove the old one: %w",
-				d.function, st.Bucket, st.Bucket, d.bucket, err)
+			return fmt.Errorf("function %q is still triggered by bucket %q from an earlier deploy; deploy moves the trigger to %q and needs to remove the old one: %w",
+				d.function, st.Bucket, d.bucket, err)
 		}
 	}
 	d.stale = stale

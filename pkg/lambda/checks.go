@@ -24,23 +24,34 @@ func HumanSize(n int64) string { return humanSize(n) }
 
 // RecursionError is returned when objects the function writes would trigger
 // the function again: the output goes to the trigger bucket and an output
-// key can match the trigger's prefix and suffix.
+// key can match the trigger's prefix and suffix. Outputs and trigger are
+// kept apart by a trigger prefix and an output prefix neither of which
+// starts with the other (DefaultInputPrefix and DefaultOutputPrefix are),
+// another output bucket, or (except for an output directory) an output
+// suffix that does not end in the trigger suffix.
 type RecursionError struct {
+	// Bucket is the trigger bucket; empty when package checked the
+	// settings, before any bucket is known.
 	Bucket        string
 	TriggerPrefix string
 	TriggerSuffix string
 	OutputPrefix  string
 	OutputSuffix  string
-	// What names the outputs that can match: outputKeys, stdoutKeys or
-	// dirKeys.
+	// What names the outputs that can match: RecursiveOutputKeys,
+	// RecursiveStdoutKeys or RecursiveDirKeys.
 	What string
 }
 
 // The outputs a RecursionError names (RecursionError.What).
 const (
-	outputKeys = "output keys"
-	stdoutKeys = "stdout keys"
-	dirKeys    = "output directory keys"
+	// RecursiveOutputKeys are the output objects of the program's stdout
+	// or output file.
+	RecursiveOutputKeys = "output keys"
+	// RecursiveStdoutKeys are the stdout objects kept beside a file or
+	// directory output (Output.StdoutAlso).
+	RecursiveStdoutKeys = "stdout keys"
+	// RecursiveDirKeys are the objects of an output directory's files.
+	RecursiveDirKeys = "output directory keys"
 )
 
 func (e *RecursionError) Error() string {
@@ -49,20 +60,14 @@ func (e *RecursionError) Error() string {
 		where = fmt.Sprintf("bucket %q", e.Bucket)
 	}
 	switch e.What {
-	case dirKeys:
-		return fmt.Sprintf("output would re-trigger the function: an output directory's files go to %s under %q with any name (%s among them), and the trigger fires on keys under %q, so no suffix keeps them apart; "+
-			"package with a trigger prefix and an output prefix neither of which starts with the other (the defaults --prefix input/ and --output-prefix output/ are), "+
-			"or an --output-bucket other than the trigger bucket",
+	case RecursiveDirKeys:
+		return fmt.Sprintf("output would re-trigger the function: an output directory's files go to %s under %q with any name (%s among them), and the trigger fires on keys under %q, so no suffix keeps them apart",
 			where, e.OutputPrefix, xruntime.OutputDirManifest, e.TriggerPrefix)
-	case stdoutKeys:
-		return fmt.Sprintf("output would re-trigger the function: the program's stdout goes to %s as %q + key + %q, and the trigger fires on keys under %q ending in %q; "+
-			"package with a trigger prefix disjoint from the output prefix (the defaults --prefix input/ and --output-prefix output/ are), "+
-			"an --output-bucket other than the trigger bucket, or a trigger --suffix other than .stdout",
+	case RecursiveStdoutKeys:
+		return fmt.Sprintf("output would re-trigger the function: the program's stdout goes to %s as %q + key + %q, and the trigger fires on keys under %q ending in %q",
 			where, e.OutputPrefix, e.OutputSuffix+stdoutSuffix, e.TriggerPrefix, e.TriggerSuffix)
 	}
-	return fmt.Sprintf("output would re-trigger the function: outputs go to %s as %q + key + %q, and the trigger fires on keys under %q ending in %q; "+
-		"package with a trigger prefix disjoint from the output prefix (the defaults --prefix input/ and --output-prefix output/ are), "+
-		"an --output-bucket other than the trigger bucket, or an --output-suffix that does not end in the trigger suffix",
+	return fmt.Sprintf("output would re-trigger the function: outputs go to %s as %q + key + %q, and the trigger fires on keys under %q ending in %q",
 		where, e.OutputPrefix, e.OutputSuffix, e.TriggerPrefix, e.TriggerSuffix)
 }
 
@@ -88,8 +93,8 @@ func CheckRecursion(bucket string, m *xruntime.Manifest) error {
 }
 
 // outputsMatchTrigger names the keys the function writes, in the trigger's
-// bucket, that can match the trigger filter in: outputKeys, stdoutKeys,
-// dirKeys, or "" when none can. An output key is out.Prefix + rest +
+// bucket, that can match the trigger filter in: RecursiveOutputKeys,
+// RecursiveStdoutKeys, RecursiveDirKeys, or "" when none can. An output key is out.Prefix + rest +
 // out.Suffix where rest is the input key without in.Prefix, so it ends in
 // in.Suffix + out.Suffix; it can start with in.Prefix iff one prefix is a
 // prefix of the other. The stdout kept beside a file output (StdoutAlso)
@@ -103,11 +108,11 @@ func outputsMatchTrigger(in xruntime.Input, out xruntime.Output) string {
 	}
 	switch {
 	case out.Dir != "":
-		return dirKeys
+		return RecursiveDirKeys
 	case strings.HasSuffix(is+os, is):
-		return outputKeys
+		return RecursiveOutputKeys
 	case out.StdoutAlso && strings.HasSuffix(is+os+stdoutSuffix, is):
-		return stdoutKeys
+		return RecursiveStdoutKeys
 	}
 	return ""
 }
@@ -126,13 +131,13 @@ type ManifestError struct {
 }
 
 func (e *ManifestError) Error() string {
-	return fmt.Sprintf("the package's %s has input or output settings extract package does not write (%s): package the image again with the settings you want",
+	return fmt.Sprintf("the package's %s has input or output settings extract does not write when it packages (%s): package the image again with the settings you want",
 		xruntime.ManifestPath, strings.Join(e.Problems, "; "))
 }
 
 // CheckManifest re-checks the settings of m that the role's policy, the
-// trigger and the output keys are made from, as extract package checked
-// them when it wrote m; CheckRecursion is the other half.
+// trigger and the output keys are made from, as package checked them when
+// it wrote m; CheckRecursion is the other half.
 func CheckManifest(m *xruntime.Manifest) error {
 	var problems []string
 	if b := m.Output.Bucket; b != "" && !validBucketName(b) {

@@ -73,11 +73,10 @@ func checkKeys(in xruntime.Input, out xruntime.Output) error {
 		return nil
 	}
 	if what := outputsMatchTrigger(in, out); what != "" {
-		// The message of deploy's RecursionError, not the type: package
-		// refuses it as an invalid setting, not as a deploy refusal.
-		re := &RecursionError{TriggerPrefix: in.Prefix, TriggerSuffix: in.Suffix,
+		// No bucket: package refuses it as an invalid setting, not as a
+		// deploy refusal (see RecursionError.Bucket).
+		return &RecursionError{TriggerPrefix: in.Prefix, TriggerSuffix: in.Suffix,
 			OutputPrefix: out.Prefix, OutputSuffix: out.Suffix, What: what}
-		return errors.New(re.Error())
 	}
 	return nil
 }

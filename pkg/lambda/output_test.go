@@ -81,13 +81,13 @@ func TestCheckRecursionOutputFiles(t *testing.T) {
 		want string // RecursionError.What, "" accepted
 	}{
 		{"dir, defaults", csv, xruntime.Output{Prefix: "output/", Dir: "/out"}, ""},
-		{"dir, output under the trigger prefix", csv, xruntime.Output{Prefix: "input/results/", Dir: "/out"}, dirKeys},
-		{"dir, trigger under the output prefix", xruntime.Input{Prefix: "data/in/", Suffix: ".csv"}, xruntime.Output{Prefix: "data/", Dir: "/out"}, dirKeys},
-		{"dir, no trigger prefix, output suffix", xruntime.Input{Suffix: ".csv"}, xruntime.Output{Prefix: "output/", Suffix: ".out", Dir: "/out"}, dirKeys},
+		{"dir, output under the trigger prefix", csv, xruntime.Output{Prefix: "input/results/", Dir: "/out"}, RecursiveDirKeys},
+		{"dir, trigger under the output prefix", xruntime.Input{Prefix: "data/in/", Suffix: ".csv"}, xruntime.Output{Prefix: "data/", Dir: "/out"}, RecursiveDirKeys},
+		{"dir, no trigger prefix, output suffix", xruntime.Input{Suffix: ".csv"}, xruntime.Output{Prefix: "output/", Suffix: ".out", Dir: "/out"}, RecursiveDirKeys},
 		{"dir, another bucket", xruntime.Input{Suffix: ".csv"}, xruntime.Output{Bucket: "results", Prefix: "output/", Dir: "/out"}, ""},
 		{"file, output suffix .out", xruntime.Input{Suffix: ".csv"}, xruntime.Output{Prefix: "output/", Suffix: ".out"}, ""},
 		{"stdout also, output suffix .out", xruntime.Input{Suffix: ".csv"}, xruntime.Output{Prefix: "output/", Suffix: ".out", StdoutAlso: true}, ""},
-		{"stdout also, trigger on .stdout", xruntime.Input{Suffix: ".stdout"}, xruntime.Output{Prefix: "output/", Suffix: ".out", StdoutAlso: true}, stdoutKeys},
+		{"stdout also, trigger on .stdout", xruntime.Input{Suffix: ".stdout"}, xruntime.Output{Prefix: "output/", Suffix: ".out", StdoutAlso: true}, RecursiveStdoutKeys},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := CheckRecursion("uploads", &xruntime.Manifest{Input: tt.in, Output: tt.out})
