@@ -156,7 +156,7 @@ func closurePackageOptions(c *cli.Context) []lambda.PackageOption {
 		lambda.WithLogger(logger(c)),
 	}
 	if c.IsSet("trace") {
-		opts = append(opts, lambda.WithTrace(c.String("trace"), image.WithTraceTimeout(c.Duration("trace-timeout"))))
+		opts = append(opts, lambda.WithTrace(c.String("trace"), image.WithTraceTimeout(c.Duration("trace-timeout")), image.WithTraceLogger(logger(c))))
 	}
 	return opts
 }

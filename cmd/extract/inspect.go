@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -83,8 +84,10 @@ func inspectAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// One pass over the layers gives the index and dive's report.
-	r, cerr := image.Resolve(c.Context, img, append(ropts, image.WithLayerReport(!c.Bool("no-layers")))...)
+	// One pass over the layers gives the index and dive's report. The
+	// steps package logs, inspect prints on stdout: no log of them.
+	ropts = append(ropts, image.WithLayerReport(!c.Bool("no-layers")), image.WithResolveLogger(slog.New(slog.DiscardHandler)))
+	r, cerr := image.Resolve(c.Context, img, ropts...)
 	if r == nil {
 		return cerr
 	}
