@@ -1,7 +1,8 @@
 package image
 
-// What glibc loads by name at run time into a program that links libc:
-// the NSS modules of /etc/nsswitch.conf and the gconv modules of iconv(3).
+// The ELF rule's run-time modules: what glibc loads by name into a program
+// that links libc, the NSS modules of /etc/nsswitch.conf and the gconv
+// modules of iconv(3).
 
 import (
 	"path"
@@ -16,7 +17,7 @@ var nssBuiltin = map[string]bool{"files": true, "dns": true}
 var libcVersioned = regexp.MustCompile(`^libc-2\.(\d+)\.so$`)
 
 // nss adds the NSS modules the image's /etc/nsswitch.conf names.
-func (c *closer) nss() {
+func (r elfRule) nss(c *closer) {
 	conf, ok := c.idx.Content("/etc/nsswitch.conf")
 	if !ok {
 		return
@@ -97,7 +98,7 @@ func isServiceName(s string) bool {
 
 // gconvModules adds glibc's gconv directory: the gconv-modules
 // configuration files and every module, with their libraries.
-func (c *closer) gconvModules() {
+func (r elfRule) gconvModules(c *closer) {
 	tr := triplet(c.lm.machine, c.lm.class)
 	dirs := []string{"/usr/lib64/gconv", "/usr/lib/gconv"}
 	if tr != "" {

@@ -11,18 +11,18 @@ type elfRule struct{}
 func (elfRule) name() string           { return "elf" }
 func (elfRule) interprets(string) bool { return false }
 
-func (elfRule) apply(c *closer, w work) (bool, error) {
+func (r elfRule) apply(c *closer, w work) (bool, error) {
 	switch w := w.(type) {
 	case runWork:
 		if w.e.ELF == nil {
 			return false, nil
 		}
-		return true, c.runELF(w.e)
+		return true, r.runELF(c, w.e)
 	case finishWork:
 		if c.libc != nil {
-			c.nss()
+			r.nss(c)
 			if c.o.gconv {
-				c.gconvModules()
+				r.gconvModules(c)
 			}
 		}
 		return true, nil
@@ -33,8 +33,8 @@ func (elfRule) apply(c *closer, w work) (bool, error) {
 // runELF adds the loader and the libraries of the ELF program e, once.
 // The first link map holding libc is the one NSS and gconv modules are
 // loaded into.
-func (c *closer) runELF(e *Entry) error {
-	if err := c.checkArch(e); err != nil {
+func (r elfRule) runELF(c *closer, e *Entry) error {
+	if err := r.checkArch(c, e); err != nil {
 		return err
 	}
 	if c.arch == "" {
@@ -53,7 +53,7 @@ func (c *closer) runELF(e *Entry) error {
 }
 
 // checkArch compares a program's ELF machine with the platform.
-func (c *closer) checkArch(e *Entry) error {
+func (r elfRule) checkArch(c *closer, e *Entry) error {
 	if c.want != "" && e.ELF.Machine != c.want {
 		return &ArchError{Path: e.Path, Machine: e.ELF.Machine, Platform: c.cmd.Platform, Want: c.want}
 	}
