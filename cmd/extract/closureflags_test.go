@@ -3,11 +3,14 @@ package main
 import (
 	"encoding/json"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/comingout/extract/internal/testkit"
 )
 
 // closureCommands are the commands that compute a closure from an image.
@@ -109,6 +112,46 @@ func TestGconvMeaning(t *testing.T) {
 		for _, p := range []string{gconv + "/gconv-modules", gconv + "/UTF-16.so"} {
 			if slices.Contains(inspected, p) != gconvFlag {
 				t.Errorf("inspect %s: closure has %s = %v, want %v (closure %q)", flag, p, !gconvFlag, gconvFlag, inspected)
+			}
+		}
+	}
+}
+
+// TestTraceInputMeaning: in a traced run, {input} is the sample's path with
+// --input file and stays as written with --input stdin (the sample is then
+// stdin), on inspect and package alike: cat {input} succeeds only with file.
+func TestTraceInputMeaning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the bootstrap")
+	}
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skip("the trace runs the amd64 image's program")
+	}
+	testkit.Root(t, "the trace sandbox test runs as root")
+	archive := "docker-archive:" + hostTrueArchive(t, map[string]string{"/usr/bin/cat": "/usr/bin/cat"})
+	sample := testkit.WriteFile(t, filepath.Join(t.TempDir(), "sample.csv"), []byte("a,b\n"))
+	zip := filepath.Join(t.TempDir(), "fn.zip")
+	for _, mode := range []string{"file", "stdin"} {
+		wantExit := map[string]int{"file": 0, "stdin": 1}[mode]
+		for _, args := range [][]string{{"inspect", "--no-layers"}, {"package", "-o", zip}} {
+			args = append(args, "--json", "--entrypoint", "/usr/bin/cat", "--cmd", `["{input}"]`, "--input", mode, "--trace", sample, archive)
+			stdout, stderr, code := runCLI(t, args...)
+			if code != exitOK {
+				t.Fatalf("%v: exit %d, stderr:\n%s", args, code, stderr)
+			}
+			var doc struct {
+				Trace struct {
+					Run struct {
+						ExitCode int    `json:"exit_code"`
+						Stderr   string `json:"stderr"`
+					} `json:"run"`
+				} `json:"trace"`
+			}
+			if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+				t.Fatalf("%v: %v\n%s", args, err, stdout)
+			}
+			if doc.Trace.Run.ExitCode != wantExit {
+				t.Errorf("%s --input %s: traced cat {input} exited %d (stderr %q), want %d", args[0], mode, doc.Trace.Run.ExitCode, doc.Trace.Run.Stderr, wantExit)
 			}
 		}
 	}
