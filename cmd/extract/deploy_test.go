@@ -294,8 +294,8 @@ func TestDeployImageFormatCLI(t *testing.T) {
 		t.Errorf("second deploy --format image: exit %d, stderr:\n%s\nwant \"no changes\"", code, stderr)
 	}
 	_, stderr, code = runCLI(t, "deploy", archive, "--function", "upper", "--bucket", "uploads", "--format", "zip")
-	if code != exitRefused || !strings.Contains(stderr, "cannot change the package type") {
-		t.Errorf("zip deploy over the image function: exit %d, stderr:\n%s\nwant %d", code, stderr, exitRefused)
+	if code != exitRefused || !strings.Contains(stderr, "cannot change the package type") || !strings.Contains(stderr, "deploy the IMAGE with --format image") {
+		t.Errorf("zip deploy over the image function: exit %d, stderr:\n%s\nwant %d and advice naming --format image", code, stderr, exitRefused)
 	}
 	zipPath := writeTestZip(t, xruntime.Manifest{Version: 1, Platform: "linux/amd64", Program: "/p", Args: []string{"/p"},
 		Input: xruntime.Input{Mode: "stdin", Prefix: "input/", Suffix: ".csv"}, Output: xruntime.Output{Prefix: "output/"}})
@@ -304,6 +304,11 @@ func TestDeployImageFormatCLI(t *testing.T) {
 		t.Errorf("deploy of a zip with --format image: exit %d, stderr %q; want %d naming the flags", code, stderr, exitUsage)
 	}
 
+	// Without --purge-images the images stay, and destroy says where.
+	_, stderr, code = runCLI(t, "destroy", "--function", "upper", "--bucket", "uploads", "--dry-run")
+	if want := "the function's images stay in " + repo + ": --purge-images removes them"; code != exitOK || !strings.Contains(stderr, want) {
+		t.Errorf("destroy --dry-run: exit %d, stderr:\n%s\nwant %q", code, stderr, want)
+	}
 	stdout, stderr, code = runCLI(t, "destroy", "--function", "upper", "--bucket", "uploads", "--purge-images", "--json")
 	if code != exitOK {
 		t.Fatalf("destroy --purge-images: exit %d, stderr:\n%s", code, stderr)

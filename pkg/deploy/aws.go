@@ -69,7 +69,7 @@ type STSAPI interface {
 // ECRAPI is the part of ECR's control plane deploy and destroy use for
 // container images: the registry token for pushes, the repository (created
 // with scan on push and a pull policy for Lambda) and, for destroy
-// --purge-images, its images. *ecr.Client implements it.
+// WithPurgeImages, its images. *ecr.Client implements it.
 type ECRAPI interface {
 	GetAuthorizationToken(context.Context, *ecr.GetAuthorizationTokenInput, ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error)
 	DescribeRepositories(context.Context, *ecr.DescribeRepositoriesInput, ...func(*ecr.Options)) (*ecr.DescribeRepositoriesOutput, error)

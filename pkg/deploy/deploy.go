@@ -197,7 +197,7 @@ func Image(ctx context.Context, img *image.Image, function, bucket string, pkgOp
 	if m, ok, err := lambda.PackagedImage(img); err != nil {
 		return nil, err
 	} else if ok {
-		// Built by `package --format image`: deployed as it is.
+		// Built by lambda.PackageImage: deployed as it is.
 		if o.format == lambda.FormatZip {
 			return nil, &ImagePackageError{Ref: img.Ref}
 		}

@@ -22,9 +22,9 @@ import (
 )
 
 // This file holds the repository side of container-image deploys: where the
-// image goes (the --repository or the default ECR repository extract-NAME),
-// the ECR repository extract creates and maintains, and the images destroy
-// --purge-images removes.
+// image goes (WithRepository's or the default ECR repository extract-NAME),
+// the ECR repository extract creates and maintains, and the images Destroy
+// removes with WithPurgeImages.
 
 // ecrHostRE matches private ECR registries:
 // ACCOUNT.dkr.ecr[-fips].REGION.amazonaws.com[.cn].
@@ -113,7 +113,7 @@ func defaultRepository(id identity, function string) (*repository, error) {
 }
 
 // imageTagPrefix is how every tag deploy gives function's images starts:
-// destroy --purge-images removes exactly the tags with it.
+// Destroy with WithPurgeImages removes exactly the tags with it.
 func imageTagPrefix(function string) string { return "extract-" + function + "-" }
 
 // imageTag is the tag of an image with digest ("sha256:HEX") deployed as
@@ -251,7 +251,7 @@ func isNotFound(err error) bool {
 	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
 }
 
-// purgePlan decides what destroy --purge-images removes from a repository
+// purgePlan decides what Destroy with WithPurgeImages removes from a repository
 // whose images are digest → tags: every tag starting with prefix, and an
 // image itself when all its tags are such tags. emptyAfter reports whether
 // nothing would be left.

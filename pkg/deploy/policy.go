@@ -128,7 +128,7 @@ func normalizePolicy(v any) any {
 
 // staleTrigger is a permission statement deploy added to the function's
 // policy for another bucket than the current deploy's: the trace of a
-// deploy with another --bucket, whose notification rule is still in that
+// deploy on another bucket, whose notification rule is still in that
 // bucket.
 type staleTrigger struct {
 	Sid string
