@@ -4,10 +4,15 @@ package local
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"syscall"
+	"time"
+
+	"github.com/comingout/extract/internal/syncio"
 )
 
 // startContained starts the command newCmd makes (with a SysProcAttr) so
@@ -91,4 +96,44 @@ func startLockedThread(cmd *exec.Cmd, setup func() error, pidns bool) (*exec.Cmd
 		return nil, nil, err
 	}
 	return cmd, exited, nil
+}
+
+// startBootstrap starts the package's bootstrap, contained by
+// startContained: PID 1 of its own PID namespace when this process may make
+// one (root), with Pdeathsig, in its own process group.
+func (inv *invocation) startBootstrap(env []string) error {
+	bin := filepath.Join(inv.dir, "bootstrap")
+	fi, err := os.Stat(bin)
+	if err != nil {
+		return fmt.Errorf("the package has no bootstrap: %w", err)
+	}
+	if fi.Mode()&0o111 == 0 {
+		return errors.New("the package's bootstrap is not executable")
+	}
+	w := &syncio.Writer{W: inv.o.logWriter}
+	newCmd := func() *exec.Cmd {
+		return &exec.Cmd{
+			Path:        bin,
+			Args:        []string{bin},
+			Env:         env,
+			Dir:         inv.dir,
+			Stdout:      w,
+			Stderr:      w,
+			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+			WaitDelay:   time.Second,
+		}
+	}
+	if err := inv.startContained(newCmd, nil, true); err != nil {
+		if errors.Is(err, syscall.ENOEXEC) {
+			return fmt.Errorf("starting the bootstrap: %w (it is built for another architecture: run on such a host, or install qemu-user-static for its binfmt handler)", err)
+		}
+		return fmt.Errorf("starting the bootstrap: %w", err)
+	}
+	return nil
+}
+
+// kill ends the started command's process group, and with it, when the
+// command is PID 1 of its own PID namespace, everything it started.
+func (inv *invocation) kill() {
+	_ = syscall.Kill(-inv.cmd.Process.Pid, syscall.SIGKILL)
 }

@@ -3,30 +3,27 @@
 package local
 
 import (
-	"os/exec"
-	"syscall"
+	"context"
+	"log/slog"
+	"runtime"
 )
 
-// startContained starts the command newCmd makes in a process group of its
-// own, which cleanup kills. Only Linux has PID namespaces and Pdeathsig:
-// here, processes that leave the group, and the command itself when this
-// process dies, outlive the invocation. setup must be nil; fallback is
-// always taken.
-func (inv *invocation) startContained(newCmd func() *exec.Cmd, setup func() error, fallback bool) error {
-	inv.o.logger.Debug("no PID namespace on this system: processes the bootstrap starts in another process group can outlive the invocation")
-	cmd := newCmd()
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Setpgid = true
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	inv.cmd = cmd
-	inv.exited = make(chan struct{})
-	go func() {
-		inv.exitErr = cmd.Wait()
-		close(inv.exited)
-	}()
-	return nil
+// What Invoke needs that only Linux has. Invoke refuses first on other
+// systems (checkOS), so these are never reached; they keep the package
+// building everywhere, for the CLI's other commands.
+
+func unsupported() error { return &UnsupportedError{OS: runtime.GOOS} }
+
+func (inv *invocation) startBootstrap(env []string) error { return unsupported() }
+
+func (inv *invocation) startImage(sb *imageSandbox) error { return unsupported() }
+
+func (inv *invocation) kill() {}
+
+func imageSandboxSupported() error { return unsupported() }
+
+func lockLinkDir(ctx context.Context, linkDir string, log *slog.Logger) (unlock func(), err error) {
+	return nil, unsupported()
 }
+
+func pointLinkDir(linkDir, dir string) error { return unsupported() }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/comingout/extract/pkg/image"
 	xruntime "github.com/comingout/extract/pkg/runtime"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // DefaultUID is the user and group ID an image package runs as unless
@@ -117,9 +118,11 @@ type imageSandbox struct {
 	path string
 	args []string
 	dir  string
-	env  []string
-	uid  int
-	gid  int
+	// env is the program's environment (the image's ENV until runImage
+	// puts Lambda's variables over it).
+	env []string
+	uid int
+	gid int
 }
 
 // invokeImage runs the Lambda container image ref the way Lambda runs
@@ -142,23 +145,48 @@ func invokeImage(ctx context.Context, ref string, o options) (*InvokeResult, err
 	return inv.runImage(ctx, ref)
 }
 
+// runImage invokes the image ref: flattened into a sandbox, its
+// entrypoint started there with the image's ENV under Lambda's variables.
 func (inv *invocation) runImage(ctx context.Context, ref string) (*InvokeResult, error) {
-	log := inv.o.logger
+	t0 := time.Now()
+	sb, err := inv.flattenImage(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("invoke: %w", err)
+	}
+	name := imageFunctionName(ref)
+	env, payload, err := inv.serve(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("invoke: %w", err)
+	}
+	sb.env = imageEnviron(sb.env, append(env, inv.lambdaEnv(name, "/var/task", "/var/runtime")...))
+	started := time.Now()
+	if err := inv.startImage(sb); err != nil {
+		return nil, fmt.Errorf("invoke: %w", err)
+	}
+	inv.o.logger.Debug("image entrypoint started", "pid", inv.cmd.Process.Pid, "uid", sb.uid, "prepared", started.Sub(t0))
+	return inv.await(ctx, payload, started)
+}
+
+// flattenImage opens and indexes the image ref and writes its final
+// filesystem to the root of a new sandbox in the invocation's work
+// directory. The sandbox's env is the image's ENV, for runImage to put
+// Lambda's variables over.
+func (inv *invocation) flattenImage(ctx context.Context, ref string) (*imageSandbox, error) {
 	t0 := time.Now()
 	work, err := os.MkdirTemp("", "extract-invoke-")
 	if err != nil {
-		return nil, fmt.Errorf("invoke: %w", err)
+		return nil, err
 	}
 	inv.work = work
 	img, err := openInvokeImage(ctx, ref, inv.o)
 	if err != nil {
-		return nil, fmt.Errorf("invoke: %w", err)
+		return nil, err
 	}
 	defer img.Close()
 	tOpen := time.Now()
 	idx, err := image.BuildIndex(ctx, img)
 	if err != nil {
-		return nil, fmt.Errorf("invoke: indexing %s: %w", ref, err)
+		return nil, fmt.Errorf("indexing %s: %w", ref, err)
 	}
 	tIndex := time.Now()
 	sb := &imageSandbox{root: filepath.Join(work, "root"), tmp: filepath.Join(work, "tmp"), uid: DefaultUID, gid: DefaultUID}
@@ -166,74 +194,49 @@ func (inv *invocation) runImage(ctx context.Context, ref string) (*InvokeResult,
 		sb.uid, sb.gid = inv.o.image.uid, inv.o.image.gid
 	}
 	if err := image.Flatten(ctx, img, idx, sb.root); err != nil {
-		return nil, fmt.Errorf("invoke: %w", err)
+		return nil, err
 	}
 	inv.dir = sb.root
+	if err := sb.makeTmp(); err != nil {
+		return nil, err
+	}
+	if err := sb.entrypoint(idx, ref, img.Config.Config); err != nil {
+		return nil, err
+	}
+	if m := imageManifest(idx, sb.root, sb.path, inv.o.logger); m != nil {
+		inv.inputPrefix, inv.outputPrefix = m.Input.Prefix, m.Output.Prefix
+	}
+	inv.o.logger.Debug("image flattened", "ref", ref, "digest", img.Digest, "root", sb.root, "entrypoint", sb.args,
+		"open", tOpen.Sub(t0), "index", tIndex.Sub(tOpen), "flatten", time.Since(tIndex))
+	return sb, nil
+}
+
+// makeTmp makes the host directory mounted at the sandbox's /tmp, with
+// /tmp's mode 1777.
+func (sb *imageSandbox) makeTmp() error {
 	if err := os.Mkdir(sb.tmp, 0o700); err != nil {
-		return nil, fmt.Errorf("invoke: %w", err)
+		return err
 	}
-	if err := os.Chmod(sb.tmp, 0o777|os.ModeSticky); err != nil {
-		return nil, fmt.Errorf("invoke: %w", err)
-	}
-	cfg := img.Config.Config
+	return os.Chmod(sb.tmp, 0o777|os.ModeSticky)
+}
+
+// entrypoint sets the sandbox's program, argv, working directory and
+// (image) environment from the config of the image ref.
+func (sb *imageSandbox) entrypoint(idx *image.Index, ref string, cfg v1.Config) error {
 	sb.args = append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...)
 	if len(sb.args) == 0 {
-		return nil, fmt.Errorf("invoke: %s has no ENTRYPOINT or CMD", ref)
+		return fmt.Errorf("%s has no ENTRYPOINT or CMD", ref)
 	}
 	sb.dir = "/"
 	if cfg.WorkingDir != "" {
 		sb.dir = path.Clean("/" + cfg.WorkingDir)
 	}
-	sb.path, err = entrypointPath(idx, sb.args[0], sb.dir, cfg.Env)
+	p, err := entrypointPath(idx, sb.args[0], sb.dir, cfg.Env)
 	if err != nil {
-		return nil, fmt.Errorf("invoke: %s: %w", ref, err)
+		return fmt.Errorf("%s: %w", ref, err)
 	}
-	if m := imageManifest(idx, sb.root, sb.path, log); m != nil {
-		inv.inputPrefix, inv.outputPrefix = m.Input.Prefix, m.Output.Prefix
-	}
-	log.Debug("image flattened", "ref", ref, "digest", img.Digest, "root", sb.root, "entrypoint", sb.args,
-		"open", tOpen.Sub(t0), "index", tIndex.Sub(tOpen), "flatten", time.Since(tIndex))
-
-	env, err := inv.s3Setup(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("invoke: %w", err)
-	}
-	payload := inv.o.event
-	if payload == nil {
-		if payload, err = inv.eventPayload(ctx); err != nil {
-			return nil, fmt.Errorf("invoke: %w", err)
-		}
-	}
-	name := imageFunctionName(ref)
-	region := regionFromEnv()
-	inv.api, err = NewRuntimeAPI(RuntimeAPIOptions{FunctionName: name, Region: region, Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("invoke: %w", err)
-	}
-	lambdaEnv := append(env,
-		"AWS_LAMBDA_RUNTIME_API="+inv.api.Addr(),
-		"LAMBDA_TASK_ROOT=/var/task",
-		"LAMBDA_RUNTIME_DIR=/var/runtime",
-		"AWS_LAMBDA_FUNCTION_NAME="+name,
-		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-		fmt.Sprintf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%d", inv.o.memoryMB),
-		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+name,
-		"AWS_LAMBDA_LOG_STREAM_NAME=local",
-		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
-		"AWS_REGION="+region,
-		"AWS_DEFAULT_REGION="+region,
-		"TZ=:UTC",
-		"LANG=en_US.UTF-8",
-	)
-	lambdaEnv = append(lambdaEnv, inv.o.lambdaLogEnv()...)
-	sb.env = imageEnviron(cfg.Env, lambdaEnv)
-
-	started := time.Now()
-	if err := inv.startImage(sb); err != nil {
-		return nil, fmt.Errorf("invoke: %w", err)
-	}
-	log.Debug("image entrypoint started", "pid", inv.cmd.Process.Pid, "uid", sb.uid, "prepared", started.Sub(t0))
-	return inv.await(ctx, payload, started)
+	sb.path, sb.env = p, cfg.Env
+	return nil
 }
 
 // openInvokeImage opens ref; without WithPlatform, a single-platform

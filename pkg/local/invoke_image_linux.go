@@ -28,7 +28,7 @@ import (
 // between clone and exec.
 func imageSandboxSupported() error {
 	if os.Geteuid() != 0 {
-		return errors.New("running an image package needs root: its root filesystem is mounted read-only in a private mount namespace and the program is chrooted there as a non-root user, as Lambda runs images; run invoke as root (sudo), or invoke a zip package")
+		return ErrImageNeedsRoot
 	}
 	return nil
 }

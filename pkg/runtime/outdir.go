@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -127,9 +126,7 @@ func snapshot(ctx context.Context, dir string) (map[string]fileState, error) {
 			return err
 		}
 		st := fileState{mode: fi.Mode().Type(), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-		if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-			st.ino = uint64(sys.Ino)
-		}
+		st.ino = fileIno(fi)
 		snap[filepath.ToSlash(rel)] = st
 		return nil
 	})
@@ -251,7 +248,7 @@ func (h *Handler) uploadFiles(ctx context.Context, bucket, prefix string, files 
 func (h *Handler) uploadFile(ctx context.Context, bucket, key, name string) (OutputObject, error) {
 	// The listing saw a regular file: a symlink put there since is not
 	// followed.
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(name, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return OutputObject{}, err
 	}
@@ -334,12 +331,10 @@ const storageFullMargin = 1 << 20
 // storage's size, when the file system of dir is (nearly) full or
 // symptom is set; nil otherwise.
 func storageError(dir string, symptom bool) error {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
+	free, size, ok := fsSpace(dir)
+	if !ok {
 		return nil
 	}
-	bsize := int64(st.Bsize)
-	free, size := int64(st.Bavail)*bsize, int64(st.Blocks)*bsize
 	if !symptom && free >= storageFullMargin {
 		return nil
 	}

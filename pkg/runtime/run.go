@@ -201,7 +201,7 @@ func (p *programRun) start() error {
 		Dir:         h.dir,
 		Stdout:      p.outW,
 		Stderr:      p.errW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: groupLeader(),
 	}
 	if p.stdin != nil {
 		p.cmd.Stdin = p.stdin
@@ -245,7 +245,7 @@ func (p *programRun) watch(ctx context.Context) {
 }
 
 // kill kills the program's whole process group.
-func (p *programRun) kill() { _ = syscall.Kill(-p.pgid, syscall.SIGKILL) }
+func (p *programRun) kill() { killGroup(p.pgid) }
 
 // logStderr logs the program's stderr line by line, the last lines kept
 // in tail.
