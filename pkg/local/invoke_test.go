@@ -535,7 +535,7 @@ func TestInvokeWaitsForLinkDir(t *testing.T) {
 		done <- err
 	}()
 	// It says it waits (unpacking comes first: give it time), and waits.
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "waiting for another `extract invoke` of this package"); {
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "waiting for another local invocation of this package"); {
 		if time.Now().After(deadline) {
 			unlock()
 			t.Fatalf("logs do not say Invoke is waiting:\n%s", logs.String())

@@ -50,7 +50,7 @@ func lockLinkDir(ctx context.Context, linkDir string, log *slog.Logger) (unlock 
 			return nil, fmt.Errorf("locking the link directory %s: %w", linkDir, err)
 		}
 		if !waited {
-			log.Info("waiting for another `extract invoke` of this package to end (they share its link directory)", "link", linkDir)
+			log.Info("waiting for another local invocation of this package to end (they share its link directory)", "link", linkDir)
 			waited = true
 		}
 		select {

@@ -68,7 +68,7 @@ func (inv *invocation) s3Setup(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 	case endpoint != "" && localEndpoint(endpoint) && !inv.o.callerCreds:
-		inv.o.logger.Debug("S3 is a local endpoint: the function gets dummy credentials, not yours (--aws-credentials passes yours)", "endpoint", endpoint)
+		inv.o.logger.Debug("S3 is a local endpoint: the function gets dummy credentials, not the caller's (WithCallerCredentials passes them)", "endpoint", endpoint)
 		if err := useLocal(); err != nil {
 			return nil, err
 		}
