@@ -41,6 +41,11 @@ test-short:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@# cmd/extract builds for every system it ships for (invoke refuses to run anywhere but Linux).
+	@for t in darwin/amd64 darwin/arm64 windows/amd64 windows/arm64; do \
+		echo "GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build ./cmd/extract"; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/extract || exit 1; \
+	done
 
 tidy-check:
 	$(GO) mod tidy -diff

@@ -11,7 +11,7 @@
 #   BENCH_SHIM_ROUNDS=N                  rounds (default 3)
 #
 # For the cat-like worst case (no work in the program, all shim) see
-#   EXTRACT_BENCH=1 go test -run TestShimOverhead -v ./pkg/lambda
+#   EXTRACT_BENCH=1 go test -run TestShimOverhead -v ./pkg/local
 set -euo pipefail
 
 size_mb=${1:-200}

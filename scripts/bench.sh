@@ -30,8 +30,8 @@ go test -run '^$' -bench 'BenchmarkIndex$|BenchmarkFlatten$' -benchtime 3x -time
 echo "== 2. closure (pkg/image)"
 go test -run '^$' -bench 'BenchmarkClosure$' -benchmem ./pkg/image
 
-echo "== 3. shim overhead, cat-like program (pkg/lambda)"
-EXTRACT_BENCH=1 go test -run 'TestShimOverhead$' -v -count=1 -timeout 30m ./pkg/lambda | grep -v '^=== '
+echo "== 3. shim overhead, cat-like program (pkg/local)"
+EXTRACT_BENCH=1 go test -run 'TestShimOverhead$' -v -count=1 -timeout 30m ./pkg/local | grep -v '^=== '
 
 mb=${BENCH_SHIM_MB:-200}
 if [ "$mb" != 0 ]; then

@@ -31,7 +31,8 @@ Lambda runs images, with no Docker: flattened into a temporary root, its
 ENTRYPOINT (+CMD) is started chrooted there in a private mount namespace,
 the root read-only, /tmp fresh and writable, as a non-root user (--uid,
 default 65534), with the image's ENV under Lambda's variables and its
-WORKDIR. Images need Linux and root.
+WORKDIR. Images need root. invoke needs Linux, for zips too: a package's
+bootstrap and programs are Linux executables.
 
 S3 is the endpoint AWS_ENDPOINT_URL_S3 names (moto, MinIO, ...) when set. With
 --csv and no such endpoint, an in-process S3 serves the bucket "local": the CSV
