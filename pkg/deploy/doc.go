@@ -12,7 +12,7 @@
 // version and alias, the permission for S3 to invoke it, and the bucket's
 // notification rule. [Destroy] removes exactly what a deploy created.
 //
-// What each wants is computed by pure functions (plan.go) apart from the
+// What each wants is computed by pure functions (plan.go, policy.go) apart from the
 // AWS calls, which go through narrow interfaces ([LambdaAPI], [IAMAPI],
 // [S3API], [STSAPI], [ECRAPI]) so that tests can use fakes as well as moto.
 //
