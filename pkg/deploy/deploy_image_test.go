@@ -840,8 +840,8 @@ func TestDeployPackagedImage(t *testing.T) {
 		t.Errorf("deployed %s (%s), want the package itself, %s@%s", got.ImageURI, got.PackageType, repo, res.Digest)
 	}
 	if _, err := Image(ctx, mustOpen(t, "oci:"+dir), "packaged", "inbox", nil,
-		WithClients(e.clients), fastWaits, WithFormat(lambda.FormatZip), WithRepository(repo)); err == nil {
-		t.Error("an image package deployed with --format zip")
+		WithClients(e.clients), fastWaits, WithFormat(lambda.FormatZip), WithRepository(repo)); !errors.As(err, new(*ImagePackageError)) {
+		t.Errorf("an image package deployed as a zip: error %v, want an *ImagePackageError", err)
 	}
 }
 
