@@ -245,7 +245,7 @@ func invokeInRoot(ctx context.Context, t *testing.T, root string, input []byte) 
 	}
 	inv, err := api.Invoke(ctx, event, 2*time.Minute)
 	if err != nil {
-		t.Fatalf("local.Invoke: %v", err)
+		t.Fatalf("RuntimeAPI.Invoke: %v", err)
 	}
 	logs = stop()
 	if strings.Contains(logs, "POISON") {

@@ -82,7 +82,7 @@ func (inv *invocation) unpack(ctx context.Context) error {
 	if err := os.Mkdir(inv.tmp, 0o700); err != nil {
 		return err
 	}
-	if err := Unzip(inv.zipPath, inv.dir); err != nil {
+	if err := unzip(inv.zipPath, inv.dir); err != nil {
 		return err
 	}
 	if b, err := os.ReadFile(filepath.Join(inv.dir, xruntime.ManifestPath)); err == nil {

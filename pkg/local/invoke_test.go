@@ -355,15 +355,15 @@ func TestUnzip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "out")
-			err := Unzip(mustZip(t, tt.entries), dir)
+			err := unzip(mustZip(t, tt.entries), dir)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("Unzip = %v, want an error mentioning %q", err, tt.wantErr)
+					t.Errorf("unzip = %v, want an error mentioning %q", err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("Unzip: %v", err)
+				t.Fatalf("unzip: %v", err)
 			}
 			fi, err := os.Stat(filepath.Join(dir, "bin/run"))
 			if err != nil || fi.Mode().Perm() != 0o755 || fi.Mode()&fs.ModeSetuid != 0 {
@@ -413,7 +413,7 @@ func TestBootstrapWarmInvocations(t *testing.T) {
 	}
 	m := testManifest("cat")
 	dir := filepath.Join(t.TempDir(), "task")
-	if err := Unzip(mustPackage(t, m), dir); err != nil {
+	if err := unzip(mustPackage(t, m), dir); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Remove(m.LinkDir) })

@@ -21,8 +21,8 @@ import (
 // S3 is a minimal S3-compatible endpoint on 127.0.0.1 for local
 // invocations and tests: path-style addressing, object bodies kept in files
 // under a directory. Requests to its listener must name its address (URL's
-// host) in their Host header, which defeats DNS rebinding; after
-// RequireAccessKey, every request must be signed with that access key ID
+// host) in their Host header, which defeats DNS rebinding; under Invoke,
+// every request must also be signed with the invocation's access key ID
 // (signatures themselves are not checked).
 // It serves what the SDK's client and upload manager use: CreateBucket,
 // HeadBucket, ListObjectsV2 (prefix, max-keys, continuation), PutObject,
@@ -96,12 +96,12 @@ func NewS3(dir string, logger *slog.Logger) (*S3, error) {
 	return s, nil
 }
 
-// RequireAccessKey makes the endpoint refuse (403 InvalidAccessKeyId)
+// requireAccessKey makes the endpoint refuse (403 InvalidAccessKeyId)
 // every request not signed with the access key ID id: Invoke generates one
 // per invocation and gives it to the bootstrap only, so that other local
 // processes cannot use the endpoint. Call it before the endpoint's URL is
 // handed out.
-func (s *S3) RequireAccessKey(id string) {
+func (s *S3) requireAccessKey(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.accessKey = id
@@ -133,10 +133,10 @@ func (s *S3) serveLocal(w http.ResponseWriter, r *http.Request) {
 		writeS3Error(w, r, &s3Error{http.StatusForbidden, "AccessDenied", fmt.Sprintf("Host %q is not this endpoint's %s", r.Host, s.ln.Addr())})
 		return
 	}
-	s.ServeHTTP(w, r)
+	s.route(w, r)
 }
 
-// authorize checks a request's access key, after RequireAccessKey.
+// authorize checks a request's access key, after requireAccessKey.
 func (s *S3) authorize(r *http.Request) error {
 	s.mu.Lock()
 	want := s.accessKey
@@ -196,10 +196,10 @@ func writeS3XML(w http.ResponseWriter, v any) {
 
 const s3XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
-// ServeHTTP routes a path-style S3 request (with no Host check: the
+// route routes a path-style S3 request (with no Host check: the
 // endpoint's own listener makes it, a handler in front of it may serve
 // another address).
-func (s *S3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *S3) route(w http.ResponseWriter, r *http.Request) {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	q := r.URL.Query()
 	s.logger.Debug("s3 request", "method", r.Method, "bucket", bucket, "key", key, "query", r.URL.RawQuery)

@@ -165,9 +165,9 @@ func (s *S3) abortUpload(w http.ResponseWriter, id string) error {
 	return nil
 }
 
-// Uploads returns how many multipart uploads are in progress (neither
+// openUploads returns how many multipart uploads are in progress (neither
 // completed nor aborted).
-func (s *S3) Uploads() int {
+func (s *S3) openUploads() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.uploads)

@@ -130,7 +130,7 @@ func TestLocalS3WithSDK(t *testing.T) {
 			if !errors.Is(err, boom) {
 				t.Errorf("failing Upload = %v, want %v", err, boom)
 			}
-			if n := s.Uploads(); n != 0 {
+			if n := s.openUploads(); n != 0 {
 				t.Errorf("%d multipart uploads left after abort, want 0", n)
 			}
 			_, err = c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("failed.csv")})
@@ -219,7 +219,7 @@ func TestLocalS3AWSChunked(t *testing.T) {
 		if strings.Contains(r.Header.Get("Content-Encoding"), "aws-chunked") {
 			chunked.Add(1)
 		}
-		s.ServeHTTP(w, r)
+		s.route(w, r)
 	}))
 	defer srv.Close()
 	c := s3.NewFromConfig(aws.Config{
@@ -365,7 +365,7 @@ func TestLocalS3MultipartParts(t *testing.T) {
 	}
 }
 
-// TestLocalS3AccessKey: after RequireAccessKey, a request signed with
+// TestLocalS3AccessKey: after requireAccessKey, a request signed with
 // another access key, an unsigned one and one naming another Host are
 // refused with 403; the key's own requests work.
 func TestLocalS3AccessKey(t *testing.T) {
@@ -373,9 +373,9 @@ func TestLocalS3AccessKey(t *testing.T) {
 	ctx := context.Background()
 	// Before: any key (the SDK tests' "test").
 	if _, err := sdkClient(s.URL(), aws.RequestChecksumCalculationWhenRequired).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("b")}); err != nil {
-		t.Fatalf("CreateBucket before RequireAccessKey: %v", err)
+		t.Fatalf("CreateBucket before requireAccessKey: %v", err)
 	}
-	s.RequireAccessKey("LOCALKEY1")
+	s.requireAccessKey("LOCALKEY1")
 	client := func(id string) *s3.Client {
 		return s3.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(id, "secret", "")},
 			func(o *s3.Options) { o.BaseEndpoint = aws.String(s.URL()); o.UsePathStyle = true })

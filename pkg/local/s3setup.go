@@ -58,7 +58,7 @@ func (inv *invocation) s3Setup(ctx context.Context) ([]string, error) {
 		cfg.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return local, nil })
 		env = append(env, "AWS_ACCESS_KEY_ID="+local.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+local.SecretAccessKey)
 		if inv.s3local != nil {
-			inv.s3local.RequireAccessKey(local.AccessKeyID)
+			inv.s3local.requireAccessKey(local.AccessKeyID)
 		}
 		return nil
 	}

@@ -28,5 +28,7 @@ func checkOS(goos string) error {
 }
 
 // ErrImageNeedsRoot is Invoke's refusal to run an image package for a user
-// other than root: the sandbox mounts (see imageSandboxSupported).
+// other than root: the image's sandbox is made of mounts in a private mount
+// namespace, which need CAP_SYS_ADMIN, and Go cannot get that from a user
+// namespace in a running, multithreaded program.
 var ErrImageNeedsRoot = errors.New("running an image package needs root: its root filesystem is mounted read-only in a private mount namespace and the program is chrooted there as a non-root user, as Lambda runs images")

@@ -15,12 +15,12 @@ import (
 // maxUnzip bounds what Invoke unpacks: Lambda's own limit is 250 MB.
 const maxUnzip = 2 << 30
 
-// Unzip unpacks the zip at zipPath into the new directory dir, safely:
+// unzip unpacks the zip at zipPath into the new directory dir, safely:
 // entries with absolute paths, ".." components or a path through a
 // symlink are refused, symlinks are restored as symlinks (their targets
 // are not followed), permission bits are kept (setuid and setgid dropped)
 // and at most 2 GiB are written.
-func Unzip(zipPath, dir string) error {
+func unzip(zipPath, dir string) error {
 	zr, err := zip.OpenReader(zipPath)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", zipPath, err)
