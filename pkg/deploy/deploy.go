@@ -181,11 +181,12 @@ func ZipFile(ctx context.Context, path, function, bucket string, opts ...Option)
 }
 
 // Image packages img in WithFormat's format (pkgOpts, those of
-// Package and lambda.PackageImage, set the trigger filter and output location
-// recorded in the manifest) and deploys it: a zip, written to a temporary
-// file removed afterwards, as Zip does; a container image as
-// Container does. Package warnings are logged with WithLogger's
-// logger.
+// lambda.Package and lambda.PackageImage, set the trigger filter and output
+// location recorded in the manifest) and deploys it: a zip, written to a
+// temporary file removed afterwards, as Zip does; a container image as
+// Container does. An image lambda.PackageImage made is deployed as it is
+// (asked for a zip, it is an *ImagePackageError). Package warnings are
+// logged with WithLogger's logger.
 func Image(ctx context.Context, img *image.Image, function, bucket string, pkgOpts []lambda.PackageOption, opts ...Option) (*Result, error) {
 	o, err := makeDeployOptions(opts)
 	if err != nil {
@@ -300,10 +301,12 @@ func deployImagePackage(ctx context.Context, img *image.Image, pp *lambda.Prepar
 //     function has one trigger bucket.
 //
 // Zip refuses (see IsRefused) a manifest whose input or output settings
-// extract package would not have written (*lambda.ManifestError), a trigger that
-// would overlap another rule, outputs that would re-trigger the function, a
-// function or role of the same name not created by extract, and code over
-// the size limits; it checks all of these before changing anything.
+// package would not have written (*lambda.ManifestError), a trigger that
+// would overlap another rule (*OverlapError), outputs that would re-trigger
+// the function (*lambda.RecursionError), a function or role of the same
+// name not created by extract (*NotManagedError), and code over the size
+// limits (*lambda.SizeError, *DirectUploadError); it checks all of these
+// before changing anything.
 func Zip(ctx context.Context, r io.ReaderAt, size int64, function, bucket string, opts ...Option) (*Result, error) {
 	o, err := makeDeployOptions(opts)
 	if err != nil {
