@@ -175,3 +175,10 @@ func ReadFile(t testing.TB, p string) []byte {
 	}
 	return b
 }
+
+// TempFile writes b to a file name in a temporary directory and returns
+// its path.
+func TempFile(t testing.TB, name string, b []byte) string {
+	t.Helper()
+	return WriteFile(t, filepath.Join(t.TempDir(), name), b)
+}

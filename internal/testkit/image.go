@@ -263,3 +263,23 @@ func Push(t testing.TB, img v1.Image) string {
 	r := &Registry{Server: shared.srv}
 	return r.Push(t, "test/"+d.Hex[:16]+":latest", img)
 }
+
+// ProgramImage is a two-layer linux/amd64 image whose ENTRYPOINT is a
+// static Go program, /app/run (doing nothing), with a 4 KiB data file in
+// the second layer.
+func ProgramImage(t testing.TB) v1.Image {
+	t.Helper()
+	prog := GoProgram(t, "package main\nfunc main() {}\n", "amd64")
+	return Image(t, v1.Config{
+		Entrypoint: []string{"/app/run"},
+		Env:        []string{"PATH=/usr/bin:/bin", "APP=1"},
+		WorkingDir: "/work",
+	}, []File{
+		{Name: "app/"},
+		{Name: "app/run", From: prog, Mode: 0o755},
+	}, []File{
+		{Name: "usr/"},
+		{Name: "usr/share/"},
+		{Name: "usr/share/big.dat", Body: strings.Repeat("x", 4096)},
+	})
+}

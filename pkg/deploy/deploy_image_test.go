@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -35,6 +35,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
 	"github.com/comingout/extract/pkg/lambda"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
@@ -96,9 +98,9 @@ func count(writes []string, what string) int {
 }
 
 // mustLayer is a tar layer of files.
-func mustLayer(t *testing.T, files ...layerFile) v1.Layer {
+func mustLayer(t *testing.T, files ...testkit.File) v1.Layer {
 	t.Helper()
-	b := mustTar(t, files...)
+	b := testkit.Tar(t, files...)
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(b))), nil })
 	if err != nil {
 		t.Fatal(err)
@@ -113,9 +115,9 @@ func testContainer(t *testing.T, base v1.Layer, body, platform string) Container
 	t.Helper()
 	m := testManifest(platform)
 	top := mustLayer(t,
-		layerFile{name: "opt/extract/", dir: true},
-		layerFile{name: "opt/extract/bootstrap", body: "#!/bin/sh\necho " + body + "\n", mode: 0o755},
-		layerFile{name: "opt/extract/extract.json", body: string(mustJSONBytes(t, m))},
+		testkit.File{Name: "opt/extract/", Type: tar.TypeDir},
+		testkit.File{Name: "opt/extract/bootstrap", Body: "#!/bin/sh\necho " + body + "\n", Mode: 0o755},
+		testkit.File{Name: "opt/extract/extract.json", Body: string(mustJSONBytes(t, m))},
 	)
 	img, err := mutate.AppendLayers(empty.Image, base, top)
 	if err != nil {
@@ -245,7 +247,7 @@ func (e *imageEnv) manifestDigest(ref string) string {
 // destroy with and without --purge-images.
 func TestDeployImageLifecycle(t *testing.T) {
 	e := newImageEnv(t, "inbox", "outbox")
-	base := mustLayer(t, layerFile{name: "usr/share/app/data", body: strings.Repeat("base layer ", 1000)})
+	base := mustLayer(t, testkit.File{Name: "usr/share/app/data", Body: strings.Repeat("base layer ", 1000)})
 	ci1 := testContainer(t, base, "v1", "linux/arm64")
 	ci2 := testContainer(t, base, "v2", "linux/arm64")
 	d1, d2 := mustDigest(t, ci1), mustDigest(t, ci2)
@@ -427,7 +429,7 @@ func shortHash(s string) string {
 // turned into an image function or back.
 func TestDeployImagePackageTypeRefused(t *testing.T) {
 	e := newImageEnv(t, "inbox", "outbox")
-	ci := testContainer(t, mustLayer(t, layerFile{name: "a", body: "a"}), "v1", "linux/amd64")
+	ci := testContainer(t, mustLayer(t, testkit.File{Name: "a", Body: "a"}), "v1", "linux/amd64")
 	e.registerECR("extract-momentum", ci, "x")
 
 	e.mustDeploy(mustZip(t, testManifest("linux/amd64"), nil), "zipped", "inbox")
@@ -460,7 +462,7 @@ func TestDeployImagePackageTypeRefused(t *testing.T) {
 // names the repository it would create and the image URI.
 func TestDeployImageDefaultRepositoryPlan(t *testing.T) {
 	e := newEnv(t, "inbox")
-	ci := testContainer(t, mustLayer(t, layerFile{name: "a", body: "a"}), "v1", "linux/amd64")
+	ci := testContainer(t, mustLayer(t, testkit.File{Name: "a", Body: "a"}), "v1", "linux/amd64")
 	res, err := Container(context.Background(), ci, "Momentum_2", "inbox", WithClients(e.clients), WithDryRun(true))
 	if err != nil {
 		t.Fatal(err)
@@ -583,7 +585,7 @@ func TestDestroyPurgeImagesECR(t *testing.T) {
 	e := newEnv(t, "inbox")
 	ctx := context.Background()
 	mk := func(body string) ContainerImage {
-		return testContainer(t, mustLayer(t, layerFile{name: "a", body: body}), body, "linux/amd64")
+		return testContainer(t, mustLayer(t, testkit.File{Name: "a", Body: body}), body, "linux/amd64")
 	}
 	a, b, c := mk("a"), mk("b"), mk("c")
 	// Managed (created by deploy's ensure step) with momentum's images and
@@ -748,7 +750,7 @@ func TestPurgePlan(t *testing.T) {
 // over an image function leaves the function as it was.
 func TestDeployImageRefusalChangesNothing(t *testing.T) {
 	e := newImageEnv(t, "inbox", "outbox")
-	ci := testContainer(t, mustLayer(t, layerFile{name: "a", body: "a"}), "v1", "linux/amd64")
+	ci := testContainer(t, mustLayer(t, testkit.File{Name: "a", Body: "a"}), "v1", "linux/amd64")
 	e.registerECR("extract-momentum", ci, "x")
 	e.mustDeployContainer(ci, "imaged", "outbox", WithRepository(e.repo))
 	before := e.function("imaged").Configuration
@@ -769,10 +771,7 @@ func TestDeployImageRefusalChangesNothing(t *testing.T) {
 // pushed to the registry; the Fortran showcase stays a zip. moto's Lambda
 // runs with its default ECR stub here (the image is not looked up).
 func TestDeployImageAuto(t *testing.T) {
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
+	fixtures := testkit.Fixtures(t)
 	e := newEnv(t, "inbox", "outbox")
 	reg := newTestRegistry(t)
 	for _, tc := range []struct {
@@ -789,7 +788,7 @@ func TestDeployImageAuto(t *testing.T) {
 				t.Fatal(err)
 			}
 			repo := reg.host + "/" + RepositoryName(tc.function)
-			res, err := Image(context.Background(), mustServe(t, v1img), tc.function, tc.bucket, []lambda.PackageOption{lambda.WithBootstrap(testBootstrap)},
+			res, err := Image(context.Background(), imagetest.Serve(t, v1img), tc.function, tc.bucket, []lambda.PackageOption{lambda.WithBootstrap(testBootstrap)},
 				WithClients(e.clients), fastWaits, WithFormat(lambda.FormatAuto), WithRepository(repo))
 			if err != nil {
 				t.Fatalf("Image(%s, auto): %v", tc.fixture, err)
@@ -821,7 +820,7 @@ func TestDeployPackagedImage(t *testing.T) {
 	e := newEnv(t, "inbox")
 	reg := newTestRegistry(t)
 	ctx := context.Background()
-	res, err := lambda.PackageImage(ctx, mustServe(t, imageTestSource(t)), lambda.WithBootstrap(testBootstrap))
+	res, err := lambda.PackageImage(ctx, imagetest.Serve(t, testkit.ProgramImage(t)), lambda.WithBootstrap(testBootstrap))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -831,7 +830,7 @@ func TestDeployPackagedImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := reg.host + "/" + RepositoryName("packaged")
-	got, err := Image(ctx, mustOpen(t, "oci:"+dir), "packaged", "inbox", nil,
+	got, err := Image(ctx, imagetest.Open(t, "oci:"+dir), "packaged", "inbox", nil,
 		WithClients(e.clients), fastWaits, WithFormat(lambda.FormatAuto), WithRepository(repo))
 	if err != nil {
 		t.Fatalf("Image(an image package): %v", err)
@@ -839,7 +838,7 @@ func TestDeployPackagedImage(t *testing.T) {
 	if got.ImageURI != repo+"@"+res.Digest || got.PackageType != string(lambdatypes.PackageTypeImage) {
 		t.Errorf("deployed %s (%s), want the package itself, %s@%s", got.ImageURI, got.PackageType, repo, res.Digest)
 	}
-	if _, err := Image(ctx, mustOpen(t, "oci:"+dir), "packaged", "inbox", nil,
+	if _, err := Image(ctx, imagetest.Open(t, "oci:"+dir), "packaged", "inbox", nil,
 		WithClients(e.clients), fastWaits, WithFormat(lambda.FormatZip), WithRepository(repo)); !errors.As(err, new(*ImagePackageError)) {
 		t.Errorf("an image package deployed as a zip: error %v, want an *ImagePackageError", err)
 	}

@@ -1,16 +1,15 @@
 package deploy
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -29,6 +28,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/comingout/extract/internal/mototest"
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
 	"github.com/comingout/extract/pkg/lambda"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
@@ -53,40 +54,14 @@ func testManifest(platform string) xruntime.Manifest {
 // extra files (name → content).
 func mustZip(t *testing.T, m xruntime.Manifest, extra map[string][]byte) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	add := func(name string, mode uint32, method uint16, body []byte) {
-		h := &zip.FileHeader{Name: name, Method: method}
-		h.SetMode(0o755)
-		if mode != 0 {
-			h.SetMode(0o644)
-		}
-		w, err := zw.CreateHeader(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(body); err != nil {
-			t.Fatal(err)
-		}
+	files := []testkit.ZipFile{
+		{Name: "bootstrap", Mode: 0o755, Body: []byte("#!/bin/sh\necho bootstrap\n")},
+		{Name: xruntime.ManifestPath, Body: testkit.JSON(t, m)},
 	}
-	add("bootstrap", 0, zip.Deflate, []byte("#!/bin/sh\necho bootstrap\n"))
-	mj, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
+	for _, n := range slices.Sorted(maps.Keys(extra)) {
+		files = append(files, testkit.ZipFile{Name: n, Body: extra[n], Store: true})
 	}
-	add(xruntime.ManifestPath, 1, zip.Deflate, mj)
-	names := make([]string, 0, len(extra))
-	for n := range extra {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		add(n, 1, zip.Store, extra[n])
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testkit.Zip(t, files...)
 }
 
 func codeSha(b []byte) string {
@@ -570,7 +545,7 @@ func TestDeployRefusesEditedManifest(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			zip := mustZip(t, tc.manifest, nil)
-			img := testContainer(t, mustLayer(t, layerFile{name: "a", body: "a"}), "v1", "linux/amd64")
+			img := testContainer(t, mustLayer(t, testkit.File{Name: "a", Body: "a"}), "v1", "linux/amd64")
 			img.Manifest = tc.manifest
 			for what, deploy := range map[string]func() error{
 				"zip": func() error {
@@ -772,7 +747,7 @@ func (e *motoEnv) mustUserRole(name string) string {
 // bytes Package writes, and a second run changes nothing.
 func TestDeployImage(t *testing.T) {
 	e := newEnv(t, "inbox")
-	img := mustServe(t, imageTestSource(t))
+	img := imagetest.Serve(t, testkit.ProgramImage(t))
 	pkgOpts := []lambda.PackageOption{lambda.WithBootstrap(testBootstrap), lambda.WithPrefix("data/"), lambda.WithToolVersion("test")}
 	var want bytes.Buffer
 	pres, err := lambda.Package(context.Background(), img, &want, pkgOpts...)

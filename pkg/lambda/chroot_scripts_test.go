@@ -13,9 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/comingout/extract/internal/imagebuild"
-	"github.com/comingout/extract/pkg/image"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
+	"github.com/comingout/extract/pkg/image"
 )
 
 // TestChrootRulesBeyondELF packages programs whose needs only the rules
@@ -34,13 +37,8 @@ import (
 // program sees the host's (here the poisoned root's, which maps uid 65534
 // to "lambdauser"), as it would on Lambda; the test checks exactly that.
 func TestChrootRulesBeyondELF(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chroot needs root: run the tests as root (make test)")
-	}
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
+	testkit.Root(t, "the test runs the package in a chroot")
+	fixtures := testkit.Fixtures(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	csv := []byte("mass,velocity\n70.5,3\n10,2.5\n1200,27.8\n70.5,4\n0.145,40.2\n10,9\n")
@@ -75,7 +73,7 @@ func TestChrootRulesBeyondELF(t *testing.T) {
 			hostFiles: map[string][]byte{
 				"etc/passwd":    []byte("root:x:0:0:root:/root:/bin/sh\nlambdauser:x:65534:65534::/tmp:/sbin/nologin\n"),
 				"etc/group":     []byte("root:x:0:\nlambdagroup:x:65534:\n"),
-				"etc/localtime": mustRead(t, filepath.Join(fixtures, "c-nss", "usr", "share", "zoneinfo", "Asia", "Tokyo")),
+				"etc/localtime": testkit.ReadFile(t, filepath.Join(fixtures, "c-nss", "usr", "share", "zoneinfo", "Asia", "Tokyo")),
 			},
 			fix: func(s string) string {
 				s = strings.ReplaceAll(s, ",appuser,", ",lambdauser,")
@@ -89,7 +87,7 @@ func TestChrootRulesBeyondELF(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			img := mustServe(t, v1img)
+			img := imagetest.Serve(t, v1img)
 			start := time.Now()
 			var zipped bytes.Buffer
 			res, err := Package(ctx, img, &zipped, tt.opts...)
@@ -143,7 +141,7 @@ func TestChrootRulesBeyondELF(t *testing.T) {
 			root := poisonedRoot(t, zipped.Bytes())
 			devNull(t, root, false)
 			for _, p := range []string{"usr/bin/python3", "usr/bin/python3.11", "usr/bin/perl", "usr/bin/awk", "usr/bin/mawk", "usr/bin/uniq", "usr/bin/cut", "usr/bin/tr", "usr/bin/busybox"} {
-				mustWrite(t, filepath.Join(root, p), mustRead(t, filepath.Join(root, "bin", "sh")), 0o755)
+				mustWrite(t, filepath.Join(root, p), testkit.ReadFile(t, filepath.Join(root, "bin", "sh")), 0o755)
 			}
 			for p, b := range tt.hostFiles {
 				mustWrite(t, filepath.Join(root, p), b, 0o644)
@@ -179,15 +177,12 @@ func devNull(t *testing.T, root string, cleanup bool) {
 // TestPackageTooBigNamesRule: over the unzipped limit, the *SizeError says
 // which closure rule added the most (the CLI says how to leave it out).
 func TestPackageTooBigNamesRule(t *testing.T) {
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
+	fixtures := testkit.Fixtures(t)
 	v1img, err := imagebuild.Fixture(fixtures, "python")
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := mustServe(t, v1img)
+	img := imagetest.Serve(t, v1img)
 	_, err = Package(context.Background(), img, io.Discard, WithBootstrap(testBootstrap), withMaxUnzipped(20<<20))
 	var se *SizeError
 	if !errors.As(err, &se) {

@@ -17,11 +17,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
 	"github.com/comingout/extract/pkg/image"
 	"github.com/comingout/extract/pkg/local"
 	xruntime "github.com/comingout/extract/pkg/runtime"
-	"github.com/google/go-cmp/cmp"
 )
 
 // poisonSource is the program planted where a bundle must never look: the
@@ -51,19 +54,14 @@ var nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
 // the local Runtime API and S3. Its output must equal the program's own
 // output in its own root and the example's expected.csv.
 func TestChrootFortran(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chroot needs root: run the tests as root (make test)")
-	}
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
+	testkit.Root(t, "the test runs the package in a chroot")
+	fixtures := testkit.Fixtures(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	fixture := filepath.Join(fixtures, "fortran-merged")
 	example := filepath.Join("..", "..", "examples", "fortran-momentum", "data")
-	sample := mustRead(t, filepath.Join(example, "sample.csv"))
-	expected := mustRead(t, filepath.Join(example, "expected.csv"))
+	sample := testkit.ReadFile(t, filepath.Join(example, "sample.csv"))
+	expected := testkit.ReadFile(t, filepath.Join(example, "expected.csv"))
 
 	// The reference: momentum run in its own root.
 	direct := exec.CommandContext(ctx, "/usr/local/bin/momentum")
@@ -83,7 +81,7 @@ func TestChrootFortran(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := mustServe(t, v1img)
+	img := imagetest.Serve(t, v1img)
 	zipPath := filepath.Join(t.TempDir(), "momentum.zip")
 	res, err := PackageFile(ctx, img, zipPath)
 	if err != nil {
@@ -96,10 +94,10 @@ func TestChrootFortran(t *testing.T) {
 	t.Logf("momentum.zip: %d bytes zipped, %d unzipped, %d files; image layers: %d bytes compressed in %d layers; closure %d paths",
 		res.ZippedSize, res.UnzippedSize, res.Files, layers, len(img.Layers), len(res.Closure.Files))
 
-	root := poisonedRoot(t, mustRead(t, zipPath))
+	root := poisonedRoot(t, testkit.ReadFile(t, zipPath))
 	// The control: the unpatched program in the poisoned root starts the
 	// poisoned loader. Without this, the test could not tell.
-	mustWrite(t, filepath.Join(root, "tmp", "momentum-unpatched"), mustRead(t, filepath.Join(fixture, "usr", "local", "bin", "momentum")), 0o755)
+	mustWrite(t, filepath.Join(root, "tmp", "momentum-unpatched"), testkit.ReadFile(t, filepath.Join(fixture, "usr", "local", "bin", "momentum")), 0o755)
 	control := exec.CommandContext(ctx, "/tmp/momentum-unpatched")
 	control.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: nobody}
 	control.Dir = "/"
@@ -157,7 +155,7 @@ func poisonedRoot(t *testing.T, zipped []byte) string {
 	mustChmod(t, root, 0o755)
 	mustUnzip(t, zipped, filepath.Join(root, "var", "task"))
 	mustMkdir(t, filepath.Join(root, "tmp"), 0o1777)
-	poison := mustRead(t, mustGoBuild(t, poisonSource))
+	poison := testkit.ReadFile(t, testkit.GoProgram(t, poisonSource, "amd64"))
 	for _, p := range []string{"lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "bin/sh", "usr/bin/sh", "usr/bin/env", "usr/bin/sort", "usr/bin/tail", "usr/bin/wc"} {
 		mustWrite(t, filepath.Join(root, p), poison, 0o755)
 	}
@@ -215,7 +213,7 @@ func invokeInRoot(ctx context.Context, t *testing.T, root string, input []byte) 
 		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"HOME=/tmp",
 	}
-	var stderr syncBuffer
+	var stderr testkit.SyncBuffer
 	boot.Stdout, boot.Stderr = &stderr, &stderr
 	if err := boot.Start(); err != nil {
 		t.Fatalf("starting the bootstrap: %v", err)
@@ -278,13 +276,8 @@ func invokeInRoot(ctx context.Context, t *testing.T, root string, input []byte) 
 // the children it starts by name must be the bundled ones, with the bundled
 // loader.
 func TestChrootScripts(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chroot needs root: run the tests as root (make test)")
-	}
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
+	testkit.Root(t, "the test runs the package in a chroot")
+	fixtures := testkit.Fixtures(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	fixture := filepath.Join(fixtures, "sh-tools")
@@ -293,7 +286,7 @@ func TestChrootScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := mustServe(t, v1img)
+	img := imagetest.Serve(t, v1img)
 
 	tests := []struct {
 		name    string
@@ -333,15 +326,6 @@ func TestChrootScripts(t *testing.T) {
 	}
 }
 
-func mustRead(t testing.TB, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func mustWrite(t testing.TB, p string, b []byte, mode os.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -372,24 +356,6 @@ func mustChmod(t testing.TB, p string, mode os.FileMode) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's stdout and stderr.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestChrootFortranARM64 packages the arm64 momentum fixture and runs the
 // bundled program under qemu-user in a poisoned root: qemu loads the
 // PT_INTERP the package rewrote, so the bundled aarch64 loader and libraries
@@ -398,29 +364,21 @@ func (b *syncBuffer) String() string {
 // starts to qemu through binfmt_misc (scripts/install-deps.sh registers
 // the handler).
 func TestChrootFortranARM64(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chroot needs root: run the tests as root (make test)")
-	}
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
-	qemu, err := exec.LookPath("qemu-aarch64-static")
-	if err != nil {
-		t.Skip("qemu-aarch64-static is not installed (apt-get install qemu-user-static)")
-	}
+	testkit.Root(t, "the test runs the package in a chroot")
+	fixtures := testkit.Fixtures(t)
+	qemu := testkit.Tool(t, "qemu-aarch64-static", "install it with `make deps` or apt-get install qemu-user-static")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	fixture := filepath.Join(fixtures, "arm64")
 	example := filepath.Join("..", "..", "examples", "fortran-momentum", "data")
-	sample := mustRead(t, filepath.Join(example, "sample.csv"))
-	expected := mustRead(t, filepath.Join(example, "expected.csv"))
+	sample := testkit.ReadFile(t, filepath.Join(example, "sample.csv"))
+	expected := testkit.ReadFile(t, filepath.Join(example, "expected.csv"))
 
 	v1img, err := imagebuild.Fixture(fixtures, "arm64")
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := mustServe(t, v1img, image.WithPlatform("linux/arm64"))
+	img := imagetest.Serve(t, v1img, image.WithPlatform("linux/arm64"))
 	var zipped bytes.Buffer
 	res, err := Package(ctx, img, &zipped)
 	if err != nil {
@@ -443,8 +401,8 @@ func TestChrootFortranARM64(t *testing.T) {
 	}
 	boot.Close()
 	mustMkdir(t, filepath.Join(root, "tmp"), 0o1777)
-	mustWrite(t, filepath.Join(root, "qemu"), mustRead(t, qemu), 0o755)
-	poison := mustRead(t, mustGoBuildArch(t, poisonSource, "arm64"))
+	mustWrite(t, filepath.Join(root, "qemu"), testkit.ReadFile(t, qemu), 0o755)
+	poison := testkit.ReadFile(t, testkit.GoProgram(t, poisonSource, "arm64"))
 	for _, p := range []string{"lib/ld-linux-aarch64.so.1", "lib/aarch64-linux-gnu/ld-linux-aarch64.so.1", "bin/sh"} {
 		mustWrite(t, filepath.Join(root, p), poison, 0o755)
 	}
@@ -466,7 +424,7 @@ func TestChrootFortranARM64(t *testing.T) {
 	}
 
 	// The control: the unpatched program starts the poisoned loader.
-	mustWrite(t, filepath.Join(root, "tmp", "momentum-unpatched"), mustRead(t, filepath.Join(fixture, "usr", "local", "bin", "momentum")), 0o755)
+	mustWrite(t, filepath.Join(root, "tmp", "momentum-unpatched"), testkit.ReadFile(t, filepath.Join(fixture, "usr", "local", "bin", "momentum")), 0o755)
 	if _, stderr, err := run("/tmp/momentum-unpatched", nil); err == nil || !strings.Contains(stderr, "POISON") {
 		t.Fatalf("unpatched arm64 momentum in the poisoned root: %v, stderr %q; want the POISON loader to run", err, stderr)
 	}
@@ -499,7 +457,7 @@ func TestChrootFortranARM64(t *testing.T) {
 	zipPath := filepath.Join(t.TempDir(), "momentum-arm64.zip")
 	mustWrite(t, zipPath, zipped.Bytes(), 0o644)
 	var logs bytes.Buffer
-	inv, err := local.Invoke(ctx, zipPath, local.WithCSV(mustCSV(t, "sample.csv", sample)), local.WithLogWriter(&logs), local.WithTimeout(3*time.Minute))
+	inv, err := local.Invoke(ctx, zipPath, local.WithCSV(testkit.TempFile(t, "sample.csv", sample)), local.WithLogWriter(&logs), local.WithTimeout(3*time.Minute))
 	if err != nil {
 		t.Fatalf("local.Invoke of the arm64 function: %v\nlogs:\n%s", err, logs.String())
 	}

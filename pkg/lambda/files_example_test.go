@@ -21,6 +21,8 @@ import (
 
 	"github.com/comingout/extract/internal/imagebuild"
 	"github.com/comingout/extract/internal/mototest"
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
 	"github.com/comingout/extract/pkg/image"
 	"github.com/comingout/extract/pkg/local"
 	xruntime "github.com/comingout/extract/pkg/runtime"
@@ -39,17 +41,14 @@ func mustFilesPackage(t *testing.T, opts ...PackageOption) (string, []byte) {
 	if _, err := PackageFile(context.Background(), img, zipPath, append([]PackageOption{bootstrap}, opts...)...); err != nil {
 		t.Fatalf("PackageFile: %v", err)
 	}
-	return zipPath, mustRead(t, zipPath)
+	return zipPath, testkit.ReadFile(t, zipPath)
 }
 
 // filesFixture serves the fixture fortran-files and returns it with the
 // option giving packages the real bootstrap.
 func filesFixture(t *testing.T) (*image.Image, PackageOption) {
 	t.Helper()
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
+	fixtures := testkit.Fixtures(t)
 	if goruntime.GOARCH != "amd64" {
 		t.Skip("the fixture is linux/amd64")
 	}
@@ -58,14 +57,14 @@ func filesFixture(t *testing.T) (*image.Image, PackageOption) {
 		t.Fatal(err)
 	}
 	bootstrap, _ := mustInvBuilt(t)
-	return mustServe(t, v1img), WithBootstrap(func(string) ([]byte, error) { return os.ReadFile(bootstrap) })
+	return imagetest.Serve(t, v1img), WithBootstrap(func(string) ([]byte, error) { return os.ReadFile(bootstrap) })
 }
 
 // TestFortranFilesImage runs the Fortran example packaged as a container
 // image with --output-dir /work (its WORKDIR, read-only in the image) the
 // way Lambda runs images: the files it wrote are saved as with a zip.
 func TestFortranFilesImage(t *testing.T) {
-	mustRoot(t)
+	testkit.Root(t, "running an image package needs a mount namespace and chroot")
 	t.Setenv("AWS_ENDPOINT_URL_S3", "")
 	t.Setenv("AWS_ENDPOINT_URL", "")
 	img, bootstrap := filesFixture(t)
@@ -85,7 +84,7 @@ func TestFortranFilesImage(t *testing.T) {
 		local.WithImageOptions(image.WithCacheDir(t.TempDir()))); err != nil {
 		t.Fatalf("local.Invoke(%q): %v\n%s", ref, err, logs.Bytes())
 	}
-	got := savedFiles(t, filepath.Join(dir, "sample"))
+	got := testkit.ReadTree(t, filepath.Join(dir, "sample"))
 	checkOutputManifest(t, got[xruntime.OutputDirManifest], "output/sample/")
 	delete(got, xruntime.OutputDirManifest)
 	if diff := cmp.Diff(expectedFiles(t), got); diff != "" {
@@ -97,7 +96,7 @@ func TestFortranFilesImage(t *testing.T) {
 // path → content.
 func expectedFiles(t *testing.T) map[string]string {
 	t.Helper()
-	return savedFiles(t, filepath.Join(filesExampleData, "expected", "dir"))
+	return testkit.ReadTree(t, filepath.Join(filesExampleData, "expected", "dir"))
 }
 
 // TestFortranFilesExample runs the Fortran example that writes named files
@@ -121,10 +120,10 @@ func TestFortranFilesExample(t *testing.T) {
 			t.Fatalf("local.Invoke: %v\n%s", err, logs.Bytes())
 		}
 		want := map[string]string{
-			"sample.csv":        string(mustRead(t, filepath.Join(filesExampleData, "expected", "output.csv"))),
-			"sample.csv.stdout": string(mustRead(t, filepath.Join(filesExampleData, "expected", "stdout.txt"))),
+			"sample.csv":        string(testkit.ReadFile(t, filepath.Join(filesExampleData, "expected", "output.csv"))),
+			"sample.csv.stdout": string(testkit.ReadFile(t, filepath.Join(filesExampleData, "expected", "stdout.txt"))),
 		}
-		if diff := cmp.Diff(want, savedFiles(t, dir)); diff != "" {
+		if diff := cmp.Diff(want, testkit.ReadTree(t, dir)); diff != "" {
 			t.Errorf("outputs (-want +got):\n%s\nlog:\n%s", diff, logs.Bytes())
 		}
 	})
@@ -141,7 +140,7 @@ func TestFortranFilesExample(t *testing.T) {
 		if summary["requestId"] != res.RequestID || summary["output_files"] != 3.0 || summary["exit_status"] != 0.0 {
 			t.Errorf("summary line %v: want requestId %q, output_files 3, exit_status 0", summary, res.RequestID)
 		}
-		got := savedFiles(t, filepath.Join(dir, "sample"))
+		got := testkit.ReadTree(t, filepath.Join(dir, "sample"))
 		om := checkOutputManifest(t, got[xruntime.OutputDirManifest], "output/sample/")
 		delete(got, xruntime.OutputDirManifest)
 		if diff := cmp.Diff(expectedFiles(t), got); diff != "" {
@@ -224,7 +223,7 @@ func TestFortranFilesMoto(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"sample.csv", "bad.csv"} {
 		key := "input/" + name
-		body := mustRead(t, filepath.Join(filesExampleData, name))
+		body := testkit.ReadFile(t, filepath.Join(filesExampleData, name))
 		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("uploads"), Key: &key, Body: bytes.NewReader(body)}); err != nil {
 			t.Fatal(err)
 		}

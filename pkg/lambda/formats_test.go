@@ -1,9 +1,9 @@
 package lambda
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
@@ -16,6 +16,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
 	"github.com/comingout/extract/pkg/image"
 	"github.com/comingout/extract/pkg/local"
 )
@@ -29,14 +31,11 @@ import (
 // reads compiled-in paths the closure does not hold (shapp) is expected to
 // differ as a slim image: that is what --slim trades.
 func TestImageFormatFixtures(t *testing.T) {
-	mustRoot(t)
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
+	testkit.Root(t, "running an image package needs a mount namespace and chroot")
+	fixtures := testkit.Fixtures(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	momentum := mustRead(t, filepath.Join("..", "..", "examples", "fortran-momentum", "data", "sample.csv"))
+	momentum := testkit.ReadFile(t, filepath.Join("..", "..", "examples", "fortran-momentum", "data", "sample.csv"))
 	words := []byte("name,n\nTen,1\nten,2\nfive,3\nTEN,4\nFive,5\none,6\n")
 	masses := []byte("mass,velocity\n70.5,3\n10,2.5\n1200,27.8\n70.5,4\n0.145,40.2\n10,9\n")
 	golden := filepath.Join("..", "..", "testdata", "originalpaths")
@@ -65,9 +64,9 @@ func TestImageFormatFixtures(t *testing.T) {
 		{fixture: "python", input: masses, shapes: whole},
 		{fixture: "perl", input: masses, shapes: whole},
 		{fixture: "c-nss", input: []byte("epoch\n0\n1700000000\n1720000000\n1729990000\n"), shapes: both},
-		{fixture: "tcl", input: mustRead(t, filepath.Join(golden, "tcl.csv")), shapes: whole},
-		{fixture: "fontconfig", input: mustRead(t, filepath.Join(golden, "fontconfig.csv")), shapes: whole},
-		{fixture: "shapp", input: mustRead(t, filepath.Join(golden, "shapp.csv")), shapes: both, slimDiffers: true},
+		{fixture: "tcl", input: testkit.ReadFile(t, filepath.Join(golden, "tcl.csv")), shapes: whole},
+		{fixture: "fontconfig", input: testkit.ReadFile(t, filepath.Join(golden, "fontconfig.csv")), shapes: whole},
+		{fixture: "shapp", input: testkit.ReadFile(t, filepath.Join(golden, "shapp.csv")), shapes: both, slimDiffers: true},
 	}
 	for _, tt := range tests {
 		name := tt.fixture
@@ -83,7 +82,7 @@ func TestImageFormatFixtures(t *testing.T) {
 			if platform == "" {
 				platform = "linux/amd64"
 			}
-			img := mustServe(t, v1img, image.WithPlatform(platform))
+			img := imagetest.Serve(t, v1img, image.WithPlatform(platform))
 			for _, slim := range tt.shapes {
 				res, err := PackageImage(ctx, img, append([]PackageOption{WithSlim(slim)}, tt.opts...)...)
 				if err != nil {
@@ -191,18 +190,18 @@ func main() {
 // program a writable copy of its WORKDIR (the root is read-only), stdout is
 // a followed file, and the environment is the image's, not Lambda's.
 func TestImageWritableWorkDir(t *testing.T) {
-	mustRoot(t)
+	testkit.Root(t, "running an image package needs a mount namespace and chroot")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	prog := mustGoBuild(t, workdirProbe)
-	src := mustImage(t, v1.Config{Entrypoint: []string{"/app/probe"}, WorkingDir: "/data", Env: []string{"PATH=/usr/bin:/bin", "APP_MODE=batch"}},
-		[]layerFile{
-			{name: "app/", dir: true},
-			{name: "app/probe", from: prog, mode: 0o755},
-			{name: "data/", dir: true},
-			{name: "data/seed.txt", body: "from the image"},
+	prog := testkit.GoProgram(t, workdirProbe, "amd64")
+	src := testkit.Image(t, v1.Config{Entrypoint: []string{"/app/probe"}, WorkingDir: "/data", Env: []string{"PATH=/usr/bin:/bin", "APP_MODE=batch"}},
+		[]testkit.File{
+			{Name: "app/", Type: tar.TypeDir},
+			{Name: "app/probe", From: prog, Mode: 0o755},
+			{Name: "data/", Type: tar.TypeDir},
+			{Name: "data/seed.txt", Body: "from the image"},
 		})
-	img := mustServe(t, src)
+	img := imagetest.Serve(t, src)
 	in := filepath.Join(t.TempDir(), "in.csv")
 	mustWrite(t, in, []byte("a,b\n"), 0o644)
 	for _, writable := range []bool{true, false} {

@@ -30,6 +30,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
 	"github.com/comingout/extract/pkg/image"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
@@ -38,21 +40,21 @@ import (
 // does not need, and a WORKDIR the image lacks.
 func imageTestSource(t *testing.T) v1.Image {
 	t.Helper()
-	prog := mustGoBuild(t, "package main\nfunc main() {}\n")
-	return mustImage(t, v1.Config{
+	prog := testkit.GoProgram(t, "package main\nfunc main() {}\n", "amd64")
+	return testkit.Image(t, v1.Config{
 		Entrypoint: []string{"/app/run"},
 		Env:        []string{"PATH=/usr/bin:/bin", "APP=1"},
 		WorkingDir: "/work",
 		User:       "app",
-	}, []layerFile{
-		{name: "app/", dir: true},
-		{name: "app/run", from: prog, mode: 0o755},
-		{name: "etc/", dir: true},
-		{name: "etc/passwd", body: "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"},
-	}, []layerFile{
-		{name: "usr/", dir: true},
-		{name: "usr/share/", dir: true},
-		{name: "usr/share/big.dat", body: strings.Repeat("x", 4096)},
+	}, []testkit.File{
+		{Name: "app/", Type: tar.TypeDir},
+		{Name: "app/run", From: prog, Mode: 0o755},
+		{Name: "etc/", Type: tar.TypeDir},
+		{Name: "etc/passwd", Body: "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"},
+	}, []testkit.File{
+		{Name: "usr/", Type: tar.TypeDir},
+		{Name: "usr/share/", Type: tar.TypeDir},
+		{Name: "usr/share/big.dat", Body: strings.Repeat("x", 4096)},
 	})
 }
 
@@ -99,7 +101,7 @@ func mustPackageImage(t *testing.T, img *image.Image, opts ...PackageOption) *Im
 
 func TestPackageImageWhole(t *testing.T) {
 	src := imageTestSource(t)
-	img := mustServe(t, src)
+	img := imagetest.Serve(t, src)
 	res := mustPackageImage(t, img)
 	again := mustPackageImage(t, img)
 	if res.Digest != again.Digest {
@@ -166,7 +168,7 @@ func TestPackageImageWhole(t *testing.T) {
 }
 
 func TestPackageImageSlim(t *testing.T) {
-	img := mustServe(t, imageTestSource(t))
+	img := imagetest.Serve(t, imageTestSource(t))
 	res := mustPackageImage(t, img, WithSlim(true))
 	if again := mustPackageImage(t, img, WithSlim(true)); again.Digest != res.Digest {
 		t.Errorf("slim digests differ for the same image: %s, %s", res.Digest, again.Digest)
@@ -205,15 +207,12 @@ func TestPackageImageSlim(t *testing.T) {
 // files at their original paths and unchanged (no PT_INTERP rewrite),
 // symlinks kept as written.
 func TestPackageImageSlimFortran(t *testing.T) {
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
+	fixtures := testkit.Fixtures(t)
 	v1img, err := imagebuild.Fixture(fixtures, "fortran-merged")
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := mustPackageImage(t, mustServe(t, v1img), WithSlim(true))
+	res := mustPackageImage(t, imagetest.Serve(t, v1img), WithSlim(true))
 	layers, err := res.Image.Layers()
 	if err != nil {
 		t.Fatal(err)
@@ -245,8 +244,8 @@ func TestPackageImageSlimFortran(t *testing.T) {
 }
 
 func TestPackageImageRecompressesZstd(t *testing.T) {
-	prog := mustGoBuild(t, "package main\nfunc main() {}\n")
-	b := mustTar(t, layerFile{name: "run", from: prog, mode: 0o755})
+	prog := testkit.GoProgram(t, "package main\nfunc main() {}\n", "amd64")
+	b := testkit.Tar(t, testkit.File{Name: "run", From: prog, Mode: 0o755})
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
 		tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
 	if err != nil {
@@ -262,7 +261,7 @@ func TestPackageImageRecompressesZstd(t *testing.T) {
 	if src, err = mutate.ConfigFile(src, cf); err != nil {
 		t.Fatal(err)
 	}
-	res := mustPackageImage(t, mustServe(t, src))
+	res := mustPackageImage(t, imagetest.Serve(t, src))
 	layers, _ := res.Image.Layers()
 	for i, l := range layers {
 		if mt, _ := l.MediaType(); mt != types.OCILayer {
@@ -275,13 +274,13 @@ func TestPackageImageRecompressesZstd(t *testing.T) {
 }
 
 func TestPackageImageRefusesImageDir(t *testing.T) {
-	prog := mustGoBuild(t, "package main\nfunc main() {}\n")
-	src := mustImage(t, v1.Config{Entrypoint: []string{"/run"}}, []layerFile{
-		{name: "run", from: prog, mode: 0o755},
-		{name: "opt/", dir: true},
-		{name: "opt/extract/", dir: true},
+	prog := testkit.GoProgram(t, "package main\nfunc main() {}\n", "amd64")
+	src := testkit.Image(t, v1.Config{Entrypoint: []string{"/run"}}, []testkit.File{
+		{Name: "run", From: prog, Mode: 0o755},
+		{Name: "opt/", Type: tar.TypeDir},
+		{Name: "opt/extract/", Type: tar.TypeDir},
 	})
-	_, err := PackageImage(context.Background(), mustServe(t, src), WithBootstrap(testBootstrap))
+	_, err := PackageImage(context.Background(), imagetest.Serve(t, src), WithBootstrap(testBootstrap))
 	if err == nil || !strings.Contains(err.Error(), "already has /opt/extract") {
 		t.Errorf("PackageImage of an image with /opt/extract = %v, want a refusal naming it", err)
 	}
@@ -289,7 +288,7 @@ func TestPackageImageRefusesImageDir(t *testing.T) {
 
 func TestWriteImage(t *testing.T) {
 	ctx := context.Background()
-	res := mustPackageImage(t, mustServe(t, imageTestSource(t)))
+	res := mustPackageImage(t, imagetest.Serve(t, imageTestSource(t)))
 	dir := t.TempDir()
 
 	t.Run("oci", func(t *testing.T) {
@@ -321,7 +320,7 @@ func TestWriteImage(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, "stale")); !os.IsNotExist(err) {
 			t.Errorf("the old layout's content survived: %v", err)
 		}
-		back := mustOpen(t, "oci:"+out)
+		back := imagetest.Open(t, "oci:"+out)
 		if back.Digest != res.Digest {
 			t.Errorf("reopened digest %s, want %s", back.Digest, res.Digest)
 		}
@@ -335,7 +334,7 @@ func TestWriteImage(t *testing.T) {
 		if _, err := WriteImage(ctx, res.Image, "docker-archive:"+out); err != nil {
 			t.Fatal(err)
 		}
-		back := mustOpen(t, "docker-archive:"+out)
+		back := imagetest.Open(t, "docker-archive:"+out)
 		want, _ := res.Image.ConfigName()
 		got, err := back.V1().ConfigName()
 		if err != nil || got != want {
@@ -397,7 +396,7 @@ func TestWriteImage(t *testing.T) {
 // *SizeError before anything is written; the slim shape of the same image
 // may fit.
 func TestImageSizeLimit(t *testing.T) {
-	img := mustServe(t, imageTestSource(t))
+	img := imagetest.Serve(t, imageTestSource(t))
 	whole := mustPackageImage(t, img)
 	limit := whole.Size - 1
 	_, err := PackageImage(context.Background(), img, WithBootstrap(testBootstrap), withMaxImage(limit))
@@ -417,16 +416,16 @@ func TestPrepareFormat(t *testing.T) {
 	ctx := context.Background()
 	// NUL-delimited, as a C string literal is (Go packs its strings
 	// together without separators).
-	named := mustGoBuild(t, "package main\nimport \"os\"\nvar p = []byte(\"\\x00/usr/share/app/table.dat\\x00\")\nfunc main() { os.ReadFile(string(p[1:len(p)-1])) }\n")
-	plain := mustGoBuild(t, "package main\nfunc main() {}\n")
+	named := testkit.GoProgram(t, "package main\nimport \"os\"\nvar p = []byte(\"\\x00/usr/share/app/table.dat\\x00\")\nfunc main() { os.ReadFile(string(p[1:len(p)-1])) }\n", "amd64")
+	plain := testkit.GoProgram(t, "package main\nfunc main() {}\n", "amd64")
 	mk := func(prog string) *image.Image {
-		return mustServe(t, mustImage(t, v1.Config{Entrypoint: []string{"/app/run"}}, []layerFile{
-			{name: "app/", dir: true},
-			{name: "app/run", from: prog, mode: 0o755},
-			{name: "usr/", dir: true},
-			{name: "usr/share/", dir: true},
-			{name: "usr/share/app/", dir: true},
-			{name: "usr/share/app/table.dat", body: "42\n"},
+		return imagetest.Serve(t, testkit.Image(t, v1.Config{Entrypoint: []string{"/app/run"}}, []testkit.File{
+			{Name: "app/", Type: tar.TypeDir},
+			{Name: "app/run", From: prog, Mode: 0o755},
+			{Name: "usr/", Type: tar.TypeDir},
+			{Name: "usr/share/", Type: tar.TypeDir},
+			{Name: "usr/share/app/", Type: tar.TypeDir},
+			{Name: "usr/share/app/table.dat", Body: "42\n"},
 		}))
 	}
 
@@ -482,13 +481,13 @@ func TestPrepareFormat(t *testing.T) {
 	// The command line and the environment name paths too: an exec-form
 	// argument and an ENV value the zip leaves as written.
 	cfg := v1.Config{Entrypoint: []string{"/app/run", "--table=/usr/share/app/table.dat"}, Env: []string{"PATH=/usr/bin", "TABLES=/usr/share/app"}}
-	pp, err = Prepare(ctx, mustServe(t, mustImage(t, cfg, []layerFile{
-		{name: "app/", dir: true},
-		{name: "app/run", from: plain, mode: 0o755},
-		{name: "usr/", dir: true},
-		{name: "usr/share/", dir: true},
-		{name: "usr/share/app/", dir: true},
-		{name: "usr/share/app/table.dat", body: "42\n"},
+	pp, err = Prepare(ctx, imagetest.Serve(t, testkit.Image(t, cfg, []testkit.File{
+		{Name: "app/", Type: tar.TypeDir},
+		{Name: "app/run", From: plain, Mode: 0o755},
+		{Name: "usr/", Type: tar.TypeDir},
+		{Name: "usr/share/", Type: tar.TypeDir},
+		{Name: "usr/share/app/", Type: tar.TypeDir},
+		{Name: "usr/share/app/table.dat", Body: "42\n"},
 	})), WithBootstrap(testBootstrap))
 	if err != nil {
 		t.Fatal(err)
@@ -513,7 +512,7 @@ func TestPrepareFormat(t *testing.T) {
 // recognized with its manifest, and is not packaged a second time.
 func TestPackagedImage(t *testing.T) {
 	ctx := context.Background()
-	src := mustServe(t, imageTestSource(t))
+	src := imagetest.Serve(t, imageTestSource(t))
 	if _, ok, err := PackagedImage(src); ok || err != nil {
 		t.Errorf("PackagedImage(source) = %v, %v; want not a package", ok, err)
 	}
@@ -522,7 +521,7 @@ func TestPackagedImage(t *testing.T) {
 	if _, err := WriteImage(ctx, res.Image, "oci:"+dir); err != nil {
 		t.Fatal(err)
 	}
-	pkg := mustOpen(t, "oci:"+dir)
+	pkg := imagetest.Open(t, "oci:"+dir)
 	m, ok, err := PackagedImage(pkg)
 	if err != nil || !ok {
 		t.Fatalf("PackagedImage(package) = %v, %v", ok, err)

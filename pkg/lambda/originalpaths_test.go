@@ -12,9 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/comingout/extract/internal/imagebuild"
-	"github.com/comingout/extract/pkg/image"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
+	"github.com/comingout/extract/pkg/image"
 )
 
 // TestOriginalPaths is the zip side of programs that open files at absolute
@@ -29,13 +32,8 @@ import (
 // Package must have warned, naming --format image. The image format, which
 // keeps the files at their original paths, is what fixes this.
 func TestOriginalPaths(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chroot needs root: run the tests as root (make test)")
-	}
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
+	testkit.Root(t, "the test runs the package in a chroot")
+	fixtures := testkit.Fixtures(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	golden := filepath.Join("..", "..", "testdata", "originalpaths")
@@ -54,8 +52,8 @@ func TestOriginalPaths(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
-			input := mustRead(t, filepath.Join(golden, tt.fixture+".csv"))
-			want := string(mustRead(t, filepath.Join(golden, tt.fixture+".expected")))
+			input := testkit.ReadFile(t, filepath.Join(golden, tt.fixture+".csv"))
+			want := string(testkit.ReadFile(t, filepath.Join(golden, tt.fixture+".expected")))
 
 			// The container: the program in its own root, as Lambda runs
 			// an image.
@@ -81,7 +79,7 @@ func TestOriginalPaths(t *testing.T) {
 				t.Fatal(err)
 			}
 			var zipped bytes.Buffer
-			res, err := Package(ctx, mustServe(t, v1img), &zipped)
+			res, err := Package(ctx, imagetest.Serve(t, v1img), &zipped)
 			if err != nil {
 				t.Fatalf("Package: %v", err)
 			}
@@ -129,15 +127,12 @@ func TestOriginalPaths(t *testing.T) {
 // found by the loader, packages as a zip without the warning that sends
 // TestOriginalPaths' programs to --format image.
 func TestOriginalPathsShowcase(t *testing.T) {
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
+	fixtures := testkit.Fixtures(t)
 	v1img, err := imagebuild.Fixture(fixtures, "fortran-merged")
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Package(context.Background(), mustServe(t, v1img), io.Discard, WithBootstrap(testBootstrap))
+	res, err := Package(context.Background(), imagetest.Serve(t, v1img), io.Discard, WithBootstrap(testBootstrap))
 	if err != nil {
 		t.Fatalf("Package: %v", err)
 	}

@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"io"
@@ -13,6 +14,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
 	"github.com/comingout/extract/pkg/image"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
@@ -118,9 +121,9 @@ func TestCheckRecursionOutputFiles(t *testing.T) {
 // settings: they reach the manifest of a zip and of an image, and
 // StdoutAlso with stdout as the output is refused.
 func TestPackageOutputSettings(t *testing.T) {
-	prog := mustGoBuild(t, "package main\n\nfunc main() {}\n")
-	img := mustServe(t, mustImage(t, v1.Config{Entrypoint: []string{"/bin/prog"}},
-		[]layerFile{{name: "bin/", dir: true}, {name: "bin/prog", from: prog, mode: 0o755}}))
+	prog := testkit.GoProgram(t, "package main\n\nfunc main() {}\n", "amd64")
+	img := imagetest.Serve(t, testkit.Image(t, v1.Config{Entrypoint: []string{"/bin/prog"}},
+		[]testkit.File{{Name: "bin/", Type: tar.TypeDir}, {Name: "bin/prog", From: prog, Mode: 0o755}}))
 	ctx := context.Background()
 	cmd := func(args ...string) PackageOption {
 		return WithCommandOverride(image.Override{Cmd: args, CmdSet: true})
@@ -158,15 +161,12 @@ func TestPackageOutputSettings(t *testing.T) {
 // bundled program into the bundle and leaves {output} as it is, and
 // package warns about {output} in shell code, recommending the "$1" form.
 func TestPackageShellOutput(t *testing.T) {
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
+	fixtures := testkit.Fixtures(t)
 	v1img, err := imagebuild.Fixture(fixtures, "sh-tools")
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := mustServe(t, v1img)
+	img := imagetest.Serve(t, v1img)
 	res, err := Package(context.Background(), img, io.Discard, WithBootstrap(testBootstrap),
 		WithCommandOverride(image.Override{Entrypoint: []string{"/bin/sh", "-c", "/usr/bin/sort -o {output}"}, EntrypointSet: true}))
 	if err != nil {
@@ -193,10 +193,8 @@ func TestPackageShellOutput(t *testing.T) {
 // {output}, as the bootstrap gives one: the program below fails unless its
 // argument is an absolute path it can write.
 func TestTraceOutputPlaceholder(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the trace needs root: run the tests as root (make test)")
-	}
-	prog := mustGoBuild(t, `package main
+	testkit.Root(t, "the trace sandbox runs as root")
+	prog := testkit.GoProgram(t, `package main
 
 import (
 	"os"
@@ -208,9 +206,9 @@ func main() {
 		os.Exit(3)
 	}
 }
-`)
-	img := mustServe(t, mustImage(t, v1.Config{Entrypoint: []string{"/bin/prog"}, WorkingDir: "/work"},
-		[]layerFile{{name: "bin/", dir: true}, {name: "bin/prog", from: prog, mode: 0o755}}))
+`, "amd64")
+	img := imagetest.Serve(t, testkit.Image(t, v1.Config{Entrypoint: []string{"/bin/prog"}, WorkingDir: "/work"},
+		[]testkit.File{{Name: "bin/", Type: tar.TypeDir}, {Name: "bin/prog", From: prog, Mode: 0o755}}))
 	sample := filepath.Join(t.TempDir(), "sample.csv")
 	if err := os.WriteFile(sample, []byte("a,b\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
 	"context"
@@ -18,10 +19,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/comingout/extract/pkg/image"
-	xruntime "github.com/comingout/extract/pkg/runtime"
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
+	"github.com/comingout/extract/pkg/image"
+	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
 // runScript is the entrypoint of the dash test image: it prints its
@@ -42,29 +46,29 @@ done </proc/self/maps
 // a script entrypoint.
 func dashImage(t testing.TB) v1.Image {
 	const gnu = "usr/lib/x86_64-linux-gnu/"
-	base := []layerFile{
-		{name: "usr/", dir: true},
-		{name: "usr/bin/", dir: true},
-		{name: "usr/lib/", dir: true},
-		{name: gnu, dir: true},
-		{name: "usr/lib64/", dir: true},
-		{name: "bin", link: "usr/bin"},
-		{name: "lib", link: "usr/lib"},
-		{name: "lib64", link: "usr/lib64"},
-		{name: "usr/bin/dash", from: "/usr/bin/dash", mode: 0o755},
-		{name: "usr/bin/sh", link: "dash"},
-		{name: gnu + "libc.so.6", from: "/lib/x86_64-linux-gnu/libc.so.6", mode: 0o755},
-		{name: gnu + "ld-linux-x86-64.so.2", from: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", mode: 0o755},
-		{name: "usr/lib64/ld-linux-x86-64.so.2", link: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
-		{name: "usr/share/", dir: true},
-		{name: "usr/share/unrelated.txt", body: strings.Repeat("not needed\n", 1000)},
+	base := []testkit.File{
+		{Name: "usr/", Type: tar.TypeDir},
+		{Name: "usr/bin/", Type: tar.TypeDir},
+		{Name: "usr/lib/", Type: tar.TypeDir},
+		{Name: gnu, Type: tar.TypeDir},
+		{Name: "usr/lib64/", Type: tar.TypeDir},
+		{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"},
+		{Name: "lib", Type: tar.TypeSymlink, Link: "usr/lib"},
+		{Name: "lib64", Type: tar.TypeSymlink, Link: "usr/lib64"},
+		{Name: "usr/bin/dash", From: "/usr/bin/dash", Mode: 0o755},
+		{Name: "usr/bin/sh", Type: tar.TypeSymlink, Link: "dash"},
+		{Name: gnu + "libc.so.6", From: "/lib/x86_64-linux-gnu/libc.so.6", Mode: 0o755},
+		{Name: gnu + "ld-linux-x86-64.so.2", From: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", Mode: 0o755},
+		{Name: "usr/lib64/ld-linux-x86-64.so.2", Type: tar.TypeSymlink, Link: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
+		{Name: "usr/share/", Type: tar.TypeDir},
+		{Name: "usr/share/unrelated.txt", Body: strings.Repeat("not needed\n", 1000)},
 	}
-	app := []layerFile{
-		{name: "app/", dir: true},
-		{name: "app/run.sh", body: runScript, mode: 0o700},
-		{name: "app/data.txt", body: "not needed"},
+	app := []testkit.File{
+		{Name: "app/", Type: tar.TypeDir},
+		{Name: "app/run.sh", Body: runScript, Mode: 0o700},
+		{Name: "app/data.txt", Body: "not needed"},
 	}
-	return mustImage(t, v1.Config{
+	return testkit.Image(t, v1.Config{
 		Entrypoint: []string{"/app/run.sh"},
 		Cmd:        []string{"first", "second"},
 		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GREETING=hi"},
@@ -93,7 +97,7 @@ func zipIndex(t testing.TB, b []byte) map[string]zipFile {
 }
 
 func TestPackageDash(t *testing.T) {
-	img := mustServe(t, dashImage(t))
+	img := imagetest.Serve(t, dashImage(t))
 	b, res := mustPackage(t, img, WithBootstrap(testBootstrap), WithToolVersion("v1.2.3"))
 
 	if got := mustReadZip(t, b); !isSorted(got) {
@@ -212,7 +216,7 @@ func TestPackageDash(t *testing.T) {
 // bootstrap does (runtime.Setup, Environ, ProgramPath): the kernel must start
 // the bundled shell through the bundled loader and libc.
 func TestPackageRuns(t *testing.T) {
-	img := mustServe(t, dashImage(t))
+	img := imagetest.Serve(t, dashImage(t))
 	b, res := mustPackage(t, img, WithBootstrap(testBootstrap))
 	root := mustUnzip(t, b, t.TempDir())
 	m, err := xruntime.LoadManifest(root)
@@ -294,9 +298,9 @@ func mustUnzip(t testing.TB, b []byte, dir string) string {
 }
 
 func TestPackageDeterministic(t *testing.T) {
-	img := mustServe(t, dashImage(t))
+	img := imagetest.Serve(t, dashImage(t))
 	first, r1 := mustPackage(t, img, WithBootstrap(testBootstrap))
-	again := mustServe(t, dashImage(t))
+	again := imagetest.Serve(t, dashImage(t))
 	_, r2 := mustPackage(t, again, WithBootstrap(testBootstrap))
 	if r1.Manifest.Digest != r2.Manifest.Digest {
 		t.Fatalf("the same image built twice has digests %s and %s", r1.Manifest.Digest, r2.Manifest.Digest)
@@ -333,7 +337,7 @@ func TestPackageDeterministic(t *testing.T) {
 }
 
 func TestPackageStatic(t *testing.T) {
-	prog := mustGoBuild(t, `package main
+	prog := testkit.GoProgram(t, `package main
 
 import (
 	"bufio"
@@ -348,9 +352,9 @@ func main() {
 		fmt.Println(strings.ToUpper(s.Text()))
 	}
 }
-`)
-	img := mustServe(t, mustImage(t, v1.Config{Entrypoint: []string{"upper"}, Env: []string{"PATH=/usr/local/bin"}},
-		[]layerFile{{name: "usr/local/bin/upper", from: prog, mode: 0o755}, {name: "etc/motd", body: "hi"}}))
+`, "amd64")
+	img := imagetest.Serve(t, testkit.Image(t, v1.Config{Entrypoint: []string{"upper"}, Env: []string{"PATH=/usr/local/bin"}},
+		[]testkit.File{{Name: "usr/local/bin/upper", From: prog, Mode: 0o755}, {Name: "etc/motd", Body: "hi"}}))
 	b, res := mustPackage(t, img, WithBootstrap(testBootstrap), WithInput("file"), WithStdout("pipe"), WithOutput("out-bucket", "results/", ".out"), WithWritableWorkDir(true))
 	var got []string
 	for _, f := range mustReadZip(t, b) {
@@ -374,7 +378,7 @@ func main() {
 }
 
 func TestPackageTooBig(t *testing.T) {
-	img := mustServe(t, dashImage(t))
+	img := imagetest.Serve(t, dashImage(t))
 	out := filepath.Join(t.TempDir(), "function.zip")
 	_, err := PackageFile(context.Background(), img, out, WithBootstrap(testBootstrap), withMaxUnzipped(1<<20))
 	var se *SizeError
@@ -474,7 +478,7 @@ func names(files []zipFile) []string {
 }
 
 func TestPackageIncludeExclude(t *testing.T) {
-	img := mustServe(t, dashImage(t))
+	img := imagetest.Serve(t, dashImage(t))
 	b, res := mustPackage(t, img, WithBootstrap(testBootstrap),
 		WithClosureOptions(image.WithInclude("/usr/share"), image.WithInclude("/app/*.txt")))
 	files := zipIndex(t, b)

@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"archive/tar"
 	"context"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
 	"github.com/comingout/extract/pkg/local"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
@@ -27,8 +30,8 @@ func mustPackageTestProg(t *testing.T, env, args []string, opts ...PackageOption
 		t.Skip("the test image is linux/amd64 and runs the host's build of the test program")
 	}
 	bootstrap, prog := mustInvBuilt(t)
-	img := mustServe(t, mustImage(t, v1.Config{Entrypoint: append([]string{"/bin/testprog"}, args...), Env: env},
-		[]layerFile{{name: "bin/", dir: true}, {name: "bin/testprog", from: prog, mode: 0o755}}))
+	img := imagetest.Serve(t, testkit.Image(t, v1.Config{Entrypoint: append([]string{"/bin/testprog"}, args...), Env: env},
+		[]testkit.File{{Name: "bin/", Type: tar.TypeDir}, {Name: "bin/testprog", From: prog, Mode: 0o755}}))
 	zipPath := filepath.Join(t.TempDir(), "fn.zip")
 	f, err := os.Create(zipPath)
 	if err != nil {
@@ -97,7 +100,7 @@ func TestInvokeProgramEnvironment(t *testing.T) {
 				t.Errorf("manifest pass_aws_credentials = %v, want %v", m.PassAWSCredentials, tt.pass)
 			}
 			var logs strings.Builder
-			res, err := local.Invoke(context.Background(), zipPath, local.WithCSV(mustCSV(t, "e.csv", []byte("x\n"))),
+			res, err := local.Invoke(context.Background(), zipPath, local.WithCSV(testkit.TempFile(t, "e.csv", []byte("x\n"))),
 				local.WithLogWriter(&logs), local.WithTimeout(time.Minute))
 			if err != nil {
 				t.Fatalf("local.Invoke: %v\nlogs:\n%s", err, logs.String())

@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"archive/tar"
 	"context"
 	"io"
 	"strings"
@@ -8,6 +9,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
 )
 
 func TestShellInputArgs(t *testing.T) {
@@ -46,8 +50,8 @@ func TestShellInputArgs(t *testing.T) {
 // {input} in its code is packaged with a warning recommending the "$1"
 // form; the safe form, and stdin mode, give none.
 func TestPackageWarnsShellInput(t *testing.T) {
-	sh := mustGoBuild(t, "package main\n\nfunc main() {}\n")
-	files := []layerFile{{name: "bin/", dir: true}, {name: "bin/sh", from: sh, mode: 0o755}}
+	sh := testkit.GoProgram(t, "package main\n\nfunc main() {}\n", "amd64")
+	files := []testkit.File{{Name: "bin/", Type: tar.TypeDir}, {Name: "bin/sh", From: sh, Mode: 0o755}}
 	mk := func(entrypoint ...string) v1.Config {
 		return v1.Config{Entrypoint: entrypoint, Env: []string{"PATH=/bin"}}
 	}
@@ -63,7 +67,7 @@ func TestPackageWarnsShellInput(t *testing.T) {
 		{"stdin", mk("/bin/sh", "-c", "cat {input}"), "stdin", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			img := mustServe(t, mustImage(t, tt.cfg, files))
+			img := imagetest.Serve(t, testkit.Image(t, tt.cfg, files))
 			res, err := Package(context.Background(), img, io.Discard, WithBootstrap(testBootstrap), WithInput(tt.mode))
 			if err != nil {
 				t.Fatalf("Package: %v", err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/comingout/extract/internal/testkit"
 	"github.com/comingout/extract/pkg/local"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
@@ -26,7 +27,7 @@ func TestPackageEmptySuffix(t *testing.T) {
 	}
 	var logs strings.Builder
 	data := []byte("\x00\x01binary\n")
-	res, err := local.Invoke(context.Background(), zipPath, local.WithCSV(mustCSV(t, "data.bin", data)), local.WithLogWriter(&logs), local.WithTimeout(time.Minute))
+	res, err := local.Invoke(context.Background(), zipPath, local.WithCSV(testkit.TempFile(t, "data.bin", data)), local.WithLogWriter(&logs), local.WithTimeout(time.Minute))
 	if err != nil {
 		t.Fatalf("local.Invoke: %v\nlogs:\n%s", err, logs.String())
 	}

@@ -16,11 +16,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/comingout/extract/internal/imagebuild"
-	"github.com/comingout/extract/pkg/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
+	"github.com/comingout/extract/pkg/image"
 )
 
 // TestChrootTracedPlugin packages a program that dlopens a plugin named by
@@ -31,19 +34,12 @@ import (
 // garbage). The plugin and the child are named relative to the WORKDIR, so
 // the tracer must resolve relative paths against the program's cwd.
 func TestChrootTracedPlugin(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the trace and chroot need root: run the tests as root (make test)")
-	}
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc not found: the test compiles testdata/trace/*.c")
-	}
+	testkit.Root(t, "the test traces the program and runs the package in a chroot")
+	fixtures := testkit.Fixtures(t)
+	testkit.Tool(t, "gcc", "the test compiles testdata/trace/*.c: install it with `make deps` or apt-get install gcc")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	img := mustServe(t, pluginImage(t, fixtures))
+	img := imagetest.Serve(t, pluginImage(t, fixtures))
 	input := []byte("mass,velocity\n2,3\n4,5\n")
 	sample := filepath.Join(t.TempDir(), "sample.csv")
 	if err := os.WriteFile(sample, input, 0o644); err != nil {
@@ -104,7 +100,7 @@ func pluginImage(t *testing.T, fixtures string) v1.Image {
 		if b, err := exec.Command("gcc", argv...).CombinedOutput(); err != nil {
 			t.Fatalf("gcc %s: %v\n%s", strings.Join(argv, " "), err, b)
 		}
-		return mustRead(t, out)
+		return testkit.ReadFile(t, out)
 	}
 	files := []struct {
 		name string

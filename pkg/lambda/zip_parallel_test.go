@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/comingout/extract/internal/testkit"
 )
 
 // dirZipEntries returns the files, symlinks and directories below dir as zip
@@ -68,10 +70,7 @@ func fileZipEntry(t testing.TB, name, p string) zipEntry {
 // fixture's files (17 MB, libc and libgfortran the largest) and a large
 // bootstrap (the amd64 one `make build` embeds, else the test binary).
 func benchZipEntries(b testing.TB) []zipEntry {
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		b.Skip("EXTRACT_FIXTURES not set: run make fixtures and set it to testdata/fixtures")
-	}
+	fixtures := testkit.Fixtures(b)
 	bootstrap := filepath.Join("bootstraps", "bootstrap-amd64")
 	if _, err := os.Stat(bootstrap); err != nil {
 		if bootstrap, err = os.Executable(); err != nil {

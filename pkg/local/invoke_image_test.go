@@ -1,6 +1,7 @@
 package local
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,17 +17,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/comingout/extract/internal/imagebuild"
-	"github.com/comingout/extract/pkg/image"
-	"github.com/comingout/extract/pkg/lambda"
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
+	"github.com/comingout/extract/pkg/image"
+	"github.com/comingout/extract/pkg/lambda"
 )
 
 // probeSource is a function for an image's ENTRYPOINT that speaks the
@@ -164,62 +164,39 @@ type probeReport struct {
 // event, starts a child and never answers.
 func mustProbeImage(t *testing.T, cmd ...string) v1.Image {
 	t.Helper()
-	probe := mustGoBuild(t, probeSource)
-	return mustImage(t, v1.Config{
+	probe := testkit.GoProgram(t, probeSource, "amd64")
+	return testkit.Image(t, v1.Config{
 		Entrypoint: []string{"probe"},
 		Cmd:        cmd,
 		Env:        []string{"PATH=/usr/local/bin:/usr/bin", "APP_MODE=probe", "AWS_LAMBDA_FUNCTION_NAME=from-the-image"},
 		WorkingDir: "/work",
-	}, []layerFile{
-		{name: "usr/", dir: true},
-		{name: "usr/bin/", dir: true},
-		{name: "usr/bin/probe", from: probe, mode: 0o755},
-		{name: "etc/", dir: true},
-		{name: "etc/app.conf", body: "mode=image\n"},
-		{name: "work/", dir: true, mode: 0o777},
-		{name: "var/", dir: true},
-		{name: "var/tmp/", dir: true, mode: 0o1777},
-		{name: "var/tmp/old", body: "left over\n"},
-		{name: "tmp", link: "var/tmp"},
-		{name: "ro/", dir: true, mode: 0o555},
-		{name: "ro/file", body: "in a read-only directory\n", mode: 0o444},
+	}, []testkit.File{
+		{Name: "usr/", Type: tar.TypeDir},
+		{Name: "usr/bin/", Type: tar.TypeDir},
+		{Name: "usr/bin/probe", From: probe, Mode: 0o755},
+		{Name: "etc/", Type: tar.TypeDir},
+		{Name: "etc/app.conf", Body: "mode=image\n"},
+		{Name: "work/", Type: tar.TypeDir, Mode: 0o777},
+		{Name: "var/", Type: tar.TypeDir},
+		{Name: "var/tmp/", Type: tar.TypeDir, Mode: 0o1777},
+		{Name: "var/tmp/old", Body: "left over\n"},
+		{Name: "tmp", Type: tar.TypeSymlink, Link: "var/tmp"},
+		{Name: "ro/", Type: tar.TypeDir, Mode: 0o555},
+		{Name: "ro/file", Body: "in a read-only directory\n", Mode: 0o444},
 	})
 }
 
 // mustWriteOCI writes img as an OCI layout and returns "oci:DIR".
 func mustWriteOCI(t testing.TB, img v1.Image, base string) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), base)
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatalf("writing the OCI layout: %v", err)
-	}
-	return "oci:" + dir
+	return "oci:" + testkit.OCILayout(t, img, base)
 }
 
 // mustWriteDockerArchive writes img as `docker save` would and returns
 // "docker-archive:FILE".
 func mustWriteDockerArchive(t testing.TB, img v1.Image, base string) string {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), base+".tar")
-	tag, err := name.NewTag("local/" + base + ":latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tarball.WriteToFile(file, tag, img); err != nil {
-		t.Fatalf("writing the docker archive: %v", err)
-	}
-	return "docker-archive:" + file
-}
-
-func mustRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("running an image package needs root (mount namespace, chroot): run the tests as root (make test)")
-	}
+	return "docker-archive:" + testkit.DockerArchive(t, img, base)
 }
 
 // TestInvokeImageSandbox runs a probe as an image's ENTRYPOINT and checks
@@ -228,7 +205,7 @@ func mustRoot(t *testing.T) {
 // it could otherwise open), a fresh empty /tmp with mode 1777, /dev and
 // /proc, the image's ENV under Lambda's variables, and the WORKDIR.
 func TestInvokeImageSandbox(t *testing.T) {
-	mustRoot(t)
+	testkit.Root(t, "running an image package needs a mount namespace and chroot")
 	img := mustProbeImage(t)
 	refs := map[string]string{
 		"oci":            mustWriteOCI(t, img, "probe-fn"),
@@ -320,22 +297,19 @@ func TestInvokeImageSandbox(t *testing.T) {
 // example's expected.csv. It logs the cold-path invoke time (flatten,
 // start, run) of each and of the same image as a zip.
 func TestInvokeImageFortran(t *testing.T) {
-	mustRoot(t)
-	fixtures := os.Getenv("EXTRACT_FIXTURES")
-	if fixtures == "" {
-		t.Skip("EXTRACT_FIXTURES is not set: build the fixtures with `make fixtures` (testdata/make-fixtures.sh) and point it at them")
-	}
+	testkit.Root(t, "running an image package needs a mount namespace and chroot")
+	fixtures := testkit.Fixtures(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	example := filepath.Join("..", "..", "examples", "fortran-momentum", "data")
 	sample := filepath.Join(example, "sample.csv")
-	expected := mustRead(t, filepath.Join(example, "expected.csv"))
+	expected := testkit.ReadFile(t, filepath.Join(example, "expected.csv"))
 
 	v1img, err := imagebuild.Fixture(fixtures, "fortran-merged")
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := mustServe(t, v1img)
+	img := imagetest.Serve(t, v1img)
 	res, err := lambda.PackageImage(ctx, img)
 	if err != nil {
 		t.Fatalf("PackageImage: %v", err)
@@ -381,7 +355,7 @@ func TestInvokeImageFortran(t *testing.T) {
 // starts a child in another process group and never answers: Invoke must
 // report the timeout, and leave neither process nor file behind.
 func TestInvokeImageTimeout(t *testing.T) {
-	mustRoot(t)
+	testkit.Root(t, "running an image package needs a mount namespace and chroot")
 	tmpdir := t.TempDir()
 	token := "hang-" + filepath.Base(filepath.Dir(tmpdir))
 	ref := mustWriteOCI(t, mustProbeImage(t, "hang", token), "hang")
@@ -479,7 +453,7 @@ func TestIsZipPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	tarFile := filepath.Join(dir, "image.tar")
-	tarBytes := mustTar(t, layerFile{name: "manifest.json", body: "[]"})
+	tarBytes := testkit.Tar(t, testkit.File{Name: "manifest.json", Body: "[]"})
 	if err := os.WriteFile(tarFile, tarBytes, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -520,10 +494,10 @@ func TestImageEnviron(t *testing.T) {
 // TestInvokeImageLocalWithoutTransport: a local tar or directory named
 // without its transport gets an error naming the transports.
 func TestInvokeImageLocalWithoutTransport(t *testing.T) {
-	mustRoot(t)
+	testkit.Root(t, "running an image package needs a mount namespace and chroot")
 	dir := t.TempDir()
 	tarFile := filepath.Join(dir, "image.tar")
-	if err := os.WriteFile(tarFile, mustTar(t, layerFile{name: "manifest.json", body: "[]"}), 0o644); err != nil {
+	if err := os.WriteFile(tarFile, testkit.Tar(t, testkit.File{Name: "manifest.json", Body: "[]"}), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for pkg, want := range map[string]string{
@@ -541,7 +515,7 @@ func TestInvokeImageLocalWithoutTransport(t *testing.T) {
 // platform (a Lambda image has one), unless WithPlatform asks for
 // another.
 func TestOpenInvokeImagePlatform(t *testing.T) {
-	img := mustImage(t, v1.Config{Entrypoint: []string{"/x"}}, []layerFile{{name: "x", body: "x", mode: 0o755}})
+	img := testkit.Image(t, v1.Config{Entrypoint: []string{"/x"}}, []testkit.File{{Name: "x", Body: "x", Mode: 0o755}})
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -591,7 +565,7 @@ func TestInvokeImageDiesWithCaller(t *testing.T) {
 	if invokeHelperProcess() {
 		return
 	}
-	mustRoot(t)
+	testkit.Root(t, "running an image package needs a mount namespace and chroot")
 	tmpdir := t.TempDir()
 	token := "hang-" + filepath.Base(filepath.Dir(tmpdir))
 	ref := mustWriteOCI(t, mustProbeImage(t, "hang", token), "hang")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/comingout/extract/internal/mototest"
+	"github.com/comingout/extract/internal/testkit"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
@@ -53,24 +53,6 @@ func outputsManifest(args ...string) xruntime.Manifest {
 	return m
 }
 
-// savedFiles reads every file under dir: relative path → content.
-func savedFiles(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	got := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		got[filepath.ToSlash(rel)] = string(mustRead(t, p))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
 // TestInvokeOutputFile: a program writing {output} and, kept with
 // StdoutAlso, stdout: the output object is the file; WithSaveOutputs saves
 // both at their keys without the output prefix. Without StdoutAlso, and
@@ -81,7 +63,7 @@ func TestInvokeOutputFile(t *testing.T) {
 	m := outputsManifest("write", "0", "to stdout", "{output}=result")
 	m.Output.StdoutAlso = true
 	zipPath := mustPackage(t, m)
-	csv := mustCSV(t, "day1.csv", []byte("1,2\n"))
+	csv := testkit.TempFile(t, "day1.csv", []byte("1,2\n"))
 
 	var logs bytes.Buffer
 	res, err := Invoke(context.Background(), zipPath, WithCSV(csv), WithLogWriter(&logs))
@@ -97,7 +79,7 @@ func TestInvokeOutputFile(t *testing.T) {
 		t.Fatalf("Invoke(WithSaveOutputs): %v", err)
 	}
 	want := map[string]string{"day1.csv": "result", "day1.csv.stdout": "to stdout\n"}
-	if diff := cmp.Diff(want, savedFiles(t, dir)); diff != "" {
+	if diff := cmp.Diff(want, testkit.ReadTree(t, dir)); diff != "" {
 		t.Errorf("saved outputs (-want +got):\n%s", diff)
 	}
 	wantOut := []InvokeOutput{
@@ -128,7 +110,7 @@ func TestInvokeOutputDir(t *testing.T) {
 	m := outputsManifest("write", "0", "", "/out/summary.csv=sum", "/out/count.txt=2", "/out/plots/a.txt=plot")
 	m.Output.Dir = "/out"
 	zipPath := mustPackage(t, m)
-	csv := mustCSV(t, "day1.csv", []byte("1,2\n"))
+	csv := testkit.TempFile(t, "day1.csv", []byte("1,2\n"))
 
 	dir := t.TempDir()
 	var logs bytes.Buffer
@@ -136,7 +118,7 @@ func TestInvokeOutputDir(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Invoke: %v\n%s", err, logs.Bytes())
 	}
-	got := savedFiles(t, dir)
+	got := testkit.ReadTree(t, dir)
 	var om xruntime.OutputManifest
 	if err := json.Unmarshal([]byte(got["day1/_manifest.json"]), &om); err != nil {
 		t.Fatalf("day1/_manifest.json %q: %v", got["day1/_manifest.json"], err)
@@ -196,7 +178,7 @@ func TestInvokeOutputsMoto(t *testing.T) {
 	fileFails := outputsManifest("write", "4", "partial", "{output}=half")
 	fileFails.Output.StdoutAlso = true
 	for _, m := range []xruntime.Manifest{dirFails, fileFails} {
-		res, err := Invoke(context.Background(), mustPackage(t, m), WithCSV(mustCSV(t, "day1.csv", []byte("1,2\n"))),
+		res, err := Invoke(context.Background(), mustPackage(t, m), WithCSV(testkit.TempFile(t, "day1.csv", []byte("1,2\n"))),
 			WithSaveOutputs(t.TempDir()), WithTimeout(30*time.Second))
 		var ie *InvokeError
 		if !errors.As(err, &ie) {

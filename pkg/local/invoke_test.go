@@ -1,7 +1,6 @@
 package local
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -27,80 +26,32 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/comingout/extract/internal/mototest"
+	"github.com/comingout/extract/internal/testkit"
 	xruntime "github.com/comingout/extract/pkg/runtime"
 )
 
-var built struct {
-	once                sync.Once
-	dir                 string
-	bootstrap, testProg string
-	err                 error
-}
-
-// mustBuilt builds the real bootstrap (./cmd/bootstrap) and the static test
-// program once per test binary.
+// mustBuilt writes the real bootstrap (./cmd/bootstrap) and the static test
+// program, built once per test binary, to the test's directory.
 func mustBuilt(t testing.TB) (bootstrap, testProg string) {
 	t.Helper()
-	built.once.Do(func() {
-		built.dir, built.err = os.MkdirTemp("", "lambda-invoke-test-")
-		if built.err != nil {
-			return
-		}
-		built.bootstrap = filepath.Join(built.dir, "bootstrap")
-		built.testProg = filepath.Join(built.dir, "testprog")
-		for out, pkg := range map[string]string{built.bootstrap: "../../cmd/bootstrap", built.testProg: "../runtime/testdata/testprog"} {
-			cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if b, err := cmd.CombinedOutput(); err != nil {
-				built.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-				return
-			}
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.bootstrap, built.testProg
+	return testkit.GoBuildFile(t, testkit.Bootstrap, ""), testkit.GoBuildFile(t, testkit.TestProg, "")
 }
 
+// zipEntry is one entry of a test package: name, mode, content.
 type zipEntry struct {
 	name string
 	mode fs.FileMode
 	data []byte
 }
 
+// mustZip writes the entries as function.zip in the test's directory.
 func mustZip(t testing.TB, entries []zipEntry) string {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, e := range entries {
-		h := &zip.FileHeader{Name: e.name, Method: zip.Deflate}
-		h.SetMode(e.mode)
-		w, err := zw.CreateHeader(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(e.data); err != nil {
-			t.Fatal(err)
-		}
+	files := make([]testkit.ZipFile, len(entries))
+	for i, e := range entries {
+		files[i] = testkit.ZipFile{Name: e.name, Mode: e.mode, Body: e.data}
 	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "function.zip")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func mustRead(t testing.TB, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testkit.ZipPath(t, files...)
 }
 
 // testLinkDir returns a fresh link directory name like the packager's.
@@ -121,10 +72,10 @@ func mustPackage(t testing.TB, m xruntime.Manifest) string {
 		t.Fatal(err)
 	}
 	return mustZip(t, []zipEntry{
-		{"bootstrap", 0o755, mustRead(t, bootstrap)},
+		{"bootstrap", 0o755, testkit.ReadFile(t, bootstrap)},
 		{"extract.json", 0o644, mb},
 		{"rootfs/bin", fs.ModeSymlink | 0o777, []byte("usr/bin")},
-		{"rootfs/usr/bin/testprog", 0o755, mustRead(t, prog)},
+		{"rootfs/usr/bin/testprog", 0o755, testkit.ReadFile(t, prog)},
 		{"rootfs/work/", fs.ModeDir | 0o755, nil},
 	})
 }
@@ -142,15 +93,6 @@ func testManifest(args ...string) xruntime.Manifest {
 	}
 }
 
-func mustCSV(t testing.TB, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestInvokeCSVLocalS3(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_S3", "")
 	t.Setenv("AWS_ENDPOINT_URL", "")
@@ -158,7 +100,7 @@ func TestInvokeCSVLocalS3(t *testing.T) {
 	zipPath := mustPackage(t, m)
 	data := []byte("mass,velocity\n1,2\n3,4\n")
 	var logs bytes.Buffer
-	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "red flower.csv", data)), WithLogWriter(&logs), WithTimeout(20*time.Second))
+	res, err := Invoke(context.Background(), zipPath, WithCSV(testkit.TempFile(t, "red flower.csv", data)), WithLogWriter(&logs), WithTimeout(20*time.Second))
 	if err != nil {
 		t.Fatalf("Invoke: %v\nlogs:\n%s", err, logs.String())
 	}
@@ -186,7 +128,7 @@ func TestInvokeCSVInputPrefix(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL", "")
 	m := testManifest("cat")
 	m.Input.Prefix = "input/"
-	res, err := Invoke(context.Background(), mustPackage(t, m), WithCSV(mustCSV(t, "day1.csv", []byte("1,2\n"))))
+	res, err := Invoke(context.Background(), mustPackage(t, m), WithCSV(testkit.TempFile(t, "day1.csv", []byte("1,2\n"))))
 	if err != nil {
 		t.Fatalf("Invoke: %v", err)
 	}
@@ -202,7 +144,7 @@ func TestInvokeEnvironment(t *testing.T) {
 	m.WritableWorkDir = true
 	zipPath := mustPackage(t, m)
 	var logs bytes.Buffer
-	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "e.csv", []byte("x\n"))), WithLogWriter(&logs))
+	res, err := Invoke(context.Background(), zipPath, WithCSV(testkit.TempFile(t, "e.csv", []byte("x\n"))), WithLogWriter(&logs))
 	if err != nil {
 		t.Fatalf("Invoke: %v\nlogs:\n%s", err, logs.String())
 	}
@@ -255,7 +197,7 @@ func TestInvokeFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			start := time.Now()
-			res, err := Invoke(context.Background(), mustPackage(t, tt.m), WithCSV(mustCSV(t, "in.csv", []byte("a\n"))), WithTimeout(tt.timeout), WithLogWriter(&logs))
+			res, err := Invoke(context.Background(), mustPackage(t, tt.m), WithCSV(testkit.TempFile(t, "in.csv", []byte("a\n"))), WithTimeout(tt.timeout), WithLogWriter(&logs))
 			var ie *InvokeError
 			if !errors.As(err, &ie) {
 				t.Fatalf("Invoke = %v, want an *InvokeError\nlogs:\n%s", err, logs.String())
@@ -302,7 +244,7 @@ func TestInvokeMoto(t *testing.T) {
 	zipPath := mustPackage(t, testManifest("cat"))
 	data := make([]byte, 9<<20+3) // more than one 8 MiB part
 	_, _ = rand.Read(data)
-	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "big data.csv", data)), WithTimeout(60*time.Second))
+	res, err := Invoke(context.Background(), zipPath, WithCSV(testkit.TempFile(t, "big data.csv", data)), WithTimeout(60*time.Second))
 	if err != nil {
 		t.Fatalf("Invoke: %v", err)
 	}
@@ -484,7 +426,7 @@ func TestInvokeArm64(t *testing.T) {
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build %s for arm64: %v\n%s", pkg, err, b)
 		}
-		bins[name] = mustRead(t, out)
+		bins[name] = testkit.ReadFile(t, out)
 	}
 	m := testManifest("cat")
 	m.Platform = "linux/arm64"
@@ -500,7 +442,7 @@ func TestInvokeArm64(t *testing.T) {
 	})
 	data := []byte("mass,velocity\n10,2.5\n")
 	var logs bytes.Buffer
-	res, err := Invoke(context.Background(), zipPath, WithCSV(mustCSV(t, "arm.csv", data)), WithLogWriter(&logs), WithTimeout(60*time.Second))
+	res, err := Invoke(context.Background(), zipPath, WithCSV(testkit.TempFile(t, "arm.csv", data)), WithLogWriter(&logs), WithTimeout(60*time.Second))
 	if err != nil {
 		t.Fatalf("Invoke: %v\nlogs:\n%s", err, logs.String())
 	}
@@ -518,14 +460,14 @@ func TestInvokeWaitsForLinkDir(t *testing.T) {
 	m := testManifest("cat")
 	zipPath := mustPackage(t, m)
 	data := []byte("a,b\n1,2\n")
-	csv := mustCSV(t, "in.csv", data)
+	csv := testkit.TempFile(t, "in.csv", data)
 
 	// Another invocation holds the link directory.
 	unlock, err := lockLinkDir(context.Background(), m.LinkDir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		res, err := Invoke(context.Background(), zipPath, WithCSV(csv), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), WithTimeout(20*time.Second))
@@ -616,12 +558,12 @@ func mustTreePackage(t *testing.T, token string) (zipPath, csv string) {
 		t.Fatal(err)
 	}
 	zipPath = mustZip(t, []zipEntry{
-		{"bootstrap", 0o755, mustRead(t, bootstrap)},
+		{"bootstrap", 0o755, testkit.ReadFile(t, bootstrap)},
 		{"extract.json", 0o644, mb},
-		{"rootfs/bin/tree", 0o755, mustRead(t, mustGoBuild(t, treeSource))},
+		{"rootfs/bin/tree", 0o755, testkit.ReadFile(t, testkit.GoProgram(t, treeSource, "amd64"))},
 		{"rootfs/work/", fs.ModeDir | 0o755, nil},
 	})
-	return zipPath, mustCSV(t, "in.csv", []byte("a\n"))
+	return zipPath, testkit.TempFile(t, "in.csv", []byte("a\n"))
 }
 
 // TestInvokeDiesWithCaller kills a process in the middle of an invocation
@@ -631,9 +573,7 @@ func TestInvokeDiesWithCaller(t *testing.T) {
 	if invokeHelperProcess() {
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("the bootstrap gets a PID namespace only as root: run the tests as root (make test)")
-	}
+	testkit.Root(t, "the bootstrap gets a PID namespace only as root")
 	tmpdir := t.TempDir()
 	token := "tree-" + filepath.Base(filepath.Dir(tmpdir))
 	zipPath, csv := mustTreePackage(t, token)
@@ -644,9 +584,7 @@ func TestInvokeDiesWithCaller(t *testing.T) {
 // whose program started a child in a session of its own, holding its
 // stdout: Invoke must return promptly and leave no process behind.
 func TestInvokeCancelKillsTree(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the bootstrap gets a PID namespace only as root: run the tests as root (make test)")
-	}
+	testkit.Root(t, "the bootstrap gets a PID namespace only as root")
 	t.Setenv("AWS_ENDPOINT_URL_S3", "")
 	t.Setenv("AWS_ENDPOINT_URL", "")
 	tmpdir := t.TempDir()
@@ -733,7 +671,7 @@ func TestInvokeLocalEndpointCredentials(t *testing.T) {
 	m := testManifest("env")
 	m.PassAWSCredentials = true
 	zipPath := mustPackage(t, m)
-	csv := mustCSV(t, "creds.csv", []byte("x\n"))
+	csv := testkit.TempFile(t, "creds.csv", []byte("x\n"))
 	programEnv := func(opts ...Option) map[string]string {
 		t.Helper()
 		var logs bytes.Buffer
@@ -794,12 +732,10 @@ func mustForeignSymlink(t *testing.T, target, p string) {
 // at the link directory, a lock file of theirs — and checks that Invoke
 // refuses with a clear error instead of following or using it.
 func TestInvokeRefusesForeignLinkDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("planting another user's files needs root (chown): run the tests as root (make test)")
-	}
+	testkit.Root(t, "planting another user's files needs root (chown)")
 	t.Setenv("AWS_ENDPOINT_URL_S3", "")
 	t.Setenv("AWS_ENDPOINT_URL", "")
-	csv := mustCSV(t, "in.csv", []byte("a\n"))
+	csv := testkit.TempFile(t, "in.csv", []byte("a\n"))
 	invoke := func(m xruntime.Manifest) error {
 		t.Helper()
 		_, err := Invoke(context.Background(), mustPackage(t, m), WithCSV(csv), WithTimeout(20*time.Second))
