@@ -7,11 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -27,12 +24,10 @@ import (
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/comingout/extract/internal/imagebuild"
 	"github.com/comingout/extract/internal/testkit"
@@ -52,28 +47,21 @@ type testRegistry struct {
 func newTestRegistry(t *testing.T) *testRegistry {
 	t.Helper()
 	r := &testRegistry{}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			kind := "blob"
-			switch {
-			case strings.Contains(req.URL.Path, "/blobs/uploads/"):
-				kind = "upload"
-			case strings.Contains(req.URL.Path, "/manifests/"):
-				kind = "manifest"
-			}
-			r.mu.Lock()
-			r.log = append(r.log, req.Method+" "+kind)
-			r.mu.Unlock()
+	r.host = testkit.NewRegistry(t, func(req *http.Request) {
+		if req.Method == http.MethodGet || req.Method == http.MethodHead {
+			return
 		}
-		h.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.host = u.Host
+		kind := "blob"
+		switch {
+		case strings.Contains(req.URL.Path, "/blobs/uploads/"):
+			kind = "upload"
+		case strings.Contains(req.URL.Path, "/manifests/"):
+			kind = "manifest"
+		}
+		r.mu.Lock()
+		r.log = append(r.log, req.Method+" "+kind)
+		r.mu.Unlock()
+	}).Host()
 	return r
 }
 
@@ -97,24 +85,13 @@ func count(writes []string, what string) int {
 	return n
 }
 
-// mustLayer is a tar layer of files.
-func mustLayer(t *testing.T, files ...testkit.File) v1.Layer {
-	t.Helper()
-	b := testkit.Tar(t, files...)
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(b))), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
 // testContainer is a container image shaped like lambda.PackageImage's: the
 // base layer, then a layer with a bootstrap (saying body) and the
 // manifest under /opt/extract, the bootstrap as ENTRYPOINT.
 func testContainer(t *testing.T, base v1.Layer, body, platform string) ContainerImage {
 	t.Helper()
 	m := testManifest(platform)
-	top := mustLayer(t,
+	top := testkit.FilesLayer(t,
 		testkit.File{Name: "opt/extract/", Type: tar.TypeDir},
 		testkit.File{Name: "opt/extract/bootstrap", Body: "#!/bin/sh\necho " + body + "\n", Mode: 0o755},
 		testkit.File{Name: "opt/extract/extract.json", Body: string(mustJSONBytes(t, m))},
@@ -247,7 +224,7 @@ func (e *imageEnv) manifestDigest(ref string) string {
 // destroy with and without --purge-images.
 func TestDeployImageLifecycle(t *testing.T) {
 	e := newImageEnv(t, "inbox", "outbox")
-	base := mustLayer(t, testkit.File{Name: "usr/share/app/data", Body: strings.Repeat("base layer ", 1000)})
+	base := testkit.FilesLayer(t, testkit.File{Name: "usr/share/app/data", Body: strings.Repeat("base layer ", 1000)})
 	ci1 := testContainer(t, base, "v1", "linux/arm64")
 	ci2 := testContainer(t, base, "v2", "linux/arm64")
 	d1, d2 := mustDigest(t, ci1), mustDigest(t, ci2)
@@ -429,7 +406,7 @@ func shortHash(s string) string {
 // turned into an image function or back.
 func TestDeployImagePackageTypeRefused(t *testing.T) {
 	e := newImageEnv(t, "inbox", "outbox")
-	ci := testContainer(t, mustLayer(t, testkit.File{Name: "a", Body: "a"}), "v1", "linux/amd64")
+	ci := testContainer(t, testkit.FilesLayer(t, testkit.File{Name: "a", Body: "a"}), "v1", "linux/amd64")
 	e.registerECR("extract-momentum", ci, "x")
 
 	e.mustDeploy(mustZip(t, testManifest("linux/amd64"), nil), "zipped", "inbox")
@@ -462,7 +439,7 @@ func TestDeployImagePackageTypeRefused(t *testing.T) {
 // names the repository it would create and the image URI.
 func TestDeployImageDefaultRepositoryPlan(t *testing.T) {
 	e := newEnv(t, "inbox")
-	ci := testContainer(t, mustLayer(t, testkit.File{Name: "a", Body: "a"}), "v1", "linux/amd64")
+	ci := testContainer(t, testkit.FilesLayer(t, testkit.File{Name: "a", Body: "a"}), "v1", "linux/amd64")
 	res, err := Container(context.Background(), ci, "Momentum_2", "inbox", WithClients(e.clients), WithDryRun(true))
 	if err != nil {
 		t.Fatal(err)
@@ -585,7 +562,7 @@ func TestDestroyPurgeImagesECR(t *testing.T) {
 	e := newEnv(t, "inbox")
 	ctx := context.Background()
 	mk := func(body string) ContainerImage {
-		return testContainer(t, mustLayer(t, testkit.File{Name: "a", Body: body}), body, "linux/amd64")
+		return testContainer(t, testkit.FilesLayer(t, testkit.File{Name: "a", Body: body}), body, "linux/amd64")
 	}
 	a, b, c := mk("a"), mk("b"), mk("c")
 	// Managed (created by deploy's ensure step) with momentum's images and
@@ -750,7 +727,7 @@ func TestPurgePlan(t *testing.T) {
 // over an image function leaves the function as it was.
 func TestDeployImageRefusalChangesNothing(t *testing.T) {
 	e := newImageEnv(t, "inbox", "outbox")
-	ci := testContainer(t, mustLayer(t, testkit.File{Name: "a", Body: "a"}), "v1", "linux/amd64")
+	ci := testContainer(t, testkit.FilesLayer(t, testkit.File{Name: "a", Body: "a"}), "v1", "linux/amd64")
 	e.registerECR("extract-momentum", ci, "x")
 	e.mustDeployContainer(ci, "imaged", "outbox", WithRepository(e.repo))
 	before := e.function("imaged").Configuration

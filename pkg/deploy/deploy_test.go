@@ -545,7 +545,7 @@ func TestDeployRefusesEditedManifest(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			zip := mustZip(t, tc.manifest, nil)
-			img := testContainer(t, mustLayer(t, testkit.File{Name: "a", Body: "a"}), "v1", "linux/amd64")
+			img := testContainer(t, testkit.FilesLayer(t, testkit.File{Name: "a", Body: "a"}), "v1", "linux/amd64")
 			img.Manifest = tc.manifest
 			for what, deploy := range map[string]func() error{
 				"zip": func() error {

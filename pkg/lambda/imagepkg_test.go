@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,7 +18,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/compression"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -347,15 +344,12 @@ func TestWriteImage(t *testing.T) {
 
 	t.Run("registry", func(t *testing.T) {
 		var uploads atomic.Int32
-		reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := testkit.NewRegistry(t, func(r *http.Request) {
 			if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/blobs/uploads") {
 				uploads.Add(1)
 			}
-			reg.ServeHTTP(w, r)
-		}))
-		defer srv.Close()
-		repo := strings.TrimPrefix(srv.URL, "http://") + "/extract-fn"
+		})
+		repo := srv.Host() + "/extract-fn"
 		got, err := WriteImage(ctx, res.Image, repo+":latest")
 		if err != nil {
 			t.Fatal(err)

@@ -3,24 +3,18 @@
 package lambda
 
 import (
-	"archive/tar"
 	"archive/zip"
 	"bytes"
 	"context"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/comingout/extract/internal/imagebuild"
 	"github.com/comingout/extract/internal/testkit"
 	"github.com/comingout/extract/internal/testkit/imagetest"
 	"github.com/comingout/extract/pkg/image"
@@ -35,11 +29,11 @@ import (
 // the tracer must resolve relative paths against the program's cwd.
 func TestChrootTracedPlugin(t *testing.T) {
 	testkit.Root(t, "the test traces the program and runs the package in a chroot")
-	fixtures := testkit.Fixtures(t)
+	testkit.Fixtures(t)
 	testkit.Tool(t, "gcc", "the test compiles testdata/trace/*.c: install it with `make deps` or apt-get install gcc")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	img := imagetest.Serve(t, pluginImage(t, fixtures))
+	img := imagetest.Serve(t, pluginImage(t))
 	input := []byte("mass,velocity\n2,3\n4,5\n")
 	sample := filepath.Join(t.TempDir(), "sample.csv")
 	if err := os.WriteFile(sample, input, 0o644); err != nil {
@@ -88,55 +82,18 @@ func TestChrootTracedPlugin(t *testing.T) {
 // run in /usr/lib/plugins with PLUGIN=/usr/lib/plugins/libhello.so (an
 // absolute image path the package must point into the bundle) and
 // CHILD=../../bin/cat (a path relative to the WORKDIR).
-func pluginImage(t *testing.T, fixtures string) v1.Image {
+func pluginImage(t *testing.T) v1.Image {
 	t.Helper()
-	base, err := imagebuild.Fixture(fixtures, "sh-tools")
-	if err != nil {
-		t.Fatal(err)
+	base, _ := testkit.FixtureImage(t, "sh-tools")
+	gcc := func(src string, args ...string) string {
+		return string(testkit.GCC(t, testkit.Path(t, "testdata/trace/"+src), args...))
 	}
-	gcc := func(src string, args ...string) []byte {
-		out := filepath.Join(t.TempDir(), "out")
-		argv := append([]string{"-O2", "-o", out, filepath.Join("..", "..", "testdata", "trace", src)}, args...)
-		if b, err := exec.Command("gcc", argv...).CombinedOutput(); err != nil {
-			t.Fatalf("gcc %s: %v\n%s", strings.Join(argv, " "), err, b)
-		}
-		return testkit.ReadFile(t, out)
-	}
-	files := []struct {
-		name string
-		mode int64
-		body []byte
-	}{
-		{"usr/lib/plugins/", 0o755, nil},
-		{"usr/lib/plugins/libhello.so", 0o644, gcc("hello.c", "-shared", "-fPIC", "-lm")},
-		{"usr/local/bin/host", 0o755, gcc("host.c")},
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range files {
-		h := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
-		if strings.HasSuffix(f.name, "/") {
-			h.Typeflag = tar.TypeDir
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(f.body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(base, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err = mutate.Config(img, v1.Config{
+	img := testkit.Append(t, base, []testkit.File{
+		{Name: "usr/lib/plugins/"},
+		{Name: "usr/lib/plugins/libhello.so", Body: gcc("hello.c", "-shared", "-fPIC", "-lm")},
+		{Name: "usr/local/bin/host", Mode: 0o755, Body: gcc("host.c")},
+	})
+	img, err := mutate.Config(img, v1.Config{
 		Entrypoint: []string{"/usr/local/bin/host"},
 		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PLUGIN=/usr/lib/plugins/libhello.so", "CHILD=../../bin/cat"},
 		WorkingDir: "/usr/lib/plugins",

@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
@@ -315,12 +311,11 @@ func TestInvokeImageFortran(t *testing.T) {
 		t.Fatalf("PackageImage: %v", err)
 	}
 	defer res.Close()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
+	srv := testkit.NewRegistry(t, nil)
 	refs := []struct{ name, dest string }{
 		{"oci", "oci:" + filepath.Join(t.TempDir(), "momentum")},
 		{"docker-archive", "docker-archive:" + filepath.Join(t.TempDir(), "momentum.tar")},
-		{"registry", strings.TrimPrefix(srv.URL, "http://") + "/momentum:v1"},
+		{"registry", srv.Host() + "/momentum:v1"},
 	}
 	for _, r := range refs {
 		if _, err := lambda.WriteImage(ctx, res.Image, r.dest); err != nil {

@@ -417,16 +417,9 @@ func TestInvokeArm64(t *testing.T) {
 	}
 	t.Setenv("AWS_ENDPOINT_URL_S3", "")
 	t.Setenv("AWS_ENDPOINT_URL", "")
-	dir := t.TempDir()
-	bins := map[string][]byte{}
-	for name, pkg := range map[string]string{"bootstrap": "../../cmd/bootstrap", "testprog": "../runtime/testdata/testprog"} {
-		out := filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s for arm64: %v\n%s", pkg, err, b)
-		}
-		bins[name] = testkit.ReadFile(t, out)
+	bins := map[string][]byte{
+		"bootstrap": testkit.GoBuild(t, testkit.Bootstrap, "arm64"),
+		"testprog":  testkit.GoBuild(t, testkit.TestProg, "arm64"),
 	}
 	m := testManifest("cat")
 	m.Platform = "linux/arm64"
