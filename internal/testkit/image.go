@@ -193,14 +193,36 @@ func DockerArchive(t testing.TB, img v1.Image, base string) string {
 func OCILayout(t testing.TB, img v1.Image, base string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), base)
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
+	if err := writeLayout(dir, img); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatalf("writing the OCI layout: %v", err)
-	}
 	return dir
+}
+
+// TempLayout writes img as an OCI image layout in a new temporary
+// directory, which the caller removes, and returns it: for examples, which
+// have no testing.TB.
+func TempLayout(img v1.Image) (string, error) {
+	dir, err := os.MkdirTemp("", "extract-example-layout-")
+	if err != nil {
+		return "", err
+	}
+	if err := writeLayout(dir, img); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+func writeLayout(dir string, img v1.Image) error {
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return err
+	}
+	if err := p.AppendImage(img); err != nil {
+		return fmt.Errorf("writing the OCI layout: %w", err)
+	}
+	return nil
 }
 
 // Registry is an in-process registry (go-containerregistry's) that lets a

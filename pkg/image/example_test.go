@@ -8,10 +8,9 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/comingout/extract/internal/imagebuild"
+	"github.com/comingout/extract/internal/testkit"
 	"github.com/comingout/extract/pkg/image"
 )
 
@@ -51,15 +50,7 @@ func exampleLayout() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir, err := os.MkdirTemp("", "extract-example-layout")
-	if err != nil {
-		return "", err
-	}
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		return "", err
-	}
-	return dir, p.AppendImage(img)
+	return testkit.TempLayout(img)
 }
 
 // Closure lists every file the image's program needs, each with the first

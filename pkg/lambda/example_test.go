@@ -13,13 +13,14 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/comingout/extract/pkg/image"
-	"github.com/comingout/extract/pkg/lambda"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/pkg/image"
+	"github.com/comingout/extract/pkg/lambda"
 )
 
 // tinyELF is the smallest static x86-64 program: it exits 0. It stands in
@@ -77,15 +78,7 @@ func exampleLayout() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir, err := os.MkdirTemp("", "example-layout-")
-	if err != nil {
-		return "", err
-	}
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		return "", err
-	}
-	return dir, p.AppendImage(img)
+	return testkit.TempLayout(img)
 }
 
 func ExamplePackage() {
