@@ -446,7 +446,7 @@ func TestChrootFortranARM64(t *testing.T) {
 
 	if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err != nil {
 		msg := "no qemu-aarch64 binfmt_misc handler: the arm64 bootstrap was not run (scripts/install-deps.sh registers it)"
-		if os.Getenv("CI") != "" {
+		if testkit.InCI() {
 			t.Fatal(msg)
 		}
 		t.Log(msg)
