@@ -305,3 +305,30 @@ func ProgramImage(t testing.TB) v1.Image {
 		{Name: "usr/share/big.dat", Body: strings.Repeat("x", 4096)},
 	})
 }
+
+// TarEntry is one entry read back from a tar stream.
+type TarEntry struct {
+	Header *tar.Header
+	Body   []byte
+}
+
+// ReadTar reads every entry of the tar stream r, in order.
+func ReadTar(t testing.TB, r io.Reader) []TarEntry {
+	t.Helper()
+	var out []TarEntry
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("reading the tar stream: %v", err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatalf("reading %q from the tar stream: %v", h.Name, err)
+		}
+		out = append(out, TarEntry{Header: h, Body: b})
+	}
+}

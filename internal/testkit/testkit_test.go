@@ -5,7 +5,6 @@ import (
 	"archive/zip"
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -118,17 +117,9 @@ func TestTar(t *testing.T) {
 		File{Name: "hl", Type: tar.TypeLink, Link: "d/f"},
 	)
 	var got []string
-	tr := tar.NewReader(bytes.NewReader(b))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(tr)
-		got = append(got, fmt.Sprintf("%s %c %o %q %s", h.Name, h.Typeflag, h.Mode, body, h.Linkname))
+	for _, e := range ReadTar(t, bytes.NewReader(b)) {
+		h := e.Header
+		got = append(got, fmt.Sprintf("%s %c %o %q %s", h.Name, h.Typeflag, h.Mode, e.Body, h.Linkname))
 	}
 	want := []string{
 		`d/ 5 755 "" `,

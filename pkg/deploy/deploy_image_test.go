@@ -100,20 +100,11 @@ func testContainer(t *testing.T, base v1.Layer, body, platform string) Container
 	if err != nil {
 		t.Fatal(err)
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
 	arch, err := architecture(platform)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cf.OS, cf.Architecture = "linux", lambdaPlatform(arch)
-	cf.Config.Entrypoint = []string{"/opt/extract/bootstrap"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	img = testkit.Configure(t, img, "linux/"+lambdaPlatform(arch), v1.Config{Entrypoint: []string{"/opt/extract/bootstrap"}})
 	return ContainerImage{Image: img, Arch: string(arch), Manifest: m}
 }
 

@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/comingout/extract/internal/testkit"
 )
 
 // hostTree lists the files below dir as "rel mode content" and
@@ -141,22 +143,13 @@ func TestWriteTar(t *testing.T) {
 		t.Errorf("WriteTar is not reproducible")
 	}
 	var got []string
-	tr := tar.NewReader(&a)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
+	for _, e := range testkit.ReadTar(t, &a) {
+		s := string(e.Header.Typeflag) + " " + e.Header.Name
+		if e.Header.Typeflag == tar.TypeLink {
+			s += " => " + e.Header.Linkname
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(tr)
-		s := string(h.Typeflag) + " " + h.Name
-		if h.Typeflag == tar.TypeLink {
-			s += " => " + h.Linkname
-		}
-		if len(body) > 0 {
-			s += " " + string(body)
+		if len(e.Body) > 0 {
+			s += " " + string(e.Body)
 		}
 		got = append(got, s)
 	}

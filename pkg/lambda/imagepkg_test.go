@@ -65,22 +65,10 @@ func layerFiles(t *testing.T, l v1.Layer) (map[string]*tar.Header, map[string][]
 	}
 	defer rc.Close()
 	hs, bodies := map[string]*tar.Header{}, map[string][]byte{}
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs[h.Name] = h
-		if h.Typeflag == tar.TypeReg {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			bodies[h.Name] = b
+	for _, e := range testkit.ReadTar(t, rc) {
+		hs[e.Header.Name] = e.Header
+		if e.Header.Typeflag == tar.TypeReg {
+			bodies[e.Header.Name] = e.Body
 		}
 	}
 	return hs, bodies
