@@ -17,6 +17,7 @@ import (
 
 	"github.com/comingout/extract/internal/imagebuild"
 	"github.com/comingout/extract/internal/testkit"
+	"github.com/comingout/extract/internal/testkit/imagetest"
 	"github.com/comingout/extract/pkg/image"
 )
 
@@ -216,24 +217,14 @@ func writeTree(t *testing.T, tree map[string]node) string {
 func openImage(t *testing.T, img v1.Image, platform string) (*image.Image, *image.Index) {
 	t.Helper()
 	im := pushOpen(t, img, platform)
-	idx, err := image.BuildIndex(context.Background(), im)
-	if err != nil {
-		t.Fatalf("BuildIndex(%q): %v", im.Ref, err)
-	}
-	return im, idx
+	return im, imagetest.Index(t, im)
 }
 
 // pushOpen pushes img to the in-process registry and opens it with
 // image.Open.
 func pushOpen(t *testing.T, img v1.Image, platform string) *image.Image {
 	t.Helper()
-	ref := testkit.Push(t, img)
-	im, err := image.Open(context.Background(), ref, image.WithPlatform(platform), image.WithCacheDir(t.TempDir()))
-	if err != nil {
-		t.Fatalf("Open(%q): %v", ref, err)
-	}
-	t.Cleanup(func() { im.Close() })
-	return im
+	return imagetest.Open(t, testkit.Push(t, img), image.WithPlatform(platform))
 }
 
 // treeImage builds, pushes, opens and indexes the image of a hand-made
