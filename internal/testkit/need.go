@@ -73,7 +73,7 @@ const FixturesEnv = "EXTRACT_FIXTURES"
 // test is skipped (failed under CI) saying to run `make fixtures`.
 func Fixtures(t testing.TB) string {
 	t.Helper()
-	const how = "run `make fixtures` and set EXTRACT_FIXTURES=$PWD/testdata/fixtures"
+	const how = "run `make fixtures`, which builds testdata/fixtures, or set EXTRACT_FIXTURES to a directory testdata/make-fixtures.sh made"
 	if d := os.Getenv(FixturesEnv); d != "" {
 		if st, err := os.Stat(d); err != nil || !st.IsDir() {
 			Missing(t, "Debian fixtures not found: "+FixturesEnv+"="+d+" is not a directory", how)
