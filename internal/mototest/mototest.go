@@ -184,6 +184,18 @@ func (s *Server) Setenv(t testing.TB) {
 	}
 }
 
+// SetenvS3 points only S3 at the server for the rest of the test
+// (AWS_ENDPOINT_URL_S3), with static test credentials and region Region,
+// for code that talks to S3 alone. It returns the server's URL.
+func (s *Server) SetenvS3(t testing.TB) string {
+	t.Helper()
+	t.Setenv("AWS_ENDPOINT_URL_S3", s.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
+	t.Setenv("AWS_REGION", Region)
+	return s.URL
+}
+
 // Env returns the environment variables Setenv sets, for child processes.
 func (s *Server) Env() map[string]string {
 	return map[string]string{

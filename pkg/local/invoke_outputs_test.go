@@ -168,11 +168,7 @@ func TestInvokeOutputDir(t *testing.T) {
 // fail, against moto, and lists the bucket: a failed run leaves no output
 // object, and Invoke lists none.
 func TestInvokeOutputsMoto(t *testing.T) {
-	endpoint := mototest.Start(t).URL
-	t.Setenv("AWS_ENDPOINT_URL_S3", endpoint)
-	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
-	t.Setenv("AWS_REGION", "us-east-1")
+	endpoint := mototest.Start(t).SetenvS3(t)
 	dirFails := outputsManifest("write", "3", "", "/out/summary.csv=sum", "/out/plots/a.txt=plot")
 	dirFails.Output.Dir = "/out"
 	fileFails := outputsManifest("write", "4", "partial", "{output}=half")

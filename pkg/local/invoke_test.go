@@ -236,11 +236,7 @@ func TestInvokeWithEvent(t *testing.T) {
 }
 
 func TestInvokeMoto(t *testing.T) {
-	endpoint := mototest.Start(t).URL
-	t.Setenv("AWS_ENDPOINT_URL_S3", endpoint)
-	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
-	t.Setenv("AWS_REGION", "us-east-1")
+	mototest.Start(t).SetenvS3(t)
 	zipPath := mustPackage(t, testManifest("cat"))
 	data := make([]byte, 9<<20+3) // more than one 8 MiB part
 	_, _ = rand.Read(data)
