@@ -24,7 +24,7 @@ func advice(err error) string {
 }
 
 // advised is err with the CLI's advice after it, as the user reads it:
-// "what went wrong: what to do". The error chain is kept, so exit codes
+// "what went wrong; what to do". The error chain is kept, so exit codes
 // still see the typed errors.
 func advised(err error) error {
 	if err == nil {
@@ -42,5 +42,5 @@ type advisedError struct {
 	advice string
 }
 
-func (e *advisedError) Error() string { return fmt.Sprintf("%v: %s", e.err, e.advice) }
+func (e *advisedError) Error() string { return fmt.Sprintf("%v; %s", e.err, e.advice) }
 func (e *advisedError) Unwrap() error { return e.err }

@@ -39,7 +39,7 @@ func TestAdviceDeploy(t *testing.T) {
 					t.Errorf("advised(%v) = %q, want it to say %q", tc.err, err, w)
 				}
 			}
-			if !strings.HasPrefix(err.Error(), "deploying: "+tc.err.Error()+": ") || !errors.Is(err, tc.err) {
+			if !strings.HasPrefix(err.Error(), "deploying: "+tc.err.Error()+"; ") || !errors.Is(err, tc.err) {
 				t.Errorf("advised(%v) = %q, want the error, then the advice, the chain kept", tc.err, err)
 			}
 		})

@@ -21,25 +21,25 @@ func TestAdviceImage(t *testing.T) {
 		want string
 	}{
 		{"arch", &image.ArchError{Path: "/usr/bin/x", Machine: "aarch64", Platform: "linux/amd64", Want: "x86_64"},
-			"/usr/bin/x is built for aarch64 but the image platform is linux/amd64 (x86_64): select the matching image with --platform"},
+			"/usr/bin/x is built for aarch64 but the image platform is linux/amd64 (x86_64); select the matching image with --platform"},
 		{"missing library, wrapped", fmt.Errorf("closure: %w", &image.MissingLibraryError{Missing: []image.MissingLib{{Soname: "libx.so.1", NeededBy: []string{"/app"}, Searched: []string{"/lib"}}}}),
-			"closure: 1 shared library is missing from the image\n  libx.so.1, needed by /app; searched /lib: add the libraries to the image, or pass --include with their image paths"},
+			"closure: 1 shared library is missing from the image\n  libx.so.1, needed by /app; searched /lib; add the libraries to the image, or pass --include with their image paths"},
 		{"no entrypoint", &image.EntrypointError{Problem: "the image config has no ENTRYPOINT or CMD"},
-			"entrypoint: the image config has no ENTRYPOINT or CMD: pass --entrypoint with the program's path in the image"},
+			"entrypoint: the image config has no ENTRYPOINT or CMD; pass --entrypoint with the program's path in the image"},
 		{"entrypoint not found", &image.EntrypointError{Name: "/app", Problem: "not found"},
-			`entrypoint "/app": not found: pass --entrypoint with the program's path in the image`},
+			`entrypoint "/app": not found; pass --entrypoint with the program's path in the image`},
 		{"entrypoint not executable", &image.EntrypointError{Name: "/app", Problem: "not executable"},
-			`entrypoint "/app": not executable; make it executable in the image (chmod +x): or pass --entrypoint with the path of an executable`},
+			`entrypoint "/app": not executable; make it executable in the image (chmod +x); or pass --entrypoint with the path of an executable`},
 		{"interpreter not found", &image.EntrypointError{Name: "/bin/zsh", Problem: "not found", Script: "/app"},
 			`interpreter "/bin/zsh" of /app: not found; add the interpreter to the image or fix the script's #! line`},
 		{"include matches nothing", &image.IncludeError{Pattern: "/opt/**"},
-			`include pattern "/opt/**" matches no file in the image: fix the --include pattern or drop it`},
+			`include pattern "/opt/**" matches no file in the image; fix the --include pattern or drop it`},
 		{"relative exclude", &image.GlobError{Option: "exclude", Pattern: "usr", Err: errors.New("must be an absolute image path")},
-			`exclude pattern "usr": must be an absolute image path: --exclude takes an absolute image path, each component matched with path.Match ("**" matches any number of directories)`},
+			`exclude pattern "usr": must be an absolute image path; --exclude takes an absolute image path, each component matched with path.Match ("**" matches any number of directories)`},
 		{"unknown data rule", &image.DataRuleError{Name: "bogus", Known: []string{"tz", "certs"}},
-			`unknown data rule "bogus": want one of tz, certs or all: fix the --no-data names`},
+			`unknown data rule "bogus": want one of tz, certs or all; fix the --no-data names`},
 		{"one other platform", &image.PlatformError{Want: "linux/amd64", Available: []string{"linux/arm64"}},
-			"image is linux/arm64, not linux/amd64: pass --platform linux/arm64"},
+			"image is linux/arm64, not linux/amd64; pass --platform linux/arm64"},
 		{"exclude protects the loader", &image.ExcludeError{Pattern: "/lib/**", Path: "/lib/ld.so", Kind: "loader"},
 			`exclude pattern "/lib/**" would remove /lib/ld.so, the program's loader: narrow the pattern`},
 	}
@@ -66,7 +66,7 @@ func TestInspectAdvisesImageErrors(t *testing.T) {
 		{"missing entrypoint", []string{"--entrypoint", "/usr/bin/ture"}, exitNotFound,
 			`entrypoint "/usr/bin/ture": not found`},
 		{"include matching nothing", []string{"--include", "/nowhere/**"}, exitFailure,
-			`include pattern "/nowhere/**" matches no file in the image: fix the --include pattern or drop it`},
+			`include pattern "/nowhere/**" matches no file in the image; fix the --include pattern or drop it`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +84,7 @@ func TestInspectAdvisesImageErrors(t *testing.T) {
 		})
 	}
 	_, _, err := runApp(t, "inspect", "docker-archive:"+archive, "--entrypoint", "/usr/bin/ture")
-	if msg := advised(err).Error(); !strings.HasSuffix(msg, ": pass --entrypoint with the program's path in the image") {
+	if msg := advised(err).Error(); !strings.HasSuffix(msg, "; pass --entrypoint with the program's path in the image") {
 		t.Errorf("inspect --entrypoint /usr/bin/ture: %q, want the --entrypoint advice at its end", msg)
 	}
 }

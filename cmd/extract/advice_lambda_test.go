@@ -21,13 +21,13 @@ func TestAdviceLambda(t *testing.T) {
 		want []string
 	}{
 		{"zip too big", fmt.Errorf("packaging: %w", &lambda.SizeError{Size: 300 << 20, Limit: lambda.MaxUnzippedSize, Biggest: []lambda.FileSize{{Path: "/big", Size: 200 << 20}}}),
-			[]string{"over Lambda's limit", "/big (200.0 MB)", ": leave files out with --exclude GLOB"}},
+			[]string{"over Lambda's limit", "/big (200.0 MB)", "; leave files out with --exclude GLOB"}},
 		{"zip too big, by rule", &lambda.SizeError{Size: 300 << 20, Limit: lambda.MaxUnzippedSize, Rule: rule},
 			[]string{"rule python added the most", "--exclude GLOB", "to leave rule python out: --no-scan"}},
 		{"image too big", &lambda.SizeError{Size: 11 << 30, Limit: lambda.MaxImageSize, Image: true},
-			[]string{"for container images: build it with --slim or leave files out of the image"}},
+			[]string{"for container images; build it with --slim or leave files out of the image"}},
 		{"loaders missing", errors.Join(&lambda.LoaderError{Loader: "/lib/ld-musl-x86_64.so.1", Users: []string{"/bin/busybox"}}, &lambda.LoaderError{Loader: "/lib/ld.so", Users: []string{"/x"}}),
-			[]string{`loader "/lib/ld-musl-x86_64.so.1" of ["/bin/busybox"] is not in the image's closure`, ": leave those files out with --exclude"}},
+			[]string{`loader "/lib/ld-musl-x86_64.so.1" of ["/bin/busybox"] is not in the image's closure`, "; leave those files out with --exclude"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

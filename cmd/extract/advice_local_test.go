@@ -18,9 +18,9 @@ func TestAdviceLocal(t *testing.T) {
 	}{
 		{"not Linux", fmt.Errorf("invoke: %w", &local.UnsupportedError{OS: "windows"}),
 			[]string{"invoke: running a package locally needs Linux, and this is windows: a package's bootstrap and programs are Linux executables",
-				": run extract invoke on a Linux machine", "or deploy the package and invoke it on Lambda"}},
+				"; run extract invoke on a Linux machine", "or deploy the package and invoke it on Lambda"}},
 		{"image not as root", fmt.Errorf("invoke oci:x: %w", local.ErrImageNeedsRoot),
-			[]string{"invoke oci:x: running an image package needs root: ", ": run extract invoke as root (sudo), or invoke a zip package (extract package --format zip)"}},
+			[]string{"invoke oci:x: running an image package needs root: ", "; run extract invoke as root (sudo), or invoke a zip package (extract package --format zip)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
