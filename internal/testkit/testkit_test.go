@@ -174,3 +174,32 @@ func TestGoProgram(t *testing.T) {
 		t.Errorf("running the program: %v, %q", err, out)
 	}
 }
+
+func TestReadTree(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	WriteFile(t, filepath.Join(dir, "top"), []byte("1"))
+	WriteFile(t, filepath.Join(dir, "a", "b", "deep"), []byte("2"))
+	got := ReadTree(t, dir)
+	if len(got) != 2 || got["top"] != "1" || got["a/b/deep"] != "2" {
+		t.Errorf("ReadTree = %q", got)
+	}
+}
+
+// TestBuildOnce: the bootstrap is built once per test binary and
+// architecture, as a static linux program.
+func TestBuildOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go build")
+	}
+	a := GoBuild(t, Bootstrap, "arm64")
+	b := GoBuild(t, Bootstrap, "arm64")
+	if len(a) == 0 || &a[0] != &b[0] {
+		t.Error("the second GoBuild of the same package and architecture built again")
+	}
+	if a[0] != 0x7f || string(a[1:4]) != "ELF" || a[18] != 0xb7 { // e_machine EM_AARCH64
+		t.Errorf("GoBuild(%s, arm64) is not an aarch64 ELF file", Bootstrap)
+	}
+}
