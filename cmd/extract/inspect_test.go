@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,7 +21,6 @@ import (
 // are copies of.
 func hostTrueArchive(t *testing.T, extra ...map[string]string) string {
 	t.Helper()
-	root := t.TempDir()
 	files := map[string]string{
 		"/usr/bin/true":                                  "/usr/bin/true",
 		"/usr/lib/x86_64-linux-gnu/libc.so.6":            "/lib/x86_64-linux-gnu/libc.so.6",
@@ -34,29 +31,8 @@ func hostTrueArchive(t *testing.T, extra ...map[string]string) string {
 			files[dst] = src
 		}
 	}
-	for dst, src := range files {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Skipf("skipping: this machine has no %s (a Debian x86_64 host is needed): %v", src, err)
-		}
-		p := filepath.Join(root, dst)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for link, target := range map[string]string{"/lib": "usr/lib", "/lib64": "usr/lib64", "/bin": "usr/bin",
-		"/usr/lib64/ld-linux-x86-64.so.2": "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"} {
-		p := filepath.Join(root, link)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(target, p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	root := testkit.HostRoot(t, files, map[string]string{"/lib": "usr/lib", "/lib64": "usr/lib64", "/bin": "usr/bin",
+		"/usr/lib64/ld-linux-x86-64.so.2": "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"})
 	img, err := imagebuild.FromDir(root, v1.Config{Entrypoint: []string{"true"}, Env: []string{"PATH=/usr/local/bin:/bin"}, WorkingDir: "/"},
 		imagebuild.WithLayer(imagebuild.Layer{CreatedBy: "COPY true /usr/bin/", Prefixes: []string{"/usr/bin"}}))
 	if err != nil {

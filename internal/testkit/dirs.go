@@ -36,3 +36,35 @@ func CopyTree(t testing.TB, src, dst string) {
 		t.Fatalf("cp -a %s %s: %v\n%s", src, dst, err, out)
 	}
 }
+
+// HostRoot makes a root file system in a temporary directory from this
+// host's files: files maps an absolute path in the root to the host file
+// copied there (mode 0o755), links an absolute path in the root to the
+// target of the symbolic link made there. Parent directories are created.
+// A host file that cannot be read skips the test: such tests need a Debian
+// x86_64 host, which no install provides.
+func HostRoot(t testing.TB, files, links map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for dst, src := range files {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Skipf("skipping: this machine has no %s (a Debian x86_64 host is needed): %v", src, err)
+		}
+		p := filepath.Join(root, dst)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		WriteExec(t, p, b)
+	}
+	for link, target := range links {
+		p := filepath.Join(root, link)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
