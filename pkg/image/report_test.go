@@ -1,19 +1,18 @@
 package image_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"io"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/comingout/extract/internal/testkit"
 	"github.com/comingout/extract/pkg/image"
 )
 
@@ -21,32 +20,11 @@ import (
 // distinct per layer) and directories (names ending in "/").
 func tarLayer(t *testing.T, seed byte, entries ...string) v1.Layer {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	var files []testkit.File
 	for i := 0; i < len(entries); i += 2 {
-		name, size := entries[i], len(entries[i+1])
-		hdr := &tar.Header{Name: name, Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(size)}
-		if name[len(name)-1] == '/' {
-			hdr.Typeflag, hdr.Size, hdr.Mode = tar.TypeDir, 0, 0o755
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Size > 0 {
-			if _, err := tw.Write(bytes.Repeat([]byte{seed}, size)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		files = append(files, testkit.File{Name: entries[i], Body: strings.Repeat(string(seed), len(entries[i+1]))})
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return testkit.FilesLayer(t, files...)
 }
 
 func TestLayerReport(t *testing.T) {
@@ -129,20 +107,8 @@ func TestLayerReportCanceled(t *testing.T) {
 // TestLayerReportTruncatedLayer: dive's filetree panics when a file's
 // bytes cannot be read; LayerReport returns an error instead.
 func TestLayerReportTruncatedLayer(t *testing.T) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: "big", Mode: 0o644, Typeflag: tar.TypeReg, Size: 4096}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(bytes.Repeat([]byte{'x'}, 4096)); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()[:512+2000] // header and part of the body
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, l)
+	b := testkit.Tar(t, testkit.File{Name: "big", Body: strings.Repeat("x", 4096)})[:512+2000] // header and part of the body
+	img, err := mutate.AppendLayers(empty.Image, testkit.Layer(t, b))
 	if err != nil {
 		t.Fatal(err)
 	}
