@@ -1,4 +1,4 @@
-// Package syncio holds the small I/O helper that pkg/image and pkg/lambda
+// Package syncio holds the small I/O helper that pkg/image and pkg/local
 // both need.
 package syncio
 
