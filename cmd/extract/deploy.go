@@ -249,6 +249,7 @@ func deployOptions(c *cli.Context) ([]deploy.Option, error) {
 		deploy.WithFunctionEnv(env),
 		deploy.WithPublish(c.Bool("publish")),
 		deploy.WithFormat(c.String("format")),
+		deploy.WithWarnings(func(w lambda.Warning) { logger(c).Warn(adviceWarning(w)) }),
 		deploy.WithLogFormat(c.String("log-format")),
 	}
 	if r := c.String("role"); r != "" {

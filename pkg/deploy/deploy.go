@@ -251,7 +251,7 @@ func deployZipPackage(ctx context.Context, img *image.Image, pp *lambda.Prepared
 		return nil, err
 	}
 	for _, w := range pres.Warnings {
-		o.log.Warn(w.String())
+		o.warn(w)
 	}
 	o.log.Info("packaged", "image", img.Ref, "files", pres.Files, "zipped", lambda.HumanSize(pres.ZippedSize), "unzipped", lambda.HumanSize(pres.UnzippedSize), "arch", pres.Arch)
 	return ZipFile(ctx, path, function, bucket, opts...)
@@ -274,7 +274,7 @@ func deployImagePackage(ctx context.Context, img *image.Image, pp *lambda.Prepar
 	}
 	defer ires.Close()
 	for _, w := range ires.Warnings {
-		o.log.Warn(w.String())
+		o.warn(w)
 	}
 	o.log.Info("packaged", "image", img.Ref, "shape", ires.Shape, "layers", ires.Layers, "compressed", lambda.HumanSize(ires.CompressedSize), "size", lambda.HumanSize(ires.Size), "arch", ires.Arch, "digest", ires.Digest)
 	return Container(ctx, ContainerImage{Image: ires.Image, Arch: ires.Arch, Manifest: ires.Manifest}, function, bucket, opts...)

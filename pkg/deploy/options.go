@@ -88,6 +88,8 @@ type deployOptions struct {
 	format string
 	// logFormat is WithLogFormat's.
 	logFormat lambdatypes.LogFormat
+	// onWarning is WithWarnings's; nil logs each warning's message.
+	onWarning func(lambda.Warning)
 
 	// Retry and wait settings; tests shorten them.
 	roleRetryDelays []time.Duration
@@ -331,6 +333,29 @@ func WithDryRun(dryRun bool) CommonOption {
 		o.dryRun = dryRun
 		return nil
 	})
+}
+
+// WithWarnings hands each warning of the package Image makes to fn instead
+// of logging its message, so a caller can add its own advice to each kind
+// (the CLI names the flag that addresses it).
+func WithWarnings(fn func(lambda.Warning)) Option {
+	return deployOption(func(o *deployOptions) error {
+		if fn == nil {
+			return errors.New("WithWarnings: nil function")
+		}
+		o.onWarning = fn
+		return nil
+	})
+}
+
+// warn reports a packaging warning: to WithWarnings's function, else to
+// the log.
+func (o *deployOptions) warn(w lambda.Warning) {
+	if o.onWarning != nil {
+		o.onWarning(w)
+		return
+	}
+	o.log.Warn(w.String())
 }
 
 // WithFormat sets how Image packages the image: lambda.FormatZip (the
